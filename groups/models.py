@@ -1,0 +1,1 @@
+"""Groups are read live through the gateway; nothing of theirs is stored here yet."""

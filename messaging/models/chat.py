@@ -1,0 +1,109 @@
+"""Chats, messages (received and the outbox of sent ones) and contacts of a linked device."""
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Chat(models.Model):
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="chats")
+    device = models.ForeignKey("messaging.Device", on_delete=models.CASCADE, related_name="chats")
+    jid = models.CharField(max_length=128)
+    name = models.CharField(max_length=200, blank=True)
+    is_group = models.BooleanField(default=False)
+    unread_count = models.PositiveIntegerField(default=0)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_preview = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "jid"], name="one_chat_per_jid")]
+        indexes = [models.Index(fields=["device", "-last_message_at", "-id"])]
+
+    def __str__(self):
+        return self.name or self.jid
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    READ = "read", _("Read")
+    PLAYED = "played", _("Played")
+    FAILED = "failed", _("Failed")
+    RECEIVED = "received", _("Received")
+
+
+# Receipts only move a message forward.
+STATUS_ORDER = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.READ: 4,
+    MessageStatus.PLAYED: 5,
+}
+
+
+class Message(models.Model):
+    """A message in a chat. Outgoing ones are the outbox: stored with their WhatsApp ID before sending."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="messages")
+    device = models.ForeignKey("messaging.Device", on_delete=models.CASCADE, related_name="messages")
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    wa_id = models.CharField("WhatsApp message ID", max_length=128)
+    from_me = models.BooleanField(default=False)
+    sender_jid = models.CharField(max_length=128, blank=True)
+    sender_name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=16, default="text")  # protocol.MessageKind
+    text = models.TextField(blank=True)
+    caption = models.TextField(blank=True)
+    media = models.FileField(upload_to="messages/%Y/%m/", blank=True, max_length=300)
+    media_mime = models.CharField(max_length=120, blank=True)
+    media_size = models.PositiveBigIntegerField(null=True, blank=True)
+    media_filename = models.CharField(max_length=255, blank=True)
+    # Kind-specific fields (location, contact, poll, link, media ref for download, send options).
+    payload = models.JSONField(default=dict, blank=True)
+    reply_to_id = models.CharField(max_length=128, blank=True)
+    quoted_body = models.TextField(blank=True)
+    is_forwarded = models.BooleanField(default=False)
+    view_once = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
+    error = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    reactions = models.JSONField(default=dict, blank=True)  # sender JID -> emoji
+    starred = models.BooleanField(default=False)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    deleted_for_me_at = models.DateTimeField(null=True, blank=True)
+    read_by_me_at = models.DateTimeField(null=True, blank=True)
+    timestamp = models.DateTimeField(default=timezone.now)  # WhatsApp's time (sent or received)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "wa_id"], name="one_message_per_wa_id")]
+        indexes = [
+            models.Index(fields=["chat", "-timestamp", "-id"]),
+            models.Index(fields=["device", "status"]),
+        ]
+
+    def __str__(self):
+        return f"{self.wa_id} ({self.kind})"
+
+
+class Contact(models.Model):
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="contacts")
+    device = models.ForeignKey("messaging.Device", on_delete=models.CASCADE, related_name="contacts")
+    jid = models.CharField(max_length=128)
+    name = models.CharField(max_length=200, blank=True)
+    push_name = models.CharField(max_length=200, blank=True)
+    business_name = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "jid"], name="one_contact_per_jid")]
+
+    def __str__(self):
+        return self.name or self.push_name or self.jid

@@ -1,0 +1,67 @@
+"""A linked WhatsApp number and the lease that says which session worker drives it."""
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class DeviceStatus(models.TextChoices):
+    NEW = "new", _("Not linked")
+    CONNECTING = "connecting", _("Connecting")
+    QR_WAITING = "qr_waiting", _("Waiting for QR scan")
+    PAIRING = "pairing", _("Waiting for pairing code")
+    CONNECTED = "connected", _("Connected")
+    DISCONNECTED = "disconnected", _("Disconnected")
+    LOGGED_OUT = "logged_out", _("Logged out")
+
+
+class Device(models.Model):
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="devices")
+    name = models.CharField(_("name"), max_length=80)
+    # Set once linked. The bare JID (number@s.whatsapp.net) and the digits.
+    jid = models.CharField(max_length=128, blank=True, db_index=True)
+    phone = models.CharField(max_length=32, blank=True)
+    push_name = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=16, choices=DeviceStatus.choices, default=DeviceStatus.NEW)
+    status_reason = models.CharField(max_length=200, blank=True)
+    # Whether a session worker should hold this device (linking or linked, not logged out / removed).
+    wanted = models.BooleanField(default=False, db_index=True)
+    # The live QR code while linking (rendered by the dashboard and /app/login), with its expiry.
+    qr_code = models.TextField(blank=True)
+    qr_expires_at = models.DateTimeField(null=True, blank=True)
+    pair_code = models.CharField(max_length=16, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return self.name + (f" ({self.phone})" if self.phone else "")
+
+    @property
+    def is_connected(self) -> bool:
+        return self.status == DeviceStatus.CONNECTED
+
+    @property
+    def group_name(self) -> str:
+        """Channel-layer group of this device's live events."""
+        return f"device-{self.pk}"
+
+
+class DeviceLease(models.Model):
+    """Which session worker holds a device, until when. Renewed by the worker's heartbeat."""
+
+    device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="lease")
+    worker_id = models.CharField(max_length=120, db_index=True)
+    acquired_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.device_id} held by {self.worker_id} until {self.expires_at:%H:%M:%S}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.expires_at > timezone.now()

@@ -1,0 +1,1 @@
+"""State of the simulated WhatsApp network (the sandbox backend), shared by every worker process."""

@@ -1,0 +1,3 @@
+"""WebSocket routes of the live dashboard."""
+
+websocket_urlpatterns = []

@@ -1,0 +1,636 @@
+"""The one contract between waportal and WhatsApp: operations, their typed inputs and results, and domain events.
+
+Both backends (`neonize_backend`, the real one, and `sandbox`, a simulated network) implement
+`WhatsAppClient`; nothing outside `messaging/whatsapp/` knows which one runs. Every value here is made of
+plain types and dataclasses so it crosses the channel layer (msgpack) through `wire.encode`/`wire.decode`.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# ---------------------------------------------------------------------------------------------- JIDs
+
+USER_SERVER = "s.whatsapp.net"
+GROUP_SERVER = "g.us"
+NEWSLETTER_SERVER = "newsletter"
+LID_SERVER = "lid"
+_JID_RE = re.compile(r"^(?P<user>[0-9A-Za-z.:_-]{1,64})@(?P<server>s\.whatsapp\.net|g\.us|newsletter|lid|broadcast)$")
+_PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-().]{4,30}$")
+
+
+def normalize_jid(value: str) -> str:
+    """A full JID as given, or bare digits (with +, spaces, dashes) made into a user JID. ValueError otherwise."""
+    value = (value or "").strip()
+    if not value:
+        raise ValueError("is required")
+    if "@" in value:
+        if not _JID_RE.match(value):
+            raise ValueError(f"{value!r} is not a WhatsApp ID (like 905xxxxxxxxx@s.whatsapp.net or ID@g.us)")
+        user, server = value.split("@", 1)
+        if server == USER_SERVER:
+            user = user.split(":", 1)[0]  # a device-qualified JID names the same chat
+            if not user.isdigit():
+                raise ValueError(f"{value!r} is not a WhatsApp ID: the number must be digits")
+        return f"{user}@{server}"
+    if not _PHONE_RE.match(value):
+        raise ValueError(f"{value!r} is not a phone number (country code and number, e.g. 905xxxxxxxxx)")
+    digits = re.sub(r"\D", "", value)
+    if not 7 <= len(digits) <= 15:
+        raise ValueError(f"{value!r} is not a phone number: it needs 7 to 15 digits with the country code")
+    return f"{digits}@{USER_SERVER}"
+
+
+def normalize_phone(value: str) -> str:
+    """Bare digits with country code (for pairing codes and 'is on WhatsApp'). ValueError otherwise."""
+    return normalize_jid(re.sub(r"@s\.whatsapp\.net$", "", (value or "").strip())).split("@", 1)[0]
+
+
+def jid_user(jid: str) -> str:
+    return jid.split("@", 1)[0]
+
+
+def is_group(jid: str) -> bool:
+    return jid.endswith("@" + GROUP_SERVER)
+
+
+def generate_message_id() -> str:
+    """A WhatsApp-style message ID (as whatsmeow makes them), created before sending so nothing is lost."""
+    return "3EB0" + secrets.token_hex(9).upper()
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+class ErrorCode(StrEnum):
+    NOT_CONNECTED = "DEVICE_NOT_CONNECTED"
+    NOT_LOGGED_IN = "DEVICE_NOT_LOGGED_IN"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    INVALID = "VALIDATION_ERROR"
+    TIMEOUT = "UPSTREAM_TIMEOUT"
+    UPSTREAM = "UPSTREAM_ERROR"
+
+
+class WhatsAppError(Exception):
+    """An operation WhatsApp (or the simulated network) refused. `code` is stable, `message` is for people."""
+
+    code: ErrorCode = ErrorCode.UPSTREAM
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __reduce__(self):
+        return (error_from_code, (str(self.code), self.message))
+
+
+class NotConnected(WhatsAppError):
+    code = ErrorCode.NOT_CONNECTED
+
+
+class NotLoggedIn(WhatsAppError):
+    code = ErrorCode.NOT_LOGGED_IN
+
+
+class NotSupported(WhatsAppError):
+    code = ErrorCode.NOT_SUPPORTED
+
+
+class NotFound(WhatsAppError):
+    code = ErrorCode.NOT_FOUND
+
+
+class Forbidden(WhatsAppError):
+    code = ErrorCode.FORBIDDEN
+
+
+class InvalidRequest(WhatsAppError):
+    code = ErrorCode.INVALID
+
+
+class UpstreamTimeout(WhatsAppError):
+    code = ErrorCode.TIMEOUT
+
+
+_ERRORS = {cls.code.value: cls for cls in (NotConnected, NotLoggedIn, NotSupported, NotFound, Forbidden, InvalidRequest, UpstreamTimeout)}
+
+
+def error_from_code(code: str, message: str) -> WhatsAppError:
+    cls = _ERRORS.get(code, WhatsAppError)
+    return cls(message) if cls is not WhatsAppError else WhatsAppError(message, code=ErrorCode.UPSTREAM)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+class MessageKind(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+    CONTACT = "contact"
+    LOCATION = "location"
+    LINK = "link"
+    POLL = "poll"
+    # received only:
+    REACTION = "reaction"
+    EDIT = "edit"
+    REVOKE = "revoke"
+    UNKNOWN = "unknown"
+
+
+MEDIA_KINDS = frozenset({MessageKind.IMAGE, MessageKind.AUDIO, MessageKind.VIDEO, MessageKind.DOCUMENT, MessageKind.STICKER})
+
+
+@dataclass(slots=True, kw_only=True)
+class QuotedMessage:
+    """What a reply points at: enough for WhatsApp to render the quote."""
+
+    id: str
+    sender: str  # JID of the quoted message's author
+    text: str = ""
+    from_me: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class OutgoingMessage:
+    """One message to send. `id` is generated (generate_message_id) and stored before sending."""
+
+    id: str
+    to: str  # chat JID (user, group or newsletter)
+    kind: MessageKind
+    text: str = ""  # TEXT body; LINK: the link; the caption of media goes in `caption`
+    caption: str = ""
+    media: bytes | None = None
+    mime_type: str = ""
+    filename: str = ""
+    view_once: bool = False
+    compress: bool = False
+    is_forwarded: bool = False
+    reply_to: QuotedMessage | None = None
+    contact_name: str = ""
+    contact_phone: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    poll_question: str = ""
+    poll_options: list[str] = field(default_factory=list)
+    poll_max_answer: int = 1
+
+
+class ParticipantAction(StrEnum):
+    ADD = "add"
+    REMOVE = "remove"
+    PROMOTE = "promote"
+    DEMOTE = "demote"
+
+
+class Presence(StrEnum):
+    AVAILABLE = "available"
+    UNAVAILABLE = "unavailable"
+
+
+class ChatPresenceState(StrEnum):
+    COMPOSING = "composing"  # "start" in the API
+    PAUSED = "paused"  # "stop" in the API
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+@dataclass(slots=True, kw_only=True)
+class SendResult:
+    id: str
+    timestamp: float  # unix seconds, as WhatsApp's server stamped it
+
+
+@dataclass(slots=True, kw_only=True)
+class PairCode:
+    code: str  # "ABCD-EFGH"
+    expires_in: float = 160.0
+
+
+@dataclass(slots=True, kw_only=True)
+class UserInfo:
+    jid: str
+    status: str = ""
+    picture_id: str = ""
+    devices: list[str] = field(default_factory=list)
+    verified_name: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class Avatar:
+    url: str
+    id: str = ""
+    type: str = "image"  # "image" or "preview"
+    direct_path: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class PrivacySettings:
+    group_add: str = ""
+    last_seen: str = ""
+    status: str = ""
+    profile: str = ""
+    read_receipts: str = ""
+    online: str = ""
+    call_add: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class ContactInfo:
+    jid: str
+    first_name: str = ""
+    full_name: str = ""
+    push_name: str = ""
+    business_name: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class OnWhatsApp:
+    query: str
+    jid: str
+    is_in: bool
+    verified_name: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class BusinessProfile:
+    jid: str
+    email: str = ""
+    address: str = ""
+    description: str = ""
+    website: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class GroupParticipant:
+    jid: str
+    is_admin: bool = False
+    is_super_admin: bool = False
+    display_name: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class GroupInfo:
+    jid: str
+    name: str = ""
+    topic: str = ""
+    owner: str = ""
+    created_at: float = 0.0
+    locked: bool = False  # only admins edit group info
+    announce: bool = False  # only admins send
+    join_approval: bool = False
+    participants: list[GroupParticipant] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class ParticipantResult:
+    """One row per participant, so a partial failure is visible per number."""
+
+    participant: str
+    status: str  # "success" or "error"
+    message: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class JoinRequest:
+    jid: str
+    requested_at: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class Newsletter:
+    jid: str
+    name: str = ""
+    description: str = ""
+    subscribers: int = 0
+    role: str = ""  # subscriber, admin, owner
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    """Base of every domain event. The session worker stamps `device_id` before handing it on."""
+
+    device_id: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class QRCodeEvent(Event):
+    code: str  # the text to render as a QR
+    expires_in: float  # seconds until this code stops working
+
+
+@dataclass(slots=True, kw_only=True)
+class PairCodeEvent(Event):
+    code: str
+    expires_in: float = 160.0
+
+
+@dataclass(slots=True, kw_only=True)
+class PairedEvent(Event):
+    jid: str
+    push_name: str = ""
+    platform: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class ConnectedEvent(Event):
+    jid: str = ""
+    push_name: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class DisconnectedEvent(Event):
+    reason: str = ""
+    will_reconnect: bool = True
+
+
+@dataclass(slots=True, kw_only=True)
+class LoggedOutEvent(Event):
+    reason: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class MediaInfo:
+    mime_type: str = ""
+    size: int = 0
+    filename: str = ""
+    sha256: str = ""
+    # Opaque to everything but the backend that made it; passed back to download_media.
+    ref: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class IncomingMessage:
+    id: str
+    chat: str
+    sender: str
+    sender_name: str = ""
+    from_me: bool = False  # sent from the phone or another linked device of ours
+    timestamp: float = 0.0
+    kind: MessageKind = MessageKind.TEXT
+    text: str = ""
+    caption: str = ""
+    media: MediaInfo | None = None
+    view_once: bool = False
+    is_forwarded: bool = False
+    reply_to_id: str = ""
+    quoted_body: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    contact_name: str = ""
+    contact_vcard: str = ""
+    poll_question: str = ""
+    poll_options: list[str] = field(default_factory=list)
+    target_id: str = ""  # REACTION / EDIT / REVOKE: the message acted on
+    reaction: str = ""  # REACTION: the emoji ("" removes it)
+
+
+@dataclass(slots=True, kw_only=True)
+class MessageEvent(Event):
+    message: IncomingMessage
+
+
+class ReceiptType(StrEnum):
+    DELIVERED = "delivered"
+    READ = "read"
+    PLAYED = "played"
+
+
+@dataclass(slots=True, kw_only=True)
+class ReceiptEvent(Event):
+    chat: str
+    sender: str  # who delivered/read
+    message_ids: list[str]
+    type: ReceiptType
+    timestamp: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class PresenceEvent(Event):
+    jid: str
+    available: bool
+    last_seen: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ChatPresenceEvent(Event):
+    chat: str
+    sender: str
+    state: ChatPresenceState
+    media: str = ""  # "audio" while recording
+
+
+class GroupChange(StrEnum):
+    PARTICIPANTS = "participants"
+    SUBJECT = "subject"
+    SETTINGS = "settings"
+
+
+@dataclass(slots=True, kw_only=True)
+class GroupChangedEvent(Event):
+    group: str
+    change: GroupChange
+    actor: str = ""
+    action: str = ""  # participants: add/remove/promote/demote/leave/join
+    participants: list[str] = field(default_factory=list)
+    name: str | None = None
+    topic: str | None = None
+    locked: bool | None = None
+    announce: bool | None = None
+    timestamp: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class JoinRequestEvent(Event):
+    group: str
+    requester: str
+    action: str = "created"  # created / revoked
+    timestamp: float = 0.0
+
+
+EmitEvent = Callable[[Event], Awaitable[None]]
+
+
+# ---------------------------------------------------------------------------------------------- the client
+
+
+class WhatsAppClient(abc.ABC):
+    """One linked device's connection. Async; every method may raise WhatsAppError.
+
+    A client is made by `Backend.create_client` and driven only by the session worker that holds the
+    device's lease. Events (QR codes, messages, receipts, ...) are handed to `emit` as they happen.
+    """
+
+    # -- lifecycle
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect. With a stored session this logs in; without, it starts linking (QRCodeEvents follow)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Disconnect, keeping the session (a later start reconnects without a new QR)."""
+
+    @abc.abstractmethod
+    async def pair_phone(self, *, phone: str) -> PairCode:
+        """Link by pairing code instead of QR: the user enters the code on the phone `phone` (digits)."""
+
+    @abc.abstractmethod
+    async def logout(self) -> None:
+        """Unlink from the phone and delete the stored session."""
+
+    @abc.abstractmethod
+    async def reconnect(self) -> None: ...
+
+    @abc.abstractmethod
+    def is_connected(self) -> bool: ...
+
+    # -- sending
+    @abc.abstractmethod
+    async def send(self, *, message: OutgoingMessage) -> SendResult:
+        """Send with the message's own ID. Sending an ID already sent must not deliver it twice."""
+
+    @abc.abstractmethod
+    async def send_presence(self, *, presence: Presence) -> None: ...
+
+    @abc.abstractmethod
+    async def send_chat_presence(self, *, chat: str, state: ChatPresenceState, media: str = "") -> None: ...
+
+    # -- acting on messages (sender: the JID of the message's author; from_me for our own)
+    @abc.abstractmethod
+    async def revoke(self, *, chat: str, message_id: str, sender: str) -> SendResult: ...
+
+    @abc.abstractmethod
+    async def delete_for_me(self, *, chat: str, message_id: str, sender: str, from_me: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def react(self, *, chat: str, message_id: str, sender: str, emoji: str) -> SendResult: ...
+
+    @abc.abstractmethod
+    async def edit(self, *, chat: str, message_id: str, text: str) -> SendResult: ...
+
+    @abc.abstractmethod
+    async def mark_read(self, *, chat: str, message_ids: list[str], sender: str) -> None: ...
+
+    @abc.abstractmethod
+    async def star(self, *, chat: str, message_id: str, sender: str, from_me: bool, starred: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def download_media(self, *, ref: dict) -> bytes: ...
+
+    # -- users and profile
+    @abc.abstractmethod
+    async def user_info(self, *, jids: list[str]) -> list[UserInfo]: ...
+
+    @abc.abstractmethod
+    async def avatar(self, *, jid: str, preview: bool = False, community: bool = False) -> Avatar | None: ...
+
+    @abc.abstractmethod
+    async def set_avatar(self, *, image: bytes) -> str:
+        """Returns the new picture ID."""
+
+    @abc.abstractmethod
+    async def set_push_name(self, *, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def privacy(self) -> PrivacySettings: ...
+
+    @abc.abstractmethod
+    async def contacts(self) -> list[ContactInfo]: ...
+
+    @abc.abstractmethod
+    async def check_numbers(self, *, phones: list[str]) -> list[OnWhatsApp]: ...
+
+    @abc.abstractmethod
+    async def business_profile(self, *, jid: str) -> BusinessProfile: ...
+
+    # -- groups
+    @abc.abstractmethod
+    async def joined_groups(self) -> list[GroupInfo]: ...
+
+    @abc.abstractmethod
+    async def group_info(self, *, jid: str) -> GroupInfo: ...
+
+    @abc.abstractmethod
+    async def create_group(self, *, name: str, participants: list[str]) -> GroupInfo: ...
+
+    @abc.abstractmethod
+    async def update_participants(
+        self, *, jid: str, participants: list[str], action: ParticipantAction
+    ) -> list[ParticipantResult]: ...
+
+    @abc.abstractmethod
+    async def join_with_link(self, *, code: str) -> str:
+        """Join by invite code (the part after https://chat.whatsapp.com/); returns the group JID."""
+
+    @abc.abstractmethod
+    async def invite_link(self, *, jid: str, reset: bool = False) -> str: ...
+
+    @abc.abstractmethod
+    async def join_requests(self, *, jid: str) -> list[JoinRequest]: ...
+
+    @abc.abstractmethod
+    async def answer_join_requests(self, *, jid: str, participants: list[str], approve: bool) -> list[ParticipantResult]: ...
+
+    @abc.abstractmethod
+    async def leave_group(self, *, jid: str) -> None: ...
+
+    @abc.abstractmethod
+    async def set_group_name(self, *, jid: str, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def set_group_topic(self, *, jid: str, topic: str) -> None: ...
+
+    @abc.abstractmethod
+    async def set_group_photo(self, *, jid: str, image: bytes) -> str: ...
+
+    @abc.abstractmethod
+    async def set_group_locked(self, *, jid: str, locked: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def set_group_announce(self, *, jid: str, announce: bool) -> None: ...
+
+    # -- newsletters
+    @abc.abstractmethod
+    async def newsletters(self) -> list[Newsletter]: ...
+
+    @abc.abstractmethod
+    async def unfollow_newsletter(self, *, jid: str) -> None: ...
+
+
+# The operations the web tier may ask a worker for (by name, over the channel layer): every public
+# coroutine of WhatsAppClient but the lifecycle ones the worker drives itself.
+OPERATIONS = frozenset(
+    name
+    for name, member in vars(WhatsAppClient).items()
+    if getattr(member, "__isabstractmethod__", False) and name not in {"start", "stop", "is_connected"}
+)
+
+
+class Backend(abc.ABC):
+    """Makes clients. One instance per worker process."""
+
+    name: str
+
+    @abc.abstractmethod
+    def create_client(self, *, device_id: int, jid: str | None, emit: EmitEvent) -> WhatsAppClient:
+        """A client for device `device_id`; `jid` is set once the device was linked (None while linking)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the backend holds (called when the worker stops)."""

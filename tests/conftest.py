@@ -1,0 +1,111 @@
+"""Shared fixtures: organizations, members of each role, API keys, and a second tenant to prove isolation."""
+
+import itertools
+
+import pytest
+from django.test import Client
+
+from accounts.models import ApiKey, Membership, Organization, Role, User
+
+_seq = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.WA_SESSION_DIR = tmp_path / "sessions"
+
+
+def make_user(email: str | None = None, password: str = "correct horse battery") -> User:
+    return User.objects.create_user(email=email or f"user{next(_seq)}@example.com", password=password)
+
+
+def make_organization(name: str | None = None) -> Organization:
+    n = next(_seq)
+    return Organization.objects.create(name=name or f"Org {n}", slug=f"org-{n}")
+
+
+def add_member(organization: Organization, role: str = Role.OPERATOR, user: User | None = None) -> User:
+    user = user or make_user()
+    Membership.objects.create(organization=organization, user=user, role=role)
+    return user
+
+
+def make_api_key(organization: Organization, access: str = "full", created_by: User | None = None) -> str:
+    raw, prefix, digest = ApiKey.generate()
+    ApiKey.objects.create(
+        organization=organization, name="test key", access=access, key_prefix=prefix, key_hash=digest, created_by=created_by
+    )
+    return raw
+
+
+@pytest.fixture
+def org(db):
+    return make_organization("Acme")
+
+
+@pytest.fixture
+def other_org(db):
+    return make_organization("Rival")
+
+
+@pytest.fixture
+def owner(org):
+    return add_member(org, Role.OWNER)
+
+
+@pytest.fixture
+def admin_user(org):
+    return add_member(org, Role.ADMIN)
+
+
+@pytest.fixture
+def operator(org):
+    return add_member(org, Role.OPERATOR)
+
+
+@pytest.fixture
+def viewer(org):
+    return add_member(org, Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(other_org):
+    """A member (owner) of another organization."""
+    return add_member(other_org, Role.OWNER)
+
+
+def client_for(user: User) -> Client:
+    c = Client()
+    c.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return c
+
+
+@pytest.fixture
+def owner_client(owner):
+    return client_for(owner)
+
+
+@pytest.fixture
+def operator_client(operator):
+    return client_for(operator)
+
+
+@pytest.fixture
+def viewer_client(viewer):
+    return client_for(viewer)
+
+
+@pytest.fixture
+def outsider_client(outsider):
+    return client_for(outsider)
+
+
+@pytest.fixture
+def api_key(org, owner):
+    return make_api_key(org, created_by=owner)
+
+
+@pytest.fixture
+def other_api_key(other_org, outsider):
+    return make_api_key(other_org, created_by=outsider)

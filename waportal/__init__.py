@@ -1,0 +1,1 @@
+"""waportal: a multi-tenant WhatsApp dashboard and REST API."""
