@@ -7,6 +7,8 @@ from django.test import Client
 
 from accounts.models import ApiKey, Membership, Organization, Role, User
 
+pytest_plugins = ["tests.runtime_fixtures"]
+
 _seq = itertools.count(1)
 
 

@@ -1,4 +1,4 @@
-"""Top-level URL map: dashboard pages, the REST API at the root (drop-in paths), the admin."""
+"""Top-level URL map: dashboard pages under /dashboard/, the REST API at the root (drop-in paths), the admin."""
 
 from django.conf import settings
 from django.contrib import admin
@@ -6,12 +6,17 @@ from django.urls import include, path
 from django.views.i18n import set_language
 
 from accounts.views import home
+from waportal import api
 
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("i18n/setlang/", set_language, name="set_language"),
     path("accounts/", include("accounts.urls")),
+    path("dashboard/", include("messaging.urls")),
+    path("dashboard/groups/", include("groups.urls")),
+    path("dashboard/webhooks/", include("messaging.webhook_urls")),
+    path("", include(api.urls) if not isinstance(api.urls, list) else (api.urls, "api", "api")),
 ]
 
 if settings.DEBUG:

@@ -1,0 +1,3 @@
+"""Dashboard pages of linked numbers, compose and inbox."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Dashboard pages of webhook endpoints and their delivery log."""
+
+urlpatterns = []
