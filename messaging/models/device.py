@@ -56,6 +56,8 @@ class DeviceLease(models.Model):
 
     device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="lease")
     worker_id = models.CharField(max_length=120, db_index=True)
+    # Where the web tier sends this device's commands: the holding worker's own channel.
+    channel_name = models.CharField(max_length=200, blank=True)
     acquired_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 
@@ -65,3 +67,17 @@ class DeviceLease(models.Model):
     @property
     def is_live(self) -> bool:
         return self.expires_at > timezone.now()
+
+
+class SessionWorker(models.Model):
+    """A running session worker process, so the dashboard can say who holds a device (and where it runs)."""
+
+    worker_id = models.CharField(max_length=120, unique=True)
+    hostname = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    channel_name = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return f"{self.worker_id} ({self.hostname} pid {self.pid})"
