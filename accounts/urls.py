@@ -1,3 +1,5 @@
+"""Sign-in, organizations and members, invitations, API keys, the audit log."""
+
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
@@ -10,4 +12,15 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("switch/", views.switch_organization, name="switch"),
     path("organization/", views.organization, name="organization"),
+    path("organization/new/", views.organization_new, name="organization_new"),
+    path("organization/rename/", views.organization_rename, name="organization_rename"),
+    path("organization/invite/", views.invite, name="invite"),
+    path("organization/invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation_revoke"),
+    path("organization/members/<int:pk>/role/", views.member_role, name="member_role"),
+    path("organization/members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path("invitations/<str:token>/", views.invitation, name="invitation"),
+    path("api-keys/", views.api_keys, name="api_keys"),
+    path("api-keys/new/", views.api_key_create, name="api_key_create"),
+    path("api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("audit/", views.audit_log, name="audit_log"),
 ]

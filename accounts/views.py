@@ -1,17 +1,39 @@
-"""Sign-in, sign-out, the home redirect and switching organization."""
+"""Sign-in, the organization page (members, invitations), API keys, the audit log, switching organization.
 
+Views are thin: check the tenant, call one service, render the page or, for an HTMX request, the
+partial of the page that changed.
+"""
+
+from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts import services
+from accounts.models import ApiKeyAccess, Invitation, Role, User
 from accounts.tenancy import SESSION_KEY, member_required
+
+AUDIT_PAGE_SIZE = 50
 
 
 def home(request):
     if not request.user.is_authenticated:
         return redirect("accounts:login")
-    return redirect(reverse("accounts:organization"))
+    if getattr(request, "membership", None) is None:
+        return redirect("accounts:organization_new")
+    # The dashboard's numbers page is the landing page once it exists; the organization page otherwise.
+    try:
+        return redirect(reverse("messaging:devices"))
+    except NoReverseMatch:
+        return redirect(reverse("accounts:organization"))
 
 
 class LoginView(auth_views.LoginView):
@@ -22,13 +44,250 @@ class LoginView(auth_views.LoginView):
 @require_POST
 def switch_organization(request):
     if request.user.is_authenticated:
-        wanted = request.POST.get("organization")
-        if wanted and request.user.memberships.filter(organization_id=wanted).exists():
+        wanted = request.POST.get("organization", "")
+        if wanted.isdigit() and request.user.memberships.filter(organization_id=int(wanted)).exists():
             request.session[SESSION_KEY] = int(wanted)
+    nxt = request.POST.get("next", "")
+    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(nxt)
     return redirect("home")
+
+
+def _error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+# --- organization page ---------------------------------------------------------------------------
+
+
+def _team_context(request, **extra) -> dict:
+    organization = request.organization
+    can_manage = request.membership.has_role(Role.ADMIN)
+    context = {
+        "memberships": organization.memberships.select_related("user").order_by("user__email"),
+        "can_manage": can_manage,
+        "is_owner": request.membership.role == Role.OWNER,
+        "roles": Role.choices,
+        "invitations": [],
+    }
+    if can_manage:
+        invitations = list(organization.invitations.select_related("invited_by").filter(accepted_at__isnull=True, revoked_at__isnull=True))
+        for invitation in invitations:
+            invitation.link = request.build_absolute_uri(reverse("accounts:invitation", args=[invitation.token]))
+        context["invitations"] = invitations
+    context.update(extra)
+    return context
+
+
+def _team_response(request, *, error: str | None = None, notice: str | None = None, **extra):
+    """The members section after a write: the partial for HTMX, else back to the page (or the page
+    with the error, 400)."""
+    if request.htmx:
+        return render(request, "accounts/organization.html#team", _team_context(request, error=error, notice=notice, **extra))
+    if error:
+        return render(request, "accounts/organization.html", _team_context(request, error=error, **extra), status=400)
+    if notice:
+        messages.success(request, notice)
+    return redirect("accounts:organization")
 
 
 @member_required()
 def organization(request):
-    memberships = request.organization.memberships.select_related("user").order_by("user__email")
-    return render(request, "accounts/organization.html", {"memberships": memberships})
+    return render(request, "accounts/organization.html", _team_context(request))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def organization_new(request):
+    error, name = None, ""
+    if request.method == "POST":
+        name = request.POST.get("name", "")
+        try:
+            organization = services.create_organization(name=name, owner=request.user, ip_address=services.client_ip(request))
+        except ValidationError as e:
+            error = _error_text(e)
+        else:
+            request.session[SESSION_KEY] = organization.id
+            messages.success(request, _("%(name)s is created; you are its owner.") % {"name": organization.name})
+            return redirect("accounts:organization")
+    return render(request, "accounts/organization_new.html", {"error": error, "name": name}, status=400 if error else 200)
+
+
+@member_required(Role.ADMIN)
+@require_POST
+def organization_rename(request):
+    try:
+        services.rename_organization(
+            organization=request.organization, name=request.POST.get("name", ""), actor=request.user,
+            ip_address=services.client_ip(request),
+        )
+    except ValidationError as e:
+        return _team_response(request, error=_error_text(e))
+    return _team_response(request, notice=_("The organization is renamed."))
+
+
+@member_required(Role.ADMIN)
+@require_POST
+def invite(request):
+    email, role = request.POST.get("email", ""), request.POST.get("role", Role.OPERATOR)
+    try:
+        invitation = services.invite_member(
+            organization=request.organization, email=email, role=role, actor=request.user,
+            ip_address=services.client_ip(request),
+        )
+    except ValidationError as e:
+        return _team_response(request, error=_error_text(e), invite_email=email, invite_role=role)
+    link = request.build_absolute_uri(reverse("accounts:invitation", args=[invitation.token]))
+    if services.send_invitation_email(invitation, link):
+        notice = _("Invitation sent to %(email)s. You can also share the link below.") % {"email": invitation.email}
+    else:
+        notice = _("The email could not be sent; share the link below with %(email)s.") % {"email": invitation.email}
+    return _team_response(request, notice=notice, new_invitation=invitation, new_invitation_link=link)
+
+
+@member_required(Role.ADMIN)
+@require_POST
+def invitation_revoke(request, pk: int):
+    invitation = get_object_or_404(request.organization.invitations, pk=pk)
+    services.revoke_invitation(organization=request.organization, invitation=invitation, actor=request.user, ip_address=services.client_ip(request))
+    return _team_response(request, notice=_("The invitation to %(email)s is withdrawn.") % {"email": invitation.email})
+
+
+@member_required(Role.ADMIN)
+@require_POST
+def member_role(request, pk: int):
+    membership = get_object_or_404(request.organization.memberships.select_related("user"), pk=pk)
+    try:
+        services.change_role(
+            organization=request.organization, membership=membership, role=request.POST.get("role", ""),
+            actor=request.user, ip_address=services.client_ip(request),
+        )
+    except ValidationError as e:
+        return _team_response(request, error=_error_text(e))
+    # The actor may have changed their own role: read it again for the answer.
+    request.membership.refresh_from_db()
+    return _team_response(request, notice=_("%(email)s is now %(role)s.") % {"email": membership.user.email, "role": membership.get_role_display()})
+
+
+@member_required()
+@require_POST
+def member_remove(request, pk: int):
+    membership = get_object_or_404(request.organization.memberships.select_related("user"), pk=pk)
+    leaving = membership.user_id == request.user.pk
+    try:
+        services.remove_member(organization=request.organization, membership=membership, actor=request.user, ip_address=services.client_ip(request))
+    except ValidationError as e:
+        return _team_response(request, error=_error_text(e))
+    if leaving:
+        request.session.pop(SESSION_KEY, None)
+        messages.success(request, _("You left %(name)s.") % {"name": request.organization.name})
+        if request.htmx:
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = reverse("home")
+            return response
+        return redirect("home")
+    return _team_response(request, notice=_("%(email)s is removed.") % {"email": membership.user.email})
+
+
+# --- accepting an invitation ---------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def invitation(request, token: str):
+    invitation = get_object_or_404(Invitation.objects.select_related("organization", "invited_by"), token=token)
+    context = {"invitation": invitation, "problem": services.invitation_problem(invitation)}
+    if context["problem"]:
+        return render(request, "accounts/invitation.html", context, status=410)
+    user = request.user if request.user.is_authenticated else None
+    context["wrong_user"] = user is not None and user.email.lower() != invitation.email.lower()
+    context["has_account"] = user is None and User.objects.filter(email__iexact=invitation.email).exists()
+    context["login_url"] = f"{reverse('accounts:login')}?next={request.path}"
+    if request.method == "GET":
+        return render(request, "accounts/invitation.html", context)
+
+    ip = services.client_ip(request)
+    try:
+        if user is not None:
+            membership = services.accept_invitation(invitation=invitation, user=user, ip_address=ip)
+        else:
+            if context["has_account"]:
+                return redirect(context["login_url"])
+            if request.POST.get("password", "") != request.POST.get("password2", ""):
+                raise ValidationError({"password2": _("The two passwords differ.")})
+            user, membership = services.register_from_invitation(
+                invitation=invitation, first_name=request.POST.get("first_name", ""),
+                last_name=request.POST.get("last_name", ""), password=request.POST.get("password", ""), ip_address=ip,
+            )
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    except ValidationError as e:
+        context.update(error=_error_text(e), first_name=request.POST.get("first_name", ""), last_name=request.POST.get("last_name", ""))
+        return render(request, "accounts/invitation.html", context, status=400)
+    request.session[SESSION_KEY] = membership.organization_id
+    messages.success(request, _("Welcome to %(name)s.") % {"name": membership.organization.name})
+    return redirect("accounts:organization")
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+
+def _keys_context(request, **extra) -> dict:
+    context = {
+        "api_keys": request.organization.api_keys.select_related("created_by"),
+        "can_manage": request.membership.has_role(Role.ADMIN),
+        "access_choices": ApiKeyAccess.choices,
+    }
+    context.update(extra)
+    return context
+
+
+def _keys_response(request, *, status: int = 200, **extra):
+    template = "accounts/api_keys.html#keys" if request.htmx else "accounts/api_keys.html"
+    if request.htmx and status == 400:
+        status = 200  # htmx swaps only successful answers; the error is in the partial
+    return render(request, template, _keys_context(request, **extra), status=status)
+
+
+@member_required()
+def api_keys(request):
+    return _keys_response(request)
+
+
+@member_required(Role.ADMIN)
+@require_POST
+def api_key_create(request):
+    name, access = request.POST.get("name", ""), request.POST.get("access", ApiKeyAccess.FULL)
+    try:
+        api_key, raw = services.create_api_key(
+            organization=request.organization, name=name, access=access, actor=request.user,
+            ip_address=services.client_ip(request),
+        )
+    except ValidationError as e:
+        return _keys_response(request, status=400, error=_error_text(e), form_name=name)
+    # The raw key is in this one answer and nowhere else: no redirect, no session, no log.
+    response = _keys_response(request, new_key=api_key, new_key_raw=raw)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@member_required(Role.ADMIN)
+@require_POST
+def api_key_revoke(request, pk: int):
+    api_key = get_object_or_404(request.organization.api_keys, pk=pk)
+    services.revoke_api_key(organization=request.organization, api_key=api_key, actor=request.user, ip_address=services.client_ip(request))
+    return _keys_response(request, notice=_("The key %(name)s is revoked.") % {"name": api_key.name})
+
+
+# --- audit log -----------------------------------------------------------------------------------
+
+
+@member_required(Role.ADMIN)
+def audit_log(request):
+    events = request.organization.audit_events.select_related("actor", "api_key")
+    actions = list(request.organization.audit_events.order_by("action").values_list("action", flat=True).distinct())
+    action = request.GET.get("action", "")
+    if action:
+        events = events.filter(action=action)
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "events": page.object_list, "actions": actions, "action": action}
+    template = "accounts/audit_log.html#events" if request.htmx and not request.htmx.boosted else "accounts/audit_log.html"
+    return render(request, template, context)
