@@ -1,3 +1,9 @@
 """WebSocket routes of the live dashboard."""
 
-websocket_urlpatterns = []
+from django.urls import path
+
+from messaging.consumers import LiveConsumer
+
+websocket_urlpatterns = [
+    path("ws/live/", LiveConsumer.as_asgi()),
+]

@@ -22,14 +22,37 @@ def _resolve(spec: str):
     return getattr(importlib.import_module(module_name), func_name)
 
 
-def start_embedded_services() -> list[asyncio.Task]:
-    loop = asyncio.get_event_loop()
+# asyncio keeps only weak references to tasks: these must outlive the reactor callback that made them.
+_running: list[asyncio.Task] = []
+
+
+def _report_end(task: asyncio.Task) -> None:
+    """An embedded service should run until the server stops: say loudly when one died."""
+    if task.cancelled():
+        return
+    if (exc := task.exception()) is not None:
+        logger.error("embedded service %s failed", task.get_name(), exc_info=exc)
+
+
+def start_embedded_services(loop: asyncio.AbstractEventLoop | None = None) -> list[asyncio.Task]:
+    """Create the embedded services' tasks on `loop`: the asyncio loop under daphne's reactor.
+
+    Called before that loop runs (a reactor startup trigger), where `asyncio.get_event_loop()` would not
+    return it: daphne makes the loop without making it the thread's current one.
+    """
+    if loop is None:
+        from daphne.server import twisted_loop
+
+        loop = twisted_loop
     tasks = []
     for spec in EMBEDDED_SERVICES:
         result = _resolve(spec)()
         if result is not None:
-            tasks.append(loop.create_task(result, name=spec))
+            task = loop.create_task(result, name=spec)
+            task.add_done_callback(_report_end)
+            tasks.append(task)
             logger.info("embedded service started: %s", spec)
+    _running.extend(tasks)
     return tasks
 
 

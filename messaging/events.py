@@ -1,0 +1,533 @@
+"""Domain events of the session workers: persisted first, then pushed live, then handed to the webhooks.
+
+`handle(event)` is what a worker's clients emit into. Every step after the write is best effort: a received
+message is stored before anything else is done with it, and a failing push or webhook never loses it.
+Live messages go to the channel groups f"org-{id}" and f"device-{id}":
+{"type": "wa.event", "event": name, "device_id": id, "data": payload + a few internal keys, "eid": unique}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from channels.layers import get_channel_layer
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from messaging import runtime
+from messaging.whatsapp import protocol
+
+logger = logging.getLogger(__name__)
+
+MessageKind = protocol.MessageKind
+MEDIA_DOWNLOAD_TIMEOUT = 30.0
+
+# Observers of every published event (name, device_id, data), called on the loop; the test fixture uses it.
+_listeners: list[Callable[[str, int, dict], None]] = []
+
+
+def add_listener(listener: Callable[[str, int, dict], None]) -> None:
+    _listeners.append(listener)
+
+
+def remove_listener(listener: Callable[[str, int, dict], None]) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One named event to publish after the write: webhook payload plus live-only extras."""
+
+    name: str
+    organization_id: int
+    device_id: int
+    payload: dict
+    extra: dict = field(default_factory=dict)
+    webhook: bool = True
+    media_message_id: int | None = None  # a received message whose media is still to fetch
+    media_ref: dict | None = None
+
+
+# ------------------------------------------------------------------------------------------ payloads
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _from_unix(ts: float | None) -> datetime:
+    if not ts:
+        return timezone.now()
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def message_payload(message) -> dict:
+    """The contract's message payload (webhooks and live) of a stored Message."""
+    media = None
+    if message.media or message.media_mime:
+        media = {"mime_type": message.media_mime, "size": message.media_size or 0, "filename": message.media_filename}
+        if message.media:
+            try:
+                media["url"] = message.media.url
+            except ValueError:
+                pass
+    return {
+        "id": message.wa_id,
+        "chat_id": message.chat.jid,
+        "from": message.sender_jid,
+        "from_name": message.sender_name,
+        "from_me": message.from_me,
+        "timestamp": rfc3339(message.timestamp),
+        "kind": message.kind,
+        "text": message.text,
+        "caption": message.caption,
+        "media": media,
+        "reaction": "",
+        "reacted_message_id": "",
+        "replied_to_id": message.reply_to_id,
+        "quoted_body": message.quoted_body,
+        "status": message.status,
+    }
+
+
+def _incoming_payload(msg: protocol.IncomingMessage, *, status: str = "received") -> dict:
+    """Payload of a received message that is not stored as its own row (reaction, edit, revoke)."""
+    return {
+        "id": msg.id,
+        "chat_id": msg.chat,
+        "from": msg.sender,
+        "from_name": msg.sender_name,
+        "from_me": msg.from_me,
+        "timestamp": rfc3339(_from_unix(msg.timestamp)),
+        "kind": str(msg.kind),
+        "text": msg.text,
+        "caption": msg.caption,
+        "media": None,
+        "reaction": msg.reaction if msg.kind == MessageKind.REACTION else "",
+        "reacted_message_id": msg.target_id if msg.kind == MessageKind.REACTION else "",
+        "replied_to_id": msg.reply_to_id,
+        "quoted_body": msg.quoted_body,
+        "status": status,
+        "target_id": msg.target_id,
+    }
+
+
+def device_payload(device) -> dict:
+    return {
+        "status": device.status,
+        "reason": device.status_reason,
+        "jid": device.jid,
+        "phone": device.phone,
+        "push_name": device.push_name,
+    }
+
+
+def preview_of(kind: str, text: str, caption: str) -> str:
+    body = text or caption
+    return (body or f"[{kind}]")[:200]
+
+
+# ------------------------------------------------------------------------------------------ persisting
+
+
+def _device(device_id: int):
+    from messaging.models import Device
+
+    return Device.objects.select_for_update(no_key=True).filter(pk=device_id).first()
+
+
+def _update_device(device, **changes) -> None:
+    for key, value in changes.items():
+        setattr(device, key, value)
+    device.save(update_fields=[*changes, "updated_at"])
+
+
+def _persist_device_event(device, event: protocol.Event) -> list[Outcome]:
+    from messaging.models import DeviceStatus
+
+    now = timezone.now()
+    org, dev = device.organization_id, device.pk
+    if isinstance(event, protocol.QRCodeEvent):
+        _update_device(
+            device,
+            qr_code=event.code,
+            qr_expires_at=now + timedelta(seconds=event.expires_in),
+            status=DeviceStatus.QR_WAITING,
+            status_reason="",
+        )
+        payload = {**device_payload(device), "qr_code": event.code, "qr_duration": event.expires_in}
+        payload["expires_at"] = rfc3339(device.qr_expires_at)
+        return [Outcome("device.qr", org, dev, payload)]
+    if isinstance(event, protocol.PairCodeEvent):
+        _update_device(device, pair_code=event.code, status=DeviceStatus.PAIRING, status_reason="")
+        return [Outcome("device.pair_code", org, dev, {**device_payload(device), "pair_code": event.code, "expires_in": event.expires_in})]
+    if isinstance(event, protocol.PairedEvent):
+        jid = protocol.normalize_jid(event.jid) if event.jid else device.jid
+        _update_device(
+            device,
+            jid=jid,
+            phone=protocol.jid_user(jid) if jid else device.phone,
+            push_name=event.push_name or device.push_name,
+            qr_code="",
+            qr_expires_at=None,
+            pair_code="",
+            status=DeviceStatus.CONNECTING,
+            status_reason="",
+        )
+        return [Outcome("device.status", org, dev, device_payload(device))]
+    if isinstance(event, protocol.ConnectedEvent):
+        changes = dict(
+            status=DeviceStatus.CONNECTED,
+            status_reason="",
+            qr_code="",
+            qr_expires_at=None,
+            pair_code="",
+            connected_at=now,
+            last_seen_at=now,
+        )
+        if event.jid:
+            changes["jid"] = protocol.normalize_jid(event.jid)
+            changes["phone"] = protocol.jid_user(changes["jid"])
+        if event.push_name:
+            changes["push_name"] = event.push_name
+        _update_device(device, **changes)
+        return [Outcome("device.connected", org, dev, device_payload(device))]
+    if isinstance(event, protocol.DisconnectedEvent):
+        if device.status == DeviceStatus.LOGGED_OUT:
+            return []
+        _update_device(device, status=DeviceStatus.DISCONNECTED, status_reason=event.reason[:200], last_seen_at=now)
+        return [Outcome("device.disconnected", org, dev, {**device_payload(device), "will_reconnect": event.will_reconnect})]
+    if isinstance(event, protocol.LoggedOutEvent):
+        _update_device(
+            device,
+            status=DeviceStatus.LOGGED_OUT,
+            status_reason=event.reason[:200],
+            wanted=False,
+            jid="",
+            qr_code="",
+            qr_expires_at=None,
+            pair_code="",
+            last_seen_at=now,
+        )
+        return [Outcome("device.logged_out", org, dev, device_payload(device))]
+    return []
+
+
+def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
+    from messaging.models import Chat, Message, MessageStatus
+
+    org, dev = device.organization_id, device.pk
+    chat_jid = msg.chat
+    chat, _ = Chat.objects.get_or_create(
+        device=device, jid=chat_jid, defaults={"organization_id": org, "is_group": protocol.is_group(chat_jid)}
+    )
+    if msg.kind in (MessageKind.REACTION, MessageKind.EDIT, MessageKind.REVOKE):
+        target = Message.objects.select_for_update(no_key=True).filter(device=device, wa_id=msg.target_id).first()
+        extra = {"chat_pk": chat.pk}
+        if msg.kind == MessageKind.REACTION:
+            name = "message.reaction"
+            if target is not None:
+                reactions = dict(target.reactions or {})
+                if msg.reaction:
+                    reactions[msg.sender] = msg.reaction
+                else:
+                    reactions.pop(msg.sender, None)
+                target.reactions = reactions
+                target.save(update_fields=["reactions"])
+        elif msg.kind == MessageKind.EDIT:
+            name = "message.edited"
+            if target is not None:
+                if target.kind in (MessageKind.TEXT, MessageKind.LINK):
+                    target.text = msg.text
+                else:
+                    target.caption = msg.text or msg.caption
+                target.edited_at = _from_unix(msg.timestamp)
+                target.save(update_fields=["text", "caption", "edited_at"])
+        else:
+            name = "message.revoked"
+            if target is not None:
+                target.revoked_at = _from_unix(msg.timestamp)
+                target.save(update_fields=["revoked_at"])
+        if target is not None:
+            extra["message_pk"] = target.pk
+        return [Outcome(name, org, dev, _incoming_payload(msg), extra)]
+
+    timestamp = _from_unix(msg.timestamp)
+    payload: dict = {}
+    if msg.latitude is not None or msg.longitude is not None:
+        payload.update(latitude=msg.latitude, longitude=msg.longitude)
+    if msg.contact_name or msg.contact_vcard:
+        payload.update(contact_name=msg.contact_name, contact_vcard=msg.contact_vcard)
+    if msg.poll_question:
+        payload.update(poll_question=msg.poll_question, poll_options=list(msg.poll_options))
+    if msg.media is not None:
+        payload["media_ref"] = msg.media.ref
+        payload["media_sha256"] = msg.media.sha256
+    message, created = Message.objects.get_or_create(
+        device=device,
+        wa_id=msg.id,
+        defaults=dict(
+            organization_id=org,
+            chat=chat,
+            from_me=msg.from_me,
+            sender_jid=msg.sender,
+            sender_name=msg.sender_name,
+            kind=str(msg.kind),
+            text=msg.text,
+            caption=msg.caption,
+            media_mime=msg.media.mime_type if msg.media else "",
+            media_size=msg.media.size if msg.media else None,
+            media_filename=msg.media.filename if msg.media else "",
+            payload=payload,
+            reply_to_id=msg.reply_to_id,
+            quoted_body=msg.quoted_body,
+            is_forwarded=msg.is_forwarded,
+            view_once=msg.view_once,
+            # Sent from the phone (or another linked device): already out, not something we received.
+            status=MessageStatus.SENT if msg.from_me else MessageStatus.RECEIVED,
+            timestamp=timestamp,
+            sent_at=timestamp if msg.from_me else None,
+        ),
+    )
+    if not created:
+        return []  # a redelivery: stored and published already
+    changes = ["last_message_preview"]
+    chat.last_message_preview = preview_of(message.kind, message.text, message.caption)
+    if chat.last_message_at is None or timestamp >= chat.last_message_at:
+        chat.last_message_at = timestamp
+        changes.append("last_message_at")
+    if not msg.from_me:
+        chat.unread_count += 1
+        changes.append("unread_count")
+        if not chat.is_group and msg.sender_name and not chat.name:
+            chat.name = msg.sender_name[:200]
+            changes.append("name")
+    chat.save(update_fields=changes)
+    message.chat = chat
+    outcome = Outcome("message", org, dev, message_payload(message), {"message_pk": message.pk, "chat_pk": chat.pk})
+    if msg.media is not None and msg.media.ref:
+        outcome.media_message_id = message.pk
+        outcome.media_ref = msg.media.ref
+    return [outcome]
+
+
+def _persist_receipt(device, event: protocol.ReceiptEvent) -> list[Outcome]:
+    from messaging.models import Message
+    from messaging.models.chat import STATUS_ORDER
+
+    new = str(event.type)
+    rank = STATUS_ORDER.get(new, -1)
+    found = {
+        m.wa_id: m
+        for m in Message.objects.select_for_update(no_key=True)
+        .select_related("chat")
+        .filter(device=device, wa_id__in=list(event.message_ids), from_me=True)
+    }
+    outcomes = []
+    for wa_id in event.message_ids:
+        message = found.get(wa_id)
+        extra = {}
+        status = new
+        if message is not None:
+            extra = {"message_pk": message.pk, "chat_pk": message.chat_id}
+            # Receipts only move a message forward (a late "delivered" never undoes "read").
+            if message.status in STATUS_ORDER and STATUS_ORDER[message.status] < rank:
+                message.status = new
+                message.save(update_fields=["status"])
+            status = message.status
+        payload = {
+            "id": wa_id,
+            "chat_id": event.chat,
+            "from": event.sender,
+            "receipt": new,
+            "status": status,
+            "timestamp": rfc3339(_from_unix(event.timestamp)),
+        }
+        outcomes.append(Outcome("message.receipt", device.organization_id, device.pk, payload, extra))
+    return outcomes
+
+
+def _persist_group(device, event) -> list[Outcome]:
+    from messaging.models import Chat
+
+    org, dev = device.organization_id, device.pk
+    if isinstance(event, protocol.JoinRequestEvent):
+        payload = {
+            "group_id": event.group,
+            "requester": event.requester,
+            "action": event.action,
+            "timestamp": rfc3339(_from_unix(event.timestamp)),
+        }
+        return [Outcome("group.join_request", org, dev, payload)]
+    if event.change == protocol.GroupChange.SUBJECT and event.name is not None:
+        Chat.objects.filter(device=device, jid=event.group).update(name=event.name[:200])
+    payload = {
+        "group_id": event.group,
+        "change": str(event.change),
+        "actor": event.actor,
+        "action": event.action,
+        "participants": list(event.participants),
+        "name": event.name,
+        "topic": event.topic,
+        "locked": event.locked,
+        "announce": event.announce,
+        "timestamp": rfc3339(_from_unix(event.timestamp)),
+    }
+    name = "group.participants" if event.change == protocol.GroupChange.PARTICIPANTS else "group.settings"
+    return [Outcome(name, org, dev, payload)]
+
+
+def persist(event: protocol.Event) -> list[Outcome]:
+    """Write what `event` changes, in one transaction; returns what to publish. Sync (the worker's DB thread)."""
+    with transaction.atomic():
+        device = _device(event.device_id)
+        if device is None:
+            return []  # removed meanwhile
+        if isinstance(event, protocol.MessageEvent):
+            return _persist_message(device, event.message)
+        if isinstance(event, protocol.ReceiptEvent):
+            return _persist_receipt(device, event)
+        if isinstance(event, protocol.GroupChangedEvent | protocol.JoinRequestEvent):
+            return _persist_group(device, event)
+        if isinstance(event, protocol.PresenceEvent):
+            payload = {"jid": event.jid, "available": event.available, "last_seen": event.last_seen}
+            return [Outcome("presence", device.organization_id, device.pk, payload, webhook=False)]
+        if isinstance(event, protocol.ChatPresenceEvent):
+            payload = {"chat_id": event.chat, "from": event.sender, "state": str(event.state), "media": event.media}
+            return [Outcome("chat.presence", device.organization_id, device.pk, payload, webhook=False)]
+        return _persist_device_event(device, event)
+
+
+def record_status(device_id: int, status: str, reason: str = "", *, only_if: str | None = None) -> list[Outcome]:
+    """Set a device's status from the worker itself (connecting, worker stopped); returns the device.status outcome.
+
+    With `only_if`, only a device whose status is that one changes (a stopping worker marks connected ones).
+    """
+    with transaction.atomic():
+        device = _device(device_id)
+        if device is None or (device.status == status and device.status_reason == reason):
+            return []
+        if only_if is not None and device.status != only_if:
+            return []
+        _update_device(device, status=status, status_reason=reason[:200])
+        return [Outcome("device.status", device.organization_id, device.pk, device_payload(device))]
+
+
+def message_outcome(message_id: int, name: str) -> list[Outcome]:
+    """A stored message's event (message.sent, message.failed) as an outcome to publish."""
+    from messaging.models import Message
+
+    message = Message.objects.select_related("chat").filter(pk=message_id).first()
+    if message is None:
+        return []
+    payload = message_payload(message)
+    if name == "message.failed":
+        payload["error"] = message.error
+    return [Outcome(name, message.organization_id, message.device_id, payload, {"message_pk": message.pk, "chat_pk": message.chat_id})]
+
+
+def _store_media(message_id: int, data: bytes) -> None:
+    from messaging.models import Message
+
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None or message.media:
+        return
+    name = message.media_filename or f"{message.wa_id}"
+    message.media.save(name, ContentFile(data), save=False)
+    if not message.media_size:
+        message.media_size = len(data)
+    Message.objects.filter(pk=message_id).update(media=message.media.name, media_size=message.media_size)
+
+
+def _refresh_payload(outcome: Outcome) -> None:
+    from messaging.models import Message
+
+    message = Message.objects.select_related("chat").filter(pk=outcome.media_message_id).first()
+    if message is not None:
+        outcome.payload = message_payload(message)
+
+
+# ------------------------------------------------------------------------------------------ publishing
+
+
+async def publish(outcome: Outcome) -> None:
+    """Push one outcome to the organization's and the device's channel groups (live dashboard)."""
+    data = {**outcome.payload, **outcome.extra}
+    message = {
+        "type": "wa.event",
+        "event": outcome.name,
+        "device_id": outcome.device_id,
+        "data": data,
+        # A socket in both groups receives it twice; consumers drop the repeat by this id.
+        "eid": uuid.uuid4().hex,
+    }
+    layer = get_channel_layer()
+    try:
+        await layer.group_send(f"org-{outcome.organization_id}", message)
+        await layer.group_send(f"device-{outcome.device_id}", message)
+    except Exception:
+        logger.exception("live push of %s for device %s failed", outcome.name, outcome.device_id)
+    for listener in list(_listeners):
+        try:
+            listener(outcome.name, outcome.device_id, data)
+        except Exception:
+            logger.exception("event listener failed")
+
+
+def dispatch_webhooks(outcomes: list[Outcome]) -> None:
+    """Hand each outcome to the webhook dispatcher, each in its own transaction; failures are logged only."""
+    from messaging import webhooks
+    from messaging.models import Device
+
+    devices = {d.pk: d for d in Device.objects.filter(pk__in={o.device_id for o in outcomes if o.webhook})}
+    for outcome in outcomes:
+        device = devices.get(outcome.device_id)
+        if not outcome.webhook or device is None:
+            continue
+        try:
+            with transaction.atomic():
+                webhooks.dispatch_event(device=device, event=outcome.name, payload=outcome.payload)
+        except Exception:
+            logger.exception("webhook dispatch of %s for device %s failed", outcome.name, outcome.device_id)
+
+
+async def deliver(outcomes: list[Outcome]) -> None:
+    """After the write: push live, then webhooks."""
+    if not outcomes:
+        return
+    for outcome in outcomes:
+        await publish(outcome)
+    if any(o.webhook for o in outcomes):
+        await runtime.db(dispatch_webhooks, outcomes)
+
+
+async def handle(event: protocol.Event, *, download: Callable[..., Awaitable[bytes]] | None = None) -> list[Outcome]:
+    """Persist `event`, fetch media of a received message, push it live, hand it to webhooks."""
+    outcomes = await runtime.db(persist, event)
+    for outcome in outcomes:
+        if outcome.media_message_id and download is not None:
+            try:
+                data = await asyncio.wait_for(download(ref=outcome.media_ref), MEDIA_DOWNLOAD_TIMEOUT)
+                await runtime.db(_store_media, outcome.media_message_id, data)
+                await runtime.db(_refresh_payload, outcome)
+            except Exception as exc:  # the stored ref lets it be fetched on demand later
+                logger.warning("media of message %s not downloaded: %s", outcome.media_message_id, exc)
+    await deliver(outcomes)
+    return outcomes
+
+
+async def set_status(device_id: int, status: str, reason: str = "") -> None:
+    await deliver(await runtime.db(record_status, device_id, status, reason))
+
+
+async def message_event(message_id: int, name: str) -> None:
+    await deliver(await runtime.db(message_outcome, message_id, name))

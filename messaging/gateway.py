@@ -1,0 +1,196 @@
+"""The web tier's door to WhatsApp: run a protocol operation on the session worker that holds the device.
+
+The web tier never holds a connection. `call`/`acall` find the worker through the device's lease (which names
+that worker's channel), send it a command over the channel layer and await the reply on a channel of their
+own, with WA_COMMAND_TIMEOUT, so the caller gets a result or a clear error, never a hang:
+
+- NotConnected: no live lease (no worker holds the device) or the device's client is not connected;
+- UpstreamTimeout: the worker did not answer in time;
+- any other protocol.WhatsAppError as the backend raised it, rebuilt from its stable code.
+
+`call` is for sync code (views, services) in any thread but the runtime loop's own; do not call it inside a
+transaction that the worker may need (its events are written while the operation runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from messaging import runtime
+from messaging.whatsapp import protocol, wire
+
+logger = logging.getLogger(__name__)
+
+# Message types on a worker's channel.
+COMMAND = "gateway.command"
+REPLY = "gateway.reply"
+OUTBOX = "worker.outbox"  # {"device_id"}: queued messages are waiting
+START = "worker.start"  # {"device_id"}: (re)start the device's client
+RELEASE = "worker.release"  # {"device_id"}: stop driving the device (logged out, removed)
+CLAIM = "worker.claim"  # {"device_id"}: on WORKERS_CHANNEL, any one worker takes the device
+# A shared work queue: each message is received by exactly one worker (how linking finds a worker).
+WORKERS_CHANNEL = "wa-workers"
+# Operations that make sense before the device is connected (linking, or asking it to come back).
+UNCONNECTED_OPS = frozenset({"pair_phone", "logout", "reconnect"})
+
+
+def _device_id(device) -> int:
+    return device if isinstance(device, int) else device.pk
+
+
+def command_timeout() -> float:
+    return float(settings.WA_COMMAND_TIMEOUT)
+
+
+def worker_channel(device) -> str | None:
+    """The channel of the worker holding a live lease on `device`, or None. Sync (one query)."""
+    from messaging.models import DeviceLease
+
+    row = (
+        DeviceLease.objects.filter(device_id=_device_id(device), expires_at__gt=timezone.now())
+        .values_list("channel_name", flat=True)
+        .first()
+    )
+    return row or None
+
+
+def _route(device) -> str:
+    channel = worker_channel(device)
+    if not channel:
+        raise protocol.NotConnected(
+            "The device is not connected: no session worker holds it right now. Link it or reconnect it, then try again."
+        )
+    return channel
+
+
+def _check_op(op: str) -> None:
+    if op not in protocol.OPERATIONS:
+        raise protocol.InvalidRequest(f"{op!r} is not a WhatsApp operation the gateway runs.")
+
+
+async def acall(device, op: str, **kwargs):
+    """Run `op` on the worker holding `device` and return its typed result (see the module docstring)."""
+    _check_op(op)
+    channel = await runtime.db(_route, device)
+    return await send_command(channel, _device_id(device), op, kwargs)
+
+
+def call(device, op: str, **kwargs):
+    """`acall` for sync code. Raises RuntimeError on the runtime loop's own thread (it would deadlock)."""
+    _check_op(op)
+    if runtime.on_runtime_loop():
+        raise RuntimeError("gateway.call blocks: on the runtime loop use `await gateway.acall(...)`.")
+    # The lease is read here, in the caller's thread, so the command never waits on the worker's DB thread.
+    channel = _route(device)
+    device_id = _device_id(device)
+    return run_sync(lambda: send_command(channel, device_id, op, kwargs), timeout=command_timeout() + 5)
+
+
+async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, timeout: float | None = None):
+    layer = get_channel_layer()
+    timeout = command_timeout() if timeout is None else timeout
+    reply_to = await layer.new_channel()
+    message = {"type": COMMAND, "device_id": device_id, "op": op, "args": wire.encode(kwargs), "reply_to": reply_to}
+    try:
+        await layer.send(channel, message)
+    except ChannelFull:
+        raise protocol.UpstreamTimeout("The session worker holding this device is overloaded; try again shortly.") from None
+    try:
+        reply = await asyncio.wait_for(layer.receive(reply_to), timeout)
+    except TimeoutError:
+        raise protocol.UpstreamTimeout(
+            f"WhatsApp did not answer in time ({timeout:g} s) for {op}; try again shortly."
+        ) from None
+    if error := reply.get("error"):
+        raise protocol.error_from_code(error.get("code", ""), error.get("message", "WhatsApp refused the operation."))
+    return wire.decode(reply.get("result"))
+
+
+def run_sync(make_coro: Callable[[], Awaitable], *, timeout: float | None = None):
+    """Run a coroutine from sync code: on the runtime loop when this process has one, else async_to_sync.
+
+    The in-memory channel layer lives on one loop, so in the embedded default every channel operation
+    must run on the runtime loop; a production web process has none and uses its server's loop.
+    """
+    loop = runtime.get_loop()
+    if loop is not None:
+        if runtime.on_runtime_loop():
+            raise RuntimeError("Blocking on the runtime loop from its own thread would deadlock; await instead.")
+        future = asyncio.run_coroutine_threadsafe(make_coro(), loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise protocol.UpstreamTimeout("The session worker did not answer in time; try again shortly.") from None
+
+    async def runner():
+        return await make_coro()
+
+    return async_to_sync(runner)()
+
+
+# ------------------------------------------------------------------------------------- nudges and waits
+
+
+async def notify_worker(device_id: int, message: dict) -> bool:
+    """Send `message` to the worker holding the device; with no live lease, ask any worker to claim it.
+
+    Returns whether a holding worker was found. Losing a nudge is harmless: workers also poll on heartbeat.
+    """
+    layer = get_channel_layer()
+    channel = await runtime.db(worker_channel, device_id)
+    try:
+        if channel:
+            await layer.send(channel, {**message, "device_id": device_id})
+            return True
+        await layer.send(WORKERS_CHANNEL, {"type": CLAIM, "device_id": device_id})
+    except ChannelFull:
+        logger.warning("channel full while nudging a session worker about device %s", device_id)
+    return False
+
+
+async def await_device_event(
+    device_id: int,
+    *,
+    match: Callable[[dict], bool],
+    timeout: float,
+    kick: Callable[[], Awaitable] | None = None,
+    ready: Callable[[], object] | None = None,
+):
+    """Wait for a live event of the device for which `match(message)` holds; returns it, or None on timeout.
+
+    Subscribes first, then runs `kick` (e.g. a nudge to the worker), then the sync check `ready` (the state
+    may already be there): so nothing that happens in between is missed, and nothing is polled.
+    A truthy `ready()` result is returned as is.
+    """
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = f"device-{device_id}"
+    await layer.group_add(group, channel)
+    try:
+        if kick is not None:
+            await kick()
+        if ready is not None and (state := await runtime.db(ready)):
+            return state
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return None
+            try:
+                message = await asyncio.wait_for(layer.receive(channel), remaining)
+            except TimeoutError:
+                return None
+            if message.get("type") == "wa.event" and match(message):
+                return message
+    finally:
+        await layer.group_discard(group, channel)

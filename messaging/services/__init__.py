@@ -1,0 +1,1 @@
+"""The write path of messaging: plain functions, the tenant passed explicitly, each in a transaction."""

@@ -1,0 +1,223 @@
+"""The write path of devices: create, link (QR or pairing code), log out, reconnect, rename, remove.
+
+Each function takes the tenant explicitly and looks the device up through it (another organization's device
+is DoesNotExist, a 404 for the caller), records an audit entry, and talks to the session worker holding the
+device only through the gateway, outside any transaction.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.services import record_audit
+from messaging import events, gateway
+from messaging.models import Device, DeviceStatus
+from messaging.whatsapp import protocol
+
+__all__ = [
+    "create_device",
+    "start_linking",
+    "pair_device",
+    "logout_device",
+    "reconnect_device",
+    "rename_device",
+    "remove_device",
+]
+
+NAME_MAX = 80
+LINK_EVENTS = frozenset({"device.qr", "device.pair_code", "device.connected"})
+
+
+def qr_wait_seconds() -> float:
+    """How long start_linking waits for the worker's first QR code, so callers can show it at once."""
+    return float(getattr(settings, "WA_QR_WAIT_SECONDS", 8.0))
+
+
+def _clean_name(name) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "a device needs a name."})
+    if len(name) > NAME_MAX:
+        raise ValidationError({"name": f"at most {NAME_MAX} characters."})
+    return name
+
+
+def _get(organization, device) -> Device:
+    return organization.devices.get(pk=device if isinstance(device, int) else device.pk)
+
+
+def _nudge(device_id: int, kind: str) -> None:
+    """Tell the holding worker (or, with none, any worker) about the device; best effort."""
+    try:
+        gateway.run_sync(lambda: gateway.notify_worker(device_id, {"type": kind}), timeout=5)
+    except protocol.WhatsAppError:
+        pass  # the workers' heartbeat finds it anyway
+
+
+def create_device(*, organization, name, actor=None, api_key=None) -> Device:
+    name = _clean_name(name)
+    with transaction.atomic():
+        device = Device.objects.create(organization=organization, name=name)
+        record_audit(organization=organization, action="device.create", actor=actor, api_key=api_key, obj=device)
+    return device
+
+
+def _qr_is_live(device: Device) -> bool:
+    return bool(device.qr_code and device.qr_expires_at and device.qr_expires_at > timezone.now())
+
+
+def start_linking(*, organization, device, actor=None, api_key=None, wait: float | None = None) -> Device:
+    """Ask a worker to link the device (QR flow) and wait, bounded, for its first QR code.
+
+    Returns the device as it is then: `qr_waiting` with `qr_code` set, `connected` if it already was (or
+    linked meanwhile), or still `connecting` if no worker answered within the wait (the QR then arrives live).
+    """
+    device = _get(organization, device)
+    if device.is_connected:
+        return device
+    held = gateway.worker_channel(device) is not None
+    if held and device.wanted and device.status == DeviceStatus.QR_WAITING and _qr_is_live(device):
+        return device  # already showing a live code
+    with transaction.atomic():
+        device = Device.objects.select_for_update(no_key=True).get(pk=device.pk)
+        device.wanted = True
+        device.status = DeviceStatus.CONNECTING
+        device.status_reason = ""
+        device.qr_code = ""
+        device.qr_expires_at = None
+        device.pair_code = ""
+        device.save(update_fields=["wanted", "status", "status_reason", "qr_code", "qr_expires_at", "pair_code", "updated_at"])
+        record_audit(organization=organization, action="device.link", actor=actor, api_key=api_key, obj=device)
+
+    device_id = device.pk
+
+    async def kick():
+        # The holder restarts the client (a new QR); with no holder, any worker claims it and starts it.
+        await gateway.notify_worker(device_id, {"type": gateway.START})
+
+    def ready():
+        current = Device.objects.filter(pk=device_id).first()
+        if current is not None and (current.is_connected or _qr_is_live(current) or current.pair_code):
+            return {"event": "ready"}
+        return None
+
+    wait = qr_wait_seconds() if wait is None else wait
+    try:
+        gateway.run_sync(
+            lambda: gateway.await_device_event(
+                device_id, match=lambda m: m.get("event") in LINK_EVENTS, kick=kick, ready=ready, timeout=wait
+            ),
+            timeout=wait + 5,
+        )
+    except protocol.WhatsAppError:
+        pass  # no answer in time: the QR is pushed live when it comes
+    device.refresh_from_db()
+    return device
+
+
+def pair_device(*, organization, device, phone, actor=None, api_key=None) -> protocol.PairCode:
+    """Link by pairing code: the code to type on the phone `phone` (digits with country code)."""
+    device = _get(organization, device)
+    try:
+        digits = protocol.normalize_phone(phone)
+    except ValueError as exc:
+        raise ValidationError({"phone": str(exc)}) from None
+    if device.is_connected:
+        raise protocol.InvalidRequest("The device is already linked and connected; log it out to link another number.")
+    if gateway.worker_channel(device) is None or not device.wanted:
+        # A pairing code is asked of a running (linking) client.
+        device = start_linking(organization=organization, device=device, actor=actor, api_key=api_key)
+    code = gateway.call(device, "pair_phone", phone=digits)
+    with transaction.atomic():
+        Device.objects.filter(pk=device.pk).update(pair_code=code.code, updated_at=timezone.now())
+        record_audit(
+            organization=organization,
+            action="device.pair",
+            actor=actor,
+            api_key=api_key,
+            obj=device,
+            details={"phone": digits},
+        )
+    return code
+
+
+def logout_device(*, organization, device, actor=None, api_key=None) -> Device:
+    """Unlink the number from WhatsApp (when connected) and stop driving it. The device row stays."""
+    device = _get(organization, device)
+    if gateway.worker_channel(device) is not None:
+        try:
+            gateway.call(device, "logout")
+        except protocol.NotConnected:
+            pass  # not connected: nothing to unlink upstream; the session is dropped below
+    with transaction.atomic():
+        record_audit(organization=organization, action="device.logout", actor=actor, api_key=api_key, obj=device)
+    device.refresh_from_db()
+    if device.status != DeviceStatus.LOGGED_OUT or device.wanted:
+        # The backend did not report it (or never held it): record it the same way, live and for webhooks.
+        event = protocol.LoggedOutEvent(device_id=device.pk, reason="logged out from waportal")
+        gateway.run_sync(lambda: events.handle(event), timeout=gateway.command_timeout())
+    _nudge(device.pk, gateway.RELEASE)
+    device.refresh_from_db()
+    return device
+
+
+def reconnect_device(*, organization, device, actor=None, api_key=None) -> Device:
+    """Connect a linked device again (after a disconnect, or when no worker holds it)."""
+    device = _get(organization, device)
+    if not device.jid:
+        raise ValidationError({"device": "this device is not linked yet: link it with a QR code or a pairing code."})
+    with transaction.atomic():
+        Device.objects.filter(pk=device.pk).update(wanted=True, updated_at=timezone.now())
+        record_audit(organization=organization, action="device.reconnect", actor=actor, api_key=api_key, obj=device)
+    if gateway.worker_channel(device) is not None:
+        try:
+            gateway.call(device, "reconnect")
+        except protocol.NotConnected:
+            _nudge(device.pk, gateway.START)
+    else:
+        _nudge(device.pk, gateway.CLAIM)
+    device.refresh_from_db()
+    return device
+
+
+def rename_device(*, organization, device, name, actor=None, api_key=None) -> Device:
+    name = _clean_name(name)
+    with transaction.atomic():
+        device = Device.objects.select_for_update(no_key=True).get(pk=_get(organization, device).pk)
+        old = device.name
+        device.name = name
+        device.save(update_fields=["name", "updated_at"])
+        record_audit(
+            organization=organization,
+            action="device.rename",
+            actor=actor,
+            api_key=api_key,
+            obj=device,
+            details={"from": old, "to": name},
+        )
+    return device
+
+
+def remove_device(*, organization, device, actor=None, api_key=None) -> None:
+    """Log the number out (best effort), stop its client and delete the device with its chats and messages."""
+    device = _get(organization, device)
+    if device.jid and gateway.worker_channel(device) is not None:
+        try:
+            gateway.call(device, "logout")
+        except protocol.WhatsAppError:
+            pass  # it goes anyway; WhatsApp drops an unused linked device by itself
+    Device.objects.filter(pk=device.pk).update(wanted=False)
+    _nudge(device.pk, gateway.RELEASE)
+    with transaction.atomic():
+        record_audit(
+            organization=organization,
+            action="device.remove",
+            actor=actor,
+            api_key=api_key,
+            obj=device,
+            details={"jid": device.jid, "name": device.name},
+        )
+        device.delete()

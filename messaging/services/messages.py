@@ -1,0 +1,257 @@
+"""Acting on messages already in a chat (revoke, react, edit, read, star, delete for me): WhatsApp first, then our copy.
+
+Each function checks the device belongs to the organization (Http404 otherwise), asks the worker holding the
+device through `gateway.call` (outside any transaction: the worker writes events while it runs), then updates
+the stored Message, if we have it, and records the audit entry in one transaction. Bad input raises
+ValidationError naming the field (`chat`, `message_id`, `emoji`, `text`); WhatsApp's refusals propagate as
+`protocol.WhatsAppError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.services import record_audit
+from messaging import gateway
+from messaging.models import Device, Message
+from messaging.whatsapp import protocol
+
+__all__ = [
+    "device_of",
+    "normalize_chat",
+    "revoke_message",
+    "react_message",
+    "edit_message",
+    "mark_read",
+    "star_message",
+    "delete_message_for_me",
+]
+
+MAX_MESSAGE_ID = 128
+MAX_TEXT = 65536
+
+
+def device_of(organization, device) -> Device:
+    """The organization's device (by instance or pk); Http404 for another organization's or a missing one."""
+    pk = device if isinstance(device, int) else getattr(device, "pk", None)
+    found = organization.devices.filter(pk=pk).first() if pk is not None else None
+    if found is None:
+        raise Http404("No such device in this organization.")
+    return found
+
+
+def normalize_chat(value, *, field: str = "chat") -> str:
+    """A chat JID from a JID or bare phone digits; ValidationError naming `field` otherwise."""
+    if not isinstance(value, str):
+        raise ValidationError({field: "must be a WhatsApp ID or a phone number."})
+    try:
+        return protocol.normalize_jid(value)
+    except ValueError as exc:
+        raise ValidationError({field: str(exc)}) from None
+
+
+def _message_id(value) -> str:
+    value = (value or "").strip() if isinstance(value, str) else ""
+    if not value:
+        raise ValidationError({"message_id": "is required."})
+    if len(value) > MAX_MESSAGE_ID or any(c.isspace() for c in value):
+        raise ValidationError({"message_id": "is not a WhatsApp message ID."})
+    return value
+
+
+@dataclass(slots=True)
+class _Target:
+    device: Device
+    chat: str
+    message_id: str
+    message: Message | None  # our stored copy, when we have one
+    sender: str  # JID of the message's author
+    from_me: bool
+
+
+def _target(organization, device, chat, message_id, *, assume_mine: bool) -> _Target:
+    device = device_of(organization, device)
+    chat = normalize_chat(chat)
+    message_id = _message_id(message_id)
+    message = Message.objects.filter(device=device, wa_id=message_id, chat__jid=chat).first()
+    if message is not None:
+        from_me = message.from_me
+        sender = message.sender_jid or (device.jid if from_me else chat)
+    elif assume_mine:  # only one's own messages can be revoked or edited
+        from_me, sender = True, device.jid
+    else:
+        from_me, sender = False, chat
+    return _Target(device, chat, message_id, message, sender, from_me)
+
+
+def _audit(organization, action, target: _Target, *, actor, api_key, **details) -> None:
+    record_audit(
+        organization=organization,
+        action=action,
+        actor=actor,
+        api_key=api_key,
+        obj=target.message,
+        object_type="" if target.message else "messaging.message",
+        object_id="" if target.message else target.message_id,
+        details={
+            "chat": target.chat,
+            "message_id": target.message_id,
+            "device_id": target.device.pk,
+            **details,
+        },
+    )
+
+
+def revoke_message(
+    *, organization, device, chat: str, message_id: str, actor=None, api_key=None
+) -> Message | None:
+    """Delete for everyone. Returns our stored copy (marked revoked) or None when we never stored it."""
+    target = _target(organization, device, chat, message_id, assume_mine=True)
+    gateway.call(
+        target.device, "revoke", chat=target.chat, message_id=target.message_id, sender=target.sender
+    )
+    with transaction.atomic():
+        if target.message is not None:
+            target.message.revoked_at = timezone.now()
+            target.message.save(update_fields=["revoked_at"])
+        _audit(organization, "message.revoke", target, actor=actor, api_key=api_key)
+    return target.message
+
+
+def react_message(
+    *, organization, device, chat: str, message_id: str, emoji: str, actor=None, api_key=None
+) -> Message | None:
+    """React with `emoji` ("" removes our reaction)."""
+    if not isinstance(emoji, str) or len(emoji) > 16 or any(c.isspace() for c in emoji):
+        raise ValidationError({"emoji": "must be one emoji (or empty to remove the reaction)."})
+    target = _target(organization, device, chat, message_id, assume_mine=False)
+    gateway.call(
+        target.device,
+        "react",
+        chat=target.chat,
+        message_id=target.message_id,
+        sender=target.sender,
+        emoji=emoji,
+    )
+    with transaction.atomic():
+        if target.message is not None:
+            message = Message.objects.select_for_update().get(pk=target.message.pk)
+            reactions = dict(message.reactions or {})
+            me = target.device.jid or "me"
+            if emoji:
+                reactions[me] = emoji
+            else:
+                reactions.pop(me, None)
+            message.reactions = reactions
+            message.save(update_fields=["reactions"])
+            target.message = message
+        _audit(organization, "message.react", target, actor=actor, api_key=api_key, emoji=emoji)
+    return target.message
+
+
+def edit_message(
+    *, organization, device, chat: str, message_id: str, text: str, actor=None, api_key=None
+) -> Message | None:
+    """Edit one of our sent messages (text, or a media caption)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError({"text": "the new text is empty."})
+    if len(text) > MAX_TEXT:
+        raise ValidationError({"text": f"is longer than {MAX_TEXT} characters."})
+    target = _target(organization, device, chat, message_id, assume_mine=True)
+    if target.message is not None and not target.message.from_me:
+        raise ValidationError({"message_id": "only messages sent from this number can be edited."})
+    gateway.call(target.device, "edit", chat=target.chat, message_id=target.message_id, text=text)
+    with transaction.atomic():
+        message = target.message
+        if message is not None:
+            if message.kind in (protocol.MessageKind.TEXT, protocol.MessageKind.LINK):
+                message.text = text
+            else:
+                message.caption = text
+            message.edited_at = timezone.now()
+            message.save(update_fields=["text", "caption", "edited_at"])
+        _audit(organization, "message.edit", target, actor=actor, api_key=api_key)
+    return target.message
+
+
+def mark_read(
+    *, organization, device, chat: str, message_id: str, actor=None, api_key=None
+) -> Message | None:
+    """Send a read receipt for the message (and, on our side, everything before it in the chat)."""
+    target = _target(organization, device, chat, message_id, assume_mine=False)
+    gateway.call(
+        target.device, "mark_read", chat=target.chat, message_ids=[target.message_id], sender=target.sender
+    )
+    with transaction.atomic():
+        now = timezone.now()
+        message = target.message
+        if message is not None:
+            message.read_by_me_at = message.read_by_me_at or now
+            Message.objects.filter(
+                chat_id=message.chat_id,
+                from_me=False,
+                read_by_me_at__isnull=True,
+                timestamp__lte=message.timestamp,
+            ).update(read_by_me_at=now)
+            message.save(update_fields=["read_by_me_at"])
+            chat_row = message.chat
+            chat_row.unread_count = chat_row.messages.filter(
+                from_me=False, read_by_me_at__isnull=True
+            ).count()
+            chat_row.save(update_fields=["unread_count"])
+        _audit(organization, "message.read", target, actor=actor, api_key=api_key)
+    return target.message
+
+
+def star_message(
+    *, organization, device, chat: str, message_id: str, starred: bool = True, actor=None, api_key=None
+) -> Message | None:
+    """Star (or, with starred=False, unstar) a message."""
+    target = _target(organization, device, chat, message_id, assume_mine=False)
+    gateway.call(
+        target.device,
+        "star",
+        chat=target.chat,
+        message_id=target.message_id,
+        sender=target.sender,
+        from_me=target.from_me,
+        starred=bool(starred),
+    )
+    with transaction.atomic():
+        if target.message is not None:
+            target.message.starred = bool(starred)
+            target.message.save(update_fields=["starred"])
+        _audit(
+            organization,
+            "message.star" if starred else "message.unstar",
+            target,
+            actor=actor,
+            api_key=api_key,
+        )
+    return target.message
+
+
+def delete_message_for_me(
+    *, organization, device, chat: str, message_id: str, actor=None, api_key=None
+) -> Message | None:
+    """Delete a message from this number's view only."""
+    target = _target(organization, device, chat, message_id, assume_mine=False)
+    gateway.call(
+        target.device,
+        "delete_for_me",
+        chat=target.chat,
+        message_id=target.message_id,
+        sender=target.sender,
+        from_me=target.from_me,
+    )
+    with transaction.atomic():
+        if target.message is not None:
+            target.message.deleted_for_me_at = timezone.now()
+            target.message.save(update_fields=["deleted_for_me_at"])
+        _audit(organization, "message.delete_for_me", target, actor=actor, api_key=api_key)
+    return target.message

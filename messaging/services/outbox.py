@@ -1,0 +1,248 @@
+"""The outbox: an accepted send is stored first (with its WhatsApp ID), then sent once by the owning worker."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.services import record_audit
+from messaging import events, gateway
+from messaging.models import Chat, Message, MessageStatus
+from messaging.whatsapp import protocol
+
+__all__ = ["queue_message", "SEND_WAIT_SECONDS"]
+
+# How long queue_message waits for the worker to send before answering "queued".
+SEND_WAIT_SECONDS = 2.0
+# Give up on a message that keeps failing for reasons other than WhatsApp's refusal.
+MAX_ATTEMPTS = 5
+
+_PAYLOAD_FIELDS = (
+    "view_once",
+    "compress",
+    "contact_name",
+    "contact_phone",
+    "latitude",
+    "longitude",
+    "poll_question",
+    "poll_options",
+    "poll_max_answer",
+)
+
+
+def _kind(value) -> protocol.MessageKind:
+    try:
+        kind = protocol.MessageKind(value or "text")
+    except ValueError:
+        raise ValidationError({"kind": f"{value!r} is not a kind of message that can be sent."}) from None
+    if kind in (protocol.MessageKind.REACTION, protocol.MessageKind.EDIT, protocol.MessageKind.REVOKE, protocol.MessageKind.UNKNOWN):
+        raise ValidationError({"kind": f"{kind} messages are not sent through the outbox."})
+    return kind
+
+
+def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=None) -> Message:
+    """Store a message to send (status queued, its WhatsApp ID generated now), hand it to the owning worker.
+
+    `outgoing` holds OutgoingMessage fields except `id` (`reply_to_id` names a message of the chat to quote).
+    Returns the Message: `sent` if the worker sent it within SEND_WAIT_SECONDS, else `queued` (it goes out
+    once the device is connected, never twice). Bad input raises ValidationError naming the field.
+    """
+    device = organization.devices.get(pk=device.pk)
+    outgoing = dict(outgoing)
+    try:
+        to = protocol.normalize_jid(outgoing.pop("to", ""))
+    except ValueError as exc:
+        raise ValidationError({"to": str(exc)}) from None
+    kind = _kind(outgoing.pop("kind", "text"))
+    media = outgoing.pop("media", None)
+    if kind in protocol.MEDIA_KINDS and not media:
+        raise ValidationError({"media": f"a {kind} message needs the file."})
+    reply_to_id = (outgoing.pop("reply_to_id", "") or "").strip()
+    text = outgoing.pop("text", "") or ""
+    caption = outgoing.pop("caption", "") or ""
+    mime_type = outgoing.pop("mime_type", "") or ""
+    filename = outgoing.pop("filename", "") or ""
+    is_forwarded = bool(outgoing.pop("is_forwarded", False))
+    payload = {key: outgoing.pop(key) for key in _PAYLOAD_FIELDS if key in outgoing}
+    if outgoing:
+        raise ValidationError({sorted(outgoing)[0]: "is not a field of a message to send."})
+    if kind == protocol.MessageKind.TEXT and not text.strip():
+        raise ValidationError({"text": "the message is empty."})
+
+    with transaction.atomic():
+        now = timezone.now()
+        chat, _ = Chat.objects.get_or_create(
+            device=device, jid=to, defaults={"organization": organization, "is_group": protocol.is_group(to)}
+        )
+        quoted_body = ""
+        if reply_to_id:
+            quoted = chat.messages.filter(wa_id=reply_to_id).first()
+            if quoted is not None:
+                quoted_body = quoted.text or quoted.caption
+                payload["reply_to"] = {"sender": quoted.sender_jid or to, "from_me": quoted.from_me}
+            else:
+                payload["reply_to"] = {"sender": to, "from_me": False}
+        message = Message(
+            organization=organization,
+            device=device,
+            chat=chat,
+            wa_id=protocol.generate_message_id(),
+            from_me=True,
+            sender_jid=device.jid,
+            sender_name=device.push_name,
+            kind=str(kind),
+            text=text,
+            caption=caption,
+            media_mime=mime_type,
+            media_size=len(media) if media else None,
+            media_filename=filename,
+            payload=payload,
+            reply_to_id=reply_to_id,
+            quoted_body=quoted_body,
+            is_forwarded=is_forwarded,
+            view_once=bool(payload.get("view_once")),
+            status=MessageStatus.QUEUED,
+            timestamp=now,
+        )
+        if media:
+            message.media.save(filename or f"{message.wa_id}", ContentFile(media), save=False)
+        message.save()
+        chat.last_message_at = now
+        chat.last_message_preview = events.preview_of(message.kind, text, caption)
+        chat.save(update_fields=["last_message_at", "last_message_preview"])
+        record_audit(
+            organization=organization,
+            action="message.queue",
+            actor=actor,
+            api_key=api_key,
+            obj=message,
+            details={"to": to, "kind": str(kind), "device_id": device.pk},
+        )
+
+    wa_id = message.wa_id
+
+    def sent(msg: dict) -> bool:
+        return msg.get("event") in ("message.sent", "message.failed") and msg["data"].get("id") == wa_id
+
+    def done():
+        return Message.objects.filter(pk=message.pk).exclude(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).exists()
+
+    async def nudge():
+        await gateway.notify_worker(device.pk, {"type": gateway.OUTBOX})
+
+    if device.is_connected and gateway.worker_channel(device):
+        gateway.run_sync(
+            lambda: gateway.await_device_event(device.pk, match=sent, kick=nudge, ready=done, timeout=SEND_WAIT_SECONDS),
+            timeout=SEND_WAIT_SECONDS + 5,
+        )
+    else:
+        # Offline: still tell the workers (one may be about to hold it); it is sent when the device connects.
+        gateway.run_sync(nudge, timeout=5)
+    message.refresh_from_db()
+    return message
+
+
+# ------------------------------------------------------------------------------ the worker's side (sync)
+
+
+def outgoing_of(message: Message) -> protocol.OutgoingMessage:
+    """The protocol message to send for a stored outbox row (same ID every attempt: WhatsApp dedups by it)."""
+    payload = message.payload or {}
+    media = None
+    if message.media:
+        with message.media.open("rb") as fh:
+            media = fh.read()
+    reply_to = None
+    if message.reply_to_id:
+        quoted = payload.get("reply_to") or {}
+        reply_to = protocol.QuotedMessage(
+            id=message.reply_to_id,
+            sender=quoted.get("sender") or message.chat.jid,
+            text=message.quoted_body,
+            from_me=bool(quoted.get("from_me")),
+        )
+    return protocol.OutgoingMessage(
+        id=message.wa_id,
+        to=message.chat.jid,
+        kind=protocol.MessageKind(message.kind),
+        text=message.text,
+        caption=message.caption,
+        media=media,
+        mime_type=message.media_mime,
+        filename=message.media_filename,
+        view_once=message.view_once,
+        compress=bool(payload.get("compress")),
+        is_forwarded=message.is_forwarded,
+        reply_to=reply_to,
+        contact_name=payload.get("contact_name", ""),
+        contact_phone=payload.get("contact_phone", ""),
+        latitude=payload.get("latitude"),
+        longitude=payload.get("longitude"),
+        poll_question=payload.get("poll_question", ""),
+        poll_options=list(payload.get("poll_options") or []),
+        poll_max_answer=int(payload.get("poll_max_answer") or 1),
+    )
+
+
+def claim_next_outgoing(device_id: int) -> tuple[int, protocol.OutgoingMessage] | None:
+    """The device's oldest unsent message, marked sending (attempts+1) by an atomic status update.
+
+    "sending" rows are included: only the lease holder drains a device, one message at a time, so a row
+    left in "sending" was being sent by a worker that died; resending it with the same ID is exactly once.
+    """
+    pending = [MessageStatus.QUEUED, MessageStatus.SENDING]
+    for message in (
+        Message.objects.select_related("chat").filter(device_id=device_id, from_me=True, status__in=pending).order_by("id")[:5]
+    ):
+        claimed = Message.objects.filter(pk=message.pk, status=message.status).update(
+            status=MessageStatus.SENDING, attempts=F("attempts") + 1
+        )
+        if claimed:
+            try:
+                return message.pk, outgoing_of(message)
+            except (OSError, ValueError) as exc:
+                mark_failed(message.pk, f"the stored message cannot be sent: {exc}")
+                continue
+    return None
+
+
+def mark_sent(message_id: int, result: protocol.SendResult) -> None:
+    now = timezone.now()
+    sent_at = events._from_unix(result.timestamp) if result.timestamp else now
+    Message.objects.filter(pk=message_id).update(sent_at=now, timestamp=sent_at, error="")
+    # Forward only: a receipt may have arrived before the send returned.
+    Message.objects.filter(pk=message_id, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).update(
+        status=MessageStatus.SENT
+    )
+
+
+def mark_failed(message_id: int, error: str) -> None:
+    Message.objects.filter(pk=message_id, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).update(
+        status=MessageStatus.FAILED, error=error[:300]
+    )
+
+
+def requeue(message_id: int, error: str = "") -> bool:
+    """Back to queued after a send that did not go out; returns False (and fails it) after MAX_ATTEMPTS."""
+    message = Message.objects.filter(pk=message_id).only("attempts").first()
+    if message is not None and error and message.attempts >= MAX_ATTEMPTS:
+        mark_failed(message_id, error)
+        return False
+    changes = {"status": MessageStatus.QUEUED, "error": error[:300]}
+    if not error:  # the device was not connected: that try does not count
+        changes["attempts"] = F("attempts") - 1
+    Message.objects.filter(pk=message_id, status=MessageStatus.SENDING, attempts__gt=0).update(**changes)
+    return True
+
+
+def devices_with_pending(device_ids) -> set[int]:
+    return set(
+        Message.objects.filter(
+            device_id__in=list(device_ids), from_me=True, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
+        )
+        .values_list("device_id", flat=True)
+        .distinct()
+    )

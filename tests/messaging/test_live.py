@@ -1,0 +1,148 @@
+"""The live WebSocket: linking seen end to end in the browser's socket, tenancy, and frame validation."""
+
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from django.utils.html import escape
+
+from messaging.services import devices
+from waportal.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _headers(user=None):
+    headers = [(b"origin", b"http://localhost")]
+    if user is not None:
+        client = Client()
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers
+
+
+def _open(wa, user, path="/ws/live/"):
+    """A connected WebSocket test client on the runtime loop (where the in-memory channel layer lives)."""
+
+    headers = _headers(user)
+
+    async def connect():
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, _ = await communicator.connect(timeout=10)
+        assert connected
+        return communicator
+
+    return wa.run(connect())
+
+
+def _receive(wa, communicator, timeout=10):
+    return wa.run(communicator.receive_from(timeout=timeout), timeout=timeout + 5)
+
+
+def _closed_with(wa, communicator) -> int:
+    message = wa.run(communicator.receive_output(timeout=10))
+    assert message["type"] == "websocket.close"
+    return message["code"]
+
+
+def test_linking_by_qr_reaches_the_socket_live_then_connected(wa, org, owner):
+    device = devices.create_device(organization=org, name="Front desk", actor=owner)
+    socket = _open(wa, owner, f"/ws/live/?device={device.pk}")
+
+    device = devices.start_linking(organization=org, device=device, actor=owner)
+    assert device.status == "qr_waiting" and device.qr_code
+    html = _receive(wa, socket)
+    assert f'id="device-{device.pk}-link"' in html and "hx-swap-oob" in html
+    assert f'data-qr="{escape(device.qr_code)}"' in html  # the QR the phone scans, rendered live
+
+    wa.sandbox.phone_scan(qr_code=device.qr_code)
+    wa.wait_event("device.connected", device=device)
+    device.refresh_from_db()
+    # Every push after the scan arrives; the one for "connected" names the linked number.
+    while True:
+        html = _receive(wa, socket)
+        if "data-connected" in html:
+            break
+    assert device.phone in html
+    assert device.is_connected
+    wa.run(socket.disconnect())
+
+
+def test_an_event_reaches_a_socket_in_both_groups_once(wa, org, owner):
+    device = wa.linked_device(org)
+    socket = _open(wa, owner, f"/ws/live/?device={device.pk}")
+    devices.reconnect_device(organization=org, device=device, actor=owner)
+    wa.wait_event("device.connected", device=device)
+    first = _receive(wa, socket)
+    frames = [first]
+    while not wa.run(socket.receive_nothing(timeout=0.5)):
+        frames.append(_receive(wa, socket))
+    # disconnected (reconnecting) and connected: one frame each although the socket is in two groups
+    # (each renders the device as it is when rendered, so both may well show it connected)
+    assert len(frames) == 2
+    assert "data-connected" in frames[-1]
+    wa.run(socket.disconnect())
+
+
+def test_anonymous_is_closed_with_4401(wa):
+    socket = _open(wa, None)
+    assert _closed_with(wa, socket) == 4401
+
+
+def test_another_organizations_device_is_closed_with_4404(wa, org, other_org, owner):
+    theirs = devices.create_device(organization=other_org, name="Theirs")
+    socket = _open(wa, owner, f"/ws/live/?device={theirs.pk}")
+    assert _closed_with(wa, socket) == 4404
+    for bad in ("not-a-number", "9" * 40, ""):
+        socket = _open(wa, owner, f"/ws/live/?device={bad}")
+        assert _closed_with(wa, socket) == 4404
+
+
+def test_a_member_of_another_organization_gets_none_of_its_events(wa, org, owner, outsider):
+    socket = _open(wa, outsider)
+    device = devices.create_device(organization=org, name="Ours", actor=owner)
+    devices.start_linking(organization=org, device=device, actor=owner)
+    wa.wait_event("device.qr", device=device)
+    assert wa.run(socket.receive_nothing(timeout=0.5))
+    wa.run(socket.disconnect())
+
+
+def test_frames_from_the_browser_are_validated_and_never_crash(wa, org, owner):
+    socket = _open(wa, owner)
+
+    def say(**frame):
+        if "bytes_data" in frame:
+            wa.run(socket.send_to(bytes_data=frame["bytes_data"]))
+        else:
+            wa.run(socket.send_to(text_data=frame["text"]))
+        return json.loads(_receive(wa, socket))
+
+    assert say(text=json.dumps({"action": "ping"})) == {"action": "pong"}
+    assert say(text="not json")["error"]["field"] == "message"
+    assert say(text="[1, 2]")["error"]["field"] == "message"
+    assert say(text=json.dumps({"action": "drop tables"}))["error"]["field"] == "action"
+    assert say(text=json.dumps({"nothing": 1}))["error"]["field"] == "action"
+    assert say(bytes_data=b"\x00\x01")["error"]["field"] == "message"
+    assert say(text="x" * 10000)["error"]["field"] == "message"
+    assert say(text=json.dumps({"action": "ping"})) == {"action": "pong"}  # still open
+    wa.run(socket.disconnect())
+
+
+def test_a_member_removed_meanwhile_is_disconnected_at_the_next_check(wa, org, owner, monkeypatch):
+    from accounts.models import Membership
+    from messaging import consumers
+
+    monkeypatch.setattr(consumers, "MEMBERSHIP_RECHECK_SECONDS", 0.0)
+    device = wa.linked_device(org)
+    socket = _open(wa, owner, f"/ws/live/?device={device.pk}")
+    Membership.objects.filter(user=owner, organization=org).delete()
+    devices.reconnect_device(organization=org, device=device)
+    assert _closed_with(wa, socket) == 4403
+
+
+def test_a_user_in_no_organization_is_closed_with_4403(wa):
+    from tests.conftest import make_user
+
+    socket = _open(wa, make_user())
+    assert _closed_with(wa, socket) == 4403

@@ -1,0 +1,78 @@
+"""The outbox: an accepted message is stored first and sent exactly once, whenever the device can send it."""
+
+import pytest
+
+from messaging.models import Message, MessageStatus
+from messaging.services import outbox
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _received(wa, peer, wa_id):
+    return [m for m in wa.sandbox.sent_to(peer) if m["id"] == wa_id]
+
+
+def _queue(org, device, to, text="hello"):
+    return outbox.queue_message(organization=org, device=device, outgoing={"to": to, "text": text})
+
+
+def test_a_send_on_a_connected_device_goes_out_at_once(wa, org):
+    device = wa.linked_device(org)
+    peer = wa.peers[0]
+    message = _queue(org, device, peer)
+    assert message.status == MessageStatus.SENT and message.wa_id.startswith("3EB0")
+    assert [m["text"] for m in _received(wa, peer, message.wa_id)] == ["hello"]
+    wa.wait_event("message.receipt", device=device, predicate=lambda d: d["id"] == message.wa_id)
+
+
+def test_a_message_queued_while_offline_is_sent_exactly_once_when_the_device_connects(wa, org):
+    device = wa.linked_device(org)
+    peer = wa.peers[1]
+    wa.stop_worker()  # the device is offline: nobody holds it
+    message = _queue(org, device, peer, "while you were away")
+    assert message.status == MessageStatus.QUEUED
+    assert _received(wa, peer, message.wa_id) == []
+
+    wa.start_worker()
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
+    wa.run(wa.worker.heartbeat())  # later heartbeats find nothing left to send
+    assert len(_received(wa, peer, message.wa_id)) == 1
+    message.refresh_from_db()
+    assert message.status in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
+    assert message.attempts == 1
+
+
+def test_a_send_cut_off_by_a_dying_worker_is_not_delivered_twice(wa, org):
+    device = wa.linked_device(org)
+    peer = wa.peers[0]
+    message = _queue(org, device, peer)
+    assert message.status == MessageStatus.SENT
+    wa.stop_worker()
+    # As if the worker died after WhatsApp took the message but before it was marked sent.
+    Message.objects.filter(pk=message.pk).update(status=MessageStatus.SENDING)
+    wa.mark()
+    wa.start_worker()
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
+    assert len(_received(wa, peer, message.wa_id)) == 1
+    assert Message.objects.get(pk=message.pk).status != MessageStatus.SENDING
+
+
+def test_messages_go_out_in_the_order_they_were_accepted(wa, org):
+    device = wa.linked_device(org)
+    peer = wa.peers[2]
+    wa.stop_worker()
+    ids = [_queue(org, device, peer, f"n{i}").wa_id for i in range(3)]
+    wa.start_worker()
+    for wa_id in ids:
+        wa.wait_event("message.sent", device=device, predicate=lambda d, wa_id=wa_id: d["id"] == wa_id)
+    texts = [m["text"] for m in wa.sandbox.sent_to(peer) if m["id"] in ids]
+    assert texts == ["n0", "n1", "n2"]
+
+
+def test_a_message_whatsapp_refuses_fails_with_the_reason(wa, org):
+    device = wa.linked_device(org)
+    message = _queue(org, device, "120363999999999999@newsletter", "to nowhere")
+    data = wa.wait_event("message.failed", device=device, predicate=lambda d: d["id"] == message.wa_id)
+    assert data["error"]
+    message.refresh_from_db()
+    assert message.status == MessageStatus.FAILED and message.error

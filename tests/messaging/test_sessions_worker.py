@@ -1,0 +1,149 @@
+"""The session worker on a fake backend: leases, commands, the outbox and restarts, through the channel layer."""
+
+import pytest
+
+from messaging import gateway
+from messaging.models import Device, DeviceLease, Message, MessageStatus
+from messaging.models.device import SessionWorker
+from messaging.services import outbox
+from messaging.whatsapp import protocol
+from tests.messaging.fake_backend import FakeBackend
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JID = "905550000001@s.whatsapp.net"
+
+
+def _linked(org, **kw):
+    return Device.objects.create(organization=org, name="Phone", wanted=True, jid=JID, phone="905550000001", **kw)
+
+
+def test_worker_takes_a_wanted_device_connects_it_and_runs_commands(runtime_harness, org):
+    device = _linked(org)
+    runtime_harness.backend = FakeBackend()
+    worker = runtime_harness.start_worker()
+    runtime_harness.wait_event("device.connected", device=device, since_start=True)
+    lease = DeviceLease.objects.get(device=device)
+    assert (lease.worker_id, lease.channel_name) == (worker.worker_id, worker.channel_name)
+    assert SessionWorker.objects.filter(worker_id=worker.worker_id).exists()
+
+    infos = gateway.call(device, "user_info", jids=["905551112233@s.whatsapp.net"])
+    assert infos == [protocol.UserInfo(jid="905551112233@s.whatsapp.net", status="hi")]
+    with pytest.raises(protocol.NotFound):
+        gateway.call(device, "user_info", jids=["0@s.whatsapp.net"])
+    with pytest.raises(protocol.InvalidRequest):
+        gateway.call(device, "no_such_op")
+
+
+def test_commands_on_an_unconnected_client_say_so(runtime_harness, org):
+    device = _linked(org)
+    runtime_harness.backend = FakeBackend(online=False)
+    runtime_harness.start_worker()
+    assert DeviceLease.objects.filter(device=device).exists()
+    with pytest.raises(protocol.NotConnected):
+        gateway.call(device, "user_info", jids=[JID])
+    # Linking operations work before the device is connected.
+    assert gateway.call(device, "pair_phone", phone="905550000001").code == "ABCD-EFGH"
+
+
+def test_a_message_queued_while_offline_is_sent_exactly_once_when_the_device_connects(runtime_harness, org):
+    device = _linked(org)
+    backend = runtime_harness.backend = FakeBackend(online=False)
+    worker = runtime_harness.start_worker()
+    message = outbox.queue_message(organization=org, device=device, outgoing={"to": "905551112233", "text": "hello"})
+    assert message.status == MessageStatus.QUEUED
+    runtime_harness.run(worker.heartbeat())  # a heartbeat while offline sends nothing
+    assert backend.sent == []
+
+    runtime_harness.run(backend.clients[device.pk].come_online())
+    sent = runtime_harness.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
+    assert sent["status"] == MessageStatus.SENT
+    runtime_harness.run(worker.heartbeat())
+    runtime_harness.run(worker.drain(device.pk))
+    assert backend.sent == [message.wa_id]
+    assert Message.objects.get(pk=message.pk).status == MessageStatus.SENT
+
+
+def test_a_restarted_worker_reconnects_the_wanted_devices(runtime_harness, org):
+    device = _linked(org)
+    not_wanted = Device.objects.create(organization=org, name="Old", jid="905550000002@s.whatsapp.net")
+    runtime_harness.backend = FakeBackend()
+    first = runtime_harness.start_worker()
+    runtime_harness.wait_event("device.connected", device=device, since_start=True)
+    runtime_harness.mark()
+
+    second = runtime_harness.restart_worker()
+    assert not SessionWorker.objects.filter(worker_id=first.worker_id).exists()
+    runtime_harness.wait_event("device.connected", device=device)
+    assert DeviceLease.objects.get(device=device).worker_id == second.worker_id
+    assert not DeviceLease.objects.filter(device=not_wanted).exists()
+
+
+def test_linking_shows_the_qr_and_the_scan_connects(runtime_harness, org, owner):
+    from messaging.services import devices
+
+    backend = runtime_harness.backend = FakeBackend()
+    runtime_harness.start_worker()
+    device = devices.create_device(organization=org, name="New", actor=owner)
+    device = devices.start_linking(organization=org, device=device, actor=owner)
+    assert device.status == "qr_waiting" and device.qr_code.startswith(f"QR-{device.pk}-")
+    runtime_harness.run(backend.clients[device.pk].scan(JID))
+    data = runtime_harness.wait_event("device.connected", device=device)
+    assert data["jid"] == JID
+    device.refresh_from_db()
+    assert device.is_connected and device.phone == "905550000001"
+
+    device = devices.logout_device(organization=org, device=device, actor=owner)
+    assert device.status == "logged_out" and not device.wanted
+    runtime_harness.wait_event("device.logged_out", device=device)
+
+
+def test_a_link_attempt_that_expires_unscanned_lets_the_device_go(runtime_harness, org, owner):
+    from messaging.services import devices
+
+    backend = runtime_harness.backend = FakeBackend()
+    worker = runtime_harness.start_worker()
+    device = devices.create_device(organization=org, name="New", actor=owner)
+    devices.start_linking(organization=org, device=device, actor=owner)
+    client = backend.clients[device.pk]
+    runtime_harness.run(client.emit(protocol.DisconnectedEvent(reason="QR code expired", will_reconnect=False)))
+    runtime_harness.wait_event("device.disconnected", device=device)
+    runtime_harness.run(worker.settle())
+    device.refresh_from_db()
+    assert not device.wanted and device.pk not in worker.held
+    assert not DeviceLease.objects.filter(device=device).exists()
+    # Asking again brings it back.
+    device = devices.start_linking(organization=org, device=device, actor=owner)
+    assert device.wanted and device.status == "qr_waiting"
+
+
+def test_workers_with_a_device_limit_share_the_devices(runtime_harness, org):
+    from messaging.sessions import SessionWorker
+
+    first_device = _linked(org)
+    second_device = Device.objects.create(organization=org, name="Two", wanted=True, jid="905550000002@s.whatsapp.net")
+    backend = runtime_harness.backend = FakeBackend()
+    one = SessionWorker(backend=backend, lease_seconds=3, max_devices=1)
+    two = SessionWorker(backend=backend, lease_seconds=3, max_devices=1)
+    try:
+        runtime_harness.run(one.start())
+        runtime_harness.run(two.start())
+        assert len(one.held) == len(two.held) == 1
+        assert one.held | two.held == {first_device.pk, second_device.pk}
+        holders = set(DeviceLease.objects.values_list("worker_id", flat=True))
+        assert holders == {one.worker_id, two.worker_id}
+    finally:
+        runtime_harness.run(one.stop())
+        runtime_harness.run(two.stop())
+
+
+def test_a_client_that_cannot_be_made_does_not_keep_the_lease(runtime_harness, org):
+    class BrokenBackend(FakeBackend):
+        def create_client(self, *, device_id, jid, emit):
+            raise OSError("session store unreadable")
+
+    device = _linked(org)
+    runtime_harness.backend = BrokenBackend()
+    worker = runtime_harness.start_worker()
+    assert worker.held == set()
+    assert not DeviceLease.objects.filter(device=device).exists()
