@@ -1,0 +1,232 @@
+"""API benchmark: POST /send/message end to end against the same server's cheapest endpoint, in one run.
+
+Runs the embedded default as `manage.py serve` does (one process: web, session workers, tasks; SQLite file;
+the in-memory channel layer) on the sandbox backend, in a throw-away data directory, with the demo
+organization (`manage.py demo`): one linked device. Then, over keep-alive HTTP connections from
+`--concurrency` client threads:
+
+- cheapest: GET /app/status (API-key check, one device read, no WhatsApp round trip);
+- send: POST /send/message to a quiet simulated peer: stored in the outbox, sent by the session worker,
+  acknowledged (the answer says `sent`; a `queued` answer is counted and reported, not hidden).
+
+Prints requests per second and p50/p99 latency of both, and the ratio of their throughputs (target >= 0.5):
+
+    .venv/bin/python benchmarks/api_send_bench.py [--requests 400] [--concurrency 8] [--port 8765]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def manage(env: dict, *args: str) -> str:
+    result = subprocess.run(
+        [PYTHON, str(BASE_DIR / "manage.py"), *args],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run_load(base: str, key: str, *, requests: int, concurrency: int, make_request) -> dict:
+    """`requests` calls spread over `concurrency` threads, each with its own keep-alive connection."""
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    counter_lock = threading.Lock()
+
+    def worker():
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+            while True:
+                with counter_lock:
+                    n = next(counter, None)
+                if n is None:
+                    return
+                started = time.perf_counter()
+                response = make_request(client, n)
+                elapsed = time.perf_counter() - started
+                try:
+                    body = response.json()
+                    outcome = f"{response.status_code} {body.get('code')}"
+                    results = body.get("results")
+                    if isinstance(results, dict) and "status" in results and "message_id" in results:
+                        outcome += f" {results['status']}"
+                except ValueError:
+                    outcome = f"{response.status_code} (not JSON)"
+                with lock:
+                    latencies.append(elapsed)
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    return {
+        "requests": len(latencies),
+        "seconds": wall,
+        "rps": len(latencies) / wall,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000,
+        "outcomes": outcomes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=40)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="Run on this (empty, throw-away) PostgreSQL database instead of SQLite; with --redis-url: production mode.",
+    )
+    parser.add_argument(
+        "--redis-url", default="", help="Channel layer (and broker) on Redis; use a database of its own."
+    )
+    args = parser.parse_args()
+
+    data_dir = tempfile.mkdtemp(prefix="waportal-api-bench-")
+    port = args.port or free_port()
+    env = {
+        **os.environ,
+        "WAPORTAL_DATA_DIR": data_dir,
+        "WA_BACKEND": "sandbox",
+        "WA_SANDBOX_DELAY": os.environ.get("WA_SANDBOX_DELAY", "0.2"),
+        "DEBUG": "0",
+    }
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        env.pop(name, None)  # the embedded default, unless asked otherwise
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+        env.setdefault("SECRET_KEY", "benchmark-only-not-secret")
+        env.setdefault("SECURE_SSL_REDIRECT", "false")
+    mode = "PostgreSQL" if args.database_url else "SQLite"
+    mode += " + Redis" if args.redis_url else " + in-memory channel layer"
+    manage(env, "migrate", "--noinput")
+    demo = json.loads(manage(env, "demo", "--json").strip().splitlines()[-1])
+    quiet = (
+        manage(
+            env,
+            "shell",
+            "-c",
+            "from messaging.whatsapp import sandbox; print(sandbox.peer_phones('quiet')[0])",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    key, base = demo["api_key"], f"http://127.0.0.1:{port}"
+
+    log_path = Path(data_dir) / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - open for the server's whole life
+    server = subprocess.Popen(
+        [PYTHON, str(BASE_DIR / "manage.py"), "serve", "--port", str(port)],
+        env=env,
+        cwd=BASE_DIR,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        # Wait (bounded) for the server to listen and the worker to connect the demo device.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status = httpx.get(
+                    f"{base}/app/status", headers={"Authorization": f"Bearer {key}"}, timeout=5
+                )
+                if status.status_code == 200 and status.json()["results"]["is_connected"]:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the server did not come up with the demo device connected within 60 s")
+            time.sleep(0.25)
+
+        def cheapest(client, n):
+            return client.get("/app/status")
+
+        def send(client, n):
+            return client.post("/send/message", json={"phone": quiet, "message": f"bench {n}"})
+
+        for make in (cheapest, send):  # warm-up
+            run_load(base, key, requests=args.warmup, concurrency=args.concurrency, make_request=make)
+        results = {
+            "cheapest": run_load(
+                base, key, requests=args.requests, concurrency=args.concurrency, make_request=cheapest
+            ),
+            "send": run_load(
+                base, key, requests=args.requests, concurrency=args.concurrency, make_request=send
+            ),
+        }
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+    print(
+        f"API benchmark: {args.requests} requests each, {args.concurrency} concurrent clients, "
+        f"one `manage.py serve` process ({mode}), sandbox backend"
+    )
+    labels = {
+        "cheapest": "GET /app/status (cheapest)",
+        "send": "POST /send/message (stored, sent, acknowledged)",
+    }
+    for name, r in results.items():
+        print(
+            f"  {labels[name]:<50} {r['rps']:8.1f} req/s   p50 {r['p50_ms']:7.1f} ms   p99 {r['p99_ms']:7.1f} ms"
+            f"   answers: {r['outcomes']}"
+        )
+    print(f"  server log: {log_path}")
+    ratio = results["send"]["rps"] / results["cheapest"]["rps"]
+    print(
+        f"  send / cheapest throughput ratio: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})"
+    )
+
+
+if __name__ == "__main__":
+    main()

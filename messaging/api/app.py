@@ -1,0 +1,74 @@
+"""GET /app/*: link the chosen device (QR or pairing code), log out, reconnect, list devices, status."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+from messaging.api.common import AUTH, Acting, Envelope, acting, ok
+from messaging.api.devices import device_row, login_answer, pair_answer, status_row
+from messaging.services import devices as device_services
+
+router = Router(tags=["app"], auth=AUTH)
+
+DEFAULT_DEVICE_NAME = "WhatsApp"
+
+
+def _device_or_first(request) -> Acting:
+    """The chosen device; an organization with none gets its first one (what /app/login's clients expect)."""
+    ctx = acting(request, write=True, device=False)
+    if not ctx.organization.devices.exists() and not (
+        request.headers.get("X-Device-Id") or request.GET.get("device_id")
+    ):
+        ctx.device = device_services.create_device(
+            organization=ctx.organization, name=DEFAULT_DEVICE_NAME, api_key=ctx.api_key
+        )
+        return ctx
+    return acting(request, write=True)
+
+
+@router.get(
+    "/app/login", response=Envelope, summary="Link by QR code: answers qr_link (an image) and qr_duration"
+)
+def login(request):
+    ctx = _device_or_first(request)
+    device = device_services.start_linking(
+        organization=ctx.organization, device=ctx.device, api_key=ctx.api_key
+    )
+    return login_answer(request, device)
+
+
+@router.get("/app/login-with-code", response=Envelope, summary="Link by pairing code: answers pair_code")
+def login_with_code(request, phone: str):
+    ctx = _device_or_first(request)
+    return pair_answer(ctx, ctx.device, phone)
+
+
+@router.get("/app/logout", response=Envelope, summary="Unlink the device from WhatsApp")
+def logout(request):
+    ctx = acting(request, write=True)
+    device = device_services.logout_device(
+        organization=ctx.organization, device=ctx.device, api_key=ctx.api_key
+    )
+    return ok(status_row(device), "Logged out.")
+
+
+@router.get("/app/reconnect", response=Envelope, summary="Connect the linked device again")
+def reconnect(request):
+    ctx = acting(request, write=True)
+    request.api_field_names = {"device": "device_id"}
+    device = device_services.reconnect_device(
+        organization=ctx.organization, device=ctx.device, api_key=ctx.api_key
+    )
+    return ok(status_row(device), "Reconnecting.")
+
+
+@router.get("/app/devices", response=Envelope, summary="The linked devices (name, device JID)")
+def devices(request):
+    ctx = acting(request, device=False)
+    return ok([device_row(d) for d in ctx.organization.devices.select_related("lease")])
+
+
+@router.get("/app/status", response=Envelope, summary="Whether the chosen device is connected and logged in")
+def status(request):
+    ctx = acting(request)
+    return ok(status_row(ctx.device))

@@ -1,0 +1,495 @@
+"""What every REST endpoint shares: API-key auth, the envelope, errors, device selection, recipients, media input.
+
+Endpoints stay thin: `acting(request, write=...)` gives the key's organization, the key and the chosen device
+(or raises an ApiError with the contract's code and status); they call one service or one gateway operation
+and return `ok(results)`. Every failure becomes the envelope through the handlers `install_error_handlers`
+puts on the NinjaAPI, with a message that names the offending field.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import (
+    ObjectDoesNotExist,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils import timezone
+from ninja import Schema
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.security import APIKeyHeader, HttpBasicAuth, HttpBearer
+
+from accounts.models import ApiKey, ApiKeyAccess, hash_api_key
+from messaging.models import Device, DeviceStatus
+from messaging.whatsapp import protocol
+
+logger = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------------------------------ envelope
+
+
+class Envelope(Schema):
+    """Every answer: `code` SUCCESS or a stable upper-case error word, a sentence for people, the results."""
+
+    code: str
+    message: str
+    results: Any = None
+
+
+def ok(results: Any = None, message: str = "Success") -> dict:
+    return {"code": "SUCCESS", "message": message, "results": results}
+
+
+class ApiError(Exception):
+    """An answer other than success: HTTP status, stable code, a message naming the field when there is one."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, field: str = "", results: Any = None, headers=None
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.results = results
+        self.headers = headers or {}
+
+
+def field_error(field: str, problem: str, *, status: int = 400, code: str = "VALIDATION_ERROR") -> ApiError:
+    return ApiError(
+        status, code, f"{field}: {problem}", field=field, results=[{"field": field, "error": problem}]
+    )
+
+
+# WhatsApp's refusals (protocol.ErrorCode) and the HTTP status each gets.
+WHATSAPP_STATUS = {
+    protocol.ErrorCode.NOT_CONNECTED: 503,
+    protocol.ErrorCode.NOT_LOGGED_IN: 503,
+    protocol.ErrorCode.NOT_SUPPORTED: 501,
+    protocol.ErrorCode.NOT_FOUND: 404,
+    protocol.ErrorCode.FORBIDDEN: 403,
+    protocol.ErrorCode.INVALID: 400,
+    protocol.ErrorCode.TIMEOUT: 504,
+    protocol.ErrorCode.UPSTREAM: 502,
+}
+
+# Where a request's input did not validate: these parts of a pydantic location are not field names.
+_LOCATION_PARTS = {"body", "query", "form", "file", "path", "header", "cookie", "payload", "data", "__root__"}
+
+
+def _error_field(loc) -> str:
+    names = [str(part) for part in loc if isinstance(part, str) and part not in _LOCATION_PARTS]
+    return names[-1] if names else ""
+
+
+def _response(api, request, error: ApiError):
+    body = {"code": error.code, "message": error.message, "results": error.results}
+    response = api.create_response(request, body, status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def install_error_handlers(api) -> None:
+    """Make every failure of `api` the contract's envelope (replacing django-ninja's own shapes)."""
+
+    def api_error(request, exc: ApiError):
+        return _response(api, request, exc)
+
+    def invalid(request, problems: list[dict]):
+        """400 naming the first offending field in the message; every problem in the results."""
+        first = problems[0] if problems else {"field": "", "error": "the request is not valid"}
+        message = f"{first['field']}: {first['error']}" if first["field"] else first["error"]
+        return _response(
+            api, request, ApiError(400, "VALIDATION_ERROR", message, field=first["field"], results=problems)
+        )
+
+    def ninja_validation(request, exc: NinjaValidationError):
+        problems = []
+        for err in exc.errors:
+            field = _error_field(err.get("loc") or ())
+            msg = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
+            if err.get("type") == "missing":
+                msg = "is required"
+            problems.append({"field": field, "error": msg})
+        return invalid(request, problems)
+
+    def django_validation(request, exc: DjangoValidationError):
+        renames = getattr(request, "api_field_names", {})
+        if hasattr(exc, "error_dict"):
+            problems = [
+                {"field": renames.get(field, field), "error": " ".join(str(m) for m in messages)}
+                for field, messages in exc.message_dict.items()
+            ]
+        else:
+            problems = [{"field": "", "error": " ".join(exc.messages)}]
+        return invalid(request, problems)
+
+    def whatsapp_error(request, exc: protocol.WhatsAppError):
+        code = str(exc.code)
+        return _response(
+            api, request, ApiError(WHATSAPP_STATUS.get(exc.code, 502), code, exc.message or code)
+        )
+
+    def not_found(request, exc):
+        message = str(exc) if str(exc) else "Not found."
+        return _response(api, request, ApiError(404, "NOT_FOUND", message))
+
+    def forbidden(request, exc):
+        return _response(api, request, ApiError(403, "FORBIDDEN", str(exc) or "Not allowed."))
+
+    def unauthorized(request, exc):
+        return _response(
+            api,
+            request,
+            ApiError(
+                401,
+                "UNAUTHORIZED",
+                "A valid API key is required: send it as 'Authorization: Bearer <key>', 'X-Api-Key: <key>' "
+                "or HTTP Basic with the key as password.",
+                headers={"WWW-Authenticate": 'Basic realm="waportal", charset="UTF-8"'},
+            ),
+        )
+
+    def http_error(request, exc: HttpError):
+        codes = {
+            400: "VALIDATION_ERROR",
+            403: "FORBIDDEN",
+            404: "NOT_FOUND",
+            405: "METHOD_NOT_ALLOWED",
+            429: "THROTTLED",
+        }
+        message = str(exc)
+        if message == "Cannot parse request body":
+            message = "body: is not valid JSON."
+        return _response(
+            api, request, ApiError(exc.status_code, codes.get(exc.status_code, "ERROR"), message)
+        )
+
+    def internal(request, exc):
+        logger.exception("API %s %s failed", request.method, request.path, exc_info=exc)
+        return _response(
+            api,
+            request,
+            ApiError(500, "INTERNAL_ERROR", "Something went wrong on our side; it was logged. Try again."),
+        )
+
+    api.add_exception_handler(Exception, internal)
+    api.add_exception_handler(ApiError, api_error)
+    api.add_exception_handler(NinjaValidationError, ninja_validation)
+    api.add_exception_handler(DjangoValidationError, django_validation)
+    api.add_exception_handler(protocol.WhatsAppError, whatsapp_error)
+    api.add_exception_handler(Http404, not_found)
+    api.add_exception_handler(ObjectDoesNotExist, lambda request, exc: not_found(request, "Not found."))
+    api.add_exception_handler(PermissionDenied, forbidden)
+    api.add_exception_handler(AuthenticationError, unauthorized)
+    api.add_exception_handler(
+        RequestDataTooBig,
+        lambda request, exc: _response(
+            api,
+            request,
+            ApiError(413, "PAYLOAD_TOO_LARGE", "body: the request is larger than this server accepts."),
+        ),
+    )
+    api.add_exception_handler(
+        SuspiciousOperation,
+        lambda request, exc: _response(api, request, ApiError(400, "VALIDATION_ERROR", f"body: {exc}")),
+    )
+    api.add_exception_handler(HttpError, http_error)
+
+
+# ------------------------------------------------------------------------------------------ auth
+
+# last_used_at is written at most this often per key (a busy key would otherwise write on every request).
+LAST_USED_RESOLUTION = timedelta(seconds=30)
+
+
+def key_for(raw: str | None) -> ApiKey | None:
+    """The active key with this raw value, or None (wrong or revoked). Stamps last_used_at."""
+    raw = (raw or "").strip()
+    if not raw or len(raw) > 200:
+        return None
+    key = (
+        ApiKey.objects.select_related("organization")
+        .filter(key_hash=hash_api_key(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if key is not None:
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
+    return key
+
+
+class BearerKey(HttpBearer):
+    def authenticate(self, request, token):
+        return key_for(token)
+
+
+class HeaderKey(APIKeyHeader):
+    param_name = "X-Api-Key"
+
+    def authenticate(self, request, key):
+        return key_for(key)
+
+
+class BasicKey(HttpBasicAuth):
+    """HTTP Basic with the key as password (existing clients only know Basic); any user name."""
+
+    def authenticate(self, request, username, password):
+        return key_for(password or username)
+
+
+AUTH = [BearerKey(), HeaderKey(), BasicKey()]
+
+
+# ------------------------------------------------------------------------------------------ acting
+
+
+@dataclass(slots=True)
+class Acting:
+    """Who acts (the key's organization and the key) and on which device."""
+
+    organization: Any
+    api_key: ApiKey
+    device: Device | None
+
+    def service_kwargs(self) -> dict:
+        return {
+            "organization": self.organization,
+            "device": self.device,
+            "actor": None,
+            "api_key": self.api_key,
+        }
+
+
+def _chosen_device(request, organization) -> Device:
+    raw = (request.headers.get("X-Device-Id") or request.GET.get("device_id") or "").strip()
+    if raw:
+        if raw.isdigit() and len(raw) < 19:
+            device = organization.devices.filter(pk=int(raw)).first()
+        else:
+            try:
+                jid = protocol.normalize_jid(raw)
+            except ValueError:
+                raise field_error(
+                    "device_id", "is not a device ID (see GET /devices) or a linked number."
+                ) from None
+            device = organization.devices.filter(jid=jid).first()
+        if device is None:
+            raise ApiError(
+                404, "NOT_FOUND", "device_id: no such device in this organization.", field="device_id"
+            )
+        return device
+    devices = list(organization.devices.all()[:2])
+    if len(devices) == 1:
+        return devices[0]
+    if not devices:
+        raise ApiError(
+            400,
+            "DEVICE_REQUIRED",
+            "device_id: this organization has no device yet; add one with POST /devices (or GET /app/login) and link it.",
+            field="device_id",
+        )
+    raise ApiError(
+        400,
+        "DEVICE_REQUIRED",
+        "device_id: this organization has several devices; name one with the X-Device-Id header or device_id.",
+        field="device_id",
+    )
+
+
+def acting(request, *, write: bool = False, device: bool = True) -> Acting:
+    """The caller's organization and key, refusing writes by a read-only key (403), and the chosen device."""
+    key: ApiKey = request.auth
+    if write and key.access != ApiKeyAccess.FULL:
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "This API key is read-only: it cannot send or change anything. Use a key with full access.",
+        )
+    organization = key.organization
+    return Acting(organization, key, _chosen_device(request, organization) if device else None)
+
+
+def require_linked(device: Device) -> None:
+    """Refuse a device that was never linked (or was logged out): nothing could ever send for it."""
+    if not device.jid or device.status in (DeviceStatus.NEW, DeviceStatus.LOGGED_OUT):
+        raise ApiError(
+            503,
+            "DEVICE_NOT_CONNECTED",
+            f"The device {device.pk} is not linked to a WhatsApp number; link it with GET /app/login first.",
+        )
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def jid(value, field: str = "phone") -> str:
+    """A recipient: a full JID or bare digits (with +, spaces, dashes), made a JID; 400 naming `field`."""
+    if not isinstance(value, str):
+        raise field_error(field, "is required.")
+    try:
+        return protocol.normalize_jid(value)
+    except ValueError as exc:
+        raise field_error(field, str(exc)) from None
+
+
+def phone_digits(value, field: str = "phone") -> str:
+    if not isinstance(value, str):
+        raise field_error(field, "is required.")
+    try:
+        return protocol.normalize_phone(value)
+    except ValueError as exc:
+        raise field_error(field, str(exc)) from None
+
+
+# ------------------------------------------------------------------------------------------ media
+
+MB = 1024 * 1024
+# Largest file accepted per media kind (settings.API_MEDIA_MAX_BYTES overrides any of them).
+MEDIA_MAX_BYTES = {
+    "image": 16 * MB,
+    "audio": 16 * MB,
+    "video": 64 * MB,
+    "document": 100 * MB,
+    "sticker": 1 * MB,
+    "avatar": 5 * MB,
+    "photo": 5 * MB,
+}
+# What each kind may be, by the file's own first bytes (a declared content type is not trusted).
+ALLOWED_TYPES = {
+    "image": {"image/jpeg", "image/png", "image/webp", "image/gif"},
+    "avatar": {"image/jpeg", "image/png", "image/webp"},
+    "photo": {"image/jpeg", "image/png", "image/webp"},
+    "sticker": {"image/webp", "image/png"},
+    "audio": {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/wav", "audio/webm"},
+    "video": {"video/mp4", "video/3gpp", "video/quicktime", "video/webm"},
+}
+KIND_WORDS = {
+    "image": "a JPEG, PNG, WebP or GIF image",
+    "avatar": "a JPEG, PNG or WebP image",
+    "photo": "a JPEG, PNG or WebP image",
+    "sticker": "a WebP (or PNG) image",
+    "audio": "an OGG/Opus, MP3, M4A, AAC, AMR or WAV audio file",
+    "video": "an MP4, 3GP, MOV or WebM video",
+}
+
+
+def max_bytes(kind: str) -> int:
+    overrides = getattr(settings, "API_MEDIA_MAX_BYTES", None) or {}
+    return int(overrides.get(kind, MEDIA_MAX_BYTES[kind]))
+
+
+def sniff(data: bytes, kind: str) -> str:
+    """The content type a file's first bytes say it is, or ""."""
+    head = data[:64]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"#!AMR"):
+        return "audio/amr"
+    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "audio/mpeg"
+    if head[:2] in (b"\xff\xf1", b"\xff\xf9"):
+        return "audio/aac"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "audio/webm" if kind == "audio" else "video/webm"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"M4A ", b"M4B ") or kind == "audio":
+            return "audio/mp4"
+        if brand.startswith(b"3g"):
+            return "video/3gpp"
+        if brand == b"qt  ":
+            return "video/quicktime"
+        return "video/mp4"
+    if head.startswith(b"%PDF"):
+        return "application/pdf"
+    return ""
+
+
+@dataclass(slots=True)
+class Media:
+    data: bytes
+    mime_type: str
+    filename: str
+
+
+def media_input(
+    *, kind: str, field: str, upload=None, url: str | None = None, url_field: str | None = None
+) -> Media:
+    """One file of `kind` from an upload or a URL (exactly one): size-capped (413) and type-checked (415)."""
+    url = (url or "").strip() if isinstance(url, str) else ""
+    url_field = url_field or f"{field}_url"
+    if upload is not None and url:
+        raise field_error(field, f"give either the file or {url_field}, not both.")
+    if upload is None and not url:
+        raise field_error(
+            field, f"is required: upload the file, or give {url_field}." if url_field else "is required."
+        )
+    limit = max_bytes(kind)
+    if upload is not None:
+        if upload.size is not None and upload.size > limit:
+            raise field_error(field, f"is larger than {limit} bytes.", status=413, code="PAYLOAD_TOO_LARGE")
+        data = upload.read(limit + 1)
+        if len(data) > limit:
+            raise field_error(field, f"is larger than {limit} bytes.", status=413, code="PAYLOAD_TOO_LARGE")
+        declared = (upload.content_type or "").split(";", 1)[0].strip().lower()
+        filename = (upload.name or "").replace("\\", "/").rsplit("/", 1)[-1][:120]
+        source_field = field
+    else:
+        from messaging.safe_fetch import fetch_url
+
+        timeout = float(getattr(settings, "API_MEDIA_FETCH_TIMEOUT", 20.0))
+        try:
+            data, declared, filename = fetch_url(url, field=url_field, max_bytes=limit, timeout=timeout)
+        except DjangoValidationError as exc:
+            problem = (
+                " ".join(exc.message_dict.get(url_field, exc.messages))
+                if hasattr(exc, "error_dict")
+                else " ".join(exc.messages)
+            )
+            raise field_error(url_field, problem) from None
+        source_field = url_field
+    if not data:
+        raise field_error(source_field, "the file is empty.")
+    found = sniff(data, kind)
+    if kind in ALLOWED_TYPES:
+        if found not in ALLOWED_TYPES[kind]:
+            raise field_error(
+                source_field, f"must be {KIND_WORDS[kind]}.", status=415, code="UNSUPPORTED_MEDIA_TYPE"
+            )
+        mime = found
+    else:  # documents: any type; say what it is as best we know
+        guessed = mimetypes.guess_type(filename)[0] if filename else None
+        mime = (
+            found
+            or (declared if declared and declared != "application/octet-stream" else "")
+            or guessed
+            or "application/octet-stream"
+        )
+    if not filename:
+        extension = mimetypes.guess_extension(mime) or ""
+        filename = f"{kind}{extension}"
+    return Media(data, mime, filename)

@@ -1,0 +1,206 @@
+"""/devices CRUD and linking (QR, pairing code), logout, reconnect, status; and the QR image both /app/login and
+/devices/{id}/login link to. The device is named in the path here (never another organization's: 404)."""
+
+from __future__ import annotations
+
+import io
+
+import segno
+from django.core import signing
+from django.http import HttpResponse
+from django.utils import timezone
+from ninja import Router, Schema, Status
+from pydantic import Field
+
+from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok, phone_digits
+from messaging.events import rfc3339
+from messaging.models import Device, DeviceStatus
+from messaging.services import devices as device_services
+
+router = Router(tags=["devices"], auth=AUTH)
+
+QR_SALT = "waportal.api.qr"
+QR_LINK_MAX_AGE = 300  # seconds a qr_link keeps working (the code it shows rotates meanwhile)
+
+
+def device_row(device: Device) -> dict:
+    lease = getattr(device, "lease", None)  # a device no worker ever held has none
+    return {
+        "id": device.pk,
+        "name": device.name,
+        "device": device.jid,
+        "jid": device.jid,
+        "phone": device.phone,
+        "push_name": device.push_name,
+        "status": device.status,
+        "status_reason": device.status_reason,
+        "is_connected": device.is_connected,
+        "is_logged_in": bool(device.jid) and device.status != DeviceStatus.LOGGED_OUT,
+        "last_seen_at": rfc3339(device.last_seen_at),
+        "connected_at": rfc3339(device.connected_at),
+        "created_at": rfc3339(device.created_at),
+        "worker": lease.worker_id if lease is not None and lease.is_live else "",
+    }
+
+
+def status_row(device: Device) -> dict:
+    return {
+        "device_id": device.pk,
+        "status": device.status,
+        "reason": device.status_reason,
+        "is_connected": device.is_connected,
+        "is_logged_in": bool(device.jid) and device.status != DeviceStatus.LOGGED_OUT,
+        "jid": device.jid,
+        "phone": device.phone,
+    }
+
+
+def qr_link(request, device: Device) -> str:
+    token = signing.dumps({"d": device.pk, "o": device.organization_id}, salt=QR_SALT, compress=True)
+    return request.build_absolute_uri(f"/app/login/qr/{token}.png")
+
+
+def login_answer(request, device: Device) -> dict:
+    """What a linking call answers: the QR (as an image link and as text) with how long it lasts."""
+    if device.is_connected:
+        return ok({**status_row(device), "qr_link": "", "qr_duration": 0}, "The device is already connected.")
+    seconds = 0
+    if device.qr_code and device.qr_expires_at:
+        seconds = max(0, int((device.qr_expires_at - timezone.now()).total_seconds()))
+    results = {
+        **status_row(device),
+        "qr_link": qr_link(request, device) if device.qr_code else "",
+        "qr_code": device.qr_code,
+        "qr_duration": seconds,
+    }
+    if not device.qr_code:
+        return ok(results, "Linking started; the QR code is on its way (see the dashboard, or call again).")
+    return ok(results, "Scan the QR code with WhatsApp on the phone (Linked devices → Link a device).")
+
+
+def owned(ctx, device_id: int) -> Device:
+    device = ctx.organization.devices.select_related("lease").filter(pk=device_id).first()
+    if device is None:
+        raise ApiError(404, "NOT_FOUND", "device_id: no such device in this organization.", field="device_id")
+    return device
+
+
+# ------------------------------------------------------------------------------------------ endpoints
+
+
+class DeviceIn(Schema):
+    name: str = Field("WhatsApp", max_length=80)
+
+
+@router.get("/devices", response=Envelope, summary="The organization's devices")
+def list_devices(request):
+    ctx = acting(request, device=False)
+    return ok([device_row(d) for d in ctx.organization.devices.select_related("lease")])
+
+
+@router.post(
+    "/devices", response={201: Envelope}, summary="Add a device (then link it with /devices/{id}/login)"
+)
+def create_device(request, payload: DeviceIn):
+    ctx = acting(request, write=True, device=False)
+    device = device_services.create_device(
+        organization=ctx.organization, name=payload.name, api_key=ctx.api_key
+    )
+    return Status(201, ok(device_row(device), "Device added; link it with GET /devices/{id}/login."))
+
+
+@router.get("/devices/{device_id}", response=Envelope, summary="One device")
+def get_device(request, device_id: int):
+    ctx = acting(request, device=False)
+    return ok(device_row(owned(ctx, device_id)))
+
+
+@router.delete("/devices/{device_id}", response=Envelope, summary="Remove a device (logs it out first)")
+def delete_device(request, device_id: int):
+    ctx = acting(request, write=True, device=False)
+    device = owned(ctx, device_id)
+    device_services.remove_device(organization=ctx.organization, device=device, api_key=ctx.api_key)
+    return ok({"id": device_id}, "Device removed.")
+
+
+@router.get("/devices/{device_id}/login", response=Envelope, summary="Link the device by QR code")
+def device_login(request, device_id: int):
+    ctx = acting(request, write=True, device=False)
+    device = device_services.start_linking(
+        organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key
+    )
+    return login_answer(request, device)
+
+
+class PairIn(Schema):
+    phone: str = Field(examples=["905xxxxxxxxx"], max_length=40)
+
+
+def pair_answer(ctx, device: Device, phone) -> dict:
+    digits = phone_digits(phone)
+    code = device_services.pair_device(
+        organization=ctx.organization, device=device, phone=digits, api_key=ctx.api_key
+    )
+    return ok(
+        {"pair_code": code.code, "expires_in": code.expires_in, "device_id": device.pk, "phone": digits},
+        "Enter this code on the phone: WhatsApp → Linked devices → Link with phone number.",
+    )
+
+
+@router.post("/devices/{device_id}/login/code", response=Envelope, summary="Link the device by pairing code")
+def device_login_code(request, payload: PairIn, device_id: int):
+    ctx = acting(request, write=True, device=False)
+    return pair_answer(ctx, owned(ctx, device_id), payload.phone)
+
+
+@router.post("/devices/{device_id}/logout", response=Envelope, summary="Unlink the device from WhatsApp")
+def device_logout(request, device_id: int):
+    ctx = acting(request, write=True, device=False)
+    device = device_services.logout_device(
+        organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key
+    )
+    return ok(status_row(device), "Logged out.")
+
+
+@router.post("/devices/{device_id}/reconnect", response=Envelope, summary="Connect a linked device again")
+def device_reconnect(request, device_id: int):
+    ctx = acting(request, write=True, device=False)
+    request.api_field_names = {"device": "device_id"}
+    device = device_services.reconnect_device(
+        organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key
+    )
+    return ok(status_row(device), "Reconnecting.")
+
+
+@router.get("/devices/{device_id}/status", response=Envelope, summary="The device's connection status")
+def device_status(request, device_id: int):
+    ctx = acting(request, device=False)
+    return ok(status_row(owned(ctx, device_id)))
+
+
+@router.get(
+    "/app/login/qr/{token}.png",
+    auth=None,
+    include_in_schema=False,
+    summary="The current QR code of a device being linked (the link itself is the credential, for 5 minutes)",
+)
+def qr_image(request, token: str):
+    try:
+        claims = signing.loads(token, salt=QR_SALT, max_age=QR_LINK_MAX_AGE)
+    except signing.BadSignature:
+        raise field_error(
+            "token",
+            "this QR link is not valid or has expired; call /app/login again.",
+            status=404,
+            code="NOT_FOUND",
+        ) from None
+    device = Device.objects.filter(pk=claims.get("d"), organization_id=claims.get("o")).first()
+    if device is None or not device.qr_code:
+        raise ApiError(
+            404, "NOT_FOUND", "There is no QR code to show: the device is linked, or linking has stopped."
+        )
+    buffer = io.BytesIO()
+    segno.make(device.qr_code, error="L").save(buffer, kind="png", scale=8, border=4)
+    response = HttpResponse(buffer.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "no-store"
+    return response

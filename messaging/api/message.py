@@ -1,0 +1,125 @@
+"""POST /message/{message_id}/*: act on a message (revoke, delete for me, react, edit, read, star), and download media."""
+
+from __future__ import annotations
+
+from django.core.files.base import ContentFile
+from django.http import FileResponse, HttpResponse
+from ninja import Path, Router, Schema
+from pydantic import Field
+
+from messaging import gateway
+from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, jid, ok
+from messaging.api.fields import Jid, Text
+from messaging.models import Message
+from messaging.services import messages
+
+router = Router(tags=["message"], auth=AUTH)
+
+MessageId = Path(..., max_length=128, pattern=r"^[^\s/]+$", examples=["3EB0A1B2C3D4E5F6A7B8C9"])
+
+
+class ChatIn(Schema):
+    phone: Jid = Field(description="The chat the message is in (a JID or phone digits).")
+
+
+class ReactionIn(ChatIn):
+    emoji: str = Field(max_length=16, description="One emoji; empty removes the reaction.", examples=["👍"])
+
+
+class UpdateIn(ChatIn):
+    message: Text
+
+
+def _act(request, service, message_id: str, chat: str, done: str, **kwargs) -> dict:
+    """Run one message service for the chosen device and answer what was done."""
+    ctx = acting(request, write=True)
+    request.api_field_names = {"chat": "phone", "text": "message"}
+    service(chat=chat, message_id=message_id, **kwargs, **ctx.service_kwargs())
+    extra = {"emoji": kwargs["emoji"]} if "emoji" in kwargs else {}
+    if "text" in kwargs:
+        extra["message"] = kwargs["text"]
+    return ok(
+        {"message_id": message_id, "phone": chat, "status": done, **extra}, f"Message {message_id} {done}."
+    )
+
+
+@router.post("/message/{message_id}/revoke", response=Envelope, summary="Delete a message for everyone")
+def revoke(request, payload: ChatIn, message_id: str = MessageId):
+    return _act(request, messages.revoke_message, message_id, payload.phone, "revoked")
+
+
+@router.post("/message/{message_id}/delete", response=Envelope, summary="Delete a message for me only")
+def delete_for_me(request, payload: ChatIn, message_id: str = MessageId):
+    return _act(request, messages.delete_message_for_me, message_id, payload.phone, "deleted")
+
+
+@router.post("/message/{message_id}/reaction", response=Envelope, summary="React to a message")
+def reaction(request, payload: ReactionIn, message_id: str = MessageId):
+    return _act(request, messages.react_message, message_id, payload.phone, "reacted", emoji=payload.emoji)
+
+
+@router.post(
+    "/message/{message_id}/update", response=Envelope, summary="Edit a message sent from this number"
+)
+def update(request, payload: UpdateIn, message_id: str = MessageId):
+    return _act(request, messages.edit_message, message_id, payload.phone, "edited", text=payload.message)
+
+
+@router.post("/message/{message_id}/read", response=Envelope, summary="Mark a message read")
+def read(request, payload: ChatIn, message_id: str = MessageId):
+    return _act(request, messages.mark_read, message_id, payload.phone, "read")
+
+
+@router.post("/message/{message_id}/star", response=Envelope, summary="Star a message")
+def star(request, payload: ChatIn, message_id: str = MessageId):
+    return _act(request, messages.star_message, message_id, payload.phone, "starred", starred=True)
+
+
+@router.post("/message/{message_id}/unstar", response=Envelope, summary="Remove a message's star")
+def unstar(request, payload: ChatIn, message_id: str = MessageId):
+    return _act(request, messages.star_message, message_id, payload.phone, "unstarred", starred=False)
+
+
+@router.get(
+    "/message/{message_id}/download",
+    summary="Download a message's media (the file itself)",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
+)
+def download(request, message_id: str = MessageId, phone: str | None = None) -> HttpResponse:
+    ctx = acting(request)
+    found = Message.objects.select_related("chat").filter(device=ctx.device, wa_id=message_id)
+    if phone:
+        found = found.filter(chat__jid=jid(phone))
+    message = found.first()
+    if message is None:
+        raise ApiError(
+            404, "NOT_FOUND", f"message_id: no message {message_id} on this device.", field="message_id"
+        )
+    if not message.media:
+        ref = (message.payload or {}).get("media_ref")
+        if not ref:
+            raise field_error("message_id", "this message has no media.", status=404, code="NOT_FOUND")
+        data = gateway.call(ctx.device, "download_media", ref=ref)
+        message.media.save(message.media_filename or message.wa_id, ContentFile(data), save=False)
+        Message.objects.filter(pk=message.pk).update(
+            media=message.media.name, media_size=message.media_size or len(data)
+        )
+    try:
+        media = message.media.open("rb")
+    except FileNotFoundError:
+        raise field_error(
+            "message_id", "the stored file of this message is gone.", status=404, code="NOT_FOUND"
+        ) from None
+    return FileResponse(
+        media,
+        as_attachment=True,
+        filename=message.media_filename or message.media.name.rsplit("/", 1)[-1],
+        content_type=message.media_mime or "application/octet-stream",
+    )

@@ -1,0 +1,135 @@
+"""GET/POST /user/*: people on WhatsApp (info, avatar, business profile, "is on WhatsApp") and our own profile."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ninja import File, Form, Router, Schema
+from ninja.files import UploadedFile
+from pydantic import Field
+
+from messaging import gateway
+from messaging.api.common import (
+    AUTH,
+    ApiError,
+    Envelope,
+    acting,
+    field_error,
+    jid,
+    media_input,
+    ok,
+    phone_digits,
+)
+from messaging.services import profile
+
+router = Router(tags=["user"], auth=AUTH)
+
+
+def _rows(items) -> list[dict]:
+    return [asdict(item) for item in items or []]
+
+
+@router.get("/user/info", response=Envelope, summary="A WhatsApp user's info")
+def user_info(request, phone: str):
+    target = jid(phone)
+    ctx = acting(request)
+    found = gateway.call(ctx.device, "user_info", jids=[target])
+    if not found:
+        raise ApiError(404, "NOT_FOUND", f"phone: {target} is not on WhatsApp.", field="phone")
+    info = asdict(found[0])
+    return ok({**info, "devices": info.get("devices", []), "verified_name": info.get("verified_name", "")})
+
+
+@router.get("/user/avatar", response=Envelope, summary="A user's (or group's) profile picture")
+def user_avatar(request, phone: str, is_preview: bool = False, is_community: bool = False):
+    target = jid(phone)
+    ctx = acting(request)
+    avatar = gateway.call(ctx.device, "avatar", jid=target, preview=is_preview, community=is_community)
+    if avatar is None:
+        raise ApiError(
+            404, "NOT_FOUND", f"phone: {target} has no profile picture (or hides it).", field="phone"
+        )
+    return ok(asdict(avatar))
+
+
+class AvatarForm(Schema):
+    # Accepted only so a clear error names the field: the picture itself is a file.
+    avatar_url: str | None = Field(None, max_length=2000)
+
+
+@router.post("/user/avatar", response=Envelope, summary="Change this number's profile picture")
+def set_avatar(
+    request,
+    data: Form[AvatarForm],
+    avatar: File[UploadedFile] = None,
+    image: File[UploadedFile] = None,
+):
+    ctx = acting(request, write=True)
+    if avatar is not None and image is not None:
+        raise field_error("avatar", "send the picture once, as `avatar` (or `image`), not both.")
+    media = media_input(kind="avatar", field="avatar", upload=avatar or image, url=data.avatar_url)
+    picture_id = profile.set_avatar(image=media.data, **ctx.service_kwargs())
+    return ok({"picture_id": picture_id}, "Profile picture changed.")
+
+
+class PushNameIn(Schema):
+    push_name: str | None = Field(None, max_length=25)
+    pushname: str | None = Field(None, max_length=25, description="The same as push_name (older clients).")
+
+
+@router.post("/user/pushname", response=Envelope, summary="Change the name others see")
+def set_push_name(request, payload: PushNameIn):
+    ctx = acting(request, write=True)
+    name = (payload.push_name or payload.pushname or "").strip()
+    if not name:
+        raise field_error("push_name", "is required.")
+    name = profile.set_push_name(name=name, **ctx.service_kwargs())
+    return ok({"push_name": name}, "Push name changed.")
+
+
+@router.get("/user/my/privacy", response=Envelope, summary="This number's privacy settings")
+def my_privacy(request):
+    ctx = acting(request)
+    return ok(asdict(gateway.call(ctx.device, "privacy")))
+
+
+@router.get("/user/my/groups", response=Envelope, summary="Groups this number is in")
+def my_groups(request):
+    ctx = acting(request)
+    return ok({"data": _rows(gateway.call(ctx.device, "joined_groups"))})
+
+
+@router.get("/user/my/newsletters", response=Envelope, summary="Newsletters this number follows")
+def my_newsletters(request):
+    ctx = acting(request)
+    return ok({"data": _rows(gateway.call(ctx.device, "newsletters"))})
+
+
+@router.get("/user/my/contacts", response=Envelope, summary="This number's contacts")
+def my_contacts(request):
+    ctx = acting(request)
+    return ok({"data": _rows(gateway.call(ctx.device, "contacts"))})
+
+
+@router.get("/user/check", response=Envelope, summary="Is this number on WhatsApp?")
+def check(request, phone: str):
+    digits = phone_digits(phone)
+    ctx = acting(request)
+    found = gateway.call(ctx.device, "check_numbers", phones=[digits])
+    row = found[0] if found else None
+    return ok(
+        {
+            "phone": digits,
+            "is_on_whatsapp": bool(row and row.is_in),
+            "is_in_whatsapp": bool(row and row.is_in),
+            "jid": row.jid if row and row.is_in else "",
+            "verified_name": row.verified_name if row else "",
+        }
+    )
+
+
+@router.get("/user/business-profile", response=Envelope, summary="A business account's profile")
+def business_profile(request, phone: str):
+    target = jid(phone)
+    ctx = acting(request)
+    return ok(asdict(gateway.call(ctx.device, "business_profile", jid=target)))

@@ -1,0 +1,116 @@
+"""The /app endpoints: the conventions every endpoint keeps, then behaviour on the sandbox."""
+
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+
+from accounts.models import ApiKey
+from messaging.models import Device
+from tests.api import checks
+from tests.api.conftest import ApiClient, error
+from tests.api.endpoints import of, required_of, writes_of
+from tests.conftest import make_api_key
+
+ROUTER = "app"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", of(ROUTER))
+def test_wrong_or_revoked_key_is_401(endpoint, api_key, device):
+    checks.unauthorized(endpoint, api_key, device)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", writes_of(ROUTER))
+def test_read_only_key_cannot_write(endpoint, read_only_api, device):
+    checks.read_only_cannot_write(endpoint, read_only_api, device)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", of(ROUTER))
+def test_another_organizations_device_is_404(endpoint, api, device, other_device):
+    checks.other_organizations_device(endpoint, api, device, other_device)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("endpoint", "name"), required_of(ROUTER))
+def test_missing_required_field_is_400_naming_it(endpoint, name, api, device):
+    checks.missing_field(endpoint, name, api, device)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("endpoint", of(ROUTER))
+def test_device_not_connected(endpoint, api, device):
+    checks.offline(endpoint, api, device)
+
+
+# ------------------------------------------------------------------------------------------ on the sandbox
+
+
+@pytest.mark.django_db(transaction=True)
+def test_link_by_qr_then_status_logout_and_reconnect(wa, org, owner):
+    api = ApiClient(make_api_key(org, created_by=owner))
+    # No device yet: /app/login makes the organization's first one and starts linking it.
+    answer = api.get("/app/login").json()
+    assert answer["code"] == "SUCCESS", answer
+    results = answer["results"]
+    device = Device.objects.get(organization=org)
+    if not results["qr_link"]:  # the worker's first code came after the bounded wait
+        wa.wait_event("device.qr", device=device)
+        results = api.get("/app/login").json()["results"]
+    assert results["qr_duration"] > 0 and results["qr_code"]
+    image = Client().get(urlsplit(results["qr_link"]).path)  # no API key: the signed link is enough
+    assert image.status_code == 200 and image["Content-Type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
+
+    wa.sandbox.phone_scan(qr_code=results["qr_code"])
+    wa.wait_event("device.connected", device=device)
+    status = api.get("/app/status").json()["results"]
+    assert status["is_connected"] is True and status["is_logged_in"] is True
+    assert api.get("/app/login").json()["message"] == "The device is already connected."
+    listed = api.get("/app/devices").json()["results"]
+    assert [(d["name"], d["device"]) for d in listed] == [("WhatsApp", status["jid"])]
+
+    assert api.get("/app/reconnect").json()["code"] == "SUCCESS"
+    wa.wait_event("device.connected", device=device, timeout=15)
+    assert api.get("/app/logout").json()["results"]["status"] == "logged_out"
+    status = api.get("/app/status").json()["results"]
+    assert status["is_connected"] is False and status["is_logged_in"] is False
+    error(api.post("/send/message", {"phone": wa.peers[0], "message": "x"}), 503, "DEVICE_NOT_CONNECTED")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_link_by_pairing_code(wa, org, api_key):
+    device = Device.objects.create(organization=org, name="Phone")
+    api = ApiClient(api_key)
+    phone = wa.sandbox.fresh_phone()
+    answer = api.get("/app/login-with-code", {"phone": phone}).json()
+    assert answer["code"] == "SUCCESS", answer
+    code = answer["results"]["pair_code"]
+    assert len(code) == 9 and code[4] == "-"
+    wa.sandbox.phone_enter_code(phone=phone, code=code)
+    wa.wait_event("device.connected", device=device)
+    device.refresh_from_db()
+    assert device.phone == phone
+
+
+@pytest.mark.django_db
+def test_malformed_phone_for_pairing_is_400(api):
+    error(api.get("/app/login-with-code", {"phone": "my phone"}), 400, "VALIDATION_ERROR", "phone")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("style", ["bearer", "header", "basic"])
+def test_each_way_of_passing_the_key_works_and_is_recorded(style, api_key, device):
+    answer = ApiClient(api_key, style=style).get("/app/status")
+    assert answer.status_code == 200
+    assert answer.json()["results"]["device_id"] == device.pk
+    assert ApiKey.objects.get().last_used_at is not None
+
+
+@pytest.mark.django_db
+def test_another_organizations_key_sees_only_its_own_devices(api, other_api_key, device, other_device):
+    theirs = ApiClient(other_api_key).get("/app/devices").json()["results"]
+    assert [d["id"] for d in theirs] == [other_device.pk]
+    error(ApiClient(other_api_key, device=device).get("/app/status"), 404, "NOT_FOUND", "device_id")

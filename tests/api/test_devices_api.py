@@ -1,0 +1,97 @@
+"""The /devices endpoints: the conventions every endpoint keeps, then behaviour on the sandbox."""
+
+import pytest
+from django.test import Client
+
+from messaging.models import Device
+from tests.api import checks
+from tests.api.conftest import ApiClient, error
+from tests.api.endpoints import of, required_of, writes_of
+
+ROUTER = "devices"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", of(ROUTER))
+def test_wrong_or_revoked_key_is_401(endpoint, api_key, device):
+    checks.unauthorized(endpoint, api_key, device)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", writes_of(ROUTER))
+def test_read_only_key_cannot_write(endpoint, read_only_api, device):
+    checks.read_only_cannot_write(endpoint, read_only_api, device)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", of(ROUTER))
+def test_another_organizations_device_is_404(endpoint, api, device, other_device):
+    checks.other_organizations_device(endpoint, api, device, other_device)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("endpoint", "name"), required_of(ROUTER))
+def test_missing_required_field_is_400_naming_it(endpoint, name, api, device):
+    checks.missing_field(endpoint, name, api, device)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("endpoint", of(ROUTER))
+def test_device_not_connected(endpoint, api, device):
+    checks.offline(endpoint, api, device)
+
+
+# ------------------------------------------------------------------------------------------ on the sandbox
+
+
+@pytest.mark.django_db(transaction=True)
+def test_device_management_on_the_sandbox(wa, org, api_key):
+    api = ApiClient(api_key)
+    created = api.post("/devices", {"name": "Satış"})
+    assert created.status_code == 201
+    device_id = created.json()["results"]["id"]
+    assert created.json()["results"]["status"] == "new"
+    assert [d["id"] for d in api.get("/devices").json()["results"]] == [device_id]
+    assert api.get(f"/devices/{device_id}").json()["results"]["name"] == "Satış"
+
+    login = api.get(f"/devices/{device_id}/login").json()["results"]
+    qr_code = login["qr_code"] or wa.wait_event("device.qr", device=device_id)["qr_code"]
+    wa.sandbox.phone_scan(qr_code=qr_code)
+    wa.wait_event("device.connected", device=device_id)
+    status = api.get(f"/devices/{device_id}/status").json()["results"]
+    assert status["is_connected"] is True and status["jid"]
+
+    assert api.post(f"/devices/{device_id}/reconnect").json()["code"] == "SUCCESS"
+    wa.wait_event("device.connected", device=device_id, timeout=15)
+    assert api.post(f"/devices/{device_id}/logout").json()["results"]["status"] == "logged_out"
+    # logged out: link it again, this time by pairing code
+    phone = wa.sandbox.fresh_phone()
+    paired = api.post(f"/devices/{device_id}/login/code", {"phone": phone}).json()
+    assert paired["code"] == "SUCCESS", paired
+    wa.sandbox.phone_enter_code(phone=phone, code=paired["results"]["pair_code"])
+    wa.wait_event("device.connected", device=device_id)
+
+    assert api.delete(f"/devices/{device_id}").json()["code"] == "SUCCESS"
+    assert not Device.objects.filter(pk=device_id).exists()
+    error(api.get(f"/devices/{device_id}"), 404, "NOT_FOUND")
+
+
+@pytest.mark.django_db
+def test_malformed_device_input_is_400(api, device):
+    error(api.post("/devices", {"name": "x" * 81}), 400, "VALIDATION_ERROR", "name")
+    error(api.post("/devices", {"name": "   "}), 400, "VALIDATION_ERROR", "name")
+    error(api.get("/devices/abc"), 400, "VALIDATION_ERROR", "device_id")
+    error(
+        api.post(f"/devices/{device.pk}/login/code", {"phone": "call me"}), 400, "VALIDATION_ERROR", "phone"
+    )
+
+
+@pytest.mark.django_db
+def test_qr_link_is_refused_when_forged_or_for_nothing(api, device):
+    from django.core import signing
+
+    from messaging.api.devices import QR_SALT
+
+    error(Client().get("/app/login/qr/forged.png"), 404, "NOT_FOUND")
+    token = signing.dumps({"d": device.pk, "o": device.organization_id}, salt=QR_SALT, compress=True)
+    error(Client().get(f"/app/login/qr/{token}.png"), 404, "NOT_FOUND")  # it shows no QR code

@@ -1,0 +1,158 @@
+"""The /user endpoints: the conventions every endpoint keeps, then behaviour on the sandbox."""
+
+from unittest import mock
+
+import pytest
+
+from messaging.whatsapp import protocol
+from tests.api import checks
+from tests.api.conftest import PEER
+from tests.api.endpoints import of, required_of, writes_of
+
+ROUTER = "user"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", of(ROUTER))
+def test_wrong_or_revoked_key_is_401(endpoint, api_key, device):
+    checks.unauthorized(endpoint, api_key, device)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", writes_of(ROUTER))
+def test_read_only_key_cannot_write(endpoint, read_only_api, device):
+    checks.read_only_cannot_write(endpoint, read_only_api, device)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", of(ROUTER))
+def test_another_organizations_device_is_404(endpoint, api, device, other_device):
+    checks.other_organizations_device(endpoint, api, device, other_device)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("endpoint", "name"), required_of(ROUTER))
+def test_missing_required_field_is_400_naming_it(endpoint, name, api, device):
+    checks.missing_field(endpoint, name, api, device)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("endpoint", of(ROUTER))
+def test_device_not_connected(endpoint, api, device):
+    checks.offline(endpoint, api, device)
+
+
+# ------------------------------------------------------------------------------------------ on the sandbox
+
+from tests.api.conftest import ApiClient, error  # noqa: E402
+from tests.api.endpoints import PNG, upload  # noqa: E402
+
+
+@pytest.mark.django_db(transaction=True)
+def test_user_endpoints_on_the_sandbox(wa, org, api_key):
+    device = wa.linked_device(org)
+    api = ApiClient(api_key)
+    summary = wa.sandbox.network_summary()
+    peer = summary["peers"][0]
+    business = next(p for p in summary["peers"] if p["business"])
+
+    info = api.get("/user/info", {"phone": peer["jid"]}).json()
+    assert info["code"] == "SUCCESS" and info["results"]["jid"] == peer["jid"]
+    assert info["results"]["status"] == peer["about"]
+
+    avatar = api.get("/user/avatar", {"phone": peer["phone"], "is_preview": "true"}).json()["results"]
+    assert avatar["type"] == "preview" and avatar["url"]
+
+    check = api.get("/user/check", {"phone": "+" + peer["phone"]}).json()["results"]
+    assert check["is_on_whatsapp"] is True and check["jid"] == peer["jid"]
+    nobody = api.get("/user/check", {"phone": summary["unregistered"]}).json()["results"]
+    assert nobody["is_on_whatsapp"] is False
+
+    profile = api.get("/user/business-profile", {"phone": business["jid"]}).json()["results"]
+    assert profile["email"] and profile["jid"] == business["jid"]
+    error(api.get("/user/business-profile", {"phone": peer["jid"]}), 404, "NOT_FOUND")
+
+    privacy = api.get("/user/my/privacy").json()["results"]
+    assert set(privacy) >= {"group_add", "last_seen", "read_receipts"}
+    assert api.get("/user/my/contacts").json()["code"] == "SUCCESS"
+
+    wa.sandbox.follow_newsletter(phone=device.phone, jid=summary["newsletters"][0]["jid"])
+    newsletters = api.get("/user/my/newsletters").json()["results"]["data"]
+    assert [n["jid"] for n in newsletters] == [summary["newsletters"][0]["jid"]]
+
+    group = summary["groups"][0]["jid"]
+    wa.sandbox.add_group_member(group=group, phone=device.phone)
+    groups = api.get("/user/my/groups").json()["results"]["data"]
+    assert group in {g["jid"] for g in groups}
+
+    # push_name, and `pushname` as older clients send it
+    assert api.post("/user/pushname", {"push_name": "Yeni Isim"}).json()["results"] == {
+        "push_name": "Yeni Isim"
+    }
+    assert api.post("/user/pushname", {"pushname": "Eski Isim"}).json()["results"] == {
+        "push_name": "Eski Isim"
+    }
+    device.refresh_from_db()
+    assert device.push_name == "Eski Isim"
+    assert api.get("/user/info", {"phone": device.jid}).json()["code"] == "SUCCESS"
+
+    # the picture as `avatar`, and as `image`
+    for name in ("avatar", "image"):
+        answer = api.post_form("/user/avatar", {name: upload("me.png", PNG)})
+        assert answer.status_code == 200, answer.content
+        assert answer.json()["results"]["picture_id"]
+    mine = api.get("/user/avatar", {"phone": device.jid}).json()["results"]
+    assert mine["id"] == answer.json()["results"]["picture_id"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/user/info", {"phone": "not a number"}, "phone"),
+        ("/user/avatar", {"phone": PEER, "is_preview": "maybe"}, "is_preview"),
+        ("/user/avatar", {"phone": PEER, "is_community": "2"}, "is_community"),
+        ("/user/check", {"phone": "12"}, "phone"),
+        ("/user/business-profile", {"phone": "abc@example.com"}, "phone"),
+    ],
+)
+def test_malformed_query_is_400_naming_the_field(api, path, params, field):
+    body = error(api.get(path, params), 400, "VALIDATION_ERROR")
+    assert body["message"].startswith(f"{field}:")
+
+
+@pytest.mark.django_db
+def test_avatar_upload_is_checked(api, settings):
+    body = error(api.post_form("/user/avatar", {"avatar": upload("me.png", b"just text, not an image")}), 415)
+    assert body["message"].startswith("avatar:")
+    settings.API_MEDIA_MAX_BYTES = {"avatar": 10}
+    error(
+        api.post_form("/user/avatar", {"avatar": upload("me.png", PNG)}), 413, "PAYLOAD_TOO_LARGE", "avatar"
+    )
+    error(api.post("/user/pushname", {"push_name": "x" * 26}), 400, "VALIDATION_ERROR", "push_name")
+    error(api.post("/user/pushname", {"pushname": "   "}), 400, "VALIDATION_ERROR", "push_name")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("error_class", "status"),
+    [
+        (protocol.NotConnected, 503),
+        (protocol.UpstreamTimeout, 504),
+        (protocol.NotFound, 404),
+        (protocol.Forbidden, 403),
+        (protocol.InvalidRequest, 400),
+        (protocol.NotSupported, 501),
+    ],
+)
+def test_whatsapp_errors_become_their_http_status(api, error_class, status):
+    with mock.patch("messaging.gateway.call", side_effect=error_class("WhatsApp says no.")):
+        body = error(api.get("/user/my/privacy"), status, str(error_class.code))
+    assert body["message"] == "WhatsApp says no."
+
+
+@pytest.mark.django_db
+def test_an_unexpected_failure_is_a_500_envelope_without_a_traceback(api):
+    with mock.patch("messaging.gateway.call", side_effect=RuntimeError("secret internals")):
+        body = error(api.get("/user/my/privacy"), 500, "INTERNAL_ERROR")
+    assert "secret" not in body["message"] and "Traceback" not in body["message"]
