@@ -1,9 +1,651 @@
-"""Webhook dispatch: turns domain events into signed deliveries (filled in by the webhook work).
+"""Webhooks: domain events become signed HTTP deliveries to the organization's endpoints, retried until they land.
 
-`dispatch_event` is the one entry point the event handler calls, inside its transaction.
+`dispatch_event` is the one entry point the event handler calls, inside its transaction: it stores one
+WebhookDelivery per matching endpoint and, once the transaction commits, enqueues a Celery task.
+
+Delivery (`drain`, run by the task `messaging.tasks.deliver_webhooks`) keeps the order of one device's events
+for one endpoint: only one delivery per (endpoint, device) is in flight at a time, taken oldest first. A
+delivery waiting for a retry does not hold the others back (order is kept "as far as retries allow"); the
+Idempotency-Key header, the same on every attempt and redelivery, lets a receiver drop repeats.
+
+Retries: network errors, 5xx and 429 are retried with exponential backoff and jitter (Retry-After honoured);
+other answers are final. After WEBHOOK_PAUSE_AFTER_FAILURES failed attempts in a row the endpoint is paused
+and its organization's dashboard says so until an admin resumes it.
+
+Settings (read with defaults): WEBHOOK_TIMEOUT_SECONDS (10), WEBHOOK_MAX_ATTEMPTS (10),
+WEBHOOK_RETRY_BASE_SECONDS (15), WEBHOOK_RETRY_MAX_SECONDS (3600), WEBHOOK_PAUSE_AFTER_FAILURES (20),
+WEBHOOK_LOG_RETENTION_DAYS (30), WEBHOOK_ALLOW_PRIVATE_TARGETS (False), WEBHOOK_TASK_QUEUE (Celery's default).
 """
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import Q
+from django.dispatch import Signal
+from django.utils import timezone
+
+from messaging import safe_fetch
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+TEST_EVENT = "webhook.test"
+EXCERPT_BYTES = 4096
+EXCERPT_CHARS = 1000  # of the answer, kept in the attempt log
+
+# Our internal event names (messaging.events) -> the public names of the webhook contract (WEBHOOK_EVENTS).
+# Internal events missing here (device.status, device.pair_code, presence...) are not sent to webhooks.
+EVENT_NAMES = {
+    "message": "message",
+    "message.sent": "message.sent",
+    "message.failed": "message.failed",
+    "message.receipt": "message.receipt",
+    "message.edited": "message.edited",
+    "message.revoked": "message.revoked",
+    "message.reaction": "message.reaction",
+    "group.participants": "group.participants",
+    "group.settings": "group.settings",
+    "group.join_request": "group.join_request",
+    "device.connected": "device.connected",
+    "device.disconnected": "device.disconnected",
+    "device.logged_out": "device.logged_out",
+    "device.qr": "device.qr",
+}
+
+# Sent after each attempt is recorded (committed): sender=WebhookDelivery, delivery=, attempt=.
+attempt_recorded = Signal()
+
+
+def setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+# ------------------------------------------------------------------------------------------ the wire
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Hub-Signature-256 value: sha256=<hex HMAC-SHA256 of the raw body keyed with the secret>."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str) -> bool:
+    """What a receiver does (and what our tests do) to trust a delivery."""
+    return hmac.compare_digest(sign(secret, body), header or "")
+
+
+def envelope(*, event: str, device_id: int | None, payload: dict, at=None) -> str:
+    """The JSON body: {"event", "device_id", "timestamp" (RFC 3339, UTC), "payload"}."""
+    from messaging.events import rfc3339 as events_rfc3339
+
+    body = {
+        "event": event,
+        "device_id": device_id,
+        "timestamp": events_rfc3339(at or timezone.now()),
+        "payload": payload,
+    }
+    return json.dumps(body, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------------------------------ dispatch
+
+
+def matching_endpoints(device, public_event: str):
+    from messaging.models import WebhookEndpoint
+
+    endpoints = (
+        WebhookEndpoint.objects.filter(
+            organization_id=device.organization_id, active=True, paused_at__isnull=True
+        )
+        .filter(Q(devices__isnull=True) | Q(devices=device))
+        .distinct()
+    )
+    return [endpoint for endpoint in endpoints if endpoint.wants(public_event)]
 
 
 def dispatch_event(*, device, event: str, payload: dict) -> None:
-    """Record and enqueue a delivery of `event` (e.g. "message") with `payload` to each matching endpoint."""
-    return None
+    """Record and enqueue a delivery of `event` (e.g. "message") with `payload` to each matching endpoint.
+
+    Called inside the caller's transaction: the deliveries are stored with it and the tasks are
+    enqueued only once it commits (a rolled-back event sends nothing).
+    """
+    from messaging.models import WebhookDelivery
+
+    public = EVENT_NAMES.get(event)
+    if public is None:
+        return
+    endpoints = matching_endpoints(device, public)
+    if not endpoints:
+        return
+    now = timezone.now()
+    body = envelope(event=public, device_id=device.pk, payload=payload, at=now)
+    for endpoint in endpoints:
+        WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            organization_id=device.organization_id,
+            event=public,
+            device=device,
+            body=body,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        enqueue_on_commit(endpoint.pk, device.pk)
+
+
+def enqueue(endpoint_id: int, device_id: int | None, *, countdown: float | None = None) -> None:
+    """Ask the task worker to drain this (endpoint, device) queue. A broker failure is only logged: the
+    delivery is stored, and `requeue_stalled` picks up what was never enqueued."""
+    from messaging import tasks
+
+    # WEBHOOK_TASK_QUEUE: a dedicated queue (workers started with -Q); unset, Celery's default queue.
+    queue = getattr(settings, "WEBHOOK_TASK_QUEUE", None) or None
+    try:
+        tasks.deliver_webhooks.apply_async((endpoint_id, device_id), countdown=countdown, queue=queue)
+    except Exception:
+        logger.exception("could not enqueue webhook delivery for endpoint %s", endpoint_id)
+
+
+def enqueue_on_commit(endpoint_id: int, device_id: int | None) -> None:
+    transaction.on_commit(lambda: enqueue(endpoint_id, device_id))
+
+
+# ------------------------------------------------------------------------------------------ delivering
+
+
+@dataclass
+class Outcome:
+    status_code: int | None = None
+    excerpt: str = ""
+    error: str = ""
+    duration_ms: int = 0
+    retry_after: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def retryable(self) -> bool:
+        if self.status_code is None:
+            return self.error != "" and not self.error.startswith("refused:")
+        return self.status_code >= 500 or self.status_code == 429
+
+
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def http_client() -> httpx.Client:
+    """One pooled, guarded client per process (httpx clients are thread-safe); timeouts are per request."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = safe_fetch.guarded_client(timeout=float(setting("WEBHOOK_TIMEOUT_SECONDS", 10)))
+        return _client
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.get_current_timezone())
+    return max(0.0, (when - timezone.now()).total_seconds())
+
+
+def post(delivery, endpoint) -> Outcome:
+    """One HTTP attempt; never raises."""
+    body = delivery.body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(endpoint.secret, body),
+        IDEMPOTENCY_HEADER: str(delivery.idempotency_key),
+        "X-Webhook-Event": delivery.event,
+        "X-Webhook-Delivery": str(delivery.pk),
+        "X-Webhook-Attempt": str(delivery.attempts),
+    }
+    timeout = float(setting("WEBHOOK_TIMEOUT_SECONDS", 10))
+    started = time.monotonic()
+    outcome = Outcome()
+    try:
+        with http_client().stream(
+            "POST", endpoint.url, content=body, headers=headers, timeout=timeout
+        ) as response:
+            outcome.status_code = response.status_code
+            outcome.retry_after = parse_retry_after(response.headers.get("retry-after"))
+            received = b""
+            for chunk in response.iter_bytes():
+                received += chunk
+                if len(received) >= EXCERPT_BYTES:
+                    break
+            outcome.excerpt = received[:EXCERPT_BYTES].decode("utf-8", "replace")[:EXCERPT_CHARS]
+            if response.is_redirect:
+                outcome.error = "redirects are not followed"
+    except safe_fetch.UnsafeTarget as exc:
+        outcome.error = f"refused: {exc}"[:500]
+    except httpx.TimeoutException:
+        outcome.error = f"timed out after {timeout:g}s"
+    except httpx.HTTPError as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+    except Exception as exc:  # a bug here must not leave the delivery locked
+        logger.exception("webhook delivery %s failed unexpectedly", delivery.pk)
+        outcome.error = f"{type(exc).__name__}: {exc}"[:500]
+    outcome.duration_ms = int((time.monotonic() - started) * 1000)
+    return outcome
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Delay before the next try after `attempt` failed: base * 2^(attempt-1), half of it jittered, capped;
+    never sooner than Retry-After asks."""
+    base = float(setting("WEBHOOK_RETRY_BASE_SECONDS", 15))
+    cap = float(setting("WEBHOOK_RETRY_MAX_SECONDS", 3600))
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = delay / 2 + random.uniform(0, delay / 2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+def _key_filter(endpoint_id: int, device_id: int | None) -> Q:
+    return Q(endpoint_id=endpoint_id) & (
+        Q(device__isnull=True) if device_id is None else Q(device_id=device_id)
+    )
+
+
+def claim_next(endpoint_id: int, device_id: int | None):
+    """Take the oldest due delivery of this (endpoint, device), unless one is already in flight."""
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
+
+    S = WebhookDeliveryStatus
+    in_flight = WebhookDelivery.objects.filter(
+        _key_filter(endpoint_id, device_id), status=S.SENDING, locked_until__gt=timezone.now()
+    )
+    if in_flight.exists():
+        # Read without the write lock, so the many tasks of a busy queue leave quickly: its sender claims
+        # again after recording, in its own locked transaction, and so sees every delivery stored before now.
+        return None
+    with transaction.atomic():
+        # The endpoint row lock serializes claims for it (SQLite serializes write transactions anyway).
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+        if endpoint is None:
+            return None
+        now = timezone.now()
+        queue = WebhookDelivery.objects.filter(_key_filter(endpoint_id, device_id))
+        if queue.filter(status=S.SENDING, locked_until__gt=now).exists():
+            return None  # its sender takes ours next
+        due = queue.filter(
+            Q(status__in=[S.PENDING, S.RETRYING], next_attempt_at__lte=now)
+            | Q(status=S.SENDING, locked_until__lte=now)  # its sender died
+        )
+        if not endpoint.receiving:
+            due = due.filter(is_test=True)  # a test event still goes to a paused or inactive endpoint
+        delivery = due.order_by("id").first()  # ids grow in the order events were stored
+        if delivery is None:
+            return None
+        delivery.status = S.SENDING
+        delivery.attempts += 1
+        delivery.locked_until = now + timedelta(seconds=float(setting("WEBHOOK_TIMEOUT_SECONDS", 10)) + 60)
+        delivery.save(update_fields=["status", "attempts", "locked_until", "updated_at"])
+        delivery.endpoint = endpoint
+        return delivery
+
+
+def record(delivery, outcome: Outcome):
+    """Write the attempt, move the delivery on (done, retry later, failed) and the endpoint's failure count."""
+    from accounts.services import record_audit
+    from messaging.models import WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
+
+    S = WebhookDeliveryStatus
+    now = timezone.now()
+    retry_at = None
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=delivery.endpoint_id).first()
+        if endpoint is None:
+            return None  # deleted while we were sending
+        if outcome.succeeded:
+            delivery.status = S.SUCCEEDED
+            delivery.delivered_at = now
+        elif outcome.retryable and delivery.attempts < int(setting("WEBHOOK_MAX_ATTEMPTS", 10)):
+            retry_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, outcome.retry_after))
+            delivery.status = S.RETRYING
+            delivery.next_attempt_at = retry_at
+        else:
+            delivery.status = S.FAILED
+        delivery.locked_until = None
+        delivery.last_status_code = outcome.status_code
+        delivery.last_error = outcome.error[:500]
+        still_there = WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=delivery.status,
+            delivered_at=delivery.delivered_at,
+            next_attempt_at=delivery.next_attempt_at,
+            locked_until=None,
+            last_status_code=outcome.status_code,
+            last_error=delivery.last_error,
+            updated_at=now,
+        )
+        if not still_there:
+            return None  # cleaned up while we were sending
+        attempt = WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=delivery.attempts,
+            attempted_at=now - timedelta(milliseconds=outcome.duration_ms),
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+            response_excerpt=outcome.excerpt,
+            error=outcome.error[:500],
+            succeeded=outcome.succeeded,
+            retry_at=retry_at,
+        )
+        if not delivery.is_test:
+            if outcome.succeeded:
+                endpoint.consecutive_failures = 0
+                endpoint.last_success_at = now
+            else:
+                endpoint.consecutive_failures += 1
+                endpoint.last_failure_at = now
+                threshold = int(setting("WEBHOOK_PAUSE_AFTER_FAILURES", 20))
+                if endpoint.paused_at is None and endpoint.consecutive_failures >= threshold:
+                    endpoint.paused_at = now
+                    endpoint.pause_reason = (
+                        f"{endpoint.consecutive_failures} failed attempts in a row; last: "
+                        f"{outcome.status_code or outcome.error}"
+                    )[:300]
+                    record_audit(
+                        organization=endpoint.organization,
+                        action="webhook.pause",
+                        obj=endpoint,
+                        details={"failures": endpoint.consecutive_failures},
+                    )
+                    logger.warning("webhook endpoint %s paused: %s", endpoint.pk, endpoint.pause_reason)
+            endpoint.save(
+                update_fields=[
+                    "consecutive_failures",
+                    "last_success_at",
+                    "last_failure_at",
+                    "paused_at",
+                    "pause_reason",
+                    "updated_at",
+                ]
+            )
+        transaction.on_commit(
+            lambda: attempt_recorded.send(WebhookDelivery, delivery=delivery, attempt=attempt)
+        )
+    if retry_at is not None:
+        enqueue(
+            delivery.endpoint_id,
+            delivery.device_id,
+            countdown=max(0.0, (retry_at - timezone.now()).total_seconds()),
+        )
+    return attempt
+
+
+def drain(endpoint_id: int, device_id: int | None) -> int:
+    """Deliver what is due for this (endpoint, device), oldest first, one at a time; returns how many attempts."""
+    done = 0
+    while True:
+        delivery = claim_next(endpoint_id, device_id)
+        if delivery is None:
+            return done
+        record(delivery, post(delivery, delivery.endpoint))
+        done += 1
+
+
+def requeue_stalled() -> int:
+    """Enqueue a drain for every queue with due work nobody is working on (lost tasks, dead senders,
+    a broker that was down, the in-memory queue of a restarted embedded process)."""
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+
+    S = WebhookDeliveryStatus
+    now = timezone.now()
+    keys = (
+        WebhookDelivery.objects.filter(
+            Q(status__in=[S.PENDING, S.RETRYING], next_attempt_at__lte=now - timedelta(seconds=30))
+            | Q(status=S.SENDING, locked_until__lte=now)
+        )
+        # An inactive or paused endpoint's queue waits (resume_endpoint enqueues it); test events still go.
+        .filter(Q(endpoint__active=True, endpoint__paused_at__isnull=True) | Q(is_test=True))
+        .values_list("endpoint_id", "device_id")
+        .distinct()
+    )
+    count = 0
+    for endpoint_id, device_id in keys:
+        enqueue(endpoint_id, device_id)
+        count += 1
+    return count
+
+
+def cleanup(*, now=None) -> dict:
+    """Forget expired QR codes and delivery logs older than WEBHOOK_LOG_RETENTION_DAYS."""
+    from messaging.models import Device, WebhookDelivery, WebhookDeliveryStatus
+
+    now = now or timezone.now()
+    qr = (
+        Device.objects.filter(qr_expires_at__lt=now)
+        .exclude(qr_code="")
+        .update(qr_code="", qr_expires_at=None, updated_at=now)
+    )
+    cutoff = now - timedelta(days=float(setting("WEBHOOK_LOG_RETENTION_DAYS", 30)))
+    old = WebhookDelivery.objects.filter(created_at__lt=cutoff).exclude(
+        status=WebhookDeliveryStatus.SENDING, locked_until__gt=now
+    )
+    deleted = old.delete()[1].get("messaging.WebhookDelivery", 0)
+    return {"qr_codes": qr, "deliveries": deleted}
+
+
+# ------------------------------------------------------------------------------------------ services
+# The write path of the dashboard pages (and the API, should it manage webhooks): each in a transaction,
+# each audited.
+
+
+def create_endpoint(
+    *, organization, url, events, devices=(), description="", active=True, actor=None, ip_address=None
+):
+    from accounts.services import record_audit
+    from messaging.models import WebhookEndpoint
+
+    url = safe_fetch.validate_public_url(url, field="url")
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            organization=organization,
+            url=url,
+            description=description,
+            events=sorted(set(events)),
+            active=active,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        endpoint.devices.set(organization.devices.filter(pk__in=[d.pk for d in devices]))
+        record_audit(
+            organization=organization,
+            action="webhook.create",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+            details={"events": endpoint.events, "devices": [d.pk for d in devices]},
+        )
+    return endpoint
+
+
+def update_endpoint(
+    *,
+    organization,
+    endpoint,
+    url,
+    events,
+    devices=(),
+    description="",
+    active=True,
+    actor=None,
+    ip_address=None,
+):
+    from accounts.services import record_audit
+
+    url = safe_fetch.validate_public_url(url, field="url")
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
+        endpoint.url = url
+        endpoint.description = description
+        endpoint.events = sorted(set(events))
+        endpoint.active = active
+        endpoint.save()
+        endpoint.devices.set(organization.devices.filter(pk__in=[d.pk for d in devices]))
+        if endpoint.receiving:  # switched back on: what waited goes out now
+            for device_id in set(
+                endpoint.deliveries.filter(status__in=["pending", "retrying"]).values_list(
+                    "device_id", flat=True
+                )
+            ):
+                enqueue_on_commit(endpoint.pk, device_id)
+        record_audit(
+            organization=organization,
+            action="webhook.update",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+            details={"events": endpoint.events, "devices": [d.pk for d in devices], "active": active},
+        )
+    return endpoint
+
+
+def delete_endpoint(*, organization, endpoint, actor=None, ip_address=None) -> None:
+    from accounts.services import record_audit
+
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.get(pk=endpoint.pk)
+        record_audit(
+            organization=organization,
+            action="webhook.delete",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+        )
+        endpoint.delete()
+
+
+def rotate_secret(*, organization, endpoint, actor=None, ip_address=None):
+    from accounts.services import record_audit
+    from messaging.models import new_webhook_secret
+
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
+        endpoint.secret = new_webhook_secret()
+        endpoint.save(update_fields=["secret", "updated_at"])
+        record_audit(
+            organization=organization,
+            action="webhook.rotate_secret",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+        )
+    return endpoint
+
+
+def resume_endpoint(*, organization, endpoint, actor=None, ip_address=None):
+    """Lift a pause: the failure count starts again and what waited is delivered."""
+    from accounts.services import record_audit
+
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
+        endpoint.paused_at = None
+        endpoint.pause_reason = ""
+        endpoint.consecutive_failures = 0
+        endpoint.save(update_fields=["paused_at", "pause_reason", "consecutive_failures", "updated_at"])
+        record_audit(
+            organization=organization,
+            action="webhook.resume",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+        )
+        for device_id in set(
+            endpoint.deliveries.filter(status__in=["pending", "retrying"]).values_list("device_id", flat=True)
+        ):
+            enqueue_on_commit(endpoint.pk, device_id)
+    return endpoint
+
+
+def send_test_event(*, organization, endpoint, actor=None, ip_address=None):
+    """Queue a `webhook.test` delivery (sent even to a paused or inactive endpoint, so it can be checked)."""
+    from accounts.services import record_audit
+    from messaging.models import WebhookDelivery
+
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.get(pk=endpoint.pk)
+        payload = {"message": "This is a test event from waportal.", "endpoint_id": endpoint.pk}
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            organization=organization,
+            event=TEST_EVENT,
+            device=None,
+            body=envelope(event=TEST_EVENT, device_id=None, payload=payload),
+            is_test=True,
+        )
+        record_audit(
+            organization=organization, action="webhook.test", actor=actor, obj=endpoint, ip_address=ip_address
+        )
+        enqueue_on_commit(endpoint.pk, None)
+    return delivery
+
+
+def redeliver(*, organization, delivery, actor=None, ip_address=None):
+    """Send a delivery again as a new delivery (its own attempts and retries) with the same body and
+    Idempotency-Key, so a receiver that already has it can drop it."""
+    from accounts.services import record_audit
+    from messaging.models import WebhookDelivery
+
+    with transaction.atomic():
+        original = WebhookDelivery.objects.select_related("endpoint").get(
+            pk=delivery.pk, organization=organization
+        )
+        again = WebhookDelivery.objects.create(
+            endpoint=original.endpoint,
+            organization=organization,
+            event=original.event,
+            device_id=original.device_id,
+            body=original.body,
+            idempotency_key=original.idempotency_key,
+            is_test=original.is_test,
+            redelivery_of=original,
+        )
+        record_audit(
+            organization=organization,
+            action="webhook.redeliver",
+            actor=actor,
+            obj=original.endpoint,
+            ip_address=ip_address,
+            details={"delivery": original.pk, "redelivery": again.pk, "event": original.event},
+        )
+        enqueue_on_commit(again.endpoint_id, again.device_id)
+    return again
+
+
+def paused_endpoints(organization):
+    if organization is None:
+        return []
+    return list(organization.webhook_endpoints.filter(paused_at__isnull=False, active=True))
+
+
+def paused_notice(request) -> dict:
+    """Context processor: `paused_webhooks`, so any page (the base layout) can tell the organization."""
+    return {"paused_webhooks": paused_endpoints(getattr(request, "organization", None))}

@@ -1,4 +1,4 @@
-"""The Celery app: Redis-backed in production, run in-process by `manage.py serve` when embedded."""
+"""The Celery app: Redis-backed in production (`celery -A waportal worker`), run in-process when embedded."""
 
 import os
 
@@ -9,3 +9,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waportal.settings")
 app = Celery("waportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+if str(app.conf.broker_url or "").startswith("memory://"):
+    # The embedded default: kombu's in-memory transport is polled, once a second unless told otherwise;
+    # a short interval keeps a received message's webhook prompt at the cost of a few idle wake-ups.
+    app.conf.broker_transport_options = {
+        "polling_interval": 0.05,
+        **(app.conf.broker_transport_options or {}),
+    }
+
+# Periodic work. Production runs it with `celery -A waportal beat` (or `worker -B`); the embedded
+# task worker (waportal.tasks_embedded) runs the same schedule itself.
+app.conf.beat_schedule = {
+    "webhooks-requeue-stalled": {"task": "messaging.requeue_stalled_webhooks", "schedule": 60.0},
+    "cleanup-expired-data": {"task": "messaging.cleanup_expired", "schedule": 3600.0},
+}

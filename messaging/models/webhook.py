@@ -1,1 +1,156 @@
-"""Webhook endpoints and their delivery log."""
+"""Webhook endpoints of an organization, and the log of what was delivered to them (deliveries and attempts)."""
+
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+__all__ = [
+    "WEBHOOK_EVENTS",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookEndpoint",
+    "new_webhook_secret",
+]
+
+# The events a customer can subscribe to: public name -> label. The names are part of the webhook contract.
+WEBHOOK_EVENTS = {
+    "message": _("Message received"),
+    "message.sent": _("Message sent"),
+    "message.failed": _("Message failed to send"),
+    "message.receipt": _("Receipt (delivered, read, played)"),
+    "message.edited": _("Message edited"),
+    "message.revoked": _("Message revoked"),
+    "message.reaction": _("Reaction"),
+    "group.participants": _("Group participants changed"),
+    "group.settings": _("Group settings changed"),
+    "group.join_request": _("Group join request"),
+    "device.connected": _("Device connected"),
+    "device.disconnected": _("Device disconnected"),
+    "device.logged_out": _("Device logged out"),
+    "device.qr": _("QR code updated"),
+}
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class WebhookEndpoint(models.Model):
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(_("URL"), max_length=500)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    # Shared with the receiver, which checks X-Hub-Signature-256 with it; shown to admins, rotatable.
+    secret = models.CharField(max_length=100, default=new_webhook_secret)
+    # Public event names (WEBHOOK_EVENTS keys) this endpoint receives.
+    events = models.JSONField(default=list, blank=True)
+    # Only events of these devices; none selected means every device of the organization.
+    devices = models.ManyToManyField("messaging.Device", blank=True, related_name="webhook_endpoints")
+    active = models.BooleanField(_("active"), default=True)
+    # Set when deliveries kept failing; a paused endpoint receives nothing until an admin resumes it.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.CharField(max_length=300, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return self.url
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+    @property
+    def receiving(self) -> bool:
+        return self.active and self.paused_at is None
+
+    def wants(self, event: str) -> bool:
+        return event in (self.events or [])
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    RETRYING = "retrying", _("Retrying")
+    SUCCEEDED = "succeeded", _("Delivered")
+    FAILED = "failed", _("Failed")
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: the exact signed body, and where it is in its retries."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=40)
+    device = models.ForeignKey(
+        "messaging.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The JSON body as sent: redelivery sends the very same bytes (and signature).
+    body = models.TextField()
+    # Sent as the Idempotency-Key header (the same on every attempt and redelivery): receivers drop repeats.
+    idempotency_key = models.UUIDField(default=uuid.uuid4, editable=False, db_index=True)
+    # A redelivery is a new delivery (its own attempts and retries) with the original's body and key.
+    redelivery_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="redeliveries"
+    )
+    status = models.CharField(
+        max_length=12, choices=WebhookDeliveryStatus.choices, default=WebhookDeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # While SENDING: until when the sender holds it (a worker that died lets it go after this).
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    is_test = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["endpoint", "device", "status", "next_attempt_at"])]
+
+    def __str__(self):
+        return f"{self.event} → {self.endpoint_id} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (WebhookDeliveryStatus.SUCCEEDED, WebhookDeliveryStatus.FAILED)
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP request of a delivery: when, what came back, how long it took."""
+
+    EXCERPT_LIMIT = 1000
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    response_excerpt = models.TextField(blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    succeeded = models.BooleanField(default=False)
+    # When the next try was scheduled (None: none).
+    retry_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["attempted_at", "id"]
+
+    def __str__(self):
+        return f"attempt {self.number} of {self.delivery_id}: {self.status_code or self.error}"

@@ -1,0 +1,49 @@
+"""End to end on the simulated network: a peer's message reaches a linked number, then the customer's receiver."""
+
+import json
+
+import pytest
+
+from messaging import webhooks
+from messaging.models import WebhookDelivery
+from tests.webhooks.receiver import Answer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_sandbox_message_arrives_at_the_receiver_signed(
+    wa, allow_private, task_worker, receiver, attempt_log, org, other_org
+):
+    ours = wa.linked_device(org, "Ours")
+    theirs = wa.linked_device(other_org, "Theirs")
+    endpoint = webhooks.create_endpoint(
+        organization=org, url=f"{receiver.url}/wa", events=["message", "message.reaction"]
+    )
+    receiver.answer(Answer(status=500), Answer(status=500))
+    peer = wa.peers[0]
+
+    wa.sandbox.peer_send(from_phone=peer, to_jid=theirs.jid, text="for the rival")
+    msg_id = wa.sandbox.peer_send(from_phone=peer, to_jid=ours.jid, text="Merhaba, sipariş nerede?")
+    wa.wait_event("message", device=ours, predicate=lambda d: d["id"] == msg_id)
+
+    attempt_log.wait_final(1)
+    requests = receiver.requests
+    assert len(requests) == 3  # 500, 500, 200
+    for request in requests:
+        assert webhooks.verify_signature(
+            endpoint.secret, request.body, request.headers["x-hub-signature-256"]
+        )
+    body = json.loads(requests[-1].body)
+    assert body["event"] == "message" and body["device_id"] == ours.pk
+    assert body["payload"]["id"] == msg_id
+    assert body["payload"]["text"] == "Merhaba, sipariş nerede?"
+    assert body["payload"]["from"].startswith(peer)
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert (delivery.status, delivery.attempts) == ("succeeded", 3)
+    assert not WebhookDelivery.objects.filter(device=theirs).exists()
+
+    wa.sandbox.peer_react(from_phone=peer, chat=ours.jid, message_id=msg_id, emoji="👍")
+    attempt_log.wait_final(2)
+    reaction = json.loads(receiver.requests[-1].body)
+    assert reaction["event"] == "message.reaction"
+    assert reaction["payload"]["reaction"] == "👍" and reaction["payload"]["reacted_message_id"] == msg_id
