@@ -16,6 +16,8 @@ _seq = itertools.count(1)
 def _isolated_data_dir(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.WA_SESSION_DIR = tmp_path / "sessions"
+    # Production settings (REDIS_URL set, DEBUG off) redirect plain HTTP; the test client speaks plain HTTP.
+    settings.SECURE_SSL_REDIRECT = False
 
 
 def make_user(email: str | None = None, password: str = "correct horse battery") -> User:

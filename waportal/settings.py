@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.tenancy.organization_context",
+                "messaging.webhooks.paused_notice",
             ],
         },
     },
@@ -159,6 +160,35 @@ WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"
 
+# Email, for invitations (Django 6.1's MAILERS). SMTP_URL is smtp://user:password@host:587 (STARTTLS unless
+# ?tls=0) or smtps://user:password@host:465; without it mail goes to the console (the process's log), and
+# the organization page shows each invitation's link to pass on by hand.
+SMTP_URL = os.environ.get("SMTP_URL", "")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "waportal <noreply@localhost>")
+if SMTP_URL:
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    _smtp = urlsplit(SMTP_URL)
+    if _smtp.scheme not in ("smtp", "smtps") or not _smtp.hostname:
+        raise ImproperlyConfigured("SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465")
+    _tls = parse_qs(_smtp.query).get("tls", ["1"])[0] not in ("0", "false", "no")
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": _smtp.hostname,
+                "port": _smtp.port or (465 if _smtp.scheme == "smtps" else 587),
+                "username": unquote(_smtp.username or ""),
+                "password": unquote(_smtp.password or ""),
+                "use_ssl": _smtp.scheme == "smtps",
+                "use_tls": _smtp.scheme == "smtp" and _tls,
+                "timeout": 10,
+            },
+        }
+    }
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 
@@ -180,7 +210,13 @@ if WA_BACKEND not in {"neonize", "sandbox"}:
 WA_SESSION_DIR = DATA_DIR / "sessions"
 WA_LEASE_SECONDS = float(os.environ.get("WA_LEASE_SECONDS", "15"))
 WA_COMMAND_TIMEOUT = float(os.environ.get("WA_COMMAND_TIMEOUT", "20"))
+# How long "link a number" waits for the first QR code; how many numbers one session worker holds (0: any).
+WA_QR_WAIT_SECONDS = float(os.environ.get("WA_QR_WAIT_SECONDS", "8"))
+WA_MAX_DEVICES_PER_WORKER = int(os.environ.get("WA_MAX_DEVICES_PER_WORKER", "0"))
 WA_SANDBOX_SEED = int(os.environ.get("WA_SANDBOX_SEED", "1"))
+# How often the simulated network rotates a QR code, and how long its peers take to answer.
+WA_SANDBOX_QR_SECONDS = float(os.environ.get("WA_SANDBOX_QR_SECONDS", "20"))
+WA_SANDBOX_DELAY = float(os.environ.get("WA_SANDBOX_DELAY", "0.2"))
 
 # Celery: Redis in production; in the embedded default tasks run in-process (no broker to install).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
@@ -189,8 +225,22 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
+# Media a send names by URL: how long to wait for it (sizes per kind: API_MEDIA_MAX_BYTES, a dict by kind).
+API_MEDIA_FETCH_TIMEOUT = float(os.environ.get("API_MEDIA_FETCH_TIMEOUT", "20"))
+
 # Webhook targets on private, loopback or link-local addresses (self-hosted receivers).
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Delivery: per-attempt timeout, retries with exponential backoff (base, cap), pause after consecutive failures.
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "10"))
+WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "15"))
+WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
+WEBHOOK_PAUSE_AFTER_FAILURES = int(os.environ.get("WEBHOOK_PAUSE_AFTER_FAILURES", "20"))
+WEBHOOK_LOG_RETENTION_DAYS = int(os.environ.get("WEBHOOK_LOG_RETENTION_DAYS", "30"))
+# Threads of the in-process task worker (embedded default only).
+# A dedicated Celery queue for webhook deliveries (workers started with -Q); unset: Celery's default queue.
+WEBHOOK_TASK_QUEUE = os.environ.get("WEBHOOK_TASK_QUEUE") or None
+EMBEDDED_TASK_CONCURRENCY = int(os.environ.get("EMBEDDED_TASK_CONCURRENCY", "4"))
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it to send X-CSRFToken
@@ -210,4 +260,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # One INFO line per webhook request is noise; failures are logged by the delivery task.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

@@ -16,7 +16,7 @@ urlpatterns = [
     path("dashboard/", include("messaging.urls")),
     path("dashboard/groups/", include("groups.urls")),
     path("dashboard/webhooks/", include("messaging.webhook_urls")),
-    path("", include(api.urls) if not isinstance(api.urls, list) else (api.urls, "api", "api")),
+    path("", api.urls),  # the NinjaAPI: (patterns, app_name, namespace)
 ]
 
 if settings.DEBUG:

@@ -1,8 +1,88 @@
-// Small page behaviours htmx does not cover: confirmation is done with hx-confirm; this only
-// re-renders a page section after the live socket comes back, so nothing missed while offline is lost.
-document.addEventListener("htmx:wsOpen", function (evt) {
+// Small page behaviours htmx does not cover. Confirmation is hx-confirm; everything here is progressive:
+// the pages work without it, only less live.
+
+// After the live socket comes back, re-render the sections marked data-refresh-on-reconnect, so nothing
+// missed while offline is lost (the ws extension reconnects by itself, with backoff).
+document.addEventListener("htmx:wsOpen", function () {
   document.querySelectorAll("[data-refresh-on-reconnect]").forEach(function (el) {
     if (el.dataset.wsOpened) { htmx.trigger(el, "refresh"); }
     el.dataset.wsOpened = "1";
   });
+});
+
+// An element pushed twice (a message sent from this tab arrives again over the socket) keeps one copy.
+// data-dedupe="keep": the new copy takes the old one's place (messages keep their order);
+// data-dedupe="move": the old copy goes, the new one stays where it was put (a chat moves to the top).
+function dedupe(container) {
+  var seen = {};
+  var mode = container.dataset.dedupe;
+  Array.prototype.slice.call(container.children).forEach(function (child) {
+    if (!child.id) { return; }
+    var earlier = seen[child.id];
+    if (earlier) {
+      if (mode === "keep") { earlier.replaceWith(child); } else { earlier.remove(); }
+    }
+    seen[child.id] = child;
+  });
+}
+var dedupeObserver = new MutationObserver(function (records) {
+  records.forEach(function (r) { if (r.target.dataset && r.target.dataset.dedupe) { dedupe(r.target); } });
+});
+function watchDedupe(root) {
+  (root || document).querySelectorAll("[data-dedupe]").forEach(function (el) {
+    if (!el.dataset.dedupeWatched) {
+      el.dataset.dedupeWatched = "1";
+      dedupeObserver.observe(el, { childList: true });
+    }
+  });
+}
+document.addEventListener("DOMContentLoaded", function () { watchDedupe(); scrollMessages(); });
+document.addEventListener("htmx:afterSettle", function (evt) {
+  watchDedupe();
+  // A re-fetched conversation (after a reconnect) opens on its newest message again.
+  if (evt.detail.elt && evt.detail.elt.classList && evt.detail.elt.classList.contains("messages")) { scrollMessages(); }
+});
+document.addEventListener("htmx:oobAfterSwap", function (evt) {
+  if (evt.target && evt.target.classList && evt.target.classList.contains("messages")) { scrollMessages(); }
+});
+
+// Keep a conversation scrolled to its newest message when one arrives.
+function scrollMessages() {
+  document.querySelectorAll(".messages").forEach(function (el) { el.scrollTop = el.scrollHeight; });
+}
+document.addEventListener("htmx:wsAfterMessage", scrollMessages);
+
+// The QR code's countdown: seconds until the worker shows the next code.
+setInterval(function () {
+  document.querySelectorAll(".qr-countdown[data-expires]").forEach(function (el) {
+    var left = Math.max(0, Math.round((new Date(el.dataset.expires) - new Date()) / 1000));
+    el.textContent = " (" + left + " s)";
+    el.dataset.left = left;
+  });
+}, 1000);
+
+// Upload progress of a form that names its <progress> with data-progress.
+document.addEventListener("htmx:xhr:progress", function (evt) {
+  var form = evt.target.closest ? evt.target.closest("[data-progress]") : null;
+  if (!form || !evt.detail.lengthComputable) { return; }
+  var bar = document.querySelector(form.dataset.progress);
+  if (bar) { bar.hidden = false; bar.value = Math.round(evt.detail.loaded / evt.detail.total * 100); }
+});
+
+// Reply to a message: fill the reply box's hidden field and show what is quoted.
+document.addEventListener("click", function (evt) {
+  var btn = evt.target.closest("[data-reply-to]");
+  var cancel = evt.target.closest("[data-reply-cancel]");
+  var field = document.getElementById("reply-to");
+  var shown = document.getElementById("replying");
+  if (btn && field) {
+    field.value = btn.dataset.replyTo;
+    document.getElementById("replying-text").textContent = btn.dataset.replyText;
+    shown.hidden = false;
+    var input = document.querySelector("#send-form input[name=text]");
+    if (input) { input.focus(); }
+  } else if (cancel && field) {
+    field.value = "";
+    shown.hidden = true;
+  }
 });

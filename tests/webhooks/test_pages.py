@@ -139,7 +139,10 @@ def test_a_paused_endpoint_is_announced_and_can_be_resumed(owner_client, endpoin
         paused_at=timezone.now(), pause_reason="20 failed attempts in a row", consecutive_failures=20
     )
     listing = owner_client.get(reverse("webhooks:list"))
-    assert 'id="paused-webhooks"' in listing.text and "paused" in listing.text
+    assert listing.text.count('id="paused-webhooks"') == 1 and "paused" in listing.text
+    # every page of the organization says so, not only the webhook pages
+    elsewhere = owner_client.get(reverse("messaging:devices"))
+    assert 'id="paused-webhooks"' in elsewhere.text and endpoint.url in elsewhere.text
     detail = owner_client.get(reverse("webhooks:detail", args=[endpoint.pk]))
     assert "20 failed attempts in a row" in detail.text
 
@@ -147,6 +150,12 @@ def test_a_paused_endpoint_is_announced_and_can_be_resumed(owner_client, endpoin
     endpoint.refresh_from_db()
     assert not endpoint.is_paused and endpoint.consecutive_failures == 0
     assert 'id="paused-webhooks"' not in owner_client.get(reverse("webhooks:list")).text
+
+
+def test_managers_see_the_webhooks_link_and_operators_do_not(owner_client, org, operator):
+    link = f'href="{reverse("webhooks:list")}"'
+    assert link in owner_client.get(reverse("messaging:devices")).text
+    assert link not in client_for(operator).get(reverse("messaging:devices")).text
 
 
 def test_the_paused_notice_context_processor(rf, org, owner, endpoint):

@@ -1,0 +1,67 @@
+"""What every dashboard view of messaging shares: the tenant's device, role checks for templates, errors."""
+
+from __future__ import annotations
+
+import importlib
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
+
+from accounts.models import Role
+from messaging.whatsapp import protocol
+
+
+def service(name: str):
+    """A service module, imported when used: services land independently of the pages that call them."""
+    return importlib.import_module(name)
+
+
+def org_device(request, device_id: int):
+    """The current organization's device, or 404 (another organization's device does not exist here)."""
+    return get_object_or_404(request.organization.devices.select_related("lease"), pk=device_id)
+
+
+def can_write(request) -> bool:
+    membership = getattr(request, "membership", None)
+    return bool(membership and membership.has_role(Role.OPERATOR))
+
+
+def page_context(request, **extra) -> dict:
+    return {"can_write": can_write(request), **extra}
+
+
+def error_text(exc: Exception) -> str:
+    """A sentence for the page out of a service or WhatsApp refusal."""
+    if isinstance(exc, ValidationError):
+        if hasattr(exc, "message_dict"):
+            return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+        return " ".join(exc.messages)
+    if isinstance(exc, protocol.WhatsAppError):
+        if exc.code == protocol.ErrorCode.NOT_CONNECTED:
+            return _("The device is not connected. Link it or reconnect it, then try again.")
+        if exc.code == protocol.ErrorCode.TIMEOUT:
+            return _("WhatsApp did not answer in time; try again shortly.")
+        return exc.message
+    return str(exc)
+
+
+def field_errors(exc: ValidationError) -> dict[str, list[str]]:
+    if hasattr(exc, "error_dict"):
+        return {field: list(msgs) for field, msgs in exc.message_dict.items()}
+    return {"__all__": list(exc.messages)}
+
+
+def done(request, text: str, to: str, *, error: bool = False):
+    """After a write: flash the outcome and go back (an htmx request gets HX-Redirect, so the flash shows too)."""
+    (messages.error if error else messages.success)(request, text)
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = to
+        return response
+    return redirect(to)
+
+
+WRITE_ERRORS = (ValidationError, protocol.WhatsAppError, ValueError)

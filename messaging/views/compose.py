@@ -1,0 +1,156 @@
+"""Compose: every kind of message the API sends, with uploads and errors next to the field, through the outbox."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts.tenancy import member_required
+from messaging.views.common import WRITE_ERRORS, error_text, field_errors, org_device, page_context, service
+
+KINDS = [
+    ("text", gettext_lazy("Text")),
+    ("image", gettext_lazy("Image")),
+    ("audio", gettext_lazy("Audio")),
+    ("document", gettext_lazy("File")),
+    ("video", gettext_lazy("Video")),
+    ("sticker", gettext_lazy("Sticker")),
+    ("contact", gettext_lazy("Contact")),
+    ("link", gettext_lazy("Link")),
+    ("location", gettext_lazy("Location")),
+    ("poll", gettext_lazy("Poll")),
+]
+MB = 1024 * 1024
+# WhatsApp's own limits per kind, and what the file must be.
+MEDIA_RULES = {
+    "image": (16 * MB, ("image/jpeg", "image/png", "image/webp", "image/gif")),
+    "video": (64 * MB, ("video/",)),
+    "audio": (16 * MB, ("audio/",)),
+    "document": (100 * MB, ("",)),
+    "sticker": (1 * MB, ("image/webp", "image/png")),
+}
+# Field names of the outbox (queue_message) → the form field that shows its error.
+ERROR_FIELDS = {"media": "file", "text": "text", "to": "to", "poll_question": "question", "poll_options": "options"}
+
+
+class ComposeForm(forms.Form):
+    kind = forms.ChoiceField(choices=KINDS, initial="text")
+    to = forms.CharField(label=gettext_lazy("To"), max_length=128)
+    text = forms.CharField(label=gettext_lazy("Message"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    reply_to_id = forms.CharField(label=gettext_lazy("Reply to message ID"), required=False, max_length=128)
+    is_forwarded = forms.BooleanField(label=gettext_lazy("Mark as forwarded"), required=False)
+    file = forms.FileField(label=gettext_lazy("File"), required=False)
+    caption = forms.CharField(label=gettext_lazy("Caption"), required=False, max_length=4096)
+    view_once = forms.BooleanField(label=gettext_lazy("View once"), required=False)
+    compress = forms.BooleanField(label=gettext_lazy("Compress"), required=False)
+    link = forms.URLField(label=gettext_lazy("Link"), required=False, assume_scheme="https")
+    contact_name = forms.CharField(label=gettext_lazy("Contact name"), required=False, max_length=200)
+    contact_phone = forms.CharField(label=gettext_lazy("Contact phone"), required=False, max_length=32)
+    latitude = forms.FloatField(label=gettext_lazy("Latitude"), required=False, min_value=-90, max_value=90)
+    longitude = forms.FloatField(label=gettext_lazy("Longitude"), required=False, min_value=-180, max_value=180)
+    question = forms.CharField(label=gettext_lazy("Question"), required=False, max_length=255)
+    options = forms.CharField(label=gettext_lazy("Options, one per line"), required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    max_answer = forms.IntegerField(label=gettext_lazy("Answers allowed"), required=False, min_value=1, initial=1)
+
+    def _need(self, *names):
+        for name in names:
+            if self.cleaned_data.get(name) in (None, ""):
+                self.add_error(name, _("This field is required for this kind of message."))
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("kind")
+        if kind == "text":
+            self._need("text")
+        elif kind in MEDIA_RULES:
+            upload = data.get("file")
+            if not upload:
+                self._need("file")
+            else:
+                limit, types = MEDIA_RULES[kind]
+                if upload.size > limit:
+                    self.add_error("file", _("The file is too large: at most %(mb)s MB for this kind.") % {"mb": limit // MB})
+                content_type = (upload.content_type or "").lower()
+                if not any(content_type.startswith(t) for t in types):
+                    self.add_error("file", _("A %(kind)s cannot be a %(type)s file.") % {"kind": kind, "type": content_type or "?"})
+        elif kind == "contact":
+            self._need("contact_name", "contact_phone")
+        elif kind == "link":
+            self._need("link")
+        elif kind == "location":
+            self._need("latitude", "longitude")
+        elif kind == "poll":
+            self._need("question")
+            options = [o.strip() for o in (data.get("options") or "").splitlines() if o.strip()]
+            if len(options) < 2:
+                self.add_error("options", _("A poll needs at least two options."))
+            elif len(set(options)) != len(options):
+                self.add_error("options", _("Options must differ."))
+            data["poll_options"] = options
+            if (data.get("max_answer") or 1) > max(len(options), 1):
+                self.add_error("max_answer", _("At most as many answers as options."))
+        return data
+
+    def outgoing(self) -> dict:
+        d = self.cleaned_data
+        kind = d["kind"]
+        out = {"to": d["to"], "kind": kind, "is_forwarded": d.get("is_forwarded", False)}
+        if d.get("reply_to_id"):
+            out["reply_to_id"] = d["reply_to_id"]
+        if kind == "text":
+            out["text"] = d["text"]
+        elif kind in MEDIA_RULES:
+            upload = d["file"]
+            out.update(media=upload.read(), mime_type=upload.content_type or "", filename=upload.name or "")
+            if kind in ("image", "video", "document"):
+                out["caption"] = d.get("caption", "")
+            if kind in ("image", "video"):
+                out["view_once"] = d.get("view_once", False)
+            if kind == "image":
+                out["compress"] = d.get("compress", False)
+        elif kind == "contact":
+            out.update(contact_name=d["contact_name"], contact_phone=d["contact_phone"])
+        elif kind == "link":
+            out.update(text=d["link"], caption=d.get("caption", ""))
+        elif kind == "location":
+            out.update(latitude=d["latitude"], longitude=d["longitude"])
+        elif kind == "poll":
+            out.update(poll_question=d["question"], poll_options=d["poll_options"], poll_max_answer=d.get("max_answer") or 1)
+        return out
+
+
+@member_required(write=True)
+def compose(request, device_id: int):
+    device = org_device(request, device_id)
+    sent = None
+    if request.method == "POST":
+        form = ComposeForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                sent = service("messaging.services.outbox").queue_message(
+                    organization=request.organization, device=device, outgoing=form.outgoing(), actor=request.user
+                )
+            except ValidationError as exc:
+                for field, msgs in field_errors(exc).items():
+                    target = ERROR_FIELDS.get(field, field if field in form.fields else None)
+                    for msg in msgs:
+                        form.add_error(target, msg)
+            except WRITE_ERRORS as exc:  # WhatsApp refused or the worker timed out: show it, keep the input
+                form.add_error(None, error_text(exc))
+            else:
+                kind = form.cleaned_data["kind"]
+                form = ComposeForm(initial={"kind": kind, "to": form.cleaned_data["to"]})
+    else:
+        kind = request.GET.get("kind", "text")
+        form = ComposeForm(initial={"kind": kind if kind in dict(KINDS) else "text", "to": request.GET.get("to", ""),
+                                    "reply_to_id": request.GET.get("reply_to", "")})
+    kind = form["kind"].value() or "text"
+    context = page_context(request, device=device, form=form, kind=kind, kinds=KINDS, sent=sent)
+    if request.htmx and request.method == "POST":
+        return render(request, "messaging/compose.html#form", context)
+    if request.htmx and request.htmx.target == "compose-form":
+        return render(request, "messaging/compose.html#form", context)
+    return render(request, "messaging/compose.html", context)

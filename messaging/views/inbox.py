@@ -1,0 +1,202 @@
+"""The inbox: chats of a number (search, unread counts) and a conversation, both keyset-paginated, plus the
+actions on one message (react, edit, revoke, delete for me, mark read, star, download)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.tenancy import member_required
+from messaging import gateway
+from messaging.models import Message
+from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
+
+MESSAGES = "messaging.services.messages"
+CHATS_PER_PAGE = 30
+MESSAGES_PER_PAGE = 40
+REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"]
+
+
+def encode_cursor(when: datetime, pk: int) -> str:
+    return f"{when.isoformat()}~{pk}"
+
+
+def decode_cursor(value: str) -> tuple[datetime, int] | None:
+    try:
+        when, pk = value.rsplit("~", 1)
+        parsed = parse_datetime(when.replace(" ", "+"))
+        return (parsed, int(pk)) if parsed else None
+    except (ValueError, TypeError):
+        return None
+
+
+def chats_page(device, *, search: str = "", after: str = ""):
+    """One page of chats, most recent first, keyset on (activity, id); returns (chats, next cursor or "")."""
+    chats = device.chats.annotate(activity=Coalesce("last_message_at", "created_at"))
+    if search:
+        chats = chats.filter(Q(name__icontains=search) | Q(jid__icontains=search) | Q(last_message_preview__icontains=search))
+    cursor = decode_cursor(after) if after else None
+    if cursor:
+        when, pk = cursor
+        chats = chats.filter(Q(activity__lt=when) | Q(activity=when, id__lt=pk))
+    rows = list(chats.order_by("-activity", "-id")[: CHATS_PER_PAGE + 1])
+    more = len(rows) > CHATS_PER_PAGE
+    rows = rows[:CHATS_PER_PAGE]
+    return rows, (encode_cursor(rows[-1].activity, rows[-1].pk) if more else "")
+
+
+def messages_page(chat, *, before: str = ""):
+    """The newest page of a chat's messages older than `before`, oldest first; keyset on (timestamp, id).
+
+    Uses the (chat, -timestamp, -id) index, so a chat with a million messages opens as fast as one with ten.
+    """
+    messages = Message.objects.filter(chat=chat, deleted_for_me_at__isnull=True)
+    cursor = decode_cursor(before) if before else None
+    if cursor:
+        when, pk = cursor
+        messages = messages.filter(Q(timestamp__lt=when) | Q(timestamp=when, id__lt=pk))
+    rows = list(messages.order_by("-timestamp", "-id")[: MESSAGES_PER_PAGE + 1])
+    more = len(rows) > MESSAGES_PER_PAGE
+    rows = rows[:MESSAGES_PER_PAGE]
+    rows.reverse()
+    return rows, (encode_cursor(rows[0].timestamp, rows[0].pk) if more and rows else "")
+
+
+@member_required()
+@require_GET
+def chat_list(request, device_id: int):
+    device = org_device(request, device_id)
+    search = request.GET.get("q", "").strip()[:100]
+    chats, next_cursor = chats_page(device, search=search, after=request.GET.get("after", ""))
+    context = page_context(request, device=device, chats=chats, next_cursor=next_cursor, search=search)
+    if request.htmx and request.GET.get("after"):
+        return render(request, "messaging/inbox.html#chat_page", context)
+    if request.htmx and request.htmx.target == "chat-list-body":
+        return render(request, "messaging/inbox.html#chat_list_body", context)
+    return render(request, "messaging/inbox.html", context)
+
+
+def _chat(device, chat_id: int):
+    return get_object_or_404(device.chats, pk=chat_id)
+
+
+@member_required()
+@require_GET
+def conversation(request, device_id: int, chat_id: int):
+    device = org_device(request, device_id)
+    chat = _chat(device, chat_id)
+    # Not "messages": that name is the flash messages' in the base layout.
+    chat_messages, older = messages_page(chat, before=request.GET.get("before", ""))
+    latest_unread = next((m for m in reversed(chat_messages) if not m.from_me and not m.read_by_me_at), None)
+    context = page_context(
+        request, device=device, chat=chat, chat_messages=chat_messages, older=older, reactions=REACTIONS, latest_unread=latest_unread
+    )
+    if request.htmx and request.GET.get("before"):
+        return render(request, "messaging/conversation.html#older_page", context)
+    return render(request, "messaging/conversation.html", context)
+
+
+def _message(device, chat, message_id: int) -> Message:
+    return get_object_or_404(Message.objects.filter(device=device, chat=chat), pk=message_id)
+
+
+def _render_message(request, message, *, error: str = ""):
+    return render(
+        request,
+        "messaging/conversation.html#message",
+        page_context(request, message=message, reactions=REACTIONS, action_error=error),
+    )
+
+
+ACTIONS = {
+    "react": ("react_message", lambda post: {"emoji": post.get("emoji", "")}),
+    "edit": ("edit_message", lambda post: {"text": post.get("text", "")}),
+    "revoke": ("revoke_message", lambda post: {}),
+    "delete": ("delete_message_for_me", lambda post: {}),
+    "read": ("mark_read", lambda post: {}),
+    "star": ("star_message", lambda post: {"starred": True}),
+    "unstar": ("star_message", lambda post: {"starred": False}),
+}
+
+
+@member_required(write=True)
+@require_POST
+def message_action(request, device_id: int, chat_id: int, message_id: int, action: str):
+    device = org_device(request, device_id)
+    chat = _chat(device, chat_id)
+    message = _message(device, chat, message_id)
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    func, args = ACTIONS[action]
+    error = ""
+    try:
+        getattr(service(MESSAGES), func)(
+            organization=request.organization, device=device, chat=chat.jid, message_id=message.wa_id,
+            actor=request.user, **args(request.POST),
+        )
+    except WRITE_ERRORS as exc:
+        error = error_text(exc)
+    back = reverse("messaging:conversation", args=[device.pk, chat.pk])
+    if not request.htmx:
+        return done(request, error or _("Done."), back, error=bool(error))
+    message.refresh_from_db()
+    if message.deleted_for_me_at and not error:
+        return HttpResponse("")  # gone from this view
+    return _render_message(request, message, error=error)
+
+
+@member_required()
+@require_GET
+def message_download(request, device_id: int, chat_id: int, message_id: int):
+    device = org_device(request, device_id)
+    chat = _chat(device, chat_id)
+    message = _message(device, chat, message_id)
+    filename = message.media_filename or message.wa_id
+    if message.media:
+        return FileResponse(message.media.open("rb"), filename=filename, content_type=message.media_mime or None)
+    ref = (message.payload or {}).get("media_ref")
+    if not ref:
+        raise Http404("This message has no media.")
+    try:
+        data = gateway.call(device, "download_media", ref=ref)
+    except WRITE_ERRORS as exc:
+        return HttpResponse(error_text(exc), status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(data, content_type=message.media_mime or "application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@member_required(write=True)
+@require_POST
+def chat_send(request, device_id: int, chat_id: int):
+    """The reply box of a conversation: a text (optionally replying to one message), through the outbox."""
+    device = org_device(request, device_id)
+    chat = _chat(device, chat_id)
+    text = request.POST.get("text", "")
+    error = ""
+    message = None
+    try:
+        message = service("messaging.services.outbox").queue_message(
+            organization=request.organization,
+            device=device,
+            outgoing={"to": chat.jid, "kind": "text", "text": text, "reply_to_id": request.POST.get("reply_to_id", "")},
+            actor=request.user,
+        )
+    except WRITE_ERRORS as exc:
+        error = error_text(exc)
+    if not request.htmx:
+        return done(request, error or _("Sent."), reverse("messaging:conversation", args=[device.pk, chat.pk]), error=bool(error))
+    return render(
+        request,
+        "messaging/conversation.html#sent",
+        page_context(request, device=device, chat=chat, message=message, send_error=error, text=text if error else "",
+                     reactions=REACTIONS),
+    )

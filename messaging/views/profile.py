@@ -1,0 +1,120 @@
+"""A number's own profile (avatar, push name, presence, privacy, contacts, newsletters) and lookups of others."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.tenancy import member_required
+from messaging import gateway
+from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
+from messaging.whatsapp import protocol
+
+PROFILE = "messaging.services.profile"
+SECTIONS = ("avatar", "privacy", "contacts", "newsletters")
+
+
+@member_required()
+@require_GET
+def profile(request, device_id: int):
+    device = org_device(request, device_id)
+    return render(request, "messaging/profile.html", page_context(request, device=device, sections=SECTIONS))
+
+
+def _read(device, section: str):
+    if section == "avatar":
+        return gateway.call(device, "avatar", jid=device.jid) if device.jid else None
+    if section == "privacy":
+        return gateway.call(device, "privacy")
+    if section == "contacts":
+        return sorted(gateway.call(device, "contacts"), key=lambda c: (c.full_name or c.push_name or c.jid).lower())
+    return gateway.call(device, "newsletters")
+
+
+@member_required()
+@require_GET
+def profile_section(request, device_id: int, section: str):
+    """One section read live from WhatsApp (lazy-loaded, so a disconnected number still shows the page)."""
+    device = org_device(request, device_id)
+    if section not in SECTIONS:
+        raise Http404("No such section.")
+    error, value = "", None
+    try:
+        value = _read(device, section)
+    except WRITE_ERRORS as exc:
+        error = error_text(exc)
+    return render(
+        request,
+        f"messaging/profile.html#{section}",
+        page_context(request, device=device, value=value, section_error=error),
+    )
+
+
+@member_required()
+@require_GET
+def profile_lookup(request, device_id: int):
+    """Is a number on WhatsApp, its user info and avatar: reads, so viewers may use it too."""
+    device = org_device(request, device_id)
+    phone = request.GET.get("phone", "").strip()
+    context = page_context(request, device=device, phone=phone)
+    try:
+        jid = protocol.normalize_jid(phone)
+    except ValueError as exc:
+        context["lookup_error"] = str(exc)
+        return render(request, "messaging/profile.html#lookup_result", context)
+    try:
+        checks = gateway.call(device, "check_numbers", phones=[protocol.jid_user(jid)]) if not protocol.is_group(jid) else []
+        context["check"] = check = checks[0] if checks else None
+        if check is None or check.is_in:  # nothing more to learn about a number that is not on WhatsApp
+            infos = gateway.call(device, "user_info", jids=[check.jid if check and check.jid else jid])
+            context["info"] = infos[0] if infos else None
+            context["avatar"] = gateway.call(device, "avatar", jid=jid)
+    except WRITE_ERRORS as exc:
+        context["lookup_error"] = error_text(exc)
+    return render(request, "messaging/profile.html#lookup_result", context)
+
+
+def _write(request, device_id: int, func: str, ok: str, **kwargs):
+    device = org_device(request, device_id)
+    back = reverse("messaging:profile", args=[device.pk])
+    try:
+        getattr(service(PROFILE), func)(organization=request.organization, device=device, actor=request.user, **kwargs)
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), back, error=True)
+    return done(request, ok, back)
+
+
+@member_required(write=True)
+@require_POST
+def profile_avatar(request, device_id: int):
+    upload = request.FILES.get("avatar")
+    if upload is None:
+        org_device(request, device_id)
+        return done(request, _("Choose an image."), reverse("messaging:profile", args=[device_id]), error=True)
+    if not (upload.content_type or "").startswith("image/"):
+        org_device(request, device_id)
+        return done(request, _("The avatar must be an image."), reverse("messaging:profile", args=[device_id]), error=True)
+    return _write(request, device_id, "set_avatar", _("Avatar changed."), image=upload.read())
+
+
+@member_required(write=True)
+@require_POST
+def profile_push_name(request, device_id: int):
+    return _write(request, device_id, "set_push_name", _("Name changed."), name=request.POST.get("push_name", ""))
+
+
+@member_required(write=True)
+@require_POST
+def profile_presence(request, device_id: int):
+    return _write(request, device_id, "set_presence", _("Presence changed."), presence=request.POST.get("presence", ""))
+
+
+@member_required(write=True)
+@require_POST
+def profile_unfollow(request, device_id: int):
+    return _write(
+        request, device_id, "unfollow_newsletter", _("Newsletter unfollowed."), newsletter=request.POST.get("newsletter_id", "")
+    )

@@ -1,0 +1,93 @@
+"""The simulated phone (sandbox backend only): scan a QR, enter a pairing code, write to our numbers as a peer."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.tenancy import member_required
+from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
+from messaging.views.devices import sandbox_enabled
+from messaging.whatsapp import protocol
+
+SANDBOX = "messaging.whatsapp.sandbox"
+
+
+def _require_sandbox():
+    if not sandbox_enabled():
+        raise Http404("The simulated phone exists only on the sandbox backend.")
+
+
+def peers() -> list[str]:
+    try:
+        return list(service(SANDBOX).peer_phones())
+    except Exception:  # the simulated network is seeded by the worker; an empty list is fine meanwhile
+        return []
+
+
+def _back(request, device) -> str:
+    nxt = request.POST.get("next", "")
+    if nxt.startswith("/dashboard/"):
+        return nxt
+    return reverse("messaging:device", args=[device.pk])
+
+
+@member_required()
+@require_GET
+def sandbox_panel(request):
+    _require_sandbox()
+    devices = list(request.organization.devices.order_by("created_at", "id"))
+    return render(request, "messaging/sandbox.html", page_context(request, devices=devices, peers=peers()))
+
+
+@member_required(write=True)
+@require_POST
+def sandbox_scan(request, device_id: int):
+    _require_sandbox()
+    device = org_device(request, device_id)
+    phone = (request.POST.get("phone") or "").strip()
+    if not device.qr_code:
+        return done(request, _("There is no QR code to scan: start linking first."), _back(request, device), error=True)
+    try:
+        # No number given: the simulated network makes a new phone for it.
+        service(SANDBOX).phone_scan(qr_code=device.qr_code, phone=protocol.normalize_phone(phone) if phone else None)
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), _back(request, device), error=True)
+    return done(request, _("The simulated phone scanned the QR code."), _back(request, device))
+
+
+@member_required(write=True)
+@require_POST
+def sandbox_enter_code(request, device_id: int):
+    _require_sandbox()
+    device = org_device(request, device_id)
+    code = (request.POST.get("code") or device.pair_code).strip()
+    phone = (request.POST.get("phone") or "").strip()
+    if not code or not phone:
+        return done(request, _("The phone number and the pairing code are both needed."), _back(request, device), error=True)
+    try:
+        service(SANDBOX).phone_enter_code(phone=protocol.normalize_phone(phone), code=code)
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), _back(request, device), error=True)
+    return done(request, _("The simulated phone entered the code."), _back(request, device))
+
+
+@member_required(write=True)
+@require_POST
+def sandbox_peer_send(request, device_id: int):
+    _require_sandbox()
+    device = org_device(request, device_id)
+    from_phone = (request.POST.get("from_phone") or "").strip()
+    text = (request.POST.get("text") or "").strip()
+    if not device.jid:
+        return done(request, _("This number is not linked yet."), _back(request, device), error=True)
+    if not from_phone or not text:
+        return done(request, _("Pick a simulated contact and write something."), _back(request, device), error=True)
+    try:
+        service(SANDBOX).peer_send(from_phone=protocol.normalize_phone(from_phone), to_jid=device.jid, text=text)
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), _back(request, device), error=True)
+    return done(request, _("The simulated contact sent the message."), _back(request, device))

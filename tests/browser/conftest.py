@@ -1,0 +1,118 @@
+"""A real server for the browser tests: `manage.py serve` (daphne, the session workers and the task worker in
+one process, as the README runs it) on a free port, over a fresh SQLite file, on the sandbox backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+EMAIL, PASSWORD = "browser@example.com", "a long browser password"
+START_TIMEOUT = 60.0
+
+SETUP_USER = f"""
+import django
+django.setup()
+from accounts.models import Membership, Organization, User
+user = User.objects.create_user(email={EMAIL!r}, password={PASSWORD!r})
+org = Organization.objects.create(name="Browser Org", slug="browser-org")
+Membership.objects.create(user=user, organization=org, role="owner")
+"""
+
+
+@dataclass
+class LiveServer:
+    url: str
+    email: str
+    password: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_serving(proc: subprocess.Popen, port: int, log: Path) -> None:
+    """Wait for the port to accept connections; between tries, wait on the process (it may have died)."""
+    import time
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            continue
+        raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+    raise RuntimeError(f"the server did not listen within {START_TIMEOUT} s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def asgi_server(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    pytest.importorskip("playwright.sync_api")
+    data = tmp_path_factory.mktemp("browser-server")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PYTEST_CURRENT_TEST")}
+    env.update(
+        WAPORTAL_DATA_DIR=str(data),
+        WA_BACKEND="sandbox",
+        DJANGO_SETTINGS_MODULE="tests.browser.server_settings",
+        PYTHONPATH=str(ROOT),
+        DEBUG="false",
+    )
+    python = sys.executable
+    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run([python, "-c", SETUP_USER], cwd=ROOT, env=env, check=True, capture_output=True)
+    port = _free_port()
+    log = data / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_serving(proc, port, log)
+        yield LiveServer(url=f"http://127.0.0.1:{port}", email=EMAIL, password=PASSWORD, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread while it is
+# started, and every async test collected after this module would fail with "cannot be called from a running
+# event loop".
+@pytest.fixture(scope="module")
+def chromium():
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -1,0 +1,123 @@
+"""The numbers pages: list and detail render for every role, other tenants get 404, viewers cannot act."""
+
+import pytest
+from django.urls import reverse
+
+from messaging.models import Device
+from tests.pages.conftest import make_device
+
+ROLES = ["owner_client", "operator_client", "viewer_client"]
+
+
+@pytest.mark.parametrize("who", ROLES)
+def test_device_list_renders_for_each_role(request, who, device):
+    client = request.getfixturevalue(who)
+    response = client.get(reverse("messaging:devices"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Support" in body
+    assert f'id="device-{device.pk}-status"' in body
+    assert 'ws-connect="/ws/live/"' in body
+    # Only those who may act see the form that adds a number.
+    assert ("Add and link" in body) == (who != "viewer_client")
+
+
+def test_list_shows_only_this_organizations_numbers(owner_client, device, other_device):
+    body = owner_client.get(reverse("messaging:devices")).content.decode()
+    assert "Support" in body and "Theirs" not in body
+
+
+@pytest.mark.parametrize("who", ROLES)
+def test_device_detail_renders_for_each_role(request, who, device):
+    client = request.getfixturevalue(who)
+    response = client.get(reverse("messaging:device", args=[device.pk]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert f'ws-connect="/ws/live/?device={device.pk}"' in body
+    assert f'id="device-{device.pk}-link"' in body
+    assert ("Rename" in body) == (who != "viewer_client")
+
+
+def test_signed_out_visitor_goes_to_login(client, device):
+    response = client.get(reverse("messaging:device", args=[device.pk]))
+    assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
+
+
+@pytest.mark.parametrize(
+    "name", ["device", "device_fragment", "device_link", "device_pair", "device_reconnect", "device_logout", "device_rename", "device_remove"]
+)
+def test_another_organizations_device_is_404(owner_client, other_device, name):
+    url = reverse(f"messaging:{name}", args=[other_device.pk])
+    response = owner_client.post(url, {"name": "x", "phone": "905551112233"}) if name not in ("device", "device_fragment") else owner_client.get(url)
+    assert response.status_code == 404
+    other_device.refresh_from_db()
+    assert other_device.name == "Theirs"
+
+
+@pytest.mark.parametrize("name", ["device_link", "device_pair", "device_reconnect", "device_logout", "device_rename", "device_remove"])
+def test_viewer_cannot_act_on_a_device(viewer_client, device, name):
+    response = viewer_client.post(reverse(f"messaging:{name}", args=[device.pk]), {"name": "Renamed", "phone": "905551112233"})
+    assert response.status_code == 403
+    device.refresh_from_db()
+    assert device.name == "Support" and device.status == "connected"
+    assert Device.objects.filter(pk=device.pk).exists()
+
+
+def test_viewer_cannot_add_a_number(viewer_client, org):
+    response = viewer_client.post(reverse("messaging:device_create"), {"name": "Sneaky"})
+    assert response.status_code == 403
+    assert not org.devices.filter(name="Sneaky").exists()
+
+
+def test_adding_a_number_needs_a_name(operator_client, org):
+    response = operator_client.post(reverse("messaging:device_create"), {"name": ""})
+    assert response.status_code == 200
+    assert "field-error" in response.content.decode()
+    assert not org.devices.exists()
+
+
+def test_qr_waiting_device_shows_the_qr_with_its_countdown(owner_client, org):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    device = make_device(org, status="qr_waiting")
+    Device.objects.filter(pk=device.pk).update(qr_code="2@sandbox-qr-code", qr_expires_at=timezone.now() + timedelta(seconds=20))
+    body = owner_client.get(reverse("messaging:device", args=[device.pk])).content.decode()
+    assert 'data-qr="2@sandbox-qr-code"' in body and "<svg" in body and "qr-countdown" in body
+
+
+def test_pair_code_form_refuses_a_bad_phone_next_to_the_field(operator_client, org):
+    device = make_device(org)
+    response = operator_client.post(reverse("messaging:device_pair", args=[device.pk]), {"phone": "abc"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "field-error" in body and f'id="device-{device.pk}-link"' in body
+
+
+def test_list_page_query_count_does_not_grow_with_devices(owner_client, org, django_assert_max_num_queries):
+    for i in range(15):
+        make_device(org, name=f"Phone {i}", status="connected")
+    with django_assert_max_num_queries(12):
+        assert owner_client.get(reverse("messaging:devices")).status_code == 200
+
+
+def test_after_a_reconnect_the_page_refetches_its_live_part(viewer_client, device):
+    """The page re-renders its status and link panel when the socket comes back (nothing missed is lost)."""
+    page = viewer_client.get(reverse("messaging:device", args=[device.pk])).content.decode()
+    fragment_url = reverse("messaging:device_fragment", args=[device.pk])
+    assert f'hx-get="{fragment_url}"' in page and "data-refresh-on-reconnect" in page
+    body = viewer_client.get(fragment_url, HTTP_HX_REQUEST="true").content.decode()
+    assert f'id="device-{device.pk}-link"' in body
+    assert f'id="device-{device.pk}-status"' in body and 'hx-swap-oob="true"' in body
+    assert "<html" not in body
+
+
+def test_pages_speak_turkish(owner_client, device):
+    from tests.pages.conftest import make_chat
+
+    body = owner_client.get(reverse("messaging:devices"), HTTP_ACCEPT_LANGUAGE="tr").content.decode()
+    assert "Numaralar" in body and "Ekle ve bağla" in body
+    chat = make_chat(device)
+    body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk]), HTTP_ACCEPT_LANGUAGE="tr").content.decode()
+    assert "Bir mesaj yazın" in body

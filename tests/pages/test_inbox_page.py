@@ -1,0 +1,164 @@
+"""Inbox and conversation: roles, tenancy, search, unread counts, keyset pagination, bounded queries."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from messaging.models import Message
+from tests.pages.conftest import make_chat, make_history, make_message
+
+ROLES = ["owner_client", "operator_client", "viewer_client"]
+
+
+@pytest.mark.parametrize("who", ROLES)
+def test_inbox_and_conversation_render_for_each_role(request, who, device):
+    client = request.getfixturevalue(who)
+    chat = make_chat(device, name="Ayşe", unread=3)
+    make_message(chat, text="merhaba")
+    inbox = client.get(reverse("messaging:inbox", args=[device.pk]))
+    assert inbox.status_code == 200
+    body = inbox.content.decode()
+    assert "Ayşe" in body and 'data-unread="3"' in body
+    conv = client.get(reverse("messaging:conversation", args=[device.pk, chat.pk]))
+    assert conv.status_code == 200
+    body = conv.content.decode()
+    assert "merhaba" in body
+    assert ('id="send-form"' in body) == (who != "viewer_client")
+
+
+def test_other_organizations_inbox_and_chats_are_404(owner_client, other_device):
+    chat = make_chat(other_device)
+    message = make_message(chat)
+    assert owner_client.get(reverse("messaging:inbox", args=[other_device.pk])).status_code == 404
+    assert owner_client.get(reverse("messaging:conversation", args=[other_device.pk, chat.pk])).status_code == 404
+    url = reverse("messaging:message_action", args=[other_device.pk, chat.pk, message.pk, "star"])
+    assert owner_client.post(url).status_code == 404
+    assert owner_client.get(reverse("messaging:message_download", args=[other_device.pk, chat.pk, message.pk])).status_code == 404
+
+
+def test_a_chat_of_another_device_is_404_even_in_the_same_url_shape(owner_client, device, other_device):
+    theirs = make_chat(other_device)
+    assert owner_client.get(reverse("messaging:conversation", args=[device.pk, theirs.pk])).status_code == 404
+
+
+@pytest.mark.parametrize("action", ["react", "edit", "revoke", "delete", "read", "star", "unstar"])
+def test_viewer_cannot_act_on_messages(viewer_client, device, action):
+    chat = make_chat(device)
+    message = make_message(chat, from_me=True, text="original")
+    url = reverse("messaging:message_action", args=[device.pk, chat.pk, message.pk, action])
+    assert viewer_client.post(url, {"emoji": "👍", "text": "changed"}).status_code == 403
+    message.refresh_from_db()
+    assert message.text == "original" and not message.starred and message.revoked_at is None and not message.reactions
+
+
+def test_viewer_cannot_send_from_the_conversation(viewer_client, device):
+    chat = make_chat(device)
+    response = viewer_client.post(reverse("messaging:chat_send", args=[device.pk, chat.pk]), {"text": "hello"})
+    assert response.status_code == 403
+    assert not Message.objects.filter(chat=chat).exists()
+
+
+def test_search_finds_chats_by_name_and_number(owner_client, device):
+    make_chat(device, name="Mehmet")
+    make_chat(device, name="Zeynep", jid="905557778899@s.whatsapp.net")
+    body = owner_client.get(reverse("messaging:inbox", args=[device.pk]), {"q": "meh"}).content.decode()
+    assert "Mehmet" in body and "Zeynep" not in body
+    body = owner_client.get(reverse("messaging:inbox", args=[device.pk]), {"q": "7778"}).content.decode()
+    assert "Zeynep" in body and "Mehmet" not in body
+
+
+def test_chats_page_by_keyset_with_no_repeats(owner_client, device):
+    now = timezone.now()
+    chats = [make_chat(device, name=f"Chat {i:02d}", when=now - timedelta(minutes=i)) for i in range(45)]
+    first = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    assert "Chat 00" in first and "Chat 29" in first and "Chat 30" not in first
+    cursor = first.split("?after=")[1].split("&")[0]
+    from urllib.parse import unquote
+
+    second = owner_client.get(
+        reverse("messaging:inbox", args=[device.pk]), {"after": unquote(cursor)}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "Chat 30" in second and "Chat 44" in second and "Chat 29" not in second
+    assert "More chats" not in second
+    assert len(chats) == 45
+
+
+def test_conversation_opens_on_the_newest_page_and_pages_back(owner_client, device):
+    chat = make_chat(device)
+    make_history(chat, 100)
+    body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk])).content.decode()
+    assert "message number 99" in body and "message number 60" in body
+    assert "message number 59<" not in body
+    assert body.index("message number 60") < body.index("message number 99")  # oldest first on screen
+    cursor = body.split("?before=")[1].split('"')[0]
+    from urllib.parse import unquote
+
+    older = owner_client.get(
+        reverse("messaging:conversation", args=[device.pk, chat.pk]), {"before": unquote(cursor)}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "message number 59<" in older and "message number 20<" in older and "message number 60<" not in older
+    assert "Older messages" in older
+
+
+def test_conversation_queries_do_not_grow_with_history(owner_client, device, django_assert_max_num_queries):
+    chat = make_chat(device)
+    make_history(chat, 300)
+    with django_assert_max_num_queries(12):
+        response = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk]))
+    assert response.status_code == 200
+
+
+def test_inbox_queries_do_not_grow_with_chats(owner_client, device, django_assert_max_num_queries):
+    for i in range(40):
+        make_chat(device, name=f"c{i}", unread=i)
+    with django_assert_max_num_queries(12):
+        assert owner_client.get(reverse("messaging:inbox", args=[device.pk])).status_code == 200
+
+
+def test_ticks_show_each_status(owner_client, device):
+    chat = make_chat(device)
+    for status in ("queued", "sent", "delivered", "read", "failed"):
+        make_message(chat, from_me=True, status=status, text=f"s-{status}")
+    body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk])).content.decode()
+    for status in ("queued", "sent", "delivered", "read", "failed"):
+        assert f'data-status="{status}"' in body
+
+
+def test_deleted_for_me_messages_are_hidden(owner_client, device):
+    chat = make_chat(device)
+    make_message(chat, text="keep me")
+    make_message(chat, text="gone for me", deleted_for_me_at=timezone.now())
+    body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk])).content.decode()
+    assert "keep me" in body and "gone for me" not in body
+
+
+def test_an_action_on_an_unconnected_number_is_refused_next_to_the_message(operator_client, device):
+    chat = make_chat(device)
+    message = make_message(chat)
+    url = reverse("messaging:message_action", args=[device.pk, chat.pk, message.pk, "star"])
+    response = operator_client.post(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert f'id="msg-{message.pk}"' in body and "field-error" in body
+    message.refresh_from_db()
+    assert not message.starred
+
+
+def test_download_serves_stored_media(owner_client, viewer_client, device):
+    from django.core.files.base import ContentFile
+
+    chat = make_chat(device)
+    message = make_message(chat, text="", kind="document", media_filename="report.pdf", media_mime="application/pdf")
+    message.media.save("report.pdf", ContentFile(b"%PDF-1.4 test"), save=True)
+    response = viewer_client.get(reverse("messaging:message_download", args=[device.pk, chat.pk, message.pk]))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"%PDF-1.4 test"
+
+
+def test_the_conversation_shows_no_stray_flash(owner_client, device):
+    chat = make_chat(device)
+    make_message(chat, text="plain")
+    body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk])).content.decode()
+    assert 'class="flash' not in body
