@@ -470,6 +470,9 @@ def media_input(
                 if hasattr(exc, "error_dict")
                 else " ".join(exc.messages)
             )
+            codes = {e.code for errors in getattr(exc, "error_dict", {}).values() for e in errors}
+            if "too_large" in codes:
+                raise field_error(url_field, problem, status=413, code="PAYLOAD_TOO_LARGE") from None
             raise field_error(url_field, problem) from None
         source_field = url_field
     if not data:

@@ -211,6 +211,11 @@ def test_media_by_url_is_fetched_and_queued(api, device, live_server, settings):
         "/send/image", {"phone": PEER, "image_url": f"{live_server.url}/app/login/qr/bad.png"}
     )
     error(missing, 400, "VALIDATION_ERROR", "image_url")  # the URL answered 404: said so, naming the field
+    settings.API_MEDIA_MAX_BYTES = {"image": 40}  # the QR PNG is larger: fetched, cut off, refused
+    too_big = api.post_form(
+        "/send/image", {"phone": PEER, "image_url": f"{live_server.url}/app/login/qr/{token}.png"}
+    )
+    error(too_big, 413, "PAYLOAD_TOO_LARGE", "image_url")
 
 
 @pytest.mark.django_db
