@@ -1,6 +1,6 @@
 """Every endpoint of the API with a valid request, what it needs, and how it answers with no worker holding the device.
 
-The per-router test files run the same checks over their rows: wrong/revoked key (401), read-only key on a
+test_conventions.py runs the same checks over every row: wrong/revoked key (401), read-only key on a
 write (403), another organization's device (404), each required field missing (400 naming it), and the
 device not connected (503; sends are accepted and queued instead).
 """
@@ -332,24 +332,23 @@ ENDPOINTS: list[Endpoint] = [
 ]
 
 
-def of(router: str) -> list:
+def of() -> list:
     import pytest
 
-    return [pytest.param(e, id=e.id) for e in ENDPOINTS if e.router == router]
+    return [pytest.param(e, id=e.id) for e in ENDPOINTS]
 
 
-def required_of(router: str) -> list:
+def required_of() -> list:
     import pytest
 
     return [
         pytest.param(e, name, id=f"{e.id} without {name}")
         for e in ENDPOINTS
-        if e.router == router
         for name in e.required
     ]
 
 
-def writes_of(router: str) -> list:
+def writes_of() -> list:
     import pytest
 
-    return [pytest.param(e, id=e.id) for e in ENDPOINTS if e.router == router and e.write]
+    return [pytest.param(e, id=e.id) for e in ENDPOINTS if e.write]

@@ -1,31 +1,8 @@
-"""The /chats and /chat endpoints (read only, no required input): the conventions, then behaviour on the sandbox."""
+"""The /chats and /chat endpoints (read only, no required input): behaviour on the sandbox (the conventions: test_conventions.py)."""
 
 import pytest
 
-from tests.api import checks
 from tests.api.conftest import PEER, ApiClient, error
-from tests.api.endpoints import of
-
-ROUTER = "chat"
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", of(ROUTER))
-def test_wrong_or_revoked_key_is_401(endpoint, api_key, device):
-    checks.unauthorized(endpoint, api_key, device)
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", of(ROUTER))
-def test_another_organizations_device_is_404(endpoint, api, device, other_device):
-    checks.other_organizations_device(endpoint, api, device, other_device)
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("endpoint", of(ROUTER))
-def test_device_not_connected(endpoint, api, device):
-    checks.offline(endpoint, api, device)
-
 
 # ------------------------------------------------------------------------------------------ on the sandbox
 

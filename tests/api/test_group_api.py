@@ -1,43 +1,9 @@
-"""The /group endpoints: the conventions every endpoint keeps, then behaviour on the sandbox."""
+"""The /group endpoints: behaviour on the sandbox (the conventions every endpoint keeps: test_conventions.py)."""
 
 import pytest
 
-from tests.api import checks
 from tests.api.conftest import PEER, ApiClient, error
-from tests.api.endpoints import GROUP, PNG, of, required_of, upload, writes_of
-
-ROUTER = "group"
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", of(ROUTER))
-def test_wrong_or_revoked_key_is_401(endpoint, api_key, device):
-    checks.unauthorized(endpoint, api_key, device)
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", writes_of(ROUTER))
-def test_read_only_key_cannot_write(endpoint, read_only_api, device):
-    checks.read_only_cannot_write(endpoint, read_only_api, device)
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", of(ROUTER))
-def test_another_organizations_device_is_404(endpoint, api, device, other_device):
-    checks.other_organizations_device(endpoint, api, device, other_device)
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(("endpoint", "name"), required_of(ROUTER))
-def test_missing_required_field_is_400_naming_it(endpoint, name, api, device):
-    checks.missing_field(endpoint, name, api, device)
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("endpoint", of(ROUTER))
-def test_device_not_connected(endpoint, api, device):
-    checks.offline(endpoint, api, device)
-
+from tests.api.endpoints import GROUP, PNG, upload
 
 # ------------------------------------------------------------------------------------------ on the sandbox
 
