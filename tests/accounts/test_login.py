@@ -9,6 +9,7 @@ def test_signed_out_visitor_is_sent_to_login(client, db):
     response = client.get(reverse("accounts:organization"))
     assert response.status_code == 302
     assert reverse("accounts:login") in response["Location"]
+    assert "<title>Sign in · waportal</title>" in client.get(response["Location"]).content.decode()
 
 
 def test_sign_in_with_email_and_password_shows_the_organization(client, owner, org):
