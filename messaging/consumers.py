@@ -54,7 +54,7 @@ def _still_member(membership_id: int) -> bool:
 def _org_device(organization_id: int, device_id):
     from messaging.models import Device
 
-    return Device.objects.select_related("organization").filter(organization_id=organization_id, pk=device_id).first()
+    return Device.objects.select_related("organization", "lease").filter(organization_id=organization_id, pk=device_id).first()
 
 
 def _render(organization_id: int, event: str, device_id, data: dict) -> str:

@@ -46,6 +46,30 @@ class Device(models.Model):
         return self.status == DeviceStatus.CONNECTED
 
     @property
+    def unheld(self) -> bool:
+        """Stored as connected, but no session worker holds it (its lease expired, or it never had one).
+
+        A worker that dies without saying so leaves "connected" in the row until another worker takes the
+        number over; until then nothing drives it, so the dashboard and the API show it disconnected. Reads
+        `lease`: select_related("lease") keeps that to the one query.
+        """
+        if self.status != DeviceStatus.CONNECTED:
+            return False
+        lease = getattr(self, "lease", None)  # RelatedObjectDoesNotExist is an AttributeError too
+        return lease is None or not lease.is_live
+
+    @property
+    def unheld_since(self):
+        """When the last worker's hold on an unheld device ran out (None if no worker ever held it)."""
+        lease = getattr(self, "lease", None)
+        return lease.expires_at if self.unheld and lease is not None else None
+
+    @property
+    def shown_status(self) -> str:
+        """The status to show people and API clients: "disconnected" for an unheld device."""
+        return DeviceStatus.DISCONNECTED.value if self.unheld else self.status
+
+    @property
     def group_name(self) -> str:
         """Channel-layer group of this device's live events."""
         return f"device-{self.pk}"

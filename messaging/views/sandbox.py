@@ -39,7 +39,7 @@ def _back(request, device) -> str:
 @require_GET
 def sandbox_panel(request):
     _require_sandbox()
-    devices = list(request.organization.devices.order_by("created_at", "id"))
+    devices = list(request.organization.devices.select_related("lease").order_by("created_at", "id"))
     return render(request, "messaging/sandbox.html", page_context(request, devices=devices, peers=peers()))
 
 

@@ -121,3 +121,71 @@ def test_pages_speak_turkish(owner_client, device):
     chat = make_chat(device)
     body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk]), HTTP_ACCEPT_LANGUAGE="tr").content.decode()
     assert "Bir mesaj yazın" in body
+
+
+def _lease(device, *, seconds: int, worker="worker-a"):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from messaging.models import DeviceLease
+
+    return DeviceLease.objects.create(device=device, worker_id=worker, expires_at=timezone.now() + timedelta(seconds=seconds))
+
+
+def _status_badge(body: str, device) -> str:
+    start = body.index(f'id="device-{device.pk}-status"')
+    return body[start : body.index("</span>", start)]
+
+
+@pytest.mark.parametrize("who", ROLES)
+def test_a_connected_number_whose_worker_is_gone_shows_disconnected(request, who, device):
+    """Stored as connected, but the lease ran out: nothing drives the number, so no page says "connected"."""
+    lease = _lease(device, seconds=-90)
+    client = request.getfixturevalue(who)
+    for url in (reverse("messaging:devices"), reverse("messaging:device", args=[device.pk]), reverse("messaging:inbox", args=[device.pk])):
+        badge = _status_badge(client.get(url).content.decode(), device)
+        assert 'data-status="disconnected"' in badge and "data-unheld" in badge, (url, badge)
+        assert "Disconnected: no session worker holds this number (since " in badge
+        assert lease.expires_at.strftime("%Y") in badge  # the time the last hold ran out
+    detail = client.get(reverse("messaging:device", args=[device.pk])).content.decode()
+    assert "data-connected" not in detail and 'class="unheld" data-unheld' in detail
+    device.refresh_from_db()
+    assert device.status == "connected"  # only what is shown changes
+
+
+def test_a_connected_number_no_worker_ever_held_shows_disconnected(owner_client, device):
+    badge = _status_badge(owner_client.get(reverse("messaging:devices")).content.decode(), device)
+    assert 'data-status="disconnected"' in badge and "no session worker holds this number" in badge
+    assert "(since" not in badge
+
+
+def test_a_held_connected_number_shows_connected(owner_client, device):
+    _lease(device, seconds=30)
+    body = owner_client.get(reverse("messaging:device", args=[device.pk])).content.decode()
+    badge = _status_badge(body, device)
+    assert 'data-status="connected"' in badge and "data-unheld" not in badge
+    assert "data-connected" in body
+
+
+def test_an_unheld_number_is_said_in_turkish(owner_client, device):
+    _lease(device, seconds=-90)
+    body = owner_client.get(reverse("messaging:devices"), HTTP_ACCEPT_LANGUAGE="tr").content.decode()
+    badge = _status_badge(body, device)
+    assert "Bağlantı kesildi: bu numarayı hiçbir oturum çalışanı tutmuyor (" in badge and "tarihinden beri)" in badge, badge
+
+
+def test_another_organizations_unheld_number_is_404(owner_client, other_device):
+    _lease(other_device, seconds=-90)
+    assert owner_client.get(reverse("messaging:device", args=[other_device.pk])).status_code == 404
+    assert "Theirs" not in owner_client.get(reverse("messaging:devices")).content.decode()
+
+
+def test_list_page_query_count_stays_bounded_with_leases(owner_client, org, django_assert_max_num_queries):
+    for i in range(15):
+        phone = make_device(org, name=f"Phone {i}", status="connected")
+        if i % 3:
+            _lease(phone, seconds=30 if i % 2 else -30, worker=f"w{i}")
+    with django_assert_max_num_queries(12):
+        body = owner_client.get(reverse("messaging:devices")).content.decode()
+    assert body.count("data-unheld") == 10  # 5 without a lease + 5 expired; 5 held
