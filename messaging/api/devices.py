@@ -23,6 +23,14 @@ QR_SALT = "waportal.api.qr"
 QR_LINK_MAX_AGE = 300  # seconds a qr_link keeps working (the code it shows rotates meanwhile)
 
 
+UNHELD_REASON = "no session worker holds this device"
+
+
+def shown_reason(device: Device) -> str:
+    # A device stored as connected whose worker is gone is reported disconnected (Device.unheld), with why.
+    return UNHELD_REASON if device.unheld else device.status_reason
+
+
 def device_row(device: Device) -> dict:
     lease = getattr(device, "lease", None)  # a device no worker ever held has none
     return {
@@ -32,9 +40,9 @@ def device_row(device: Device) -> dict:
         "jid": device.jid,
         "phone": device.phone,
         "push_name": device.push_name,
-        "status": device.status,
-        "status_reason": device.status_reason,
-        "is_connected": device.is_connected,
+        "status": device.shown_status,
+        "status_reason": shown_reason(device),
+        "is_connected": device.is_connected and not device.unheld,
         "is_logged_in": bool(device.jid) and device.status != DeviceStatus.LOGGED_OUT,
         "last_seen_at": rfc3339(device.last_seen_at),
         "connected_at": rfc3339(device.connected_at),
@@ -46,9 +54,9 @@ def device_row(device: Device) -> dict:
 def status_row(device: Device) -> dict:
     return {
         "device_id": device.pk,
-        "status": device.status,
-        "reason": device.status_reason,
-        "is_connected": device.is_connected,
+        "status": device.shown_status,
+        "reason": shown_reason(device),
+        "is_connected": device.is_connected and not device.unheld,
         "is_logged_in": bool(device.jid) and device.status != DeviceStatus.LOGGED_OUT,
         "jid": device.jid,
         "phone": device.phone,
