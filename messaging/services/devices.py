@@ -7,6 +7,8 @@ device only through the gateway, outside any transaction.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,6 +18,8 @@ from accounts.services import record_audit
 from messaging import events, gateway
 from messaging.models import Device, DeviceStatus
 from messaging.whatsapp import protocol
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "create_device",
@@ -57,11 +61,25 @@ def _nudge(device_id: int, kind: str) -> None:
         pass  # the workers' heartbeat finds it anyway
 
 
+def _announce(name: str, device: Device) -> None:
+    """Once committed, tell the organization's open pages live that a number came or went (no webhook)."""
+    outcome = events.Outcome(name, device.organization_id, device.pk, events.device_payload(device), webhook=False)
+
+    def push():
+        try:
+            gateway.run_sync(lambda: events.publish(outcome), timeout=5)
+        except Exception:  # best effort: the pages show it on their next load
+            logger.warning("live push of %s for device %s failed", name, outcome.device_id, exc_info=True)
+
+    transaction.on_commit(push)
+
+
 def create_device(*, organization, name, actor=None, api_key=None) -> Device:
     name = _clean_name(name)
     with transaction.atomic():
         device = Device.objects.create(organization=organization, name=name)
         record_audit(organization=organization, action="device.create", actor=actor, api_key=api_key, obj=device)
+        _announce("device.created", device)
     return device
 
 
@@ -220,4 +238,5 @@ def remove_device(*, organization, device, actor=None, api_key=None) -> None:
             obj=device,
             details={"jid": device.jid, "name": device.name},
         )
+        _announce("device.removed", device)
         device.delete()
