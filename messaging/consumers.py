@@ -3,7 +3,8 @@
 `ws/live/` (optionally `?device=<id>`): only a signed-in member of the session's current organization is
 accepted (4401 otherwise; 4404 for a device outside that organization). The socket joins the channel groups
 `org-<id>` and `device-<id>`, so an event may arrive twice: the repeat is dropped by its `eid`. Each event is
-rendered by `messaging.live.render_event`; nothing is sent when it renders nothing.
+rendered by `messaging.live.render_event`, in the language of the browser's pages and as the member's role
+shows them; nothing is sent when it renders nothing.
 Frames from the browser are JSON objects with a known "action" ({"action": "ping"}); anything else gets an
 error naming the field, and never closes or crashes the socket.
 """
@@ -14,9 +15,12 @@ import json
 import logging
 import time
 from collections import OrderedDict
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import translation
 
 from messaging import live, runtime
 
@@ -45,6 +49,20 @@ def _membership(user, session):
     return memberships.order_by("created_at", "id").first()
 
 
+def _language(scope) -> str:
+    """The language the pages of this browser are in (LocaleMiddleware's choice: cookie, then Accept-Language)."""
+    headers = dict(scope.get("headers") or [])
+    shim = SimpleNamespace(
+        COOKIES=scope.get("cookies") or {},
+        META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
+        path_info="/",
+    )
+    try:
+        return translation.get_language_from_request(shim)
+    except Exception:  # a malformed header: the default language, never a refused socket
+        return settings.LANGUAGE_CODE
+
+
 def _still_member(membership_id: int) -> bool:
     from accounts.models import Membership
 
@@ -57,11 +75,24 @@ def _org_device(organization_id: int, device_id):
     return Device.objects.select_related("organization", "lease").filter(organization_id=organization_id, pk=device_id).first()
 
 
-def _render(organization_id: int, event: str, device_id, data: dict) -> str:
+def _render(organization_id: int, event: str, device_id, data: dict, can_write: bool = False, language: str = "") -> str:
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return _render_fragments(organization_id, event, device_id, data, can_write)
+
+
+def _render_fragments(organization_id: int, event: str, device_id, data: dict, can_write: bool) -> str:
+    if event == live.DEVICE_REMOVED:
+        from accounts.models import Organization
+
+        # Published only to this organization's groups; the device row is gone, so it is not looked up.
+        organization = Organization.objects.filter(pk=organization_id).first()
+        if organization is None or not isinstance(device_id, int):
+            return ""
+        return "".join(live.render_removed(device_id=device_id, organization=organization))
     device = _org_device(organization_id, device_id)
     if device is None:
         return ""  # removed meanwhile, or not this organization's
-    rendered = live.render_event(event=event, device=device, data=data)
+    rendered = live.render_event(event=event, device=device, data=data, can_write=can_write)
     if isinstance(rendered, list | tuple):
         rendered = "".join(part for part in rendered if part)
     return rendered or ""
@@ -71,6 +102,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
     groups = []
 
     async def connect(self):
+        self.can_write = False
+        self.language = ""
         self.joined: list[str] = []
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.organization_id = None
@@ -92,6 +125,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return CLOSE_FORBIDDEN
         self.organization_id = membership.organization_id
         self.membership_id = membership.pk
+        from accounts.models import Role
+
+        self.can_write = membership.has_role(Role.OPERATOR)
+        self.language = _language(self.scope)
         self.checked_at = time.monotonic()
         groups = [f"org-{self.organization_id}"]
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
@@ -135,7 +172,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if not await self._membership_holds():
             return
         try:
-            html = await runtime.db(_render, self.organization_id, message.get("event", ""), message.get("device_id"), message.get("data") or {})
+            html = await runtime.db(
+                _render, self.organization_id, message.get("event", ""), message.get("device_id"), message.get("data") or {},
+                self.can_write, self.language,
+            )
         except Exception:
             logger.exception("rendering live event %s failed", message.get("event"))
             return

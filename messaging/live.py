@@ -14,6 +14,9 @@ DEVICE_EVENTS = {"device.qr", "device.connected", "device.disconnected", "device
 NEW_MESSAGE_EVENTS = {"message", "message.sent", "message.failed"}
 CHANGED_MESSAGE_EVENTS = {"message.receipt", "message.reaction", "message.edited", "message.revoked"}
 GROUP_EVENTS = {"group.participants", "group.settings", "group.join_request"}
+# A number added to or removed from the organization (messaging.services.devices): the Devices page's rows.
+DEVICE_ADDED = "device.created"
+DEVICE_REMOVED = "device.removed"
 
 
 def _message(device, pk):
@@ -30,10 +33,17 @@ def _chat(device, pk):
     return device.chats.filter(pk=pk).first()
 
 
-def render_event(*, event: str, device, data: dict) -> list[str]:
-    """HTML fragments for one live event on `device`. `event` is a webhook-style name ("device.qr", ...)."""
+def render_event(*, event: str, device, data: dict, can_write: bool = False) -> list[str]:
+    """HTML fragments for one live event on `device`. `event` is a webhook-style name ("device.qr", ...).
+
+    `can_write`: whether the socket's member may act (a new row then links to Compose, as the page does).
+    """
     fragments = []
-    if event in DEVICE_EVENTS:
+    if event == DEVICE_ADDED:
+        row = render_to_string("messaging/devices.html#row", {"device": device, "can_write": can_write})
+        fragments.append(_rows(row))
+        fragments.append('<div hx-swap-oob="delete:#devices-empty"></div>')
+    elif event in DEVICE_EVENTS:
         context = {"device": device, "oob": True}
         fragments.append(render_to_string("messaging/devices.html#status", context))
         fragments.append(render_to_string("messaging/devices.html#meta", context))
@@ -70,3 +80,19 @@ def _reactions():
     from messaging.views.inbox import REACTIONS
 
     return REACTIONS
+
+
+def _rows(html: str) -> str:
+    # Rows ride in a <tbody>, and first in the frame: the HTML parser drops a <tr> found outside a table
+    # section, and a table section found after other elements.
+    return f'<tbody hx-swap-oob="beforeend:#device-rows">{html}</tbody>'
+
+
+def render_removed(*, device_id: int, organization) -> list[str]:
+    """Fragments for a number removed meanwhile: its row goes (the row saying "no numbers" comes back when
+    it was the last), and an open page of that number says so. The device row no longer exists to render."""
+    fragments = []
+    if not organization.devices.exists():
+        fragments.append(_rows(render_to_string("messaging/devices.html#empty_row", {})))
+    fragments.append(render_to_string("messaging/devices.html#gone", {"device_id": device_id}))
+    return fragments

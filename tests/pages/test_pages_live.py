@@ -311,3 +311,79 @@ def test_group_name_topic_photo_and_locked(wa, org, op):
     assert "Settings renamed" in page and "All about settings" in page and "data-locked" in page
     op.post(reverse("groups:settings", args=[device.pk, jid, "locked"]), {"value": "off"})
     assert "data-locked" not in op.get(detail_url).content.decode()
+
+
+# ------------------------------------------------------------------ the Devices page of other tabs, live
+
+
+def _socket(wa, user, *, language=""):
+    """A browser tab's live socket (/ws/live/, as the Devices page opens it), signed in as `user`."""
+    from channels.testing import WebsocketCommunicator
+
+    from waportal.asgi import application
+
+    headers = [(b"origin", b"http://localhost"), (b"cookie", f"sessionid={client_for(user).cookies['sessionid'].value}".encode())]
+    if language:
+        headers.append((b"accept-language", language.encode()))
+
+    async def connect():
+        communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
+        connected, _ = await communicator.connect(timeout=10)
+        assert connected
+        return communicator
+
+    return wa.run(connect())
+
+
+def _next_frame(wa, socket, wanted: str) -> str:
+    """The first pushed frame containing `wanted` (others, e.g. linking progress, are skipped)."""
+    while True:
+        html = wa.run(socket.receive_from(timeout=10), timeout=15)
+        if wanted in html:
+            return html
+
+
+def test_a_number_added_in_another_tab_appears_on_the_devices_page(wa, org, op):
+    viewer = add_member(org, "viewer")
+    operator_tab, viewer_tab = _socket(wa, add_member(org, "operator")), _socket(wa, viewer)
+    page = client_for(viewer).get(reverse("messaging:devices")).content.decode()
+    assert 'id="device-rows"' in page and 'id="devices-empty"' in page  # where the push lands
+
+    response = op.post(reverse("messaging:device_create"), {"name": "Added elsewhere"})
+    assert response.status_code == 302
+    device = org.devices.get(name="Added elsewhere")
+    row = f'id="device-{device.pk}-row"'
+    html = _next_frame(wa, operator_tab, row)
+    assert '<tbody hx-swap-oob="beforeend:#device-rows">' in html and "Added elsewhere" in html
+    assert 'hx-swap-oob="delete:#devices-empty"' in html
+    assert reverse("messaging:compose", args=[device.pk]) in html  # an operator may compose
+    # The pushed row is the page's own row partial: what a reload shows.
+    assert html[html.index(f"<tr {row}") : html.index("</tr>") + 5] in op.get(reverse("messaging:devices")).content.decode()
+    html = _next_frame(wa, viewer_tab, row)
+    assert "Added elsewhere" in html and reverse("messaging:compose", args=[device.pk]) not in html  # viewers cannot
+
+    op.post(reverse("messaging:device_remove", args=[device.pk]))
+    html = _next_frame(wa, viewer_tab, f"delete:#device-{device.pk}-row")
+    assert f'id="device-{device.pk}-link"' in html and "data-removed" in html  # its own page says so
+    assert 'id="devices-empty"' in html  # it was the last: "No numbers yet." comes back
+    for socket in (operator_tab, viewer_tab):
+        wa.run(socket.disconnect())
+
+
+def test_another_organizations_new_number_is_not_pushed(wa, org, other_org, outsider, op):
+    theirs_tab = _socket(wa, outsider)
+    op.post(reverse("messaging:device_create"), {"name": "Ours only"})
+    theirs = client_for(outsider).post(reverse("messaging:device_create"), {"name": "Theirs"})
+    assert theirs.status_code == 302
+    # The first frame the other organization's tab gets is about its own number, never ours.
+    html = _next_frame(wa, theirs_tab, "hx-swap-oob")
+    assert "Theirs" in html and "Ours only" not in html
+    wa.run(theirs_tab.disconnect())
+
+
+def test_a_pushed_row_speaks_the_language_of_the_tab(wa, org, op):
+    tab = _socket(wa, add_member(org, "operator"), language="tr")
+    op.post(reverse("messaging:device_create"), {"name": "Yeni hat"})
+    html = _next_frame(wa, tab, "Yeni hat")
+    assert "Gelen kutusu" in html and "Inbox" not in html
+    wa.run(tab.disconnect())
