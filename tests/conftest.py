@@ -20,6 +20,22 @@ def _isolated_data_dir(settings, tmp_path):
     settings.SECURE_SSL_REDIRECT = False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_stray_connections(django_db_setup, django_db_blocker):
+    """Threads that outlive their tests (the embedded task worker's pool, session workers) keep PostgreSQL
+    connections open until the process exits, which would stop the test database from being dropped."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 def make_user(email: str | None = None, password: str = "correct horse battery") -> User:
     return User.objects.create_user(email=email or f"user{next(_seq)}@example.com", password=password)
 
