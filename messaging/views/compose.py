@@ -1,8 +1,11 @@
-"""Compose: every kind of message the API sends, with uploads and errors next to the field, through the outbox."""
+"""Compose: every kind of message the API sends, media by upload or URL, errors next to the field, through the outbox."""
 
 from __future__ import annotations
 
+import mimetypes
+
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -43,6 +46,10 @@ class ComposeForm(forms.Form):
     reply_to_id = forms.CharField(label=gettext_lazy("Reply to message ID"), required=False, max_length=128)
     is_forwarded = forms.BooleanField(label=gettext_lazy("Mark as forwarded"), required=False)
     file = forms.FileField(label=gettext_lazy("File"), required=False)
+    media_url = forms.URLField(
+        label=gettext_lazy("…or the file's URL"), required=False, max_length=2000, assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://"}),
+    )
     caption = forms.CharField(label=gettext_lazy("Caption"), required=False, max_length=4096)
     view_once = forms.BooleanField(label=gettext_lazy("View once"), required=False)
     compress = forms.BooleanField(label=gettext_lazy("Compress"), required=False)
@@ -66,16 +73,19 @@ class ComposeForm(forms.Form):
         if kind == "text":
             self._need("text")
         elif kind in MEDIA_RULES:
-            upload = data.get("file")
-            if not upload:
-                self._need("file")
+            upload, url = data.get("file"), data.get("media_url")
+            limit, types = MEDIA_RULES[kind]
+            if upload and url:
+                self.add_error("media_url", _("Give a file or a URL, not both."))
+            elif url:
+                if not self._errors:  # fetch only for a form that would otherwise be sent
+                    self._fetch(url, kind)
+            elif not upload:
+                self.add_error("file", _("Upload a file, or give its URL below."))
             else:
-                limit, types = MEDIA_RULES[kind]
                 if upload.size > limit:
-                    self.add_error("file", _("The file is too large: at most %(mb)s MB for this kind.") % {"mb": limit // MB})
-                content_type = (upload.content_type or "").lower()
-                if not any(content_type.startswith(t) for t in types):
-                    self.add_error("file", _("A %(kind)s cannot be a %(type)s file.") % {"kind": kind, "type": content_type or "?"})
+                    self.add_error("file", self._too_large(limit))
+                self._check_type("file", kind, upload.content_type or "")
         elif kind == "contact":
             self._need("contact_name", "contact_phone")
         elif kind == "link":
@@ -94,6 +104,43 @@ class ComposeForm(forms.Form):
                 self.add_error("max_answer", _("At most as many answers as options."))
         return data
 
+    fetched: tuple[bytes, str, str] | None = None  # (data, content type, file name) of a media URL
+
+    @staticmethod
+    def _too_large(limit: int) -> str:
+        return _("The file is too large: at most %(mb)s MB for this kind.") % {"mb": limit // MB}
+
+    def _check_type(self, field: str, kind: str, content_type: str) -> bool:
+        content_type = content_type.lower()
+        if any(content_type.startswith(t) for t in MEDIA_RULES[kind][1]):
+            return True
+        self.add_error(field, _("A %(kind)s cannot be a %(type)s file.") % {"kind": kind, "type": content_type or "?"})
+        return False
+
+    def _fetch(self, url: str, kind: str) -> None:
+        """Fetch a media URL the way the API does (safe_fetch: no private addresses, size and time capped)."""
+        from messaging.safe_fetch import fetch_url
+
+        limit = MEDIA_RULES[kind][0]
+        timeout = float(getattr(settings, "API_MEDIA_FETCH_TIMEOUT", 20.0))
+        try:
+            data, content_type, filename = fetch_url(url, field="media_url", max_bytes=limit, timeout=timeout)
+        except ValidationError as exc:
+            codes = {e.code for errors in getattr(exc, "error_dict", {}).values() for e in errors}
+            if "too_large" in codes:
+                self.add_error("media_url", self._too_large(limit))
+            else:
+                for msg in field_errors(exc).get("media_url") or exc.messages:
+                    self.add_error("media_url", msg)
+            return
+        if not data:
+            self.add_error("media_url", _("The URL answered with an empty file."))
+            return
+        if content_type in ("", "application/octet-stream") and filename:
+            content_type = mimetypes.guess_type(filename)[0] or content_type
+        if self._check_type("media_url", kind, content_type):
+            self.fetched = (data, content_type, filename)
+
     def outgoing(self) -> dict:
         d = self.cleaned_data
         kind = d["kind"]
@@ -103,8 +150,12 @@ class ComposeForm(forms.Form):
         if kind == "text":
             out["text"] = d["text"]
         elif kind in MEDIA_RULES:
-            upload = d["file"]
-            out.update(media=upload.read(), mime_type=upload.content_type or "", filename=upload.name or "")
+            if self.fetched is not None:
+                data, mime_type, filename = self.fetched
+                out.update(media=data, mime_type=mime_type, filename=filename)
+            else:
+                upload = d["file"]
+                out.update(media=upload.read(), mime_type=upload.content_type or "", filename=upload.name or "")
             if kind in ("image", "video", "document"):
                 out["caption"] = d.get("caption", "")
             if kind in ("image", "video"):
@@ -136,6 +187,8 @@ def compose(request, device_id: int):
             except ValidationError as exc:
                 for field, msgs in field_errors(exc).items():
                     target = ERROR_FIELDS.get(field, field if field in form.fields else None)
+                    if target == "file" and form.fetched is not None:
+                        target = "media_url"
                     for msg in msgs:
                         form.add_error(target, msg)
             except WRITE_ERRORS as exc:  # WhatsApp refused or the worker timed out: show it, keep the input

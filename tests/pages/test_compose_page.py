@@ -87,3 +87,139 @@ def test_a_text_to_an_offline_number_is_queued_not_lost(operator_client, device)
     assert 'data-status="queued"' in body
     message = Message.objects.get()
     assert message.status == "queued" and message.is_forwarded and message.chat.jid == "905551112233@s.whatsapp.net"
+
+
+# ------------------------------------------------------------------ media by URL
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+@pytest.fixture
+def media_server(settings):
+    """A plain HTTP server on 127.0.0.1 serving a few files (our own address: private targets allowed)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    files = {
+        "/pic.png": ("image/png", PNG),
+        "/notes.txt": ("text/plain", b"just text"),
+        "/big.webp": ("image/webp", b"RIFF" + b"\0" * (2 * 1024 * 1024)),
+        "/empty.png": ("image/png", b""),
+        "/report": ("application/octet-stream", b"%PDF-1.4 report"),
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path not in files:
+                self.send_error(404)
+                return
+            content_type, body = files[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _compose(client, device, **data):
+    response = client.post(reverse("messaging:compose", args=[device.pk]), {"to": "905551112233", **data}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def _error_text(body: str, field: str) -> str:
+    import re
+
+    return " ".join(re.findall(rf'class="field-error" data-field="{field}">([^<]*)<', body))
+
+
+def test_media_kinds_offer_an_upload_or_a_url(operator_client, device):
+    body = operator_client.get(reverse("messaging:compose", args=[device.pk]), {"kind": "video"}).content.decode()
+    assert 'type="file" name="file"' in body and 'type="url" name="media_url"' in body and "or the file&#x27;s URL" in body
+
+
+def test_an_image_by_url_is_fetched_and_queued(operator_client, device, media_server):
+    body = _compose(operator_client, device, kind="image", media_url=f"{media_server}/pic.png", caption="from the web")
+    assert "sent-result" in body and not _errors(body), body
+    message = Message.objects.get(device=device, kind="image")
+    assert message.caption == "from the web" and message.media_mime == "image/png"
+    assert message.media_filename == "pic.png"
+
+
+def test_a_document_by_url_takes_its_type_from_its_name_when_the_server_does_not_say(operator_client, device, media_server):
+    body = _compose(operator_client, device, kind="document", media_url=f"{media_server}/report")
+    assert "sent-result" in body, body
+    assert Message.objects.get(device=device, kind="document").media_size == len(b"%PDF-1.4 report")
+
+
+@pytest.mark.parametrize(
+    "path, kind, says",
+    [
+        ("/missing.png", "image", "The URL answered 404."),
+        ("/notes.txt", "image", "A image cannot be a text/plain file."),
+        ("/big.webp", "sticker", "The file is too large: at most 1 MB for this kind."),
+        ("/empty.png", "image", "The URL answered with an empty file."),
+    ],
+)
+def test_a_media_url_that_fails_is_said_next_to_the_url(operator_client, device, media_server, path, kind, says):
+    body = _compose(operator_client, device, kind=kind, media_url=f"{media_server}{path}")
+    assert _errors(body) == {"media_url"} and says in _error_text(body, "media_url"), body
+    assert f'value="{media_server}{path}"' in body  # the input is kept
+    assert not Message.objects.exists()
+
+
+def test_a_file_and_a_url_together_are_refused(operator_client, device):
+    upload = SimpleUploadedFile("a.png", PNG, "image/png")
+    body = _compose(operator_client, device, kind="image", file=upload, media_url="https://example.com/a.png")
+    assert _errors(body) == {"media_url"} and "Give a file or a URL, not both." in body
+    assert not Message.objects.exists()
+
+
+def test_neither_a_file_nor_a_url_is_refused(operator_client, device):
+    body = _compose(operator_client, device, kind="audio")
+    assert _errors(body) == {"file"} and "Upload a file, or give its URL below." in body
+
+
+def test_a_url_to_a_private_address_is_refused_without_fetching(operator_client, device, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    for url in ("http://127.0.0.1:9/pic.png", "http://10.0.0.5/pic.png", "http://[::1]/pic.png"):
+        body = _compose(operator_client, device, kind="image", media_url=url)
+        assert "Private, loopback and link-local addresses are not allowed." in _error_text(body, "media_url"), body
+    body = _compose(operator_client, device, kind="image", media_url="ftp://example.com/pic.png")
+    assert _errors(body) == {"media_url"}
+    assert not Message.objects.exists()
+
+
+def test_media_url_errors_speak_turkish(operator_client, device):
+    upload = SimpleUploadedFile("a.png", PNG, "image/png")
+    response = operator_client.post(
+        reverse("messaging:compose", args=[device.pk]),
+        {"to": "905551112233", "kind": "image", "file": upload, "media_url": "https://example.com/a.png"},
+        HTTP_HX_REQUEST="true", HTTP_ACCEPT_LANGUAGE="tr",
+    )
+    assert "Bir dosya ya da bir URL verin, ikisini birden değil." in response.content.decode()
+
+
+def test_a_viewer_cannot_make_the_server_fetch_a_url(viewer_client, device, media_server, monkeypatch):
+    from messaging import safe_fetch
+
+    monkeypatch.setattr(safe_fetch, "fetch_url", lambda *a, **k: pytest.fail("a viewer made the server fetch"))
+    response = viewer_client.post(reverse("messaging:compose", args=[device.pk]), {"to": "905551112233", "kind": "image", "media_url": f"{media_server}/pic.png"})
+    assert response.status_code == 403 and not Message.objects.exists()
+
+
+def test_another_organizations_number_cannot_be_sent_media_by_url(owner_client, other_device, media_server):
+    response = owner_client.post(reverse("messaging:compose", args=[other_device.pk]), {"to": "905551112233", "kind": "image", "media_url": f"{media_server}/pic.png"})
+    assert response.status_code == 404 and not Message.objects.exists()
