@@ -50,7 +50,7 @@ class Outcome:
     device_id: int
     payload: dict
     extra: dict = field(default_factory=dict)
-    webhook: bool = True
+    webhook: bool = True  # False: live only (not a webhook event, or no endpoint of the organization receives)
     media_message_id: int | None = None  # a received message whose media is still to fetch
     media_ref: dict | None = None
 
@@ -143,6 +143,32 @@ def _device(device_id: int):
     from messaging.models import Device
 
     return Device.objects.select_for_update(no_key=True).filter(pk=device_id).first()
+
+
+def _for_webhooks(outcomes: list[Outcome]) -> list[Outcome]:
+    """Mark outcomes not for webhooks when their organization has no endpoint that receives anything now.
+
+    One cheap EXISTS per organization with the write, so that for an organization without webhooks (the
+    common case) the dispatcher is not called at all: no extra trip to the database, no transaction to
+    dispatch to nobody.
+    """
+    from messaging import webhooks
+    from messaging.models import WebhookEndpoint
+
+    receiving: dict[int, bool] = {}
+    for outcome in outcomes:
+        if not outcome.webhook:
+            continue
+        if outcome.name not in webhooks.EVENT_NAMES:
+            outcome.webhook = False
+            continue
+        org = outcome.organization_id
+        if org not in receiving:
+            receiving[org] = WebhookEndpoint.objects.filter(
+                organization_id=org, active=True, paused_at__isnull=True
+            ).exists()
+        outcome.webhook = receiving[org]
+    return outcomes
 
 
 def _update_device(device, **changes) -> None:
@@ -329,7 +355,6 @@ def _persist_receipt(device, event: protocol.ReceiptEvent) -> list[Outcome]:
     found = {
         m.wa_id: m
         for m in Message.objects.select_for_update(no_key=True)
-        .select_related("chat")
         .filter(device=device, wa_id__in=list(event.message_ids), from_me=True)
     }
     outcomes = []
@@ -392,19 +417,24 @@ def persist(event: protocol.Event) -> list[Outcome]:
         device = _device(event.device_id)
         if device is None:
             return []  # removed meanwhile
-        if isinstance(event, protocol.MessageEvent):
-            return _persist_message(device, event.message)
-        if isinstance(event, protocol.ReceiptEvent):
-            return _persist_receipt(device, event)
-        if isinstance(event, protocol.GroupChangedEvent | protocol.JoinRequestEvent):
-            return _persist_group(device, event)
-        if isinstance(event, protocol.PresenceEvent):
-            payload = {"jid": event.jid, "available": event.available, "last_seen": event.last_seen}
-            return [Outcome("presence", device.organization_id, device.pk, payload, webhook=False)]
-        if isinstance(event, protocol.ChatPresenceEvent):
-            payload = {"chat_id": event.chat, "from": event.sender, "state": str(event.state), "media": event.media}
-            return [Outcome("chat.presence", device.organization_id, device.pk, payload, webhook=False)]
-        return _persist_device_event(device, event)
+        return _for_webhooks(_persist(device, event))
+
+
+def _persist(device, event: protocol.Event) -> list[Outcome]:
+    """The writes of `persist`, by kind of event (inside its transaction, the device row locked)."""
+    if isinstance(event, protocol.MessageEvent):
+        return _persist_message(device, event.message)
+    if isinstance(event, protocol.ReceiptEvent):
+        return _persist_receipt(device, event)
+    if isinstance(event, protocol.GroupChangedEvent | protocol.JoinRequestEvent):
+        return _persist_group(device, event)
+    if isinstance(event, protocol.PresenceEvent):
+        payload = {"jid": event.jid, "available": event.available, "last_seen": event.last_seen}
+        return [Outcome("presence", device.organization_id, device.pk, payload, webhook=False)]
+    if isinstance(event, protocol.ChatPresenceEvent):
+        payload = {"chat_id": event.chat, "from": event.sender, "state": str(event.state), "media": event.media}
+        return [Outcome("chat.presence", device.organization_id, device.pk, payload, webhook=False)]
+    return _persist_device_event(device, event)
 
 
 def record_status(device_id: int, status: str, reason: str = "", *, only_if: str | None = None) -> list[Outcome]:
@@ -419,7 +449,8 @@ def record_status(device_id: int, status: str, reason: str = "", *, only_if: str
         if only_if is not None and device.status != only_if:
             return []
         _update_device(device, status=status, status_reason=reason[:200])
-        return [Outcome("device.status", device.organization_id, device.pk, device_payload(device))]
+        outcome = Outcome("device.status", device.organization_id, device.pk, device_payload(device))
+        return _for_webhooks([outcome])
 
 
 def message_outcome(message_id: int, name: str) -> list[Outcome]:
@@ -432,7 +463,10 @@ def message_outcome(message_id: int, name: str) -> list[Outcome]:
     payload = message_payload(message)
     if name == "message.failed":
         payload["error"] = message.error
-    return [Outcome(name, message.organization_id, message.device_id, payload, {"message_pk": message.pk, "chat_pk": message.chat_id})]
+    outcome = Outcome(
+        name, message.organization_id, message.device_id, payload, {"message_pk": message.pk, "chat_pk": message.chat_id}
+    )
+    return _for_webhooks([outcome])
 
 
 def _store_media(message_id: int, data: bytes) -> None:
@@ -488,10 +522,13 @@ def dispatch_webhooks(outcomes: list[Outcome]) -> None:
     from messaging import webhooks
     from messaging.models import Device
 
-    devices = {d.pk: d for d in Device.objects.filter(pk__in={o.device_id for o in outcomes if o.webhook})}
+    outcomes = [o for o in _for_webhooks(outcomes) if o.webhook]
+    if not outcomes:
+        return  # no transaction to dispatch to nobody
+    devices = {d.pk: d for d in Device.objects.filter(pk__in={o.device_id for o in outcomes})}
     for outcome in outcomes:
         device = devices.get(outcome.device_id)
-        if not outcome.webhook or device is None:
+        if device is None:
             continue
         try:
             with transaction.atomic():
