@@ -490,40 +490,52 @@ class SessionWorker:
 
     async def drain(self, device_id: int) -> None:
         """Send the device's queued messages, oldest first, one at a time, each exactly once."""
+        from messaging.services import outbox
+
         if device_id in self._draining:
             self._drain_again.add(device_id)  # the running drain looks again before it stops
             return
         self._draining.add(device_id)
+        claimed = None  # the next message, claimed together with marking the previous one sent
+        looked = False  # whether that claim found nothing left (no need to look again)
         try:
             while True:
-                self._drain_again.discard(device_id)
+                if not looked:  # (a nudge that came after the look that was done keeps its mark)
+                    self._drain_again.discard(device_id)
                 client = self.clients.get(device_id)
                 if client is None or not client.is_connected() or self._stopping:
                     return
-                if not await self._send_next(device_id, client):
+                if claimed is None and not looked:
+                    claimed = await runtime.db(outbox.claim_next_outgoing, device_id)
+                looked = False
+                if claimed is None:
                     if device_id in self._drain_again:
                         continue
                     return
+                sending, claimed = claimed, None
+                go_on, claimed, looked = await self._send_claimed(device_id, client, sending)
+                if not go_on:
+                    return
         finally:
             self._draining.discard(device_id)
+            if claimed is not None:  # claimed but not sent (stopping, disconnected, cancelled): back to queued
+                await asyncio.shield(runtime.db(outbox.requeue, claimed[0], ""))
 
-    async def _send_next(self, device_id: int, client: protocol.WhatsAppClient) -> bool:
-        """Claim and send one queued message; returns whether to go on with the next."""
+    async def _send_claimed(self, device_id: int, client: protocol.WhatsAppClient, claimed) -> tuple[bool, tuple | None, bool]:
+        """Send one claimed message. Returns whether to go on, the next message (claimed already) and whether
+        it was looked for (None then means there is none)."""
         from messaging.services import outbox
 
-        claimed = await runtime.db(outbox.claim_next_outgoing, device_id)
-        if claimed is None:
-            return False
         message_id, outgoing = claimed
         try:
             result = await asyncio.wait_for(client.send(message=outgoing), gateway.command_timeout() + SEND_TIMEOUT_EXTRA)
         except protocol.NotConnected:
             await runtime.db(outbox.requeue, message_id, "")  # goes out when the device is back
-            return False
+            return False, None, False
         except PERMANENT_SEND_ERRORS as exc:
             await runtime.db(outbox.mark_failed, message_id, exc.message)
             await events.message_event(message_id, "message.failed")
-            return True
+            return True, None, False
         except asyncio.CancelledError:
             await asyncio.shield(runtime.db(outbox.requeue, message_id, ""))
             raise
@@ -532,10 +544,10 @@ class SessionWorker:
             logger.warning("device %s: sending message %s failed: %s", device_id, message_id, error)
             if not await runtime.db(outbox.requeue, message_id, error):
                 await events.message_event(message_id, "message.failed")
-            return False  # try again on the next heartbeat
-        await runtime.db(outbox.mark_sent, message_id, result)
-        await events.message_event(message_id, "message.sent")
-        return True
+            return False, None, False  # try again on the next heartbeat
+        outcomes, following = await runtime.db(outbox.sent_and_claim_next, message_id, result, device_id)
+        await events.deliver(outcomes)
+        return True, following, True
 
     # -- the channels
 
