@@ -493,8 +493,18 @@ def _refresh_payload(outcome: Outcome) -> None:
 # ------------------------------------------------------------------------------------------ publishing
 
 
+# The end of an outbox send: also published to the message's own group, where the API request waits for it.
+SEND_RESULTS = frozenset({"message.sent", "message.failed"})
+
+
+def outbox_group(message_pk: int) -> str:
+    """The channel group of one outgoing message, told when it was sent or failed (see `publish`)."""
+    return f"outbox-{message_pk}"
+
+
 async def publish(outcome: Outcome) -> None:
-    """Push one outcome to the organization's and the device's channel groups (live dashboard)."""
+    """Push one outcome to the organization's and the device's channel groups (live dashboard); the end of a
+    send also to the message's group (the request that queued it waits there, not woken by every event)."""
     data = {**outcome.payload, **outcome.extra}
     message = {
         "type": "wa.event",
@@ -508,6 +518,8 @@ async def publish(outcome: Outcome) -> None:
     try:
         await layer.group_send(f"org-{outcome.organization_id}", message)
         await layer.group_send(f"device-{outcome.device_id}", message)
+        if outcome.name in SEND_RESULTS and outcome.extra.get("message_pk"):
+            await layer.group_send(outbox_group(outcome.extra["message_pk"]), message)
     except Exception:
         logger.exception("live push of %s for device %s failed", outcome.name, outcome.device_id)
     for listener in list(_listeners):

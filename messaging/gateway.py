@@ -141,13 +141,15 @@ def run_sync(make_coro: Callable[[], Awaitable], *, timeout: float | None = None
 # ------------------------------------------------------------------------------------- nudges and waits
 
 
-async def notify_worker(device_id: int, message: dict) -> bool:
+async def notify_worker(device_id: int, message: dict, *, channel: str | None = None) -> bool:
     """Send `message` to the worker holding the device; with no live lease, ask any worker to claim it.
 
+    `channel`: the holding worker's channel when the caller has just read the lease (saves reading it again).
     Returns whether a holding worker was found. Losing a nudge is harmless: workers also poll on heartbeat.
     """
     layer = get_channel_layer()
-    channel = await runtime.db(worker_channel, device_id)
+    if not channel:
+        channel = await runtime.db(worker_channel, device_id)
     try:
         if channel:
             await layer.send(channel, {**message, "device_id": device_id})
@@ -165,16 +167,18 @@ async def await_device_event(
     timeout: float,
     kick: Callable[[], Awaitable] | None = None,
     ready: Callable[[], object] | None = None,
+    group: str | None = None,
 ):
     """Wait for a live event of the device for which `match(message)` holds; returns it, or None on timeout.
 
     Subscribes first, then runs `kick` (e.g. a nudge to the worker), then the sync check `ready` (the state
     may already be there): so nothing that happens in between is missed, and nothing is polled.
-    A truthy `ready()` result is returned as is.
+    A truthy `ready()` result is returned as is. `group`: a narrower group that the event is also published
+    to (e.g. `events.outbox_group`), so the waiter is not woken by every other event of the device.
     """
     layer = get_channel_layer()
     channel = await layer.new_channel()
-    group = f"device-{device_id}"
+    group = group or f"device-{device_id}"
     await layer.group_add(group, channel)
     try:
         if kick is not None:

@@ -50,7 +50,10 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     Returns the Message: `sent` if the worker sent it within SEND_WAIT_SECONDS, else `queued` (it goes out
     once the device is connected, never twice). Bad input raises ValidationError naming the field.
     """
-    device = organization.devices.get(pk=device.pk)
+    # Through the organization (tenancy), fresh, with the lease that says which worker to hand it to.
+    device = organization.devices.select_related("lease").get(pk=device.pk)
+    lease = getattr(device, "lease", None)  # RelatedObjectDoesNotExist is an AttributeError too
+    channel = lease.channel_name if lease is not None and lease.is_live else None
     outgoing = dict(outgoing)
     try:
         to = protocol.normalize_jid(outgoing.pop("to", ""))
@@ -131,11 +134,18 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
         return Message.objects.filter(pk=message.pk).exclude(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).exists()
 
     async def nudge():
-        await gateway.notify_worker(device.pk, {"type": gateway.OUTBOX})
+        await gateway.notify_worker(device.pk, {"type": gateway.OUTBOX}, channel=channel)
 
-    if device.is_connected and gateway.worker_channel(device):
+    if device.is_connected and channel:
         gateway.run_sync(
-            lambda: gateway.await_device_event(device.pk, match=sent, kick=nudge, ready=done, timeout=SEND_WAIT_SECONDS),
+            lambda: gateway.await_device_event(
+                device.pk,
+                match=sent,
+                kick=nudge,
+                ready=done,
+                timeout=SEND_WAIT_SECONDS,
+                group=events.outbox_group(message.pk),
+            ),
             timeout=SEND_WAIT_SECONDS + 5,
         )
     else:
