@@ -356,7 +356,14 @@ def _persist_receipt(device, event: protocol.ReceiptEvent) -> list[Outcome]:
         m.wa_id: m
         for m in Message.objects.select_for_update(no_key=True)
         .filter(device=device, wa_id__in=list(event.message_ids), from_me=True)
+        .only("pk", "wa_id", "chat_id", "status")  # not the whole rows (JSON fields and all): a receipt is hot
     }
+    # Receipts only move a message forward (a late "delivered" never undoes "read"); one UPDATE for all.
+    forward = [m for m in found.values() if m.status in STATUS_ORDER and STATUS_ORDER[m.status] < rank]
+    if forward:
+        Message.objects.filter(pk__in=[m.pk for m in forward]).update(status=new)
+        for message in forward:
+            message.status = new
     outcomes = []
     for wa_id in event.message_ids:
         message = found.get(wa_id)
@@ -364,10 +371,6 @@ def _persist_receipt(device, event: protocol.ReceiptEvent) -> list[Outcome]:
         status = new
         if message is not None:
             extra = {"message_pk": message.pk, "chat_pk": message.chat_id}
-            # Receipts only move a message forward (a late "delivered" never undoes "read").
-            if message.status in STATUS_ORDER and STATUS_ORDER[message.status] < rank:
-                message.status = new
-                message.save(update_fields=["status"])
             status = message.status
         payload = {
             "id": wa_id,
@@ -460,6 +463,11 @@ def message_outcome(message_id: int, name: str) -> list[Outcome]:
     message = Message.objects.select_related("chat").filter(pk=message_id).first()
     if message is None:
         return []
+    return outcome_of_message(message, name)
+
+
+def outcome_of_message(message, name: str) -> list[Outcome]:
+    """`message_outcome` of a Message in hand (with its chat), as stored."""
     payload = message_payload(message)
     if name == "message.failed":
         payload["error"] = message.error
