@@ -526,7 +526,7 @@ class SessionWorker:
         it was looked for (None then means there is none)."""
         from messaging.services import outbox
 
-        message_id, outgoing = claimed
+        message_id, outgoing, message = claimed
         try:
             result = await asyncio.wait_for(client.send(message=outgoing), gateway.command_timeout() + SEND_TIMEOUT_EXTRA)
         except protocol.NotConnected:
@@ -545,7 +545,7 @@ class SessionWorker:
             if not await runtime.db(outbox.requeue, message_id, error):
                 await events.message_event(message_id, "message.failed")
             return False, None, False  # try again on the next heartbeat
-        outcomes, following = await runtime.db(outbox.sent_and_claim_next, message_id, result, device_id)
+        outcomes, following = await runtime.db(outbox.sent_and_claim_next, message, result, device_id)
         await events.deliver(outcomes)
         return True, following, True
 

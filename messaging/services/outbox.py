@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.services import record_audit
@@ -215,49 +215,55 @@ def _claim_row(device_id: int) -> Message | None:
     return None
 
 
-def _sendable(device_id: int, message: Message | None) -> tuple[int, protocol.OutgoingMessage] | None:
+def _sendable(device_id: int, message: Message | None) -> tuple[int, protocol.OutgoingMessage, Message] | None:
     """The claimed row as the protocol message to send; one that cannot be built fails, and the next is claimed."""
     while message is not None:
         try:
-            return message.pk, outgoing_of(message)
+            return message.pk, outgoing_of(message), message
         except (OSError, ValueError) as exc:
             mark_failed(message.pk, f"the stored message cannot be sent: {exc}")
         message = _claim_row(device_id)
     return None
 
 
-def claim_next_outgoing(device_id: int) -> tuple[int, protocol.OutgoingMessage] | None:
-    """The device's oldest unsent message, claimed (see `_claim_row`), as (its pk, the message to send)."""
+def claim_next_outgoing(device_id: int) -> tuple[int, protocol.OutgoingMessage, Message] | None:
+    """The device's oldest unsent message, claimed (see `_claim_row`): its pk, the message to send, the row."""
     return _sendable(device_id, _claim_row(device_id))
 
 
 def mark_sent(message_id: int, result: protocol.SendResult) -> None:
+    _mark_sent(message_id, result)
+
+
+def _mark_sent(message_id: int, result: protocol.SendResult) -> tuple[str, dict]:
+    """Record that WhatsApp took the message; returns its status now (sent, or further if a receipt came
+    first) and the fields written."""
     now = timezone.now()
-    sent_at = events._from_unix(result.timestamp) if result.timestamp else now
-    # One statement; the status moves forward only: a receipt may have arrived before the send returned.
-    Message.objects.filter(pk=message_id).update(
-        sent_at=now,
-        timestamp=sent_at,
-        error="",
-        status=Case(
-            When(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING], then=Value(MessageStatus.SENT)),
-            default=F("status"),
-        ),
-    )
+    written = {"sent_at": now, "timestamp": events._from_unix(result.timestamp) if result.timestamp else now, "error": ""}
+    # Forward only: a receipt may have arrived before the send returned. Usually one UPDATE does it all.
+    pending = [MessageStatus.QUEUED, MessageStatus.SENDING]
+    if Message.objects.filter(pk=message_id, status__in=pending).update(status=MessageStatus.SENT, **written):
+        return MessageStatus.SENT, written
+    Message.objects.filter(pk=message_id).update(**written)
+    return Message.objects.filter(pk=message_id).values_list("status", flat=True).first() or "", written
 
 
 def sent_and_claim_next(
-    message_id: int, result: protocol.SendResult, device_id: int
-) -> tuple[list[events.Outcome], tuple[int, protocol.OutgoingMessage] | None]:
-    """After a send went out: mark it sent, read its message.sent outcome and claim the device's next message.
+    message: Message, result: protocol.SendResult, device_id: int
+) -> tuple[list[events.Outcome], tuple[int, protocol.OutgoingMessage, Message] | None]:
+    """After a send went out: mark it sent, make its message.sent outcome and claim the device's next message.
 
     One trip to the database and one write transaction instead of three: the drain of a busy device does
-    this between every two sends. The outcome is published only after this returns (persisted first).
+    this between every two sends. `message` is the row as claimed (with its chat); the outcome is built
+    from it and what mark_sent wrote, not read again. It is published only after this returns.
     """
     with transaction.atomic():
-        mark_sent(message_id, result)
-        outcomes = events.message_outcome(message_id, "message.sent")
+        status, written = _mark_sent(message.pk, result)
         following = _claim_row(device_id)
+    message.status = status
+    for name, value in written.items():
+        setattr(message, name, value)
+    outcomes = events.outcome_of_message(message, "message.sent")
     return outcomes, _sendable(device_id, following)
 
 
