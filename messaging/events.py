@@ -420,7 +420,8 @@ def persist(event: protocol.Event) -> list[Outcome]:
         device = _device(event.device_id)
         if device is None:
             return []  # removed meanwhile
-        return _for_webhooks(_persist(device, event))
+        outcomes = _persist(device, event)
+    return _for_webhooks(outcomes)  # a read: after the commit, not holding SQLite's write lock
 
 
 def _persist(device, event: protocol.Event) -> list[Outcome]:
@@ -453,7 +454,7 @@ def record_status(device_id: int, status: str, reason: str = "", *, only_if: str
             return []
         _update_device(device, status=status, status_reason=reason[:200])
         outcome = Outcome("device.status", device.organization_id, device.pk, device_payload(device))
-        return _for_webhooks([outcome])
+    return _for_webhooks([outcome])
 
 
 def message_outcome(message_id: int, name: str) -> list[Outcome]:
