@@ -75,43 +75,49 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     if kind == protocol.MessageKind.TEXT and not text.strip():
         raise ValidationError({"text": "the message is empty."})
 
+    # Everything that only reads (the chat, a quoted message) or writes no row (the media file) is done before
+    # the transaction: on SQLite it holds the one write lock from its first statement to its commit.
+    now = timezone.now()
+    chat = Chat.objects.filter(device=device, jid=to).first()  # chats are never deleted but with their device
+    quoted_body = ""
+    if reply_to_id:
+        quoted = chat.messages.filter(wa_id=reply_to_id).first() if chat is not None else None
+        if quoted is not None:
+            quoted_body = quoted.text or quoted.caption
+            payload["reply_to"] = {"sender": quoted.sender_jid or to, "from_me": quoted.from_me}
+        else:
+            payload["reply_to"] = {"sender": to, "from_me": False}
+    message = Message(
+        organization=organization,
+        device=device,
+        chat=chat,
+        wa_id=protocol.generate_message_id(),
+        from_me=True,
+        sender_jid=device.jid,
+        sender_name=device.push_name,
+        kind=str(kind),
+        text=text,
+        caption=caption,
+        media_mime=mime_type,
+        media_size=len(media) if media else None,
+        media_filename=filename,
+        payload=payload,
+        reply_to_id=reply_to_id,
+        quoted_body=quoted_body,
+        is_forwarded=is_forwarded,
+        view_once=bool(payload.get("view_once")),
+        status=MessageStatus.QUEUED,
+        timestamp=now,
+    )
+    if media:
+        message.media.save(filename or f"{message.wa_id}", ContentFile(media), save=False)
+
     with transaction.atomic():
-        now = timezone.now()
-        chat, _ = Chat.objects.get_or_create(
-            device=device, jid=to, defaults={"organization": organization, "is_group": protocol.is_group(to)}
-        )
-        quoted_body = ""
-        if reply_to_id:
-            quoted = chat.messages.filter(wa_id=reply_to_id).first()
-            if quoted is not None:
-                quoted_body = quoted.text or quoted.caption
-                payload["reply_to"] = {"sender": quoted.sender_jid or to, "from_me": quoted.from_me}
-            else:
-                payload["reply_to"] = {"sender": to, "from_me": False}
-        message = Message(
-            organization=organization,
-            device=device,
-            chat=chat,
-            wa_id=protocol.generate_message_id(),
-            from_me=True,
-            sender_jid=device.jid,
-            sender_name=device.push_name,
-            kind=str(kind),
-            text=text,
-            caption=caption,
-            media_mime=mime_type,
-            media_size=len(media) if media else None,
-            media_filename=filename,
-            payload=payload,
-            reply_to_id=reply_to_id,
-            quoted_body=quoted_body,
-            is_forwarded=is_forwarded,
-            view_once=bool(payload.get("view_once")),
-            status=MessageStatus.QUEUED,
-            timestamp=now,
-        )
-        if media:
-            message.media.save(filename or f"{message.wa_id}", ContentFile(media), save=False)
+        if chat is None:
+            chat, _ = Chat.objects.get_or_create(
+                device=device, jid=to, defaults={"organization": organization, "is_group": protocol.is_group(to)}
+            )
+            message.chat = chat
         message.save()
         chat.last_message_at = now
         chat.last_message_preview = events.preview_of(message.kind, text, caption)
@@ -203,10 +209,21 @@ def _claim_row(device_id: int) -> Message | None:
     "sending" rows are included: only the lease holder drains a device, one message at a time, so a row
     left in "sending" was being sent by a worker that died; resending it with the same ID is exactly once.
     """
-    pending = [MessageStatus.QUEUED, MessageStatus.SENDING]
-    for message in (
-        Message.objects.select_related("chat").filter(device_id=device_id, from_me=True, status__in=pending).order_by("id")[:5]
-    ):
+    return _claim_first(_unsent(device_id))
+
+
+def _unsent(device_id: int, *, exclude: int | None = None) -> list[Message]:
+    """The oldest few unsent messages of the device (with their chats), to claim from."""
+    rows = Message.objects.select_related("chat").filter(
+        device_id=device_id, from_me=True, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
+    )
+    if exclude is not None:
+        rows = rows.exclude(pk=exclude)
+    return list(rows.order_by("id")[:5])
+
+
+def _claim_first(candidates: list[Message]) -> Message | None:
+    for message in candidates:
         claimed = Message.objects.filter(pk=message.pk, status=message.status).update(
             status=MessageStatus.SENDING, attempts=F("attempts") + 1
         )
@@ -257,8 +274,11 @@ def sent_and_claim_next(
     this between every two sends. `message` is the row as claimed (with its chat); the outcome is built
     from it and what mark_sent wrote, not read again. It is published only after this returns.
     """
+    candidates = _unsent(device_id, exclude=message.pk)  # read before the write lock is taken
     with transaction.atomic():
         status, written = _mark_sent(message.pk, result)
+        following = _claim_first(candidates)
+    if following is None and candidates:  # changed meanwhile (not by this drain): look again
         following = _claim_row(device_id)
     message.status = status
     for name, value in written.items():
