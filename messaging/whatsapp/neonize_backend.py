@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import logging
 import re
 import sqlite3
@@ -57,6 +58,7 @@ NEXT_QR_SECONDS = 20.0
 QR_GRACE_SECONDS = 5.0
 PAIR_CODE_SECONDS = 160.0
 FIRST_QR_WAIT_SECONDS = 30.0
+MESSAGE_STORE_WAIT_SECONDS = 30.0  # how long whatsmeow's acknowledgement of a message waits for our store
 STOP_WAIT_SECONDS = 8.0  # under the session worker's own stop timeout (10 s)
 # Set to True once neonize's Go DecodePatchInfo keeps the patch type (see the module docstring).
 APP_STATE_PATCHES_WORK = False
@@ -68,6 +70,13 @@ def default_backoff(attempt: int) -> float:
 
 
 @cache
+def _runs_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 def neonize_lib() -> SimpleNamespace:
     """The neonize names we use, imported on first need (loads the Go library)."""
     from neonize import exc
@@ -700,6 +709,33 @@ class NeonizeClient(p.WhatsAppClient):
         ):
             neo.event(event_type)(self.on_event)
         neo.qr(self.on_qr)
+        self._store_messages_before_ack(neo)
+
+    def _store_messages_before_ack(self, neo) -> None:
+        """Make the Go thread that delivers a message wait until we have handled (stored) it.
+
+        whatsmeow acknowledges a message to WhatsApp's server once its event handlers return, and the server
+        does not send it again. neonize's asyncio client returns at once, having only scheduled our handler,
+        so a crash in between would lose the message. The wait is bounded: a stuck store must not stall the
+        connection for good (it then behaves as neonize does)."""
+        ev = neonize_lib().ev
+        message_code = ev.EVENT_TO_INT[ev.MessageEv]
+        events = neo.event
+        deliver_without_waiting = events.execute
+
+        def execute(uuid: int, binary: int, size: int, code: int):
+            loop = ev.event_global_loop
+            handler = events.list_func.get(code) if code == message_code else None
+            if handler is None or loop is None or loop.is_closed() or _runs_on(loop):
+                return deliver_without_waiting(uuid, binary, size, code)
+            message = ev.INT_TO_EVENT[code].FromString(ctypes.string_at(binary, size))
+            done = asyncio.run_coroutine_threadsafe(handler(events.client, message), loop)
+            try:
+                done.result(MESSAGE_STORE_WAIT_SECONDS)
+            except Exception:
+                logger.exception("message of device %s was not handled before its acknowledgement", self.device_id)
+
+        events.execute = execute
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

@@ -277,6 +277,37 @@ async def test_events_from_neonizes_go_callbacks_reach_emit(tmp_path, emitted, m
     c._cancel_watchdog()
 
 
+async def test_go_waits_until_a_message_is_stored_before_whatsmeow_acknowledges_it(tmp_path, monkeypatch):
+    """whatsmeow sends WhatsApp its acknowledgement when neonize's callback returns: by then the message must be
+    stored, or a crash in between loses it (WhatsApp does not send it again)."""
+    import ctypes
+
+    import neonize.aioze.events as neonize_events
+    from neonize.events import EVENT_TO_INT
+
+    monkeypatch.setattr(neonize_events, "event_global_loop", asyncio.get_running_loop())
+    stored = []
+
+    async def slow_store(event):
+        await asyncio.sleep(0.05)  # a database write that takes a while
+        stored.append(event)
+
+    backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="")
+    c = backend.create_client(device_id=13, jid=ME, emit=slow_store)
+    real = await backend.open_neonize(c)
+    c.neo = real
+    c._subscribe(real)
+    payload = message_event(e2e.Message(conversation="keep me")).SerializePartialToString()
+    buffer = ctypes.create_string_buffer(payload, len(payload))
+
+    def go_thread():
+        real.event.execute(0, ctypes.addressof(buffer), len(payload), EVENT_TO_INT[np.Message])
+        return list(stored)  # what was stored when Go got control back
+
+    stored_when_acknowledged = await asyncio.to_thread(go_thread)
+    assert [e.message.text for e in stored_when_acknowledged if isinstance(e, p.MessageEvent)] == ["keep me"]
+
+
 async def test_postgres_store_resumes_the_stored_session_of_this_number(neo, opened, emitted):
     stored = [np.Device(JID=jid("905559999999@s.whatsapp.net", device=3)), np.Device(JID=jid(ME, device=12))]
     seen = []
