@@ -219,6 +219,9 @@ def wa(transactional_db, settings):
     """A session worker on the sandbox backend, on a runtime loop in a background thread (see the module)."""
     settings.WA_BACKEND = "sandbox"
     settings.WA_LEASE_SECONDS = LEASE_SECONDS
+    # Tests that expect `sent` wait for the event, not for a clock: a loaded CI machine may take longer than
+    # the 2 s a user waits before being told `queued`.
+    settings.WA_SEND_WAIT_SECONDS = 20
     harness = WA()
     try:
         harness.start_worker()

@@ -211,6 +211,7 @@ WA_SESSION_DIR = DATA_DIR / "sessions"
 WA_LEASE_SECONDS = float(os.environ.get("WA_LEASE_SECONDS", "15"))
 WA_COMMAND_TIMEOUT = float(os.environ.get("WA_COMMAND_TIMEOUT", "20"))
 # How long "link a number" waits for the first QR code; how many numbers one session worker holds (0: any).
+WA_SEND_WAIT_SECONDS = float(os.environ.get("WA_SEND_WAIT_SECONDS", "2"))
 WA_QR_WAIT_SECONDS = float(os.environ.get("WA_QR_WAIT_SECONDS", "8"))
 WA_MAX_DEVICES_PER_WORKER = int(os.environ.get("WA_MAX_DEVICES_PER_WORKER", "0"))
 WA_SANDBOX_SEED = int(os.environ.get("WA_SANDBOX_SEED", "1"))

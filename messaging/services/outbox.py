@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -13,10 +14,8 @@ from messaging import events, gateway
 from messaging.models import Chat, Message, MessageStatus
 from messaging.whatsapp import protocol
 
-__all__ = ["queue_message", "SEND_WAIT_SECONDS"]
+__all__ = ["queue_message"]
 
-# How long queue_message waits for the worker to send before answering "queued".
-SEND_WAIT_SECONDS = 2.0
 # Give up on a message that keeps failing for reasons other than WhatsApp's refusal.
 MAX_ATTEMPTS = 5
 
@@ -47,7 +46,7 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     """Store a message to send (status queued, its WhatsApp ID generated now), hand it to the owning worker.
 
     `outgoing` holds OutgoingMessage fields except `id` (`reply_to_id` names a message of the chat to quote).
-    Returns the Message: `sent` if the worker sent it within SEND_WAIT_SECONDS, else `queued` (it goes out
+    Returns the Message: `sent` if the worker sent it within WA_SEND_WAIT_SECONDS, else `queued` (it goes out
     once the device is connected, never twice). Bad input raises ValidationError naming the field.
     """
     # Through the organization (tenancy), fresh, with the lease that says which worker to hand it to.
@@ -143,16 +142,17 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
         await gateway.notify_worker(device.pk, {"type": gateway.OUTBOX}, channel=channel)
 
     if device.is_connected and channel:
+        wait = float(settings.WA_SEND_WAIT_SECONDS)
         gateway.run_sync(
             lambda: gateway.await_device_event(
                 device.pk,
                 match=sent,
                 kick=nudge,
                 ready=done,
-                timeout=SEND_WAIT_SECONDS,
+                timeout=wait,
                 group=events.outbox_group(message.pk),
             ),
-            timeout=SEND_WAIT_SECONDS + 5,
+            timeout=wait + 5,
         )
     else:
         # Offline: still tell the workers (one may be about to hold it); it is sent when the device connects.
