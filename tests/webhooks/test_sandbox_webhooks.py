@@ -47,3 +47,30 @@ def test_a_sandbox_message_arrives_at_the_receiver_signed(
     reaction = json.loads(receiver.requests[-1].body)
     assert reaction["event"] == "message.reaction"
     assert reaction["payload"]["reaction"] == "👍" and reaction["payload"]["reacted_message_id"] == msg_id
+
+
+def test_linking_and_logging_out_a_number_reach_the_receiver(
+    wa, allow_private, task_worker, receiver, attempt_log, org
+):
+    from messaging.services import devices
+
+    endpoint = webhooks.create_endpoint(
+        organization=org,
+        url=f"{receiver.url}/wa",
+        events=["device.qr", "device.connected", "device.logged_out"],
+    )
+    device = wa.linked_device(org, "Sales")
+    devices.logout_device(organization=org, device=device)
+    wa.wait_event("device.logged_out", device=device)
+    # Deliveries are stored with their events, so all of them exist by now; wait until each has arrived.
+    attempt_log.wait_final(WebhookDelivery.objects.filter(endpoint=endpoint).count())
+
+    bodies = [json.loads(r.body) for r in receiver.requests]
+    events = [b["event"] for b in bodies]
+    shown = [e for i, e in enumerate(events) if i == 0 or e != events[i - 1]]  # a slow scan may see a new QR
+    assert shown == ["device.qr", "device.connected", "device.logged_out"], events
+    assert all(b["device_id"] == device.pk for b in bodies)
+    assert bodies[0]["payload"]["qr_code"]
+    assert bodies[1]["payload"]["phone"] == device.phone
+    for request in receiver.requests:
+        assert webhooks.verify_signature(endpoint.secret, request.body, request.headers["x-hub-signature-256"])
