@@ -248,26 +248,39 @@ async def test_the_real_neonize_client_is_made_on_the_device_store_without_conne
     assert real.connect_task is None  # nothing was started
 
 
+async def _client_on_real_neonize(tmp_path, monkeypatch, emit):
+    """A client subscribed to a real NewAClient (no connection), whose Go callbacks tests call from a thread."""
+    import neonize.aioze.events as neonize_events
+
+    monkeypatch.setattr(neonize_events, "event_global_loop", asyncio.get_running_loop())
+    backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="")
+    c = backend.create_client(device_id=13, jid=ME, emit=emit)
+    c.neo = await backend.open_neonize(c)
+    c._subscribe(c.neo)
+    return c
+
+
+def _deliver_from_go(neo, event) -> None:
+    """What the Go library does with an event: call neonize's C callback with the serialized protobuf."""
+    import ctypes
+
+    from neonize.events import EVENT_TO_INT
+
+    payload = event.SerializePartialToString()
+    buffer = ctypes.create_string_buffer(payload, len(payload))
+    neo.event.execute(0, ctypes.addressof(buffer), len(payload), EVENT_TO_INT[type(event)])
+
+
 async def test_events_from_neonizes_go_callbacks_reach_emit(tmp_path, emitted, monkeypatch):
     """What the Go library does: call neonize's C callbacks from its own thread with serialized protobufs."""
     import ctypes
 
-    import neonize.aioze.events as neonize_events
-    from neonize.events import EVENT_TO_INT
-
-    monkeypatch.setattr(neonize_events, "event_global_loop", asyncio.get_running_loop())
-    backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="")
-    c = backend.create_client(device_id=13, jid=ME, emit=emitted)
-    real = await backend.open_neonize(c)
-    c.neo = real
-    c._subscribe(real)
-    payload = message_event(e2e.Message(conversation="from Go")).SerializePartialToString()
-    buffer = ctypes.create_string_buffer(payload, len(payload))
+    c = await _client_on_real_neonize(tmp_path, monkeypatch, emitted)
     qr = ctypes.create_string_buffer(b"2@from-go,qr")
 
     def go_thread():
-        real.event.execute(0, ctypes.addressof(buffer), len(payload), EVENT_TO_INT[np.Message])
-        real._NewAClient__onQr(0, ctypes.addressof(qr))
+        _deliver_from_go(c.neo, message_event(e2e.Message(conversation="from Go")))
+        c.neo._NewAClient__onQr(0, ctypes.addressof(qr))
 
     await asyncio.to_thread(go_thread)
     message = await emitted.wait_for(p.MessageEvent)
@@ -280,28 +293,16 @@ async def test_events_from_neonizes_go_callbacks_reach_emit(tmp_path, emitted, m
 async def test_go_waits_until_a_message_is_stored_before_whatsmeow_acknowledges_it(tmp_path, monkeypatch):
     """whatsmeow sends WhatsApp its acknowledgement when neonize's callback returns: by then the message must be
     stored, or a crash in between loses it (WhatsApp does not send it again)."""
-    import ctypes
-
-    import neonize.aioze.events as neonize_events
-    from neonize.events import EVENT_TO_INT
-
-    monkeypatch.setattr(neonize_events, "event_global_loop", asyncio.get_running_loop())
     stored = []
 
     async def slow_store(event):
         await asyncio.sleep(0.05)  # a database write that takes a while
         stored.append(event)
 
-    backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="")
-    c = backend.create_client(device_id=13, jid=ME, emit=slow_store)
-    real = await backend.open_neonize(c)
-    c.neo = real
-    c._subscribe(real)
-    payload = message_event(e2e.Message(conversation="keep me")).SerializePartialToString()
-    buffer = ctypes.create_string_buffer(payload, len(payload))
+    c = await _client_on_real_neonize(tmp_path, monkeypatch, slow_store)
 
     def go_thread():
-        real.event.execute(0, ctypes.addressof(buffer), len(payload), EVENT_TO_INT[np.Message])
+        _deliver_from_go(c.neo, message_event(e2e.Message(conversation="keep me")))
         return list(stored)  # what was stored when Go got control back
 
     stored_when_acknowledged = await asyncio.to_thread(go_thread)
