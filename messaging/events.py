@@ -52,6 +52,7 @@ class Outcome:
     extra: dict = field(default_factory=dict)
     webhook: bool = True  # False: live only (not a webhook event, or no endpoint of the organization receives)
     media_message_id: int | None = None  # a received message whose media is still to fetch
+    held_deliveries: list[int] = field(default_factory=list)  # its webhook deliveries, waiting for the media
     media_ref: dict | None = None
 
 
@@ -415,13 +416,35 @@ def _persist_group(device, event) -> list[Outcome]:
 
 
 def persist(event: protocol.Event) -> list[Outcome]:
-    """Write what `event` changes, in one transaction; returns what to publish. Sync (the worker's DB thread)."""
+    """Write what `event` changes, in one transaction; returns what to publish. Sync (the worker's DB thread).
+
+    Webhook deliveries are stored in the same transaction, so a crash after it cannot lose them; those of a
+    received message whose media is still to fetch are held until `handle` has stored it (`release_held`).
+    """
+    from messaging import webhooks
+    from messaging.models import WebhookEndpoint
+
+    # A read before the write lock: for an organization without webhooks (the common case), nothing more.
+    receiving = WebhookEndpoint.objects.filter(
+        organization__devices=event.device_id, active=True, paused_at__isnull=True
+    ).exists()
     with transaction.atomic():
         device = _device(event.device_id)
         if device is None:
             return []  # removed meanwhile
         outcomes = _persist(device, event)
-    return _for_webhooks(outcomes)  # a read: after the commit, not holding SQLite's write lock
+        for outcome in outcomes:
+            if receiving and outcome.webhook:
+                ids = webhooks.dispatch_event(
+                    device=device,
+                    event=outcome.name,
+                    payload=outcome.payload,
+                    hold_seconds=MEDIA_DOWNLOAD_TIMEOUT + 30 if outcome.media_message_id else None,
+                )
+                if outcome.media_message_id:
+                    outcome.held_deliveries = ids
+            outcome.webhook = False  # dispatched (or nobody receives): `deliver` only publishes it
+    return outcomes
 
 
 def _persist(device, event: protocol.Event) -> list[Outcome]:
@@ -497,6 +520,15 @@ def _refresh_payload(outcome: Outcome) -> None:
     message = Message.objects.select_related("chat").filter(pk=outcome.media_message_id).first()
     if message is not None:
         outcome.payload = message_payload(message)
+
+
+def _release_held(outcome: Outcome) -> None:
+    from messaging import webhooks
+
+    try:
+        webhooks.release_held(outcome.held_deliveries, outcome.payload)
+    except Exception:  # they go as they are once their hold has passed (requeue_stalled)
+        logger.exception("held webhook deliveries %s were not released", outcome.held_deliveries)
 
 
 # ------------------------------------------------------------------------------------------ publishing
@@ -579,6 +611,8 @@ async def handle(event: protocol.Event, *, download: Callable[..., Awaitable[byt
                 await runtime.db(_refresh_payload, outcome)
             except Exception as exc:  # the stored ref lets it be fetched on demand later
                 logger.warning("media of message %s not downloaded: %s", outcome.media_message_id, exc)
+        if outcome.held_deliveries:
+            await runtime.db(_release_held, outcome)
     await deliver(outcomes)
     return outcomes
 

@@ -117,24 +117,28 @@ def matching_endpoints(device, public_event: str):
     return [endpoint for endpoint in endpoints if endpoint.wants(public_event)]
 
 
-def dispatch_event(*, device, event: str, payload: dict) -> None:
+def dispatch_event(*, device, event: str, payload: dict, hold_seconds: float | None = None) -> list[int]:
     """Record and enqueue a delivery of `event` (e.g. "message") with `payload` to each matching endpoint.
 
     Called inside the caller's transaction: the deliveries are stored with it and the tasks are
-    enqueued only once it commits (a rolled-back event sends nothing).
+    enqueued only once it commits (a rolled-back event sends nothing). With `hold_seconds` they are held
+    (and their queues wait behind them) until `release_held`, or until that time has passed. Returns the
+    ids of the deliveries.
     """
     from messaging.models import WebhookDelivery
 
     public = EVENT_NAMES.get(event)
     if public is None:
-        return
+        return []
     endpoints = matching_endpoints(device, public)
     if not endpoints:
-        return
+        return []
     now = timezone.now()
     body = envelope(event=public, device_id=device.pk, payload=payload, at=now)
+    held_until = now + timedelta(seconds=hold_seconds) if hold_seconds else None
+    ids = []
     for endpoint in endpoints:
-        WebhookDelivery.objects.create(
+        delivery = WebhookDelivery.objects.create(
             endpoint=endpoint,
             organization_id=device.organization_id,
             event=public,
@@ -142,8 +146,30 @@ def dispatch_event(*, device, event: str, payload: dict) -> None:
             body=body,
             created_at=now,
             next_attempt_at=now,
+            held_until=held_until,
         )
-        enqueue_on_commit(endpoint.pk, device.pk)
+        ids.append(delivery.pk)
+        if held_until is None:
+            enqueue_on_commit(endpoint.pk, device.pk)
+    return ids
+
+
+def release_held(delivery_ids: list[int], payload: dict | None = None) -> None:
+    """Let held deliveries go, with `payload` (the message as stored now, media and all) in their bodies."""
+    from messaging.models import WebhookDelivery
+
+    if not delivery_ids:
+        return
+    with transaction.atomic():
+        held = list(WebhookDelivery.objects.filter(pk__in=delivery_ids, held_until__isnull=False))
+        for delivery in held:
+            if payload is not None:
+                body = json.loads(delivery.body)
+                body["payload"] = payload
+                delivery.body = json.dumps(body, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+            delivery.held_until = None
+            delivery.save(update_fields=["body", "held_until", "updated_at"])
+            enqueue_on_commit(delivery.endpoint_id, delivery.device_id)
 
 
 def enqueue(endpoint_id: int, device_id: int | None, *, countdown: float | None = None) -> None:
@@ -301,6 +327,9 @@ def claim_next(endpoint_id: int, device_id: int | None):
         )
         if not endpoint.receiving:
             due = due.filter(is_test=True)  # a test event still goes to a paused or inactive endpoint
+        held = queue.filter(held_until__gt=now).order_by("id").values_list("id", flat=True).first()
+        if held is not None:
+            due = due.filter(id__lt=held)  # what came after a held delivery waits for it, to keep the order
         delivery = due.order_by("id").first()  # ids grow in the order events were stored
         if delivery is None:
             return None
@@ -424,6 +453,7 @@ def requeue_stalled() -> int:
             Q(status__in=[S.PENDING, S.RETRYING], next_attempt_at__lte=now - timedelta(seconds=30))
             | Q(status=S.SENDING, locked_until__lte=now)
         )
+        .exclude(held_until__gt=now)  # release_held enqueues it, or this does once the hold has passed
         # An inactive or paused endpoint's queue waits (resume_endpoint enqueues it); test events still go.
         .filter(Q(endpoint__active=True, endpoint__paused_at__isnull=True) | Q(is_test=True))
         .values_list("endpoint_id", "device_id")

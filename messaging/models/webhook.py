@@ -120,6 +120,10 @@ class WebhookDelivery(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     is_test = models.BooleanField(default=False)
+    # A received message's delivery is stored with the message, then held (later deliveries of its queue wait
+    # behind it) until its media is stored and the body names it; if that never happens (the worker died),
+    # it goes as it is once this time has passed.
+    held_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,5 +1,6 @@
 """Webhooks reach a real HTTP receiver: signed, retried when it makes sense, in order, and only the tenant's own."""
 
+import asyncio
 import json
 import socket
 from datetime import timedelta
@@ -372,3 +373,65 @@ def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after(setting
         <= 61
     )
     assert webhooks.parse_retry_after("soon") is None
+
+
+def test_a_media_messages_delivery_is_stored_with_it_and_sent_once_the_media_is_in(
+    allow_private, task_worker, receiver, attempt_log, org
+):
+    """Stored with the message (a worker that dies while downloading cannot lose it), held until the media is
+    stored so the body names it, and what came after it waits behind it."""
+    import threading
+
+    from asgiref.sync import async_to_sync
+
+    from messaging import events
+    from messaging.whatsapp import protocol
+
+    device = make_device(org)
+    endpoint = endpoint_for(org, f"{receiver.url}/hook", events=("message",))
+    downloading, finish = threading.Event(), threading.Event()
+
+    async def download(ref):
+        downloading.set()
+        await asyncio.to_thread(finish.wait, 10)
+        return b"\x89PNG\r\n\x1a\n" + b"0" * 64
+
+    sender = "905559990001@s.whatsapp.net"
+    image = protocol.IncomingMessage(
+        id="IMG1", chat=sender, sender=sender, kind=protocol.MessageKind.IMAGE, caption="fatura",
+        media=protocol.MediaInfo(mime_type="image/png", size=72, filename="fatura.png", ref={"k": 1}),
+    )
+    handling = threading.Thread(
+        target=async_to_sync(events.handle), args=(protocol.MessageEvent(device_id=device.pk, message=image),),
+        kwargs={"download": download},
+    )
+    handling.start()
+    assert downloading.wait(10)
+    held = WebhookDelivery.objects.get(endpoint=endpoint)  # already stored, while the media downloads
+    assert held.held_until is not None and json.loads(held.body)["payload"]["id"] == "IMG1"
+    receive_message(device, "after the image")  # its delivery waits behind the held one
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 2
+    assert webhooks.claim_next(endpoint.pk, device.pk) is None
+
+    finish.set()
+    handling.join(10)
+    first, second = receiver.wait_for(2)
+    image_body, text_body = json.loads(first.body), json.loads(second.body)
+    assert image_body["payload"]["id"] == "IMG1" and image_body["payload"]["media"]["url"]
+    assert text_body["payload"]["text"] == "after the image"
+
+
+def test_a_held_delivery_goes_as_it_is_once_its_hold_has_passed(allow_private, org, monkeypatch):
+    """The worker died before the media was in: the delivery still goes, and unblocks its queue."""
+    enqueued = []
+    monkeypatch.setattr(webhooks, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id))
+    device = make_device(org)
+    endpoint = endpoint_for(org, "http://127.0.0.1:9/hook", events=("message",))
+    with transaction.atomic():
+        (held,) = webhooks.dispatch_event(device=device, event="message", payload={"id": "A"}, hold_seconds=60)
+    assert webhooks.claim_next(endpoint.pk, device.pk) is None
+    WebhookDelivery.objects.filter(pk=held).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
+    assert webhooks.requeue_stalled() == 0 and enqueued == []  # still held: nothing to do yet
+    WebhookDelivery.objects.filter(pk=held).update(held_until=timezone.now() - timedelta(seconds=1))
+    assert webhooks.requeue_stalled() == 1 and enqueued == [device.pk]
+    assert webhooks.claim_next(endpoint.pk, device.pk).pk == held
