@@ -92,3 +92,8 @@ def outgoing(
     return p.OutgoingMessage(
         id=fields.pop("id", None) or p.generate_message_id(), to=to, kind=kind, text=text, **fields
     )
+
+
+async def call(fn, *args, **kwargs):
+    """A sync sandbox function, from an async test."""
+    return await sync_to_async(fn)(*args, **kwargs)

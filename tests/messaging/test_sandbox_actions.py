@@ -1,33 +1,12 @@
 """Sandbox: acting on messages (react, edit, revoke, delete for me, star, mark read), presence, profile, newsletters."""
 
 import pytest
-from asgiref.sync import sync_to_async
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp import sandbox
-from tests.conftest import make_organization
-from tests.messaging.sandbox_harness import Network, outgoing
+from tests.messaging.sandbox_harness import call, outgoing
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _fast(settings):
-    settings.WA_SANDBOX_DELAY = 0.01
-    settings.WA_SANDBOX_SEED = 7
-    sandbox.set_clock(None)
-
-
-@pytest.fixture
-async def net():
-    organization = await sync_to_async(make_organization)()
-    network = Network(organization)
-    yield network
-    await network.close()
-
-
-async def call(fn, *args, **kwargs):
-    return await sync_to_async(fn)(*args, **kwargs)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_sandbox")]
 
 
 async def quiet_peer() -> str:

@@ -1,35 +1,14 @@
 """Sandbox groups: create, info, participants, admin rules, announce/locked, invite links, join requests, leave."""
 
 import pytest
-from asgiref.sync import sync_to_async
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp import sandbox
-from tests.conftest import make_organization
-from tests.messaging.sandbox_harness import Network, outgoing
+from tests.messaging.sandbox_harness import call, outgoing
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_sandbox")]
 
 A = p.ParticipantAction
-
-
-@pytest.fixture(autouse=True)
-def _fast(settings):
-    settings.WA_SANDBOX_DELAY = 0.01
-    settings.WA_SANDBOX_SEED = 7
-    sandbox.set_clock(None)
-
-
-@pytest.fixture
-async def net():
-    organization = await sync_to_async(make_organization)()
-    network = Network(organization)
-    yield network
-    await network.close()
-
-
-async def call(fn, *args, **kwargs):
-    return await sync_to_async(fn)(*args, **kwargs)
 
 
 def jid(phone: str) -> str:
