@@ -272,40 +272,25 @@ def set_group_photo(*, organization, device, group_id: str, image: bytes, actor=
 
 def set_group_locked(*, organization, device, group_id: str, locked: bool, actor=None, api_key=None) -> bool:
     """Locked: only admins may edit the group's info."""
-    device = device_of(organization, device)
-    group = normalize_group(group_id)
-    gateway.call(device, "set_group_locked", jid=group, locked=bool(locked))
-    with transaction.atomic():
-        _audit(
-            organization,
-            "group.locked",
-            device,
-            actor=actor,
-            api_key=api_key,
-            group=group,
-            locked=bool(locked),
-        )
-    return bool(locked)
+    return _set_group_switch(organization, device, group_id, "locked", locked, actor=actor, api_key=api_key)
 
 
 def set_group_announce(
     *, organization, device, group_id: str, announce: bool, actor=None, api_key=None
 ) -> bool:
     """Announce: only admins may send messages."""
+    return _set_group_switch(organization, device, group_id, "announce", announce, actor=actor, api_key=api_key)
+
+
+def _set_group_switch(organization, device, group_id: str, switch: str, on: bool, *, actor, api_key) -> bool:
+    """Turn the group's `switch` (locked or announce) on or off through the gateway, and audit it."""
     device = device_of(organization, device)
     group = normalize_group(group_id)
-    gateway.call(device, "set_group_announce", jid=group, announce=bool(announce))
+    on = bool(on)
+    gateway.call(device, f"set_group_{switch}", jid=group, **{switch: on})
     with transaction.atomic():
-        _audit(
-            organization,
-            "group.announce",
-            device,
-            actor=actor,
-            api_key=api_key,
-            group=group,
-            announce=bool(announce),
-        )
-    return bool(announce)
+        _audit(organization, f"group.{switch}", device, actor=actor, api_key=api_key, group=group, **{switch: on})
+    return on
 
 
 def group_invite_link(
