@@ -12,6 +12,14 @@ pytest_plugins = ["tests.runtime_fixtures"]
 _seq = itertools.count(1)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Browser tests run last, after pytest-django has grouped the rest. Playwright's sync API runs an asyncio
+    loop in this thread while a browser is open; should one ever outlive its fixture, no async test comes after
+    it to fail with "cannot be called from a running event loop"."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/browser/"))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"

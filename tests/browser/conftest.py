@@ -116,3 +116,7 @@ def chromium():
             yield browser
         finally:
             browser.close()
+    import asyncio
+
+    # The loop Playwright ran in this thread must be gone with it, or every async test after this would fail.
+    assert asyncio._get_running_loop() is None, "Playwright left an asyncio loop running in the test thread"
