@@ -6,6 +6,8 @@ the test fixture's background loop), so that sync code in other threads can hand
 """
 
 import asyncio
+import contextvars
+import functools
 import threading
 
 _lock = threading.Lock()
@@ -78,10 +80,16 @@ def _with_fresh_connection(fn, args, kwargs):
 
 
 async def db(fn, *args, **kwargs):
-    """Run the sync (database) function `fn` in the runtime's DB threads and return its result."""
-    from asgiref.sync import sync_to_async
+    """Run the sync (database) function `fn` in the runtime's DB threads and return its result.
 
-    return await sync_to_async(_with_fresh_connection, thread_sensitive=False, executor=db_executor())(fn, args, kwargs)
+    The loop's executor call with a copy of the caller's context (as asgiref's sync_to_async does, for
+    the active language and the like), without sync_to_async's per-call wrapping: the session worker makes
+    several of these calls per message, and that wrapping cost more of the loop's time than the hop itself.
+    """
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        db_executor(), functools.partial(context.run, _with_fresh_connection, fn, args, kwargs)
+    )
 
 
 def close_db_connections() -> None:

@@ -110,7 +110,7 @@ DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
     if DATABASE_URL
     else {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": "waportal.sqlite",  # Django's, with one writer at a time in-process
         "NAME": DATA_DIR / "waportal.sqlite3",
         # WAL and a busy timeout: the web tier, session workers and tasks share the file.
         "OPTIONS": {

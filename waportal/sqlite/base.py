@@ -1,0 +1,106 @@
+"""Django's SQLite backend with one writer at a time per database file inside this process, by a lock.
+
+The embedded default runs the web tier, the session workers and the task worker as threads of one process
+over one SQLite file, and SQLite lets one connection write at a time. Its own wait for the write lock (the
+busy timeout) sleeps in steps that grow to 100 ms, whether or not the lock was freed meanwhile, so under a
+burst of sends threads slept while nobody wrote: throughput fell and a few requests stalled for seconds.
+Here a thread takes an in-process lock before it writes (from BEGIN to COMMIT or ROLLBACK, or around a
+single statement outside a transaction) and is woken the moment the writer before it is done. Other
+processes on the same file (a `manage.py` command run beside `serve`) still meet SQLite's busy timeout.
+Reads take no lock: in WAL mode they never wait for a writer.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from django.db.backends.sqlite3 import base
+
+_locks: dict[str, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(name) -> threading.RLock:
+    with _locks_guard:
+        return _locks.setdefault(str(name), threading.RLock())
+
+
+def _reads_only(query: str) -> bool:
+    return query.lstrip()[:6].upper() == "SELECT"
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    _holding = False
+
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        # The wait for the lock is bounded like SQLite's own; past it, SQLite's busy timeout still applies.
+        self._write_lock = _lock_for(self.settings_dict["NAME"])
+        self._write_wait = float(conn_params.get("timeout", 5))
+        self._holding = False
+        return connection
+
+    def create_cursor(self, name=None):
+        cursor = self.connection.cursor(factory=_LockingCursor)
+        cursor.wrapper = self
+        return cursor
+
+    def acquire_write_lock(self) -> None:
+        if not self._holding:
+            self._holding = self._write_lock.acquire(timeout=self._write_wait)
+
+    def release_write_lock(self) -> None:
+        if self._holding and not (self.connection is not None and self.connection.in_transaction):
+            self._holding = False
+            self._write_lock.release()
+
+    def _start_transaction_under_autocommit(self):
+        self.acquire_write_lock()
+        try:
+            super()._start_transaction_under_autocommit()
+        finally:
+            self.release_write_lock()  # kept while the transaction is open
+
+    def _commit(self):
+        try:
+            return super()._commit()
+        finally:
+            self.release_write_lock()
+
+    def _rollback(self):
+        try:
+            return super()._rollback()
+        finally:
+            self.release_write_lock()
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:
+            if self._holding:
+                self._holding = False
+                self._write_lock.release()
+
+
+class _LockingCursor(base.SQLiteCursorWrapper):
+    """A statement that may write, outside a transaction, holds the lock while it runs."""
+
+    wrapper: DatabaseWrapper
+
+    def execute(self, query, params=None):
+        if _reads_only(query) or self.connection.in_transaction:
+            return super().execute(query, params)
+        self.wrapper.acquire_write_lock()
+        try:
+            return super().execute(query, params)
+        finally:
+            self.wrapper.release_write_lock()
+
+    def executemany(self, query, param_list):
+        if self.connection.in_transaction:
+            return super().executemany(query, param_list)
+        self.wrapper.acquire_write_lock()
+        try:
+            return super().executemany(query, param_list)
+        finally:
+            self.wrapper.release_write_lock()
