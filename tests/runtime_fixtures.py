@@ -201,7 +201,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     for alias in settings.DATABASES:
         db = settings.DATABASES[alias]
         test = db.setdefault("TEST", {})
-        if db["ENGINE"].endswith("sqlite3") and test.get("NAME") in (None, "", ":memory:"):
+        if "sqlite" in db["ENGINE"] and test.get("NAME") in (None, "", ":memory:"):
             # Named as the settings name the embedded database, so that another process (a runsessions
             # worker in test_failover) opens this one, with the same options, given WAPORTAL_DATA_DIR.
             test["NAME"] = str(tmp_path_factory.mktemp(f"db_{alias}") / "waportal.sqlite3")
