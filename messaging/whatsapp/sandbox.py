@@ -584,8 +584,25 @@ class _Actor:
         *,
         extra: list[tuple[str, str, bool]] = (),
     ) -> None:
-        for phone, chat, from_me in [*self._targets(to), *extra]:
-            self._deliver([phone], p.MessageEvent(message=make(chat, from_me)))
+        from messaging.models import SandboxDelivery, SandboxSession
+
+        targets = [*self._targets(to), *extra]
+        # The linked devices of every target in one query; a message is built only for phones with one.
+        sessions = SandboxSession.objects.filter(phone__in={phone for phone, _, _ in targets})
+        if self.device_id is not None:
+            sessions = sessions.exclude(device_id=self.device_id)
+        devices: dict[str, list[int]] = {}
+        for phone, device_id in sessions.values_list("phone", "device_id"):
+            devices.setdefault(phone, []).append(device_id)
+        rows = []
+        for phone, chat, from_me in targets:
+            ids = devices.get(phone)
+            if not ids:
+                continue
+            data = wire.encode(p.MessageEvent(message=make(chat, from_me)))
+            rows += [SandboxDelivery(device_id=i, event={**data, "device_id": i}) for i in ids]
+            self.wake.extend(ids)
+        SandboxDelivery.objects.bulk_create(rows)
 
     def _group(self, jid: str, *, member: bool = True):
         from messaging.models import SandboxGroup
@@ -1892,6 +1909,8 @@ class SandboxClient(p.WhatsAppClient):
         self._tasks: set[asyncio.Task] = set()
         self._qr_task: asyncio.Task | None = None
         self._poke_lock = asyncio.Lock()
+        # Receipts a peer is about to send, by (chat, peer, type): its message IDs and when they went out.
+        self._receipt_batches: dict[tuple, tuple[list[str], asyncio.Future]] = {}
 
     # -- plumbing
 
@@ -2068,34 +2087,50 @@ class SandboxClient(p.WhatsAppClient):
             self._spawn(self._peer_answers(peer, result.id, message))
         return result
 
+    async def _receipt(self, chat: str, peer_jid: str, kind: p.ReceiptType, message_id: str) -> None:
+        """The peer's receipt of `kind` for a message; returns once it has been sent.
+
+        As a phone does, the peer acknowledges what arrived together: the first message opens a batch that goes
+        out WA_SANDBOX_DELAY later as one receipt naming every message that joined it meanwhile.
+        """
+        key = (chat, peer_jid, kind)
+        batch = self._receipt_batches.get(key)
+        if batch is None:
+            batch = self._receipt_batches[key] = ([], asyncio.get_running_loop().create_future())
+            self._spawn(self._send_receipts(key, batch))
+        batch[0].append(message_id)
+        await asyncio.shield(batch[1])
+
+    async def _send_receipts(self, key: tuple, batch: tuple[list[str], asyncio.Future]) -> None:
+        chat, peer_jid, kind = key
+        message_ids, sent = batch
+        try:
+            await asyncio.sleep(_delay())
+            if self._receipt_batches.get(key) is batch:
+                del self._receipt_batches[key]  # later messages open the next batch
+            stamp = await runtime.db(
+                _receipt_time, list(message_ids), peer_jid, read=kind == p.ReceiptType.READ
+            )
+            await self._emit(
+                p.ReceiptEvent(
+                    chat=chat, sender=peer_jid, message_ids=list(message_ids), type=kind, timestamp=stamp
+                )
+            )
+        finally:
+            if self._receipt_batches.get(key) is batch:
+                del self._receipt_batches[key]
+            if not sent.done():
+                sent.set_result(None)
+
     async def _peer_answers(self, peer: dict, message_id: str, message: OutgoingMessage) -> None:
         """What a simulated peer does with our message: receipts, then its behaviour. Cancelled on stop."""
         delay = _delay()
         peer_jid = _user_jid(peer["phone"])
         to = p.normalize_jid(message.to)
         chat = to if p.is_group(to) else peer_jid
-        await asyncio.sleep(delay)
-        await self._emit(
-            p.ReceiptEvent(
-                chat=chat,
-                sender=peer_jid,
-                message_ids=[message_id],
-                type=p.ReceiptType.DELIVERED,
-                timestamp=await runtime.db(now),
-            )
-        )
+        await self._receipt(chat, peer_jid, p.ReceiptType.DELIVERED, message_id)
         if peer["reads"]:
-            await asyncio.sleep(delay)
-            await runtime.db(_mark_read_by, message_id, peer_jid)
-            await self._emit(
-                p.ReceiptEvent(
-                    chat=chat,
-                    sender=peer_jid,
-                    message_ids=[message_id],
-                    type=p.ReceiptType.READ,
-                    timestamp=await runtime.db(now),
-                )
-            )
+            await self._receipt(chat, peer_jid, p.ReceiptType.READ, message_id)
             if message.kind in (MessageKind.AUDIO, MessageKind.VIDEO):
                 await self._emit(
                     p.ReceiptEvent(
@@ -2357,13 +2392,20 @@ def _forget_session(device_id: int) -> None:
     SandboxDelivery.objects.filter(device_id=device_id).delete()
 
 
-def _mark_read_by(message_id: str, jid: str) -> None:
+def _mark_read_by_many(message_ids: list[str], jid: str) -> None:
     from messaging.models import SandboxMessage
 
-    for row in SandboxMessage.objects.filter(msg_id=message_id):
+    for row in SandboxMessage.objects.filter(msg_id__in=message_ids).only("pk", "read_by"):
         if jid not in row.read_by:
             row.read_by = [*row.read_by, jid]
             row.save(update_fields=["read_by"])
+
+
+def _receipt_time(message_ids: list[str], jid: str, *, read: bool) -> float:
+    """The network's time for a peer's receipt; a read receipt also records who read the messages."""
+    if read:
+        _mark_read_by_many(message_ids, jid)
+    return now()
 
 
 def _privacy_of(phone: str) -> dict:
