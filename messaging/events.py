@@ -480,25 +480,37 @@ def record_status(device_id: int, status: str, reason: str = "", *, only_if: str
     return _for_webhooks([outcome])
 
 
-def message_outcome(message_id: int, name: str) -> list[Outcome]:
-    """A stored message's event (message.sent, message.failed) as an outcome to publish."""
-    from messaging.models import Message
+def webhooks_receiving(organization_id: int) -> bool:
+    """Whether the organization has an endpoint receiving now. Asked before a write's transaction (a read
+    needs no write lock), so that `outcome_of_message` in it costs nothing more when nobody receives."""
+    from messaging.models import WebhookEndpoint
 
-    message = Message.objects.select_related("chat").filter(pk=message_id).first()
-    if message is None:
-        return []
-    return outcome_of_message(message, name)
+    return WebhookEndpoint.objects.filter(organization_id=organization_id, active=True, paused_at__isnull=True).exists()
 
 
-def outcome_of_message(message, name: str) -> list[Outcome]:
-    """`message_outcome` of a Message in hand (with its chat), as stored."""
+def outcome_of_message(message, name: str, *, receiving: bool) -> list[Outcome]:
+    """A stored outgoing message's event (message.sent, message.failed), made inside the transaction that
+    wrote its status: its webhook deliveries are stored with that write (a crash right after the commit
+    cannot lose them), and `deliver` only publishes it. `message` is the row as written, with its chat;
+    `receiving` is `webhooks_receiving` of its organization."""
+    from messaging import webhooks
+    from messaging.models import Device
+
     payload = message_payload(message)
     if name == "message.failed":
         payload["error"] = message.error
     outcome = Outcome(
-        name, message.organization_id, message.device_id, payload, {"message_pk": message.pk, "chat_pk": message.chat_id}
+        name,
+        message.organization_id,
+        message.device_id,
+        payload,
+        {"message_pk": message.pk, "chat_pk": message.chat_id},
+        webhook=False,
     )
-    return _for_webhooks([outcome])
+    if receiving:
+        device = Device(pk=message.device_id, organization_id=message.organization_id)
+        webhooks.dispatch_event(device=device, event=name, payload=payload)
+    return [outcome]
 
 
 def _store_media(message_id: int, data: bytes) -> None:
@@ -619,7 +631,3 @@ async def handle(event: protocol.Event, *, download: Callable[..., Awaitable[byt
 
 async def set_status(device_id: int, status: str, reason: str = "") -> None:
     await deliver(await runtime.db(record_status, device_id, status, reason))
-
-
-async def message_event(message_id: int, name: str) -> None:
-    await deliver(await runtime.db(message_outcome, message_id, name))

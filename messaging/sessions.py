@@ -533,8 +533,7 @@ class SessionWorker:
             await runtime.db(outbox.requeue, message_id, "")  # goes out when the device is back
             return False, None, False
         except PERMANENT_SEND_ERRORS as exc:
-            await runtime.db(outbox.mark_failed, message_id, exc.message)
-            await events.message_event(message_id, "message.failed")
+            await events.deliver(await runtime.db(outbox.mark_failed, message_id, exc.message))
             return True, None, False
         except asyncio.CancelledError:
             await asyncio.shield(runtime.db(outbox.requeue, message_id, ""))
@@ -542,8 +541,8 @@ class SessionWorker:
         except Exception as exc:
             error = getattr(exc, "message", "") or str(exc) or type(exc).__name__
             logger.warning("device %s: sending message %s failed: %s", device_id, message_id, error)
-            if not await runtime.db(outbox.requeue, message_id, error):
-                await events.message_event(message_id, "message.failed")
+            if (failed := await runtime.db(outbox.requeue, message_id, error)) is not None:
+                await events.deliver(failed)
             return False, None, False  # try again on the next heartbeat
         outcomes, following = await runtime.db(outbox.sent_and_claim_next, message, result, device_id)
         await events.deliver(outcomes)

@@ -9,7 +9,6 @@ puts on the NinjaAPI, with a message that names the offending field.
 from __future__ import annotations
 
 import logging
-import mimetypes
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from ninja.security import APIKeyHeader, HttpBasicAuth, HttpBearer
 
 from accounts.models import ApiKey, ApiKeyAccess, hash_api_key
 from messaging.models import Device, DeviceStatus
+from messaging.services import media
 from messaging.whatsapp import protocol
 
 logger = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ def _chosen_device(request, organization) -> Device:
     raw = (request.headers.get("X-Device-Id") or request.GET.get("device_id") or "").strip()
     if raw:
         if raw.isdigit() and len(raw) < 19:
-            device = organization.devices.filter(pk=int(raw)).first()
+            device = organization.devices.select_related("lease").filter(pk=int(raw)).first()
         else:
             try:
                 jid = protocol.normalize_jid(raw)
@@ -286,13 +286,13 @@ def _chosen_device(request, organization) -> Device:
                 raise field_error(
                     "device_id", "is not a device ID (see GET /devices) or a linked number."
                 ) from None
-            device = organization.devices.filter(jid=jid).first()
+            device = organization.devices.select_related("lease").filter(jid=jid).first()
         if device is None:
             raise ApiError(
                 404, "NOT_FOUND", "device_id: no such device in this organization.", field="device_id"
             )
         return device
-    devices = list(organization.devices.all()[:2])
+    devices = list(organization.devices.select_related("lease")[:2])
     if len(devices) == 1:
         return devices[0]
     if not devices:
@@ -357,26 +357,7 @@ def phone_digits(value, field: str = "phone") -> str:
 
 # ------------------------------------------------------------------------------------------ media
 
-MB = 1024 * 1024
-# Largest file accepted per media kind (settings.API_MEDIA_MAX_BYTES overrides any of them).
-MEDIA_MAX_BYTES = {
-    "image": 16 * MB,
-    "audio": 16 * MB,
-    "video": 64 * MB,
-    "document": 100 * MB,
-    "sticker": 1 * MB,
-    "avatar": 5 * MB,
-    "photo": 5 * MB,
-}
-# What each kind may be, by the file's own first bytes (a declared content type is not trusted).
-ALLOWED_TYPES = {
-    "image": {"image/jpeg", "image/png", "image/webp", "image/gif"},
-    "avatar": {"image/jpeg", "image/png", "image/webp"},
-    "photo": {"image/jpeg", "image/png", "image/webp"},
-    "sticker": {"image/webp", "image/png"},
-    "audio": {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/wav", "audio/webm"},
-    "video": {"video/mp4", "video/3gpp", "video/quicktime", "video/webm"},
-}
+# Sizes and types per kind: messaging.services.media, shared with the dashboard. Said here in the API's words.
 KIND_WORDS = {
     "image": "a JPEG, PNG, WebP or GIF image",
     "avatar": "a JPEG, PNG or WebP image",
@@ -385,48 +366,6 @@ KIND_WORDS = {
     "audio": "an OGG/Opus, MP3, M4A, AAC, AMR or WAV audio file",
     "video": "an MP4, 3GP, MOV or WebM video",
 }
-
-
-def max_bytes(kind: str) -> int:
-    overrides = getattr(settings, "API_MEDIA_MAX_BYTES", None) or {}
-    return int(overrides.get(kind, MEDIA_MAX_BYTES[kind]))
-
-
-def sniff(data: bytes, kind: str) -> str:
-    """The content type a file's first bytes say it is, or ""."""
-    head = data[:64]
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "audio/wav"
-    if head.startswith(b"OggS"):
-        return "audio/ogg"
-    if head.startswith(b"#!AMR"):
-        return "audio/amr"
-    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
-        return "audio/mpeg"
-    if head[:2] in (b"\xff\xf1", b"\xff\xf9"):
-        return "audio/aac"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "audio/webm" if kind == "audio" else "video/webm"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"M4A ", b"M4B ") or kind == "audio":
-            return "audio/mp4"
-        if brand.startswith(b"3g"):
-            return "video/3gpp"
-        if brand == b"qt  ":
-            return "video/quicktime"
-        return "video/mp4"
-    if head.startswith(b"%PDF"):
-        return "application/pdf"
-    return ""
 
 
 @dataclass(slots=True)
@@ -448,16 +387,12 @@ def media_input(
         raise field_error(
             field, f"is required: upload the file, or give {url_field}." if url_field else "is required."
         )
-    limit = max_bytes(kind)
+    limit = media.max_bytes(kind)
     if upload is not None:
         if upload.size is not None and upload.size > limit:
             raise field_error(field, f"is larger than {limit} bytes.", status=413, code="PAYLOAD_TOO_LARGE")
         data = upload.read(limit + 1)
-        if len(data) > limit:
-            raise field_error(field, f"is larger than {limit} bytes.", status=413, code="PAYLOAD_TOO_LARGE")
-        declared = (upload.content_type or "").split(";", 1)[0].strip().lower()
-        filename = (upload.name or "").replace("\\", "/").rsplit("/", 1)[-1][:120]
-        source_field = field
+        declared, filename, source_field = upload.content_type or "", upload.name or "", field
     else:
         from messaging.safe_fetch import fetch_url
 
@@ -475,24 +410,16 @@ def media_input(
                 raise field_error(url_field, problem, status=413, code="PAYLOAD_TOO_LARGE") from None
             raise field_error(url_field, problem) from None
         source_field = url_field
-    if not data:
-        raise field_error(source_field, "the file is empty.")
-    found = sniff(data, kind)
-    if kind in ALLOWED_TYPES:
-        if found not in ALLOWED_TYPES[kind]:
+    try:
+        mime, filename = media.check(data, kind, declared=declared, filename=filename)
+    except media.MediaRefused as refused:
+        if refused.reason == "too_large":
+            raise field_error(
+                source_field, f"is larger than {refused.limit} bytes.", status=413, code="PAYLOAD_TOO_LARGE"
+            ) from None
+        if refused.reason == "type":
             raise field_error(
                 source_field, f"must be {KIND_WORDS[kind]}.", status=415, code="UNSUPPORTED_MEDIA_TYPE"
-            )
-        mime = found
-    else:  # documents: any type; say what it is as best we know
-        guessed = mimetypes.guess_type(filename)[0] if filename else None
-        mime = (
-            found
-            or (declared if declared and declared != "application/octet-stream" else "")
-            or guessed
-            or "application/octet-stream"
-        )
-    if not filename:
-        extension = mimetypes.guess_extension(mime) or ""
-        filename = f"{kind}{extension}"
+            ) from None
+        raise field_error(source_field, "the file is empty.") from None
     return Media(data, mime, filename)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.services import record_audit
 from messaging import events, gateway
-from messaging.models import Chat, Message, MessageStatus
+from messaging.models import Chat, Device, Message, MessageStatus
 from messaging.whatsapp import protocol
 
 __all__ = ["queue_message"]
@@ -49,8 +49,10 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     Returns the Message: `sent` if the worker sent it within WA_SEND_WAIT_SECONDS, else `queued` (it goes out
     once the device is connected, never twice). Bad input raises ValidationError naming the field.
     """
-    # Through the organization (tenancy), fresh, with the lease that says which worker to hand it to.
-    device = organization.devices.select_related("lease").get(pk=device.pk)
+    # Through the organization (tenancy), with the lease that says which worker to hand it to: read again
+    # unless the caller just read it so (the API reads the device with its lease for this request).
+    if device.organization_id != organization.pk or not Device._meta.get_field("lease").is_cached(device):
+        device = organization.devices.select_related("lease").get(pk=device.pk)
     lease = getattr(device, "lease", None)  # RelatedObjectDoesNotExist is an AttributeError too
     channel = lease.channel_name if lease is not None and lease.is_live else None
     outgoing = dict(outgoing)
@@ -143,7 +145,7 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
 
     if device.is_connected and channel:
         wait = float(settings.WA_SEND_WAIT_SECONDS)
-        gateway.run_sync(
+        result = gateway.run_sync(
             lambda: gateway.await_device_event(
                 device.pk,
                 match=sent,
@@ -154,6 +156,10 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
             ),
             timeout=wait + 5,
         )
+        if isinstance(result, dict):  # the message.sent / message.failed event: it says how the send went
+            message.status = result["data"].get("status") or message.status
+            message.error = result["data"].get("error", "")
+            return message
     else:
         # Offline: still tell the workers (one may be about to hold it); it is sent when the device connects.
         gateway.run_sync(nudge, timeout=5)
@@ -238,6 +244,7 @@ def _sendable(device_id: int, message: Message | None) -> tuple[int, protocol.Ou
         try:
             return message.pk, outgoing_of(message), message
         except (OSError, ValueError) as exc:
+            # Its webhook deliveries are stored by mark_failed; only the live push of this rare case is skipped.
             mark_failed(message.pk, f"the stored message cannot be sent: {exc}")
         message = _claim_row(device_id)
     return None
@@ -274,36 +281,48 @@ def sent_and_claim_next(
     this between every two sends. `message` is the row as claimed (with its chat); the outcome is built
     from it and what mark_sent wrote, not read again. It is published only after this returns.
     """
-    candidates = _unsent(device_id, exclude=message.pk)  # read before the write lock is taken
+    candidates = _unsent(device_id, exclude=message.pk)  # reads before the write lock is taken
+    receiving = events.webhooks_receiving(message.organization_id)
     with transaction.atomic():
         status, written = _mark_sent(message.pk, result)
+        message.status = status
+        for name, value in written.items():
+            setattr(message, name, value)
+        outcomes = events.outcome_of_message(message, "message.sent", receiving=receiving)
         following = _claim_first(candidates)
     if following is None and candidates:  # changed meanwhile (not by this drain): look again
         following = _claim_row(device_id)
-    message.status = status
-    for name, value in written.items():
-        setattr(message, name, value)
-    outcomes = events.outcome_of_message(message, "message.sent")
     return outcomes, _sendable(device_id, following)
 
 
-def mark_failed(message_id: int, error: str) -> None:
-    Message.objects.filter(pk=message_id, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).update(
-        status=MessageStatus.FAILED, error=error[:300]
-    )
+def mark_failed(message_id: int, error: str) -> list[events.Outcome]:
+    """Fail an unsent message for good; returns its message.failed event to publish (its webhook deliveries
+    are stored with the write). Nothing when it was no longer unsent."""
+    message = Message.objects.select_related("chat").filter(pk=message_id).first()
+    if message is None:
+        return []
+    receiving = events.webhooks_receiving(message.organization_id)
+    with transaction.atomic():
+        failed = Message.objects.filter(
+            pk=message_id, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
+        ).update(status=MessageStatus.FAILED, error=error[:300])
+        if not failed:
+            return []
+        message.status, message.error = MessageStatus.FAILED, error[:300]
+        return events.outcome_of_message(message, "message.failed", receiving=receiving)
 
 
-def requeue(message_id: int, error: str = "") -> bool:
-    """Back to queued after a send that did not go out; returns False (and fails it) after MAX_ATTEMPTS."""
+def requeue(message_id: int, error: str = "") -> list[events.Outcome] | None:
+    """Back to queued after a send that did not go out (None); after MAX_ATTEMPTS it is failed instead, and
+    its message.failed event (see `mark_failed`) is returned."""
     message = Message.objects.filter(pk=message_id).only("attempts").first()
     if message is not None and error and message.attempts >= MAX_ATTEMPTS:
-        mark_failed(message_id, error)
-        return False
+        return mark_failed(message_id, error)
     changes = {"status": MessageStatus.QUEUED, "error": error[:300]}
     if not error:  # the device was not connected: that try does not count
         changes["attempts"] = F("attempts") - 1
     Message.objects.filter(pk=message_id, status=MessageStatus.SENDING, attempts__gt=0).update(**changes)
-    return True
+    return None
 
 
 def devices_with_pending(device_ids) -> set[int]:

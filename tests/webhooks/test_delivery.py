@@ -435,3 +435,35 @@ def test_a_held_delivery_goes_as_it_is_once_its_hold_has_passed(allow_private, o
     WebhookDelivery.objects.filter(pk=held).update(held_until=timezone.now() - timedelta(seconds=1))
     assert webhooks.requeue_stalled() == 1 and enqueued == [device.pk]
     assert webhooks.claim_next(endpoint.pk, device.pk).pk == held
+
+
+def test_sent_and_failed_deliveries_are_stored_with_the_status_they_report(allow_private, org, monkeypatch):
+    """The worker writes `sent` or `failed` and the webhook deliveries in one transaction: no publish step is
+    needed for them to exist, so a worker that dies right after the commit cannot lose them."""
+    from messaging.models import Chat, Message
+    from messaging.services import outbox
+    from messaging.whatsapp import protocol
+
+    enqueued = []
+    monkeypatch.setattr(webhooks, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id))
+    device = make_device(org)
+    endpoint = endpoint_for(org, "http://127.0.0.1:9/hook", events=("message.sent", "message.failed"))
+    chat = Chat.objects.create(organization=org, device=device, jid="905551112233@s.whatsapp.net")
+    for wa_id in ("3EB0SENT0001", "3EB0FAIL0002"):
+        Message.objects.create(
+            organization=org, device=device, chat=chat, wa_id=wa_id, from_me=True, kind="text", text=wa_id,
+            status="queued", timestamp=timezone.now(),
+        )
+
+    _, _, first = outbox.claim_next_outgoing(device.pk)
+    outcomes, following = outbox.sent_and_claim_next(first, protocol.SendResult(id=first.wa_id, timestamp=0), device.pk)
+    assert [o.name for o in outcomes] == ["message.sent"] and not outcomes[0].webhook  # nothing left to dispatch
+    sent = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert (sent.event, json.loads(sent.body)["payload"]["id"]) == ("message.sent", "3EB0SENT0001")
+
+    failed = outbox.mark_failed(following[0], "905551112233 is not on WhatsApp")
+    assert [o.name for o in failed] == ["message.failed"]
+    body = json.loads(WebhookDelivery.objects.get(endpoint=endpoint, event="message.failed").body)
+    assert body["payload"]["id"] == "3EB0FAIL0002" and body["payload"]["error"] == "905551112233 is not on WhatsApp"
+    assert outbox.mark_failed(following[0], "again") == []  # already failed: no second event
+    assert enqueued == [device.pk, device.pk]  # each queued for delivery once its write committed
