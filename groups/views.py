@@ -14,7 +14,15 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
 from messaging import gateway
-from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
+from messaging.views.common import (
+    WRITE_ERRORS,
+    done,
+    error_text,
+    org_device,
+    page_context,
+    picture_upload,
+    service,
+)
 from messaging.whatsapp import protocol
 
 GROUPS = "groups.services"
@@ -184,12 +192,12 @@ def group_settings(request, device_id: int, group_id: str, setting: str):
 def group_photo(request, device_id: int, group_id: str):
     device = org_device(request, device_id)
     jid = _group_jid(group_id)
-    upload = request.FILES.get("photo")
-    if upload is None or not (upload.content_type or "").startswith("image/"):
-        return done(request, _("Choose an image."), _detail_url(device, jid), error=True)
+    image, problem = picture_upload(request.FILES.get("photo"), "photo")
+    if image is None:
+        return done(request, problem, _detail_url(device, jid), error=True)
     try:
         service(GROUPS).set_group_photo(
-            organization=request.organization, device=device, group_id=jid, image=upload.read(), actor=request.user
+            organization=request.organization, device=device, group_id=jid, image=image, actor=request.user
         )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _detail_url(device, jid), error=True)

@@ -19,6 +19,26 @@ def service(name: str):
     return importlib.import_module(name)
 
 
+def picture_upload(upload, kind: str) -> tuple[bytes | None, str]:
+    """An uploaded profile or group picture (`kind` "avatar" or "photo"), checked as the API checks it: its
+    bytes, or None and what is wrong with it, in the user's language."""
+    from django.template.defaultfilters import filesizeformat
+
+    from messaging.services import media
+
+    if upload is None:
+        return None, _("Choose an image.")
+    limit = media.max_bytes(kind)
+    data = upload.read(limit + 1)
+    try:
+        media.check(data, kind, declared=upload.content_type or "", filename=upload.name or "")
+    except media.MediaRefused as refused:
+        if refused.reason == "too_large":
+            return None, _("The file is too large: at most %(size)s for this kind.") % {"size": filesizeformat(limit)}
+        return None, _("Choose a JPEG, PNG or WebP image.")
+    return data, ""
+
+
 def org_device(request, device_id: int):
     """The current organization's device, or 404 (another organization's device does not exist here)."""
     return get_object_or_404(request.organization.devices.select_related("lease"), pk=device_id)

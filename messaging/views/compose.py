@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import mimetypes
-
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.tenancy import member_required
+from messaging.services import media
 from messaging.views.common import WRITE_ERRORS, error_text, field_errors, org_device, page_context, service
 
 KINDS = [
@@ -26,15 +26,8 @@ KINDS = [
     ("location", gettext_lazy("Location")),
     ("poll", gettext_lazy("Poll")),
 ]
-MB = 1024 * 1024
-# WhatsApp's own limits per kind, and what the file must be.
-MEDIA_RULES = {
-    "image": (16 * MB, ("image/jpeg", "image/png", "image/webp", "image/gif")),
-    "video": (64 * MB, ("video/",)),
-    "audio": (16 * MB, ("audio/",)),
-    "document": (100 * MB, ("",)),
-    "sticker": (1 * MB, ("image/webp", "image/png")),
-}
+# Kinds sent with a file; its size and type are checked by messaging.services.media, as the API does.
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 # Field names of the outbox (queue_message) → the form field that shows its error.
 ERROR_FIELDS = {"media": "file", "text": "text", "to": "to", "poll_question": "question", "poll_options": "options"}
 
@@ -72,9 +65,8 @@ class ComposeForm(forms.Form):
         kind = data.get("kind")
         if kind == "text":
             self._need("text")
-        elif kind in MEDIA_RULES:
+        elif kind in MEDIA_KINDS:
             upload, url = data.get("file"), data.get("media_url")
-            limit, types = MEDIA_RULES[kind]
             if upload and url:
                 self.add_error("media_url", _("Give a file or a URL, not both."))
             elif url:
@@ -82,10 +74,12 @@ class ComposeForm(forms.Form):
                     self._fetch(url, kind)
             elif not upload:
                 self.add_error("file", _("Upload a file, or give its URL below."))
+            elif upload.size is not None and upload.size > media.max_bytes(kind):
+                self.add_error("file", self._too_large(media.max_bytes(kind)))
             else:
-                if upload.size > limit:
-                    self.add_error("file", self._too_large(limit))
-                self._check_type("file", kind, upload.content_type or "")
+                upload.seek(0)
+                content = upload.read(media.max_bytes(kind) + 1)
+                self._accept("file", kind, content, upload.content_type or "", upload.name or "")
         elif kind == "contact":
             self._need("contact_name", "contact_phone")
         elif kind == "link":
@@ -104,24 +98,35 @@ class ComposeForm(forms.Form):
                 self.add_error("max_answer", _("At most as many answers as options."))
         return data
 
-    fetched: tuple[bytes, str, str] | None = None  # (data, content type, file name) of a media URL
+    media: tuple[bytes, str, str] | None = None  # (data, content type, file name) of the file to send
+    fetched = False  # whether it came from the media URL (errors of the outbox then belong to that field)
 
     @staticmethod
     def _too_large(limit: int) -> str:
-        return _("The file is too large: at most %(mb)s MB for this kind.") % {"mb": limit // MB}
+        return _("The file is too large: at most %(size)s for this kind.") % {"size": filesizeformat(limit)}
 
-    def _check_type(self, field: str, kind: str, content_type: str) -> bool:
-        content_type = content_type.lower()
-        if any(content_type.startswith(t) for t in MEDIA_RULES[kind][1]):
-            return True
-        self.add_error(field, _("A %(kind)s cannot be a %(type)s file.") % {"kind": kind, "type": content_type or "?"})
-        return False
+    def _accept(self, field: str, kind: str, data: bytes, declared: str, filename: str) -> None:
+        """Keep the file to send if it may be sent as `kind` (by its size and its own first bytes), else say
+        why next to `field`."""
+        try:
+            mime, filename = media.check(data, kind, declared=declared, filename=filename)
+        except media.MediaRefused as refused:
+            if refused.reason == "too_large":
+                self.add_error(field, self._too_large(refused.limit))
+            elif refused.reason == "type" and refused.found and refused.found not in media.ALLOWED_TYPES[kind]:
+                self.add_error(field, _("A %(kind)s cannot be a %(type)s file.") % {"kind": kind, "type": refused.found})
+            elif refused.reason == "type":  # said to be one, but its content is not
+                self.add_error(field, _("This file's content is not a valid %(kind)s.") % {"kind": kind})
+            else:
+                self.add_error(field, _("The URL answered with an empty file."))
+            return
+        self.media = (data, mime, filename)
 
     def _fetch(self, url: str, kind: str) -> None:
         """Fetch a media URL the way the API does (safe_fetch: no private addresses, size and time capped)."""
         from messaging.safe_fetch import fetch_url
 
-        limit = MEDIA_RULES[kind][0]
+        limit = media.max_bytes(kind)
         timeout = float(getattr(settings, "API_MEDIA_FETCH_TIMEOUT", 20.0))
         try:
             data, content_type, filename = fetch_url(url, field="media_url", max_bytes=limit, timeout=timeout)
@@ -133,13 +138,8 @@ class ComposeForm(forms.Form):
                 for msg in field_errors(exc).get("media_url") or exc.messages:
                     self.add_error("media_url", msg)
             return
-        if not data:
-            self.add_error("media_url", _("The URL answered with an empty file."))
-            return
-        if content_type in ("", "application/octet-stream") and filename:
-            content_type = mimetypes.guess_type(filename)[0] or content_type
-        if self._check_type("media_url", kind, content_type):
-            self.fetched = (data, content_type, filename)
+        self.fetched = True
+        self._accept("media_url", kind, data, content_type, filename)
 
     def outgoing(self) -> dict:
         d = self.cleaned_data
@@ -149,13 +149,9 @@ class ComposeForm(forms.Form):
             out["reply_to_id"] = d["reply_to_id"]
         if kind == "text":
             out["text"] = d["text"]
-        elif kind in MEDIA_RULES:
-            if self.fetched is not None:
-                data, mime_type, filename = self.fetched
-                out.update(media=data, mime_type=mime_type, filename=filename)
-            else:
-                upload = d["file"]
-                out.update(media=upload.read(), mime_type=upload.content_type or "", filename=upload.name or "")
+        elif kind in MEDIA_KINDS:
+            data, mime_type, filename = self.media
+            out.update(media=data, mime_type=mime_type, filename=filename)
             if kind in ("image", "video", "document"):
                 out["caption"] = d.get("caption", "")
             if kind in ("image", "video"):
@@ -187,7 +183,7 @@ def compose(request, device_id: int):
             except ValidationError as exc:
                 for field, msgs in field_errors(exc).items():
                     target = ERROR_FIELDS.get(field, field if field in form.fields else None)
-                    if target == "file" and form.fetched is not None:
+                    if target == "file" and form.fetched:
                         target = "media_url"
                     for msg in msgs:
                         form.add_error(target, msg)

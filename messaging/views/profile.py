@@ -10,7 +10,15 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
 from messaging import gateway
-from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
+from messaging.views.common import (
+    WRITE_ERRORS,
+    done,
+    error_text,
+    org_device,
+    page_context,
+    picture_upload,
+    service,
+)
 from messaging.whatsapp import protocol
 
 PROFILE = "messaging.services.profile"
@@ -90,14 +98,11 @@ def _write(request, device_id: int, func: str, ok: str, **kwargs):
 @member_required(write=True)
 @require_POST
 def profile_avatar(request, device_id: int):
-    upload = request.FILES.get("avatar")
-    if upload is None:
+    image, problem = picture_upload(request.FILES.get("avatar"), "avatar")
+    if image is None:
         org_device(request, device_id)
-        return done(request, _("Choose an image."), reverse("messaging:profile", args=[device_id]), error=True)
-    if not (upload.content_type or "").startswith("image/"):
-        org_device(request, device_id)
-        return done(request, _("The avatar must be an image."), reverse("messaging:profile", args=[device_id]), error=True)
-    return _write(request, device_id, "set_avatar", _("Avatar changed."), image=upload.read())
+        return done(request, problem, reverse("messaging:profile", args=[device_id]), error=True)
+    return _write(request, device_id, "set_avatar", _("Avatar changed."), image=image)
 
 
 @member_required(write=True)

@@ -63,18 +63,30 @@ def test_bad_input_is_shown_next_to_its_field(operator_client, device, data, fie
     assert not Message.objects.exists()
 
 
-def test_a_file_of_the_wrong_type_or_size_is_refused(operator_client, device, monkeypatch):
+def test_a_file_of_the_wrong_type_or_size_is_refused(operator_client, device, settings):
     url = reverse("messaging:compose", args=[device.pk])
     wrong = SimpleUploadedFile("x.txt", b"hello", "text/plain")
     body = operator_client.post(url, {"kind": "image", "to": "905551112233", "file": wrong}).content.decode()
     assert _errors(body) == {"file"}
-    from messaging.views import compose
-
-    monkeypatch.setitem(compose.MEDIA_RULES, "sticker", (10, ("image/webp",)))
+    settings.API_MEDIA_MAX_BYTES = {"sticker": 10}  # the same limits as the API's
     big = SimpleUploadedFile("s.webp", b"RIFF" + b"\0" * 50, "image/webp")
     body = operator_client.post(url, {"kind": "sticker", "to": "905551112233", "file": big}).content.decode()
-    assert _errors(body) == {"file"} and "too large" in body
+    assert _errors(body) == {"file"} and "too large: at most 10" in body
     assert not Message.objects.exists()
+
+
+def test_a_file_is_judged_by_its_content_not_by_its_declared_type(operator_client, device):
+    """As in the API: a text file said to be a PNG is refused; a PNG said to be anything is sent as a PNG."""
+    url = reverse("messaging:compose", args=[device.pk])
+    disguised = SimpleUploadedFile("x.png", b"just some text", "image/png")
+    body = operator_client.post(url, {"kind": "image", "to": "905551112233", "file": disguised}).content.decode()
+    assert _errors(body) == {"file"} and "content is not a valid image" in body
+    assert not Message.objects.exists()
+
+    png = SimpleUploadedFile("photo", b"\x89PNG\r\n\x1a\n" + b"\0" * 32, "application/octet-stream")
+    operator_client.post(url, {"kind": "image", "to": "905551112233", "file": png})
+    message = Message.objects.get()
+    assert (message.kind, message.media_mime, message.media_size) == ("image", "image/png", 40)
 
 
 def test_a_text_to_an_offline_number_is_queued_not_lost(operator_client, device):
@@ -169,7 +181,7 @@ def test_a_document_by_url_takes_its_type_from_its_name_when_the_server_does_not
     [
         ("/missing.png", "image", "The URL answered 404."),
         ("/notes.txt", "image", "A image cannot be a text/plain file."),
-        ("/big.webp", "sticker", "The file is too large: at most 1 MB for this kind."),
+        ("/big.webp", "sticker", "The file is too large: at most 1.0\xa0MB for this kind."),
         ("/empty.png", "image", "The URL answered with an empty file."),
     ],
 )

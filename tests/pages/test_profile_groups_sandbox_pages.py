@@ -104,3 +104,16 @@ def test_the_simulated_phone_refuses_viewers_and_other_tenants(viewer_client, ow
     for name in ("sandbox_scan", "sandbox_code", "sandbox_send"):
         assert viewer_client.post(reverse(f"messaging:{name}", args=[device.pk])).status_code == 403
         assert owner_client.post(reverse(f"messaging:{name}", args=[other_device.pk])).status_code == 404
+
+
+def test_a_picture_is_checked_by_its_content_and_size_before_it_goes_to_whatsapp(operator_client, device, settings):
+    """The same rule as the API's avatar and group photo: a JPEG, PNG or WebP within the size limit."""
+    avatar = reverse("messaging:profile_avatar", args=[device.pk])
+    disguised = SimpleUploadedFile("a.png", b"not a picture at all", "image/png")
+    page = operator_client.post(avatar, {"avatar": disguised}, follow=True).content.decode()
+    assert "Choose a JPEG, PNG or WebP image." in page
+
+    settings.API_MEDIA_MAX_BYTES = {"photo": 10}
+    big = SimpleUploadedFile("g.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "image/png")
+    page = operator_client.post(reverse("groups:photo", args=[device.pk, GROUP]), {"photo": big}, follow=True)
+    assert "The file is too large: at most 10\xa0bytes for this kind." in page.content.decode()
