@@ -12,6 +12,7 @@ Reads take no lock: in WAL mode they never wait for a writer.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from django.db.backends.sqlite3 import base
@@ -87,20 +88,21 @@ class _LockingCursor(base.SQLiteCursorWrapper):
 
     wrapper: DatabaseWrapper
 
-    def execute(self, query, params=None):
+    @contextlib.contextmanager
+    def _writing(self, query: str):
         if _reads_only(query) or self.connection.in_transaction:
-            return super().execute(query, params)
+            yield
+            return
         self.wrapper.acquire_write_lock()
         try:
-            return super().execute(query, params)
+            yield
         finally:
             self.wrapper.release_write_lock()
 
+    def execute(self, query, params=None):
+        with self._writing(query):
+            return super().execute(query, params)
+
     def executemany(self, query, param_list):
-        if self.connection.in_transaction:
+        with self._writing(query):
             return super().executemany(query, param_list)
-        self.wrapper.acquire_write_lock()
-        try:
-            return super().executemany(query, param_list)
-        finally:
-            self.wrapper.release_write_lock()
