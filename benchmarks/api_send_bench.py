@@ -9,9 +9,10 @@ organization (`manage.py demo`): one linked device. Then, over keep-alive HTTP c
 - send: POST /send/message to a quiet simulated peer: stored in the outbox, sent by the session worker,
   acknowledged (the answer says `sent`; a `queued` answer is counted and reported, not hidden).
 
-Prints requests per second and p50/p99 latency of both, and the ratio of their throughputs (target >= 0.5):
+The two alternate in `--rounds` rounds (a machine whose speed drifts weighs on both alike). Prints requests per
+second and p50/p99 latency of both, and the ratio of their throughputs (target >= 0.5), overall and by round:
 
-    .venv/bin/python benchmarks/api_send_bench.py [--requests 400] [--concurrency 8] [--port 8765]
+    .venv/bin/python benchmarks/api_send_bench.py [--requests 400] [--concurrency 8] [--rounds 4] [--port 8765]
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ def run_load(base: str, key: str, *, requests: int, concurrency: int, make_reque
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
+    return summary(latencies, wall, outcomes)
+
+
+def summary(latencies: list[float], wall: float, outcomes: dict[str, int]) -> dict:
     return {
         "requests": len(latencies),
         "seconds": wall,
@@ -106,7 +111,17 @@ def run_load(base: str, key: str, *, requests: int, concurrency: int, make_reque
         "p99_ms": percentile(latencies, 99) * 1000,
         "mean_ms": statistics.fmean(latencies) * 1000,
         "outcomes": outcomes,
+        "latencies": latencies,
     }
+
+
+def combined(rounds: list[dict]) -> dict:
+    """Several rounds of one endpoint as one: all requests over all the time they took."""
+    outcomes: dict[str, int] = {}
+    for r in rounds:
+        for outcome, n in r["outcomes"].items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + n
+    return summary([x for r in rounds for x in r["latencies"]], sum(r["seconds"] for r in rounds), outcomes)
 
 
 def main() -> None:
@@ -114,6 +129,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=40)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="Alternate the two endpoints this many times (requests split among them), so that a machine "
+        "whose speed drifts during the run weighs on both alike.",
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
         "--database-url",
@@ -192,14 +214,15 @@ def main() -> None:
 
         for make in (cheapest, send):  # warm-up
             run_load(base, key, requests=args.warmup, concurrency=args.concurrency, make_request=make)
-        results = {
-            "cheapest": run_load(
-                base, key, requests=args.requests, concurrency=args.concurrency, make_request=cheapest
-            ),
-            "send": run_load(
-                base, key, requests=args.requests, concurrency=args.concurrency, make_request=send
-            ),
-        }
+        per_round = max(1, args.requests // args.rounds)
+        rounds: dict[str, list[dict]] = {"cheapest": [], "send": []}
+        for _ in range(args.rounds):
+            for name, make in (("cheapest", cheapest), ("send", send)):
+                rounds[name].append(
+                    run_load(base, key, requests=per_round, concurrency=args.concurrency, make_request=make)
+                )
+        results = {name: combined(runs) for name, runs in rounds.items()}
+        round_ratios = [s["rps"] / c["rps"] for c, s in zip(rounds["cheapest"], rounds["send"], strict=True)]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -209,7 +232,8 @@ def main() -> None:
         log.close()
 
     print(
-        f"API benchmark: {args.requests} requests each, {args.concurrency} concurrent clients, "
+        f"API benchmark: {per_round * args.rounds} requests each in {args.rounds} alternating rounds, "
+        f"{args.concurrency} concurrent clients, "
         f"one `manage.py serve` process ({mode}), sandbox backend"
     )
     labels = {
@@ -224,7 +248,8 @@ def main() -> None:
     print(f"  server log: {log_path}")
     ratio = results["send"]["rps"] / results["cheapest"]["rps"]
     print(
-        f"  send / cheapest throughput ratio: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})"
+        f"  send / cheapest throughput ratio: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'});"
+        f" by round: {', '.join(f'{r:.2f}' for r in round_ratios)}"
     )
 
 

@@ -215,17 +215,24 @@ def _claim_row(device_id: int) -> Message | None:
     "sending" rows are included: only the lease holder drains a device, one message at a time, so a row
     left in "sending" was being sent by a worker that died; resending it with the same ID is exactly once.
     """
-    return _claim_first(_unsent(device_id))
+    for _ in range(3):  # a candidate that changed meanwhile is skipped; look again if all of them had
+        candidates = _unsent(device_id)
+        if not candidates:
+            return None
+        if (claimed := _claim_first(candidates)) is not None:
+            return claimed
+    return None
 
 
 def _unsent(device_id: int, *, exclude: int | None = None) -> list[Message]:
-    """The oldest few unsent messages of the device (with their chats), to claim from."""
+    """The oldest two unsent messages of the device (with their chats), to claim from: only this drain
+    claims them, so the first is nearly always it, and whole rows are not read for nothing."""
     rows = Message.objects.select_related("chat").filter(
         device_id=device_id, from_me=True, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
     )
     if exclude is not None:
         rows = rows.exclude(pk=exclude)
-    return list(rows.order_by("id")[:5])
+    return list(rows.order_by("id")[:2])
 
 
 def _claim_first(candidates: list[Message]) -> Message | None:
