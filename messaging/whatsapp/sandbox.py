@@ -678,6 +678,7 @@ class _Actor:
         _validate_outgoing(message, kind)
 
         plan: list[dict] = []
+        name = None  # the sender's push name, when read with the recipient
         if p.is_group(to):
             group = self._group(to)
             if group.announce and not self._is_admin(group):
@@ -692,11 +693,17 @@ class _Actor:
                 raise NotFound(f"There is no newsletter {to}.")
             raise Forbidden(f"Only the admins of {news.name} can post to it.")
         else:
-            account = SandboxAccount.objects.filter(phone=p.jid_user(to), registered=True).first()
-            if account is None:
+            # The recipient and the sender (for the name its message carries) in one query.
+            accounts = {
+                a.phone: a for a in SandboxAccount.objects.filter(phone__in={p.jid_user(to), self.phone})
+            }
+            account = accounts.get(p.jid_user(to))
+            if account is None or not account.registered:
                 raise NotFound(f"{p.jid_user(to)} is not on WhatsApp.")
             if to != self.jid:
                 plan = [_answer_plan(account, behavior=account.behavior)]
+            me = accounts.get(self.phone)
+            name = me.push_name if me is not None else ""
 
         data: dict = {}
         if kind in p.MEDIA_KINDS:
@@ -751,7 +758,8 @@ class _Actor:
         except IntegrityError:  # sent concurrently with the same ID: one of them counts
             row = SandboxMessage.objects.get(sender=self.jid, msg_id=message.id)
             return SendResult(id=row.msg_id, timestamp=row.timestamp), []
-        name = self._sender_name()
+        if name is None:
+            name = self._sender_name()
         self._fan(to, lambda chat, from_me: _incoming(row, chat=chat, from_me=from_me, sender_name=name))
         return SendResult(id=row.msg_id, timestamp=row.timestamp), plan
 
