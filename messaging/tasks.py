@@ -52,6 +52,14 @@ def cleanup() -> dict:
     return result
 
 
+@app.task(name="messaging.announce_unheld_devices", ignore_result=True)
+def announce_unheld() -> int:
+    """Numbers whose session worker stopped renewing its lease show disconnected on open pages, live."""
+    from messaging.services import devices
+
+    return devices.announce_unheld()
+
+
 @app.task(name="messaging.wake_up", ignore_result=True)
 def wake_up() -> None:
     """Does nothing: sent to make a worker's consumer loop look at its shutdown flag now."""

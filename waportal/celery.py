@@ -18,9 +18,5 @@ if str(app.conf.broker_url or "").startswith("memory://"):
         **(app.conf.broker_transport_options or {}),
     }
 
-# Periodic work. Production runs it with `celery -A waportal beat` (or `worker -B`); the embedded
-# task worker (waportal.tasks_embedded) runs the same schedule itself.
-app.conf.beat_schedule = {
-    "webhooks-requeue-stalled": {"task": "messaging.requeue_stalled_webhooks", "schedule": 60.0},
-    "cleanup-expired-data": {"task": "messaging.cleanup_expired", "schedule": 3600.0},
-}
+# Periodic work: settings.CELERY_BEAT_SCHEDULE (`celery -A waportal beat` or `worker -B`; the embedded
+# task worker runs the same schedule itself).

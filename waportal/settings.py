@@ -225,6 +225,13 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Periodic work: `celery -A waportal beat` (or `worker -B`) in production; the embedded task worker runs it too.
+CELERY_BEAT_SCHEDULE = {
+    # Live "disconnected" for numbers whose session worker died, when no other worker takes them over.
+    "announce-unheld-devices": {"task": "messaging.announce_unheld_devices", "schedule": WA_LEASE_SECONDS},
+    "webhooks-requeue-stalled": {"task": "messaging.requeue_stalled_webhooks", "schedule": 60.0},
+    "cleanup-expired-data": {"task": "messaging.cleanup_expired", "schedule": 3600.0},
+}
 
 # Media a send names by URL: how long to wait for it (sizes per kind: API_MEDIA_MAX_BYTES, a dict by kind).
 API_MEDIA_FETCH_TIMEOUT = float(os.environ.get("API_MEDIA_FETCH_TIMEOUT", "20"))

@@ -23,11 +23,9 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-# The periodic tasks the embedded process runs itself (production: celery beat), name -> seconds.
-PERIODIC = {
-    "messaging.requeue_stalled_webhooks": 60.0,
-    "messaging.cleanup_expired": 3600.0,
-}
+def periodic() -> dict[str, float]:
+    """The periodic tasks the embedded process runs itself, name -> seconds: celery beat's schedule."""
+    return {entry["task"]: float(entry["schedule"]) for entry in settings.CELERY_BEAT_SCHEDULE.values()}
 
 
 def _close_db_connections(**kwargs) -> None:
@@ -107,10 +105,11 @@ class EmbeddedTaskWorker:
     def _run_periodic(self) -> None:
         import time
 
-        next_run = {name: 0.0 for name in PERIODIC}  # all run once at start: requeue what a restart lost
+        schedule = periodic()
+        next_run = {name: 0.0 for name in schedule}  # all run once at start: requeue what a restart lost
         while not self._stopping.is_set():
             now = time.monotonic()
-            for name, every in PERIODIC.items():
+            for name, every in schedule.items():
                 if now >= next_run[name]:
                     next_run[name] = now + every
                     try:

@@ -15,15 +15,13 @@ from pydantic import Field
 from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok, phone_digits
 from messaging.events import rfc3339
 from messaging.models import Device, DeviceStatus
+from messaging.models.device import UNHELD_REASON
 from messaging.services import devices as device_services
 
 router = Router(tags=["devices"], auth=AUTH)
 
 QR_SALT = "waportal.api.qr"
 QR_LINK_MAX_AGE = 300  # seconds a qr_link keeps working (the code it shows rotates meanwhile)
-
-
-UNHELD_REASON = "no session worker holds this device"
 
 
 def shown_reason(device: Device) -> str:

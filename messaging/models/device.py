@@ -15,6 +15,10 @@ class DeviceStatus(models.TextChoices):
     LOGGED_OUT = "logged_out", _("Logged out")
 
 
+# Why a device stored as connected is shown disconnected (see Device.unheld), to API clients and live pushes.
+UNHELD_REASON = "no session worker holds this device"
+
+
 class Device(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="devices")
     name = models.CharField(_("name"), max_length=80)

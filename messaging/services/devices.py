@@ -8,6 +8,7 @@ device only through the gateway, outside any transaction.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,6 +18,7 @@ from django.utils import timezone
 from accounts.services import record_audit
 from messaging import events, gateway
 from messaging.models import Device, DeviceStatus
+from messaging.models.device import UNHELD_REASON
 from messaging.whatsapp import protocol
 
 logger = logging.getLogger(__name__)
@@ -240,3 +242,39 @@ def remove_device(*, organization, device, actor=None, api_key=None) -> None:
         )
         _announce("device.removed", device)
         device.delete()
+
+
+def announce_unheld(window: float | None = None) -> int:
+    """Tell open pages live about numbers whose session worker stopped renewing its lease: they show
+    disconnected, "since" the lease ran out. Returns how many were announced.
+
+    A worker that dies says nothing; another worker takes its numbers over within the lease time and that
+    takeover is seen live. When no worker is left, nothing else would tell the pages, which kept showing
+    "connected" until reloaded. Run periodically (every WA_LEASE_SECONDS): it announces the leases that
+    ran out within the last `window` seconds (twice that period by default, so a late run misses none; an
+    announcement said twice only renders the same badge again). Nothing is written: the stored status
+    stays what the worker last knew, and whoever takes the number over reports the new one.
+    """
+    lease_seconds = float(settings.WA_LEASE_SECONDS)
+    window = 2 * lease_seconds if window is None else window
+    now = timezone.now()
+    devices = list(
+        Device.objects.select_related("lease").filter(
+            status=DeviceStatus.CONNECTED,
+            lease__expires_at__lte=now,
+            lease__expires_at__gt=now - timedelta(seconds=window),
+        )
+    )
+    outcomes = [
+        events.Outcome(
+            "device.status",
+            device.organization_id,
+            device.pk,
+            {**events.device_payload(device), "status": device.shown_status, "reason": UNHELD_REASON},
+            webhook=False,
+        )
+        for device in devices
+    ]
+    if outcomes:
+        gateway.run_sync(lambda: events.deliver(outcomes), timeout=10)
+    return len(outcomes)

@@ -146,3 +146,32 @@ def test_a_user_in_no_organization_is_closed_with_4403(wa):
 
     socket = _open(wa, make_user())
     assert _closed_with(wa, socket) == 4403
+
+
+def test_a_number_whose_worker_died_turns_disconnected_on_open_pages(runtime_harness, org, owner, outsider):
+    """No worker is left to take the number over, so nobody else would say it: the periodic announcement does,
+    to this organization's pages only, once per lapse."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from messaging.models import Device, DeviceLease
+
+    device = Device.objects.create(organization=org, name="Desk", status="connected", jid="905550001111@s.whatsapp.net")
+    lease = DeviceLease.objects.create(device=device, worker_id="died", expires_at=timezone.now() + timedelta(minutes=1))
+    ours, theirs = _open(runtime_harness, owner), _open(runtime_harness, outsider)
+    assert devices.announce_unheld() == 0  # still held
+
+    lease.expires_at = timezone.now() - timedelta(seconds=1)  # the worker died and its hold ran out
+    lease.save()
+    assert devices.announce_unheld() == 1
+    html = _receive(runtime_harness, ours)
+    assert f'id="device-{device.pk}-status"' in html and 'data-status="disconnected"' in html and "data-unheld" in html
+    assert "no session worker holds this number (since" in html
+    assert runtime_harness.run(theirs.receive_nothing(timeout=0.5))
+
+    lease.expires_at = timezone.now() - timedelta(hours=1)  # long since said
+    lease.save()
+    assert devices.announce_unheld() == 0
+    runtime_harness.run(ours.disconnect())
+    runtime_harness.run(theirs.disconnect())
