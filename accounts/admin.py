@@ -25,13 +25,22 @@ class AuditedAdmin(admin.ModelAdmin):
         if organization is None or organization.pk is None:
             return
         record_audit(
-            organization=organization, action=f"admin.{obj._meta.model_name}.{verb}", actor=request.user, obj=obj,
-            ip_address=client_ip(request), details=details,
+            organization=organization,
+            action=f"admin.{obj._meta.model_name}.{verb}",
+            actor=request.user,
+            obj=obj,
+            ip_address=client_ip(request),
+            details=details,
         )
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        self._audit(request, obj, "change" if change else "add", {"fields": sorted(form.changed_data)} if change else None)
+        self._audit(
+            request,
+            obj,
+            "change" if change else "add",
+            {"fields": sorted(form.changed_data)} if change else None,
+        )
 
     def delete_model(self, request, obj):
         if not isinstance(obj, Organization):  # the organization's log goes with it
@@ -55,7 +64,10 @@ class UserAdmin(BaseUserAdmin):
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         (_("Personal info"), {"fields": ("first_name", "last_name")}),
-        (_("Permissions"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (
+            _("Permissions"),
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
         (_("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
@@ -111,7 +123,16 @@ class MembershipAdmin(AuditedAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(AuditedAdmin):
-    list_display = ["email", "organization", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_display = [
+        "email",
+        "organization",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
     list_filter = ["role", "organization"]
     search_fields = ["email", "organization__name", "invited_by__email"]
     list_select_related = ["organization", "invited_by"]
@@ -126,14 +147,41 @@ class InvitationAdmin(AuditedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditedAdmin):
-    list_display = ["name", "organization", "key_prefix", "access", "created_by", "created_at", "last_used_at", "revoked_at"]
+    list_display = [
+        "name",
+        "organization",
+        "key_prefix",
+        "access",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     list_filter = ["access", "organization", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "key_prefix", "organization__name", "created_by__email"]
     list_select_related = ["organization", "created_by"]
     # Only the hash is stored; it is shown read-only. Staff may rename, change access, or revoke with
     # the action (a revoked key is never brought back: its holder gets a new one).
-    fields = ["organization", "name", "access", "key_prefix", "key_hash", "created_by", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["organization", "key_prefix", "key_hash", "created_by", "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "organization",
+        "name",
+        "access",
+        "key_prefix",
+        "key_hash",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    readonly_fields = [
+        "organization",
+        "key_prefix",
+        "key_hash",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     date_hierarchy = "created_at"
     actions = ["revoke_keys"]
 
@@ -151,7 +199,16 @@ class ApiKeyAdmin(AuditedAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "organization", "actor", "api_key", "action", "object_type", "object_repr", "ip_address"]
+    list_display = [
+        "created_at",
+        "organization",
+        "actor",
+        "api_key",
+        "action",
+        "object_type",
+        "object_repr",
+        "ip_address",
+    ]
     list_filter = ["action", "object_type", "organization"]
     search_fields = ["action", "object_repr", "object_id", "actor__email", "organization__name", "ip_address"]
     list_select_related = ["organization", "actor", "api_key"]

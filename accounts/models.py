@@ -78,7 +78,9 @@ class Membership(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_org")]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_org")
+        ]
         ordering = ["organization__name"]
 
     def __str__(self):
@@ -97,7 +99,9 @@ class Invitation(models.Model):
     email = models.EmailField(_("email"))
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.OPERATOR)
     token = models.CharField(max_length=64, unique=True, default=_new_token)
-    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
@@ -129,10 +133,14 @@ class ApiKey(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(_("name"), max_length=80)
-    access = models.CharField(_("access"), max_length=8, choices=ApiKeyAccess.choices, default=ApiKeyAccess.FULL)
+    access = models.CharField(
+        _("access"), max_length=8, choices=ApiKeyAccess.choices, default=ApiKeyAccess.FULL
+    )
     key_prefix = models.CharField(max_length=16, help_text="The first characters, to recognise a key.")
     key_hash = models.CharField(max_length=64, unique=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -158,7 +166,9 @@ class AuditEvent(models.Model):
     """One write, by whom, on what, from where."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="audit_events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     action = models.CharField(max_length=64)
     object_type = models.CharField(max_length=64, blank=True)

@@ -90,18 +90,28 @@ def unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def create_organization(*, name: str, owner, slug: str | None = None, ip_address: str | None = None) -> Organization:
+def create_organization(
+    *, name: str, owner, slug: str | None = None, ip_address: str | None = None
+) -> Organization:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": _("Give the organization a name.")})
     organization = Organization.objects.create(name=name[:120], slug=slug or unique_slug(name))
     Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
-    record_audit(organization=organization, action="organization.create", actor=owner, obj=organization, ip_address=ip_address)
+    record_audit(
+        organization=organization,
+        action="organization.create",
+        actor=owner,
+        obj=organization,
+        ip_address=ip_address,
+    )
     return organization
 
 
 @transaction.atomic
-def rename_organization(*, organization: Organization, name: str, actor, ip_address: str | None = None) -> Organization:
+def rename_organization(
+    *, organization: Organization, name: str, actor, ip_address: str | None = None
+) -> Organization:
     _require_manager(organization, actor)
     name = (name or "").strip()
     if not name:
@@ -110,8 +120,12 @@ def rename_organization(*, organization: Organization, name: str, actor, ip_addr
     organization.name = name[:120]
     organization.save(update_fields=["name"])
     record_audit(
-        organization=organization, action="organization.rename", actor=actor, obj=organization,
-        ip_address=ip_address, details={"from": old, "to": organization.name},
+        organization=organization,
+        action="organization.rename",
+        actor=actor,
+        obj=organization,
+        ip_address=ip_address,
+        details={"from": old, "to": organization.name},
     )
     return organization
 
@@ -134,7 +148,11 @@ def _require_manager(organization: Organization, actor) -> Membership:
 
 def _owner_count(organization: Organization) -> int:
     # Lock the owner rows so two concurrent demotions cannot both see "another owner is left".
-    return len(list(organization.memberships.select_for_update().filter(role=Role.OWNER).values_list("id", flat=True)))
+    return len(
+        list(
+            organization.memberships.select_for_update().filter(role=Role.OWNER).values_list("id", flat=True)
+        )
+    )
 
 
 def _check_role(role: str) -> str:
@@ -144,7 +162,9 @@ def _check_role(role: str) -> str:
 
 
 @transaction.atomic
-def change_role(*, organization: Organization, membership: Membership, role: str, actor, ip_address: str | None = None) -> Membership:
+def change_role(
+    *, organization: Organization, membership: Membership, role: str, actor, ip_address: str | None = None
+) -> Membership:
     if membership.organization_id != organization.id:
         raise Membership.DoesNotExist
     actor_membership = _require_manager(organization, actor)
@@ -155,19 +175,29 @@ def change_role(*, organization: Organization, membership: Membership, role: str
     if touches_owner and actor_membership.role != Role.OWNER:
         raise PermissionDenied(_("Only an owner may make or unmake owners."))
     if membership.role == Role.OWNER and _owner_count(organization) <= 1:
-        raise ValidationError(_("%(email)s is the last owner. Make someone else an owner first.") % {"email": membership.user.email})
+        raise ValidationError(
+            _("%(email)s is the last owner. Make someone else an owner first.")
+            % {"email": membership.user.email}
+        )
     old = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
     record_audit(
-        organization=organization, action="member.role_change", actor=actor, obj=membership,
-        object_repr=membership.user.email, ip_address=ip_address, details={"from": old, "to": role},
+        organization=organization,
+        action="member.role_change",
+        actor=actor,
+        obj=membership,
+        object_repr=membership.user.email,
+        ip_address=ip_address,
+        details={"from": old, "to": role},
     )
     return membership
 
 
 @transaction.atomic
-def remove_member(*, organization: Organization, membership: Membership, actor, ip_address: str | None = None) -> None:
+def remove_member(
+    *, organization: Organization, membership: Membership, actor, ip_address: str | None = None
+) -> None:
     if membership.organization_id != organization.id:
         raise Membership.DoesNotExist
     leaving = membership.user_id == getattr(actor, "pk", None)
@@ -176,10 +206,17 @@ def remove_member(*, organization: Organization, membership: Membership, actor, 
         if membership.role == Role.OWNER and actor_membership.role != Role.OWNER:
             raise PermissionDenied(_("Only an owner may remove an owner."))
     if membership.role == Role.OWNER and _owner_count(organization) <= 1:
-        raise ValidationError(_("%(email)s is the last owner and cannot be removed.") % {"email": membership.user.email})
+        raise ValidationError(
+            _("%(email)s is the last owner and cannot be removed.") % {"email": membership.user.email}
+        )
     record_audit(
-        organization=organization, action="member.leave" if leaving else "member.remove", actor=actor,
-        obj=membership, object_repr=membership.user.email, ip_address=ip_address, details={"role": membership.role},
+        organization=organization,
+        action="member.leave" if leaving else "member.remove",
+        actor=actor,
+        obj=membership,
+        object_repr=membership.user.email,
+        ip_address=ip_address,
+        details={"role": membership.role},
     )
     membership.delete()
 
@@ -188,7 +225,9 @@ def remove_member(*, organization: Organization, membership: Membership, actor, 
 
 
 @transaction.atomic
-def invite_member(*, organization: Organization, email: str, role: str, actor, ip_address: str | None = None) -> Invitation:
+def invite_member(
+    *, organization: Organization, email: str, role: str, actor, ip_address: str | None = None
+) -> Invitation:
     actor_membership = _require_manager(organization, actor)
     role = _check_role(role)
     if role == Role.OWNER and actor_membership.role != Role.OWNER:
@@ -204,14 +243,23 @@ def invite_member(*, organization: Organization, email: str, role: str, actor, i
         raise ValidationError({"email": _("%(email)s is already a member.") % {"email": email}})
     # A new invitation replaces any open one for the same address: one live link per person.
     now = timezone.now()
-    organization.invitations.filter(email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True).update(revoked_at=now)
+    organization.invitations.filter(
+        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now)
     invitation = Invitation.objects.create(
-        organization=organization, email=email, role=role, invited_by=actor,
+        organization=organization,
+        email=email,
+        role=role,
+        invited_by=actor,
         expires_at=now + timedelta(days=INVITATION_DAYS),
     )
     record_audit(
-        organization=organization, action="invitation.create", actor=actor, obj=invitation,
-        ip_address=ip_address, details={"email": email, "role": role},
+        organization=organization,
+        action="invitation.create",
+        actor=actor,
+        obj=invitation,
+        ip_address=ip_address,
+        details={"email": email, "role": role},
     )
     return invitation
 
@@ -220,7 +268,9 @@ def send_invitation_email(invitation: Invitation, link: str) -> bool:
     """Mail the link through Django's email backend. False when the mail could not be handed over
     (the page shows the link anyway, so the inviter can pass it on)."""
     inviter = invitation.invited_by.email if invitation.invited_by else "waportal"
-    subject = _("You are invited to %(organization)s on waportal") % {"organization": invitation.organization.name}
+    subject = _("You are invited to %(organization)s on waportal") % {
+        "organization": invitation.organization.name
+    }
     body = _(
         "%(inviter)s invited you to join %(organization)s on waportal as %(role)s.\n\n"
         "Open this link to accept (valid until %(expires)s):\n%(link)s\n"
@@ -239,7 +289,9 @@ def send_invitation_email(invitation: Invitation, link: str) -> bool:
 
 
 @transaction.atomic
-def revoke_invitation(*, organization: Organization, invitation: Invitation, actor, ip_address: str | None = None) -> Invitation:
+def revoke_invitation(
+    *, organization: Organization, invitation: Invitation, actor, ip_address: str | None = None
+) -> Invitation:
     if invitation.organization_id != organization.id:
         raise Invitation.DoesNotExist
     actor_membership = _require_manager(organization, actor)
@@ -248,7 +300,13 @@ def revoke_invitation(*, organization: Organization, invitation: Invitation, act
     if invitation.revoked_at is None and invitation.accepted_at is None:
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
-        record_audit(organization=organization, action="invitation.revoke", actor=actor, obj=invitation, ip_address=ip_address)
+        record_audit(
+            organization=organization,
+            action="invitation.revoke",
+            actor=actor,
+            obj=invitation,
+            ip_address=ip_address,
+        )
     return invitation
 
 
@@ -264,9 +322,15 @@ def invitation_problem(invitation: Invitation) -> str | None:
 
 
 @transaction.atomic
-def accept_invitation(*, invitation: Invitation, user, ip_address: str | None = None, new_user: bool = False) -> Membership:
+def accept_invitation(
+    *, invitation: Invitation, user, ip_address: str | None = None, new_user: bool = False
+) -> Membership:
     # Lock the row so one link joins one person once, even when clicked twice.
-    invitation = Invitation.objects.select_for_update(of=("self",)).select_related("organization").get(pk=invitation.pk)
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=invitation.pk)
+    )
     if problem := invitation_problem(invitation):
         raise ValidationError(problem)
     if user.email.lower() != invitation.email.lower():
@@ -278,7 +342,11 @@ def accept_invitation(*, invitation: Invitation, user, ip_address: str | None = 
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
     record_audit(
-        organization=organization, action="invitation.accept", actor=user, obj=invitation, ip_address=ip_address,
+        organization=organization,
+        action="invitation.accept",
+        actor=user,
+        obj=invitation,
+        ip_address=ip_address,
         details={"role": membership.role, "new_user": new_user, "already_member": not created},
     )
     return membership
@@ -293,7 +361,9 @@ def register_from_invitation(
         raise ValidationError(problem)
     if User.objects.filter(email__iexact=invitation.email).exists():
         raise ValidationError(_("An account with this email exists already: sign in to accept."))
-    user = User(email=invitation.email.lower(), first_name=first_name.strip()[:150], last_name=last_name.strip()[:150])
+    user = User(
+        email=invitation.email.lower(), first_name=first_name.strip()[:150], last_name=last_name.strip()[:150]
+    )
     from django.contrib.auth.password_validation import validate_password
 
     try:
@@ -311,7 +381,12 @@ def register_from_invitation(
 
 @transaction.atomic
 def create_api_key(
-    *, organization: Organization, name: str, access: str = ApiKeyAccess.FULL, actor, ip_address: str | None = None
+    *,
+    organization: Organization,
+    name: str,
+    access: str = ApiKeyAccess.FULL,
+    actor,
+    ip_address: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; answer it and its raw value, which is shown once and never stored."""
     _require_manager(organization, actor)
@@ -322,24 +397,41 @@ def create_api_key(
         raise ValidationError({"access": _("Choose full or read-only access.")})
     raw, prefix, digest = ApiKey.generate()
     api_key = ApiKey.objects.create(
-        organization=organization, name=name[:80], access=access, key_prefix=prefix, key_hash=digest, created_by=actor
+        organization=organization,
+        name=name[:80],
+        access=access,
+        key_prefix=prefix,
+        key_hash=digest,
+        created_by=actor,
     )
     record_audit(
-        organization=organization, action="api_key.create", actor=actor, obj=api_key, ip_address=ip_address,
+        organization=organization,
+        action="api_key.create",
+        actor=actor,
+        obj=api_key,
+        ip_address=ip_address,
         details={"access": access, "prefix": prefix},
     )
     return api_key, raw
 
 
 @transaction.atomic
-def revoke_api_key(*, organization: Organization, api_key: ApiKey, actor, ip_address: str | None = None) -> ApiKey:
+def revoke_api_key(
+    *, organization: Organization, api_key: ApiKey, actor, ip_address: str | None = None
+) -> ApiKey:
     if api_key.organization_id != organization.id:
         raise ApiKey.DoesNotExist
     _require_manager(organization, actor)
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-        record_audit(organization=organization, action="api_key.revoke", actor=actor, obj=api_key, ip_address=ip_address)
+        record_audit(
+            organization=organization,
+            action="api_key.revoke",
+            actor=actor,
+            obj=api_key,
+            ip_address=ip_address,
+        )
     return api_key
 
 
@@ -347,7 +439,11 @@ def authenticate_api_key(raw: str | None) -> ApiKey | None:
     """The active key with this raw value (and its organization), or None. Notes when it was used."""
     if not raw:
         return None
-    api_key = ApiKey.objects.select_related("organization").filter(key_hash=hash_api_key(raw.strip()), revoked_at__isnull=True).first()
+    api_key = (
+        ApiKey.objects.select_related("organization")
+        .filter(key_hash=hash_api_key(raw.strip()), revoked_at__isnull=True)
+        .first()
+    )
     if api_key is None:
         return None
     now = timezone.now()

@@ -48,7 +48,9 @@ def switch_organization(request):
         if wanted.isdigit() and request.user.memberships.filter(organization_id=int(wanted)).exists():
             request.session[SESSION_KEY] = int(wanted)
     nxt = request.POST.get("next", "")
-    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if nxt and url_has_allowed_host_and_scheme(
+        nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return redirect(nxt)
     return redirect("home")
 
@@ -71,9 +73,15 @@ def _team_context(request, **extra) -> dict:
         "invitations": [],
     }
     if can_manage:
-        invitations = list(organization.invitations.select_related("invited_by").filter(accepted_at__isnull=True, revoked_at__isnull=True))
+        invitations = list(
+            organization.invitations.select_related("invited_by").filter(
+                accepted_at__isnull=True, revoked_at__isnull=True
+            )
+        )
         for invitation in invitations:
-            invitation.link = request.build_absolute_uri(reverse("accounts:invitation", args=[invitation.token]))
+            invitation.link = request.build_absolute_uri(
+                reverse("accounts:invitation", args=[invitation.token])
+            )
         context["invitations"] = invitations
     context.update(extra)
     return context
@@ -83,9 +91,15 @@ def _team_response(request, *, error: str | None = None, notice: str | None = No
     """The members section after a write: the partial for HTMX, else back to the page (or the page
     with the error, 400)."""
     if request.htmx:
-        return render(request, "accounts/organization.html#team", _team_context(request, error=error, notice=notice, **extra))
+        return render(
+            request,
+            "accounts/organization.html#team",
+            _team_context(request, error=error, notice=notice, **extra),
+        )
     if error:
-        return render(request, "accounts/organization.html", _team_context(request, error=error, **extra), status=400)
+        return render(
+            request, "accounts/organization.html", _team_context(request, error=error, **extra), status=400
+        )
     if notice:
         messages.success(request, notice)
     return redirect("accounts:organization")
@@ -103,14 +117,23 @@ def organization_new(request):
     if request.method == "POST":
         name = request.POST.get("name", "")
         try:
-            organization = services.create_organization(name=name, owner=request.user, ip_address=services.client_ip(request))
+            organization = services.create_organization(
+                name=name, owner=request.user, ip_address=services.client_ip(request)
+            )
         except ValidationError as e:
             error = _error_text(e)
         else:
             request.session[SESSION_KEY] = organization.id
-            messages.success(request, _("%(name)s is created; you are its owner.") % {"name": organization.name})
+            messages.success(
+                request, _("%(name)s is created; you are its owner.") % {"name": organization.name}
+            )
             return redirect("accounts:organization")
-    return render(request, "accounts/organization_new.html", {"error": error, "name": name}, status=400 if error else 200)
+    return render(
+        request,
+        "accounts/organization_new.html",
+        {"error": error, "name": name},
+        status=400 if error else 200,
+    )
 
 
 @member_required(Role.ADMIN)
@@ -118,7 +141,9 @@ def organization_new(request):
 def organization_rename(request):
     try:
         services.rename_organization(
-            organization=request.organization, name=request.POST.get("name", ""), actor=request.user,
+            organization=request.organization,
+            name=request.POST.get("name", ""),
+            actor=request.user,
             ip_address=services.client_ip(request),
         )
     except ValidationError as e:
@@ -132,16 +157,23 @@ def invite(request):
     email, role = request.POST.get("email", ""), request.POST.get("role", Role.OPERATOR)
     try:
         invitation = services.invite_member(
-            organization=request.organization, email=email, role=role, actor=request.user,
+            organization=request.organization,
+            email=email,
+            role=role,
+            actor=request.user,
             ip_address=services.client_ip(request),
         )
     except ValidationError as e:
         return _team_response(request, error=_error_text(e), invite_email=email, invite_role=role)
     link = request.build_absolute_uri(reverse("accounts:invitation", args=[invitation.token]))
     if services.send_invitation_email(invitation, link):
-        notice = _("Invitation sent to %(email)s. You can also share the link below.") % {"email": invitation.email}
+        notice = _("Invitation sent to %(email)s. You can also share the link below.") % {
+            "email": invitation.email
+        }
     else:
-        notice = _("The email could not be sent; share the link below with %(email)s.") % {"email": invitation.email}
+        notice = _("The email could not be sent; share the link below with %(email)s.") % {
+            "email": invitation.email
+        }
     return _team_response(request, notice=notice, new_invitation=invitation, new_invitation_link=link)
 
 
@@ -149,8 +181,15 @@ def invite(request):
 @require_POST
 def invitation_revoke(request, pk: int):
     invitation = get_object_or_404(request.organization.invitations, pk=pk)
-    services.revoke_invitation(organization=request.organization, invitation=invitation, actor=request.user, ip_address=services.client_ip(request))
-    return _team_response(request, notice=_("The invitation to %(email)s is withdrawn.") % {"email": invitation.email})
+    services.revoke_invitation(
+        organization=request.organization,
+        invitation=invitation,
+        actor=request.user,
+        ip_address=services.client_ip(request),
+    )
+    return _team_response(
+        request, notice=_("The invitation to %(email)s is withdrawn.") % {"email": invitation.email}
+    )
 
 
 @member_required(Role.ADMIN)
@@ -159,14 +198,21 @@ def member_role(request, pk: int):
     membership = get_object_or_404(request.organization.memberships.select_related("user"), pk=pk)
     try:
         services.change_role(
-            organization=request.organization, membership=membership, role=request.POST.get("role", ""),
-            actor=request.user, ip_address=services.client_ip(request),
+            organization=request.organization,
+            membership=membership,
+            role=request.POST.get("role", ""),
+            actor=request.user,
+            ip_address=services.client_ip(request),
         )
     except ValidationError as e:
         return _team_response(request, error=_error_text(e))
     # The actor may have changed their own role: read it again for the answer.
     request.membership.refresh_from_db()
-    return _team_response(request, notice=_("%(email)s is now %(role)s.") % {"email": membership.user.email, "role": membership.get_role_display()})
+    return _team_response(
+        request,
+        notice=_("%(email)s is now %(role)s.")
+        % {"email": membership.user.email, "role": membership.get_role_display()},
+    )
 
 
 @member_required()
@@ -175,7 +221,12 @@ def member_remove(request, pk: int):
     membership = get_object_or_404(request.organization.memberships.select_related("user"), pk=pk)
     leaving = membership.user_id == request.user.pk
     try:
-        services.remove_member(organization=request.organization, membership=membership, actor=request.user, ip_address=services.client_ip(request))
+        services.remove_member(
+            organization=request.organization,
+            membership=membership,
+            actor=request.user,
+            ip_address=services.client_ip(request),
+        )
     except ValidationError as e:
         return _team_response(request, error=_error_text(e))
     if leaving:
@@ -194,7 +245,9 @@ def member_remove(request, pk: int):
 
 @require_http_methods(["GET", "POST"])
 def invitation(request, token: str):
-    invitation = get_object_or_404(Invitation.objects.select_related("organization", "invited_by"), token=token)
+    invitation = get_object_or_404(
+        Invitation.objects.select_related("organization", "invited_by"), token=token
+    )
     context = {"invitation": invitation, "problem": services.invitation_problem(invitation)}
     if context["problem"]:
         return render(request, "accounts/invitation.html", context, status=410)
@@ -215,12 +268,19 @@ def invitation(request, token: str):
             if request.POST.get("password", "") != request.POST.get("password2", ""):
                 raise ValidationError({"password2": _("The two passwords differ.")})
             user, membership = services.register_from_invitation(
-                invitation=invitation, first_name=request.POST.get("first_name", ""),
-                last_name=request.POST.get("last_name", ""), password=request.POST.get("password", ""), ip_address=ip,
+                invitation=invitation,
+                first_name=request.POST.get("first_name", ""),
+                last_name=request.POST.get("last_name", ""),
+                password=request.POST.get("password", ""),
+                ip_address=ip,
             )
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     except ValidationError as e:
-        context.update(error=_error_text(e), first_name=request.POST.get("first_name", ""), last_name=request.POST.get("last_name", ""))
+        context.update(
+            error=_error_text(e),
+            first_name=request.POST.get("first_name", ""),
+            last_name=request.POST.get("last_name", ""),
+        )
         return render(request, "accounts/invitation.html", context, status=400)
     request.session[SESSION_KEY] = membership.organization_id
     messages.success(request, _("Welcome to %(name)s.") % {"name": membership.organization.name})
@@ -258,7 +318,10 @@ def api_key_create(request):
     name, access = request.POST.get("name", ""), request.POST.get("access", ApiKeyAccess.FULL)
     try:
         api_key, raw = services.create_api_key(
-            organization=request.organization, name=name, access=access, actor=request.user,
+            organization=request.organization,
+            name=name,
+            access=access,
+            actor=request.user,
             ip_address=services.client_ip(request),
         )
     except ValidationError as e:
@@ -273,7 +336,12 @@ def api_key_create(request):
 @require_POST
 def api_key_revoke(request, pk: int):
     api_key = get_object_or_404(request.organization.api_keys, pk=pk)
-    services.revoke_api_key(organization=request.organization, api_key=api_key, actor=request.user, ip_address=services.client_ip(request))
+    services.revoke_api_key(
+        organization=request.organization,
+        api_key=api_key,
+        actor=request.user,
+        ip_address=services.client_ip(request),
+    )
     return _keys_response(request, notice=_("The key %(name)s is revoked.") % {"name": api_key.name})
 
 
@@ -283,11 +351,17 @@ def api_key_revoke(request, pk: int):
 @member_required(Role.ADMIN)
 def audit_log(request):
     events = request.organization.audit_events.select_related("actor", "api_key")
-    actions = list(request.organization.audit_events.order_by("action").values_list("action", flat=True).distinct())
+    actions = list(
+        request.organization.audit_events.order_by("action").values_list("action", flat=True).distinct()
+    )
     action = request.GET.get("action", "")
     if action:
         events = events.filter(action=action)
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "events": page.object_list, "actions": actions, "action": action}
-    template = "accounts/audit_log.html#events" if request.htmx and not request.htmx.boosted else "accounts/audit_log.html"
+    template = (
+        "accounts/audit_log.html#events"
+        if request.htmx and not request.htmx.boosted
+        else "accounts/audit_log.html"
+    )
     return render(request, template, context)

@@ -112,7 +112,9 @@ async def main(args, org, user, device_ids, peer, cookie):
     # Latency: a received message emitted by one device's client, until the browser's socket has it.
     device_id = device_ids[0]
     communicator = WebsocketCommunicator(
-        application, f"/ws/live/?device={device_id}", headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)]
+        application,
+        f"/ws/live/?device={device_id}",
+        headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)],
     )
     connected, _ = await communicator.connect(timeout=10)
     assert connected, "the WebSocket was refused"
@@ -121,7 +123,12 @@ async def main(args, org, user, device_ids, peer, cookie):
     latencies = []
     for i in range(args.events + 10):
         message = protocol.IncomingMessage(
-            id=protocol.generate_message_id(), chat=peer_jid, sender=peer_jid, sender_name="Peer", text=f"bench {i}", timestamp=time.time()
+            id=protocol.generate_message_id(),
+            chat=peer_jid,
+            sender=peer_jid,
+            sender_name="Peer",
+            text=f"bench {i}",
+            timestamp=time.time(),
         )
         t0 = time.perf_counter()
         await client._emit(protocol.MessageEvent(message=message))
@@ -156,12 +163,18 @@ def run():
         result = asyncio.run(main(args, org, user, device_ids, peer, cookie))
     lat = result["latencies"]
     print("gateway benchmark (sandbox backend, embedded default: SQLite + in-memory channel layer)")
-    print(f"  devices held by one worker : {result['devices']} (all connected in {result['connect_seconds']:.1f} s)")
-    print(f"  RSS before / holding       : {result['rss_baseline_mib']:.1f} MiB / {result['rss_holding_mib']:.1f} MiB")
+    print(
+        f"  devices held by one worker : {result['devices']} (all connected in {result['connect_seconds']:.1f} s)"
+    )
+    print(
+        f"  RSS before / holding       : {result['rss_baseline_mib']:.1f} MiB / {result['rss_holding_mib']:.1f} MiB"
+    )
     print(f"  memory per device          : {result['per_device_kib']:.1f} KiB")
     print(f"  one heartbeat (all leases) : {result['heartbeat_ms']:.1f} ms (median of 5)")
-    print(f"  event -> WebSocket latency : median {statistics.median(lat):.2f} ms, p99 {pct(lat, 99):.2f} ms, "
-          f"max {max(lat):.2f} ms over {len(lat)} received messages")
+    print(
+        f"  event -> WebSocket latency : median {statistics.median(lat):.2f} ms, p99 {pct(lat, 99):.2f} ms, "
+        f"max {max(lat):.2f} ms over {len(lat)} received messages"
+    )
 
 
 if __name__ == "__main__":

@@ -279,7 +279,9 @@ def set_group_announce(
     *, organization, device, group_id: str, announce: bool, actor=None, api_key=None
 ) -> bool:
     """Announce: only admins may send messages."""
-    return _set_group_switch(organization, device, group_id, "announce", announce, actor=actor, api_key=api_key)
+    return _set_group_switch(
+        organization, device, group_id, "announce", announce, actor=actor, api_key=api_key
+    )
 
 
 def _set_group_switch(organization, device, group_id: str, switch: str, on: bool, *, actor, api_key) -> bool:
@@ -289,7 +291,9 @@ def _set_group_switch(organization, device, group_id: str, switch: str, on: bool
     on = bool(on)
     gateway.call(device, f"set_group_{switch}", jid=group, **{switch: on})
     with transaction.atomic():
-        _audit(organization, f"group.{switch}", device, actor=actor, api_key=api_key, group=group, **{switch: on})
+        _audit(
+            organization, f"group.{switch}", device, actor=actor, api_key=api_key, group=group, **{switch: on}
+        )
     return on
 
 

@@ -61,7 +61,9 @@ def group_list(request, device_id: int):
         groups = sorted(gateway.call(device, "joined_groups"), key=lambda g: (g.name or g.jid).lower())
     except WRITE_ERRORS as exc:
         error = error_text(exc)
-    return render(request, "groups/list.html", page_context(request, device=device, groups=groups, error=error))
+    return render(
+        request, "groups/list.html", page_context(request, device=device, groups=groups, error=error)
+    )
 
 
 @member_required(write=True)
@@ -70,8 +72,11 @@ def group_create(request, device_id: int):
     device = org_device(request, device_id)
     try:
         info = service(GROUPS).create_group(
-            organization=request.organization, device=device, name=request.POST.get("name", ""),
-            participants=request.POST.get("participants", ""), actor=request.user,
+            organization=request.organization,
+            device=device,
+            name=request.POST.get("name", ""),
+            participants=request.POST.get("participants", ""),
+            actor=request.user,
         )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), reverse("groups:list", args=[device.pk]), error=True)
@@ -84,12 +89,19 @@ def group_join(request, device_id: int):
     device = org_device(request, device_id)
     try:
         jid = service(GROUPS).join_group_with_link(
-            organization=request.organization, device=device, link=request.POST.get("link", ""), actor=request.user
+            organization=request.organization,
+            device=device,
+            link=request.POST.get("link", ""),
+            actor=request.user,
         )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), reverse("groups:list", args=[device.pk]), error=True)
     if not jid:
-        return done(request, _("Asked to join: an admin of the group must approve."), reverse("groups:list", args=[device.pk]))
+        return done(
+            request,
+            _("Asked to join: an admin of the group must approve."),
+            reverse("groups:list", args=[device.pk]),
+        )
     return done(request, _("Joined the group."), _detail_url(device, jid))
 
 
@@ -130,8 +142,12 @@ def group_participants(request, device_id: int, group_id: str):
     action = request.POST.get("action", "")
     try:
         results = service(GROUPS).update_participants(
-            organization=request.organization, device=device, group_id=jid,
-            participants=request.POST.get("participants", ""), action=action, actor=request.user,
+            organization=request.organization,
+            device=device,
+            group_id=jid,
+            participants=request.POST.get("participants", ""),
+            action=action,
+            actor=request.user,
         )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _detail_url(device, jid), error=True)
@@ -154,8 +170,12 @@ def group_requests(request, device_id: int, group_id: str):
     approve = request.POST.get("answer") == "approve"
     try:
         results = service(GROUPS).answer_join_requests(
-            organization=request.organization, device=device, group_id=jid,
-            participants=request.POST.get("participants", ""), approve=approve, actor=request.user,
+            organization=request.organization,
+            device=device,
+            group_id=jid,
+            participants=request.POST.get("participants", ""),
+            approve=approve,
+            actor=request.user,
         )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _detail_url(device, jid), error=True)
@@ -180,7 +200,11 @@ def group_settings(request, device_id: int, group_id: str, setting: str):
     func, args = SETTINGS[setting]
     try:
         getattr(service(GROUPS), func)(
-            organization=request.organization, device=device, group_id=jid, actor=request.user, **args(request.POST)
+            organization=request.organization,
+            device=device,
+            group_id=jid,
+            actor=request.user,
+            **args(request.POST),
         )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _detail_url(device, jid), error=True)
@@ -213,13 +237,21 @@ def group_invite(request, device_id: int, group_id: str):
     context = page_context(request, device=device, group_id=jid, link="", invite_error="")
     try:
         context["link"] = service(GROUPS).group_invite_link(
-            organization=request.organization, device=device, group_id=jid,
-            reset=request.POST.get("reset") == "1", actor=request.user,
+            organization=request.organization,
+            device=device,
+            group_id=jid,
+            reset=request.POST.get("reset") == "1",
+            actor=request.user,
         )
     except WRITE_ERRORS as exc:
         context["invite_error"] = error_text(exc)
     if not request.htmx:
-        return done(request, context["invite_error"] or context["link"], _detail_url(device, jid), error=bool(context["invite_error"]))
+        return done(
+            request,
+            context["invite_error"] or context["link"],
+            _detail_url(device, jid),
+            error=bool(context["invite_error"]),
+        )
     return render(request, "groups/detail.html#invite", context)
 
 
@@ -229,7 +261,9 @@ def group_leave(request, device_id: int, group_id: str):
     device = org_device(request, device_id)
     jid = _group_jid(group_id)
     try:
-        service(GROUPS).leave_group(organization=request.organization, device=device, group_id=jid, actor=request.user)
+        service(GROUPS).leave_group(
+            organization=request.organization, device=device, group_id=jid, actor=request.user
+        )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _detail_url(device, jid), error=True)
     return done(request, _("Left the group."), reverse("groups:list", args=[device.pk]))

@@ -39,14 +39,34 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
-    list_display = ["name", "organization", "phone", "status", "wanted", "holder", "last_seen_at", "connected_at", "created_at"]
+    list_display = [
+        "name",
+        "organization",
+        "phone",
+        "status",
+        "wanted",
+        "holder",
+        "last_seen_at",
+        "connected_at",
+        "created_at",
+    ]
     list_filter = ["status", "wanted", "organization"]
     search_fields = ["name", "phone", "jid", "push_name", "organization__name", "organization__slug"]
     list_select_related = ["organization", "lease"]
     exclude = ["qr_code", "pair_code"]
     readonly_fields = [
-        "organization", "jid", "phone", "push_name", "status", "status_reason", "wanted", "qr_expires_at",
-        "last_seen_at", "connected_at", "created_at", "updated_at",
+        "organization",
+        "jid",
+        "phone",
+        "push_name",
+        "status",
+        "status_reason",
+        "wanted",
+        "qr_expires_at",
+        "last_seen_at",
+        "connected_at",
+        "created_at",
+        "updated_at",
     ]
     date_hierarchy = "created_at"
 
@@ -66,8 +86,12 @@ class DeviceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         record_audit(
-            organization=obj.organization, action="admin.device.change", actor=request.user, obj=obj,
-            ip_address=client_ip(request), details={"fields": sorted(form.changed_data)},
+            organization=obj.organization,
+            action="admin.device.change",
+            actor=request.user,
+            obj=obj,
+            ip_address=client_ip(request),
+            details={"fields": sorted(form.changed_data)},
         )
 
 
@@ -116,7 +140,15 @@ class ContactAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(ReadOnlyAdmin):
-    list_display = ["url", "organization", "active", "paused_at", "consecutive_failures", "last_success_at", "created_at"]
+    list_display = [
+        "url",
+        "organization",
+        "active",
+        "paused_at",
+        "consecutive_failures",
+        "last_success_at",
+        "created_at",
+    ]
     list_filter = ["active", "organization"]
     search_fields = ["url", "description", "organization__name", "organization__slug"]
     list_select_related = ["organization"]
@@ -139,7 +171,16 @@ class WebhookAttemptInline(admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["event", "endpoint", "organization", "status", "attempts", "last_status_code", "created_at", "delivered_at"]
+    list_display = [
+        "event",
+        "endpoint",
+        "organization",
+        "status",
+        "attempts",
+        "last_status_code",
+        "created_at",
+        "delivered_at",
+    ]
     list_filter = ["status", "event", "is_test", "organization"]
     search_fields = ["endpoint__url", "idempotency_key", "organization__name"]
     list_select_related = ["endpoint", "organization"]

@@ -72,10 +72,16 @@ def _still_member(membership_id: int) -> bool:
 def _org_device(organization_id: int, device_id):
     from messaging.models import Device
 
-    return Device.objects.select_related("organization", "lease").filter(organization_id=organization_id, pk=device_id).first()
+    return (
+        Device.objects.select_related("organization", "lease")
+        .filter(organization_id=organization_id, pk=device_id)
+        .first()
+    )
 
 
-def _render(organization_id: int, event: str, device_id, data: dict, can_write: bool = False, language: str = "") -> str:
+def _render(
+    organization_id: int, event: str, device_id, data: dict, can_write: bool = False, language: str = ""
+) -> str:
     with translation.override(language or settings.LANGUAGE_CODE):
         return _render_fragments(organization_id, event, device_id, data, can_write)
 
@@ -134,7 +140,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         if "device" in query:
             raw = query["device"][0]
-            device = await runtime.db(_org_device, self.organization_id, int(raw)) if raw.isdigit() and len(raw) <= 18 else None
+            device = (
+                await runtime.db(_org_device, self.organization_id, int(raw))
+                if raw.isdigit() and len(raw) <= 18
+                else None
+            )
             if device is None:
                 return CLOSE_NOT_FOUND
             groups.append(f"device-{device.pk}")
@@ -173,8 +183,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         try:
             html = await runtime.db(
-                _render, self.organization_id, message.get("event", ""), message.get("device_id"), message.get("data") or {},
-                self.can_write, self.language,
+                _render,
+                self.organization_id,
+                message.get("event", ""),
+                message.get("device_id"),
+                message.get("data") or {},
+                self.can_write,
+                self.language,
             )
         except Exception:
             logger.exception("rendering live event %s failed", message.get("event"))
@@ -184,7 +199,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         if bytes_data is not None or text_data is None:
-            return await self._error("message", "send a JSON object as text, like {\"action\": \"ping\"}.")
+            return await self._error("message", 'send a JSON object as text, like {"action": "ping"}.')
         if len(text_data) > MAX_FRAME:
             return await self._error("message", f"too long (at most {MAX_FRAME} characters).")
         try:

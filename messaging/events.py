@@ -50,7 +50,9 @@ class Outcome:
     device_id: int
     payload: dict
     extra: dict = field(default_factory=dict)
-    webhook: bool = True  # False: live only (not a webhook event, or no endpoint of the organization receives)
+    webhook: bool = (
+        True  # False: live only (not a webhook event, or no endpoint of the organization receives)
+    )
     media_message_id: int | None = None  # a received message whose media is still to fetch
     held_deliveries: list[int] = field(default_factory=list)  # its webhook deliveries, waiting for the media
     media_ref: dict | None = None
@@ -75,7 +77,11 @@ def message_payload(message) -> dict:
     """The contract's message payload (webhooks and live) of a stored Message."""
     media = None
     if message.media or message.media_mime:
-        media = {"mime_type": message.media_mime, "size": message.media_size or 0, "filename": message.media_filename}
+        media = {
+            "mime_type": message.media_mime,
+            "size": message.media_size or 0,
+            "filename": message.media_filename,
+        }
         if message.media:
             try:
                 media["url"] = message.media.url
@@ -196,7 +202,14 @@ def _persist_device_event(device, event: protocol.Event) -> list[Outcome]:
         return [Outcome("device.qr", org, dev, payload)]
     if isinstance(event, protocol.PairCodeEvent):
         _update_device(device, pair_code=event.code, status=DeviceStatus.PAIRING, status_reason="")
-        return [Outcome("device.pair_code", org, dev, {**device_payload(device), "pair_code": event.code, "expires_in": event.expires_in})]
+        return [
+            Outcome(
+                "device.pair_code",
+                org,
+                dev,
+                {**device_payload(device), "pair_code": event.code, "expires_in": event.expires_in},
+            )
+        ]
     if isinstance(event, protocol.PairedEvent):
         jid = protocol.normalize_jid(event.jid) if event.jid else device.jid
         _update_device(
@@ -231,8 +244,17 @@ def _persist_device_event(device, event: protocol.Event) -> list[Outcome]:
     if isinstance(event, protocol.DisconnectedEvent):
         if device.status == DeviceStatus.LOGGED_OUT:
             return []
-        _update_device(device, status=DeviceStatus.DISCONNECTED, status_reason=event.reason[:200], last_seen_at=now)
-        return [Outcome("device.disconnected", org, dev, {**device_payload(device), "will_reconnect": event.will_reconnect})]
+        _update_device(
+            device, status=DeviceStatus.DISCONNECTED, status_reason=event.reason[:200], last_seen_at=now
+        )
+        return [
+            Outcome(
+                "device.disconnected",
+                org,
+                dev,
+                {**device_payload(device), "will_reconnect": event.will_reconnect},
+            )
+        ]
     if isinstance(event, protocol.LoggedOutEvent):
         _update_device(
             device,
@@ -255,10 +277,14 @@ def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
     org, dev = device.organization_id, device.pk
     chat_jid = msg.chat
     chat, _ = Chat.objects.get_or_create(
-        device=device, jid=chat_jid, defaults={"organization_id": org, "is_group": protocol.is_group(chat_jid)}
+        device=device,
+        jid=chat_jid,
+        defaults={"organization_id": org, "is_group": protocol.is_group(chat_jid)},
     )
     if msg.kind in (MessageKind.REACTION, MessageKind.EDIT, MessageKind.REVOKE):
-        target = Message.objects.select_for_update(no_key=True).filter(device=device, wa_id=msg.target_id).first()
+        target = (
+            Message.objects.select_for_update(no_key=True).filter(device=device, wa_id=msg.target_id).first()
+        )
         extra = {"chat_pk": chat.pk}
         if msg.kind == MessageKind.REACTION:
             name = "message.reaction"
@@ -340,7 +366,9 @@ def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
             changes.append("name")
     chat.save(update_fields=changes)
     message.chat = chat
-    outcome = Outcome("message", org, dev, message_payload(message), {"message_pk": message.pk, "chat_pk": chat.pk})
+    outcome = Outcome(
+        "message", org, dev, message_payload(message), {"message_pk": message.pk, "chat_pk": chat.pk}
+    )
     if msg.media is not None and msg.media.ref:
         outcome.media_message_id = message.pk
         outcome.media_ref = msg.media.ref
@@ -357,7 +385,9 @@ def _persist_receipt(device, event: protocol.ReceiptEvent) -> list[Outcome]:
         m.wa_id: m
         for m in Message.objects.select_for_update(no_key=True)
         .filter(device=device, wa_id__in=list(event.message_ids), from_me=True)
-        .only("pk", "wa_id", "chat_id", "status")  # not the whole rows (JSON fields and all): a receipt is hot
+        .only(
+            "pk", "wa_id", "chat_id", "status"
+        )  # not the whole rows (JSON fields and all): a receipt is hot
     }
     # Receipts only move a message forward (a late "delivered" never undoes "read"); one UPDATE for all.
     forward = [m for m in found.values() if m.status in STATUS_ORDER and STATUS_ORDER[m.status] < rank]
@@ -459,12 +489,19 @@ def _persist(device, event: protocol.Event) -> list[Outcome]:
         payload = {"jid": event.jid, "available": event.available, "last_seen": event.last_seen}
         return [Outcome("presence", device.organization_id, device.pk, payload, webhook=False)]
     if isinstance(event, protocol.ChatPresenceEvent):
-        payload = {"chat_id": event.chat, "from": event.sender, "state": str(event.state), "media": event.media}
+        payload = {
+            "chat_id": event.chat,
+            "from": event.sender,
+            "state": str(event.state),
+            "media": event.media,
+        }
         return [Outcome("chat.presence", device.organization_id, device.pk, payload, webhook=False)]
     return _persist_device_event(device, event)
 
 
-def record_status(device_id: int, status: str, reason: str = "", *, only_if: str | None = None) -> list[Outcome]:
+def record_status(
+    device_id: int, status: str, reason: str = "", *, only_if: str | None = None
+) -> list[Outcome]:
     """Set a device's status from the worker itself (connecting, worker stopped); returns the device.status outcome.
 
     With `only_if`, only a device whose status is that one changes (a stopping worker marks connected ones).
@@ -485,7 +522,9 @@ def webhooks_receiving(organization_id: int) -> bool:
     needs no write lock), so that `outcome_of_message` in it costs nothing more when nobody receives."""
     from messaging.models import WebhookEndpoint
 
-    return WebhookEndpoint.objects.filter(organization_id=organization_id, active=True, paused_at__isnull=True).exists()
+    return WebhookEndpoint.objects.filter(
+        organization_id=organization_id, active=True, paused_at__isnull=True
+    ).exists()
 
 
 def outcome_of_message(message, name: str, *, receiving: bool) -> list[Outcome]:
@@ -612,7 +651,9 @@ async def deliver(outcomes: list[Outcome]) -> None:
         await runtime.db(dispatch_webhooks, outcomes)
 
 
-async def handle(event: protocol.Event, *, download: Callable[..., Awaitable[bytes]] | None = None) -> list[Outcome]:
+async def handle(
+    event: protocol.Event, *, download: Callable[..., Awaitable[bytes]] | None = None
+) -> list[Outcome]:
     """Persist `event`, fetch media of a received message, push it live, hand it to webhooks."""
     outcomes = await runtime.db(persist, event)
     for outcome in outcomes:

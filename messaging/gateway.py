@@ -99,11 +99,19 @@ async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, t
     layer = get_channel_layer()
     timeout = command_timeout() if timeout is None else timeout
     reply_to = await layer.new_channel()
-    message = {"type": COMMAND, "device_id": device_id, "op": op, "args": wire.encode(kwargs), "reply_to": reply_to}
+    message = {
+        "type": COMMAND,
+        "device_id": device_id,
+        "op": op,
+        "args": wire.encode(kwargs),
+        "reply_to": reply_to,
+    }
     try:
         await layer.send(channel, message)
     except ChannelFull:
-        raise protocol.UpstreamTimeout("The session worker holding this device is overloaded; try again shortly.") from None
+        raise protocol.UpstreamTimeout(
+            "The session worker holding this device is overloaded; try again shortly."
+        ) from None
     try:
         reply = await asyncio.wait_for(layer.receive(reply_to), timeout)
     except TimeoutError:
@@ -111,7 +119,9 @@ async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, t
             f"WhatsApp did not answer in time ({timeout:g} s) for {op}; try again shortly."
         ) from None
     if error := reply.get("error"):
-        raise protocol.error_from_code(error.get("code", ""), error.get("message", "WhatsApp refused the operation."))
+        raise protocol.error_from_code(
+            error.get("code", ""), error.get("message", "WhatsApp refused the operation.")
+        )
     return wire.decode(reply.get("result"))
 
 
@@ -124,13 +134,17 @@ def run_sync(make_coro: Callable[[], Awaitable], *, timeout: float | None = None
     loop = runtime.get_loop()
     if loop is not None:
         if runtime.on_runtime_loop():
-            raise RuntimeError("Blocking on the runtime loop from its own thread would deadlock; await instead.")
+            raise RuntimeError(
+                "Blocking on the runtime loop from its own thread would deadlock; await instead."
+            )
         future = asyncio.run_coroutine_threadsafe(make_coro(), loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise protocol.UpstreamTimeout("The session worker did not answer in time; try again shortly.") from None
+            raise protocol.UpstreamTimeout(
+                "The session worker did not answer in time; try again shortly."
+            ) from None
 
     async def runner():
         return await make_coro()

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from django.template.loader import render_to_string
 
-DEVICE_EVENTS = {"device.qr", "device.connected", "device.disconnected", "device.logged_out", "device.status", "device.pair_code"}
+DEVICE_EVENTS = {
+    "device.qr",
+    "device.connected",
+    "device.disconnected",
+    "device.logged_out",
+    "device.status",
+    "device.pair_code",
+}
 NEW_MESSAGE_EVENTS = {"message", "message.sent", "message.failed"}
 CHANGED_MESSAGE_EVENTS = {"message.receipt", "message.reaction", "message.edited", "message.revoked"}
 GROUP_EVENTS = {"group.participants", "group.settings", "group.join_request"}
@@ -54,25 +61,40 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
             context = {"message": message, "reactions": _reactions()}
             html = render_to_string("messaging/conversation.html#message", context)
             if event in NEW_MESSAGE_EVENTS:
-                fragments.append(f'<div hx-swap-oob="beforeend:#chat-{message.chat_id}-messages">{html}</div>')
+                fragments.append(
+                    f'<div hx-swap-oob="beforeend:#chat-{message.chat_id}-messages">{html}</div>'
+                )
             else:
-                fragments.append(html.replace(f'id="msg-{message.pk}"', f'id="msg-{message.pk}" hx-swap-oob="true"', 1))
+                fragments.append(
+                    html.replace(f'id="msg-{message.pk}"', f'id="msg-{message.pk}" hx-swap-oob="true"', 1)
+                )
         chat = _chat(device, data.get("chat_pk"))
         if chat is not None and event in NEW_MESSAGE_EVENTS:
             row = render_to_string("messaging/inbox.html#chat_row", {"chat": chat})
             fragments.append(f'<div hx-swap-oob="afterbegin:#chat-list-{device.pk}">{row}</div>')
             if event == "message" and message is not None and not message.from_me:
                 # Whoever was typing has sent it: the indicator goes (WhatsApp sends no "paused" then).
-                fragments.append(render_to_string("messaging/conversation.html#typing", {"chat": chat, "oob": True}))
+                fragments.append(
+                    render_to_string("messaging/conversation.html#typing", {"chat": chat, "oob": True})
+                )
     elif event == "chat.presence":
         chat = device.chats.filter(jid=data.get("chat_id", "")).first()
         if chat is not None:
-            context = {"chat": chat, "oob": True, "typing": data.get("state") == "composing", "typing_media": data.get("media", "")}
+            context = {
+                "chat": chat,
+                "oob": True,
+                "typing": data.get("state") == "composing",
+                "typing_media": data.get("media", ""),
+            }
             fragments.append(render_to_string("messaging/conversation.html#typing", context))
     elif event in GROUP_EVENTS:
         group = data.get("group_id") or ""
         if group:
-            fragments.append(render_to_string("groups/detail.html#live_refresh", {"device": device, "group_id": group, "oob": True}))
+            fragments.append(
+                render_to_string(
+                    "groups/detail.html#live_refresh", {"device": device, "group_id": group, "oob": True}
+                )
+            )
     return fragments
 
 

@@ -37,7 +37,12 @@ STOP_TIMEOUT = 10.0
 POKES_PER_HEARTBEAT = 25
 SEND_TIMEOUT_EXTRA = 5.0  # a send may take this much longer than a command before it counts as failed
 # Errors that will not go away by trying again: the message fails at once.
-PERMANENT_SEND_ERRORS = (protocol.InvalidRequest, protocol.NotFound, protocol.Forbidden, protocol.NotSupported)
+PERMANENT_SEND_ERRORS = (
+    protocol.InvalidRequest,
+    protocol.NotFound,
+    protocol.Forbidden,
+    protocol.NotSupported,
+)
 
 
 def new_worker_id() -> str:
@@ -66,9 +71,9 @@ def take_lease(device_id: int, *, worker_id: str, channel_name: str, lease_secon
     until = now + timedelta(seconds=lease_seconds)
     if not Device.objects.filter(pk=device_id, wanted=True).exists():
         return False
-    updated = DeviceLease.objects.filter(Q(expires_at__lte=now) | Q(worker_id=worker_id), device_id=device_id).update(
-        worker_id=worker_id, channel_name=channel_name, acquired_at=now, expires_at=until
-    )
+    updated = DeviceLease.objects.filter(
+        Q(expires_at__lte=now) | Q(worker_id=worker_id), device_id=device_id
+    ).update(worker_id=worker_id, channel_name=channel_name, acquired_at=now, expires_at=until)
     if updated:
         return True
     if DeviceLease.objects.filter(device_id=device_id).exists():
@@ -76,7 +81,11 @@ def take_lease(device_id: int, *, worker_id: str, channel_name: str, lease_secon
     try:
         with transaction.atomic():
             DeviceLease.objects.create(
-                device_id=device_id, worker_id=worker_id, channel_name=channel_name, acquired_at=now, expires_at=until
+                device_id=device_id,
+                worker_id=worker_id,
+                channel_name=channel_name,
+                acquired_at=now,
+                expires_at=until,
             )
     except IntegrityError:
         return False  # another worker inserted it first
@@ -87,7 +96,9 @@ def renew_leases(*, worker_id: str, channel_name: str, lease_seconds: float) -> 
     """Extend every lease this worker still holds; returns their device IDs (a taken-over one is gone)."""
     from messaging.models import DeviceLease
 
-    DeviceLease.objects.filter(worker_id=worker_id).update(expires_at=_lease_until(lease_seconds), channel_name=channel_name)
+    DeviceLease.objects.filter(worker_id=worker_id).update(
+        expires_at=_lease_until(lease_seconds), channel_name=channel_name
+    )
     return set(DeviceLease.objects.filter(worker_id=worker_id).values_list("device_id", flat=True))
 
 
@@ -143,7 +154,12 @@ def register_worker(*, worker_id: str, channel_name: str) -> None:
     now = timezone.now()
     SessionWorker.objects.update_or_create(
         worker_id=worker_id,
-        defaults={"hostname": socket.gethostname()[:200], "pid": os.getpid(), "channel_name": channel_name, "heartbeat_at": now},
+        defaults={
+            "hostname": socket.gethostname()[:200],
+            "pid": os.getpid(),
+            "channel_name": channel_name,
+            "heartbeat_at": now,
+        },
         create_defaults={
             "hostname": socket.gethostname()[:200],
             "pid": os.getpid(),
@@ -161,7 +177,9 @@ def beat_worker(*, worker_id: str, channel_name: str, lease_seconds: float) -> N
     if not SessionWorker.objects.filter(worker_id=worker_id).update(heartbeat_at=now):
         register_worker(worker_id=worker_id, channel_name=channel_name)
     # Forget workers that stopped beating long ago (killed, machine gone): the dashboard lists live ones.
-    SessionWorker.objects.filter(heartbeat_at__lt=now - timedelta(seconds=max(60.0, lease_seconds * 10))).delete()
+    SessionWorker.objects.filter(
+        heartbeat_at__lt=now - timedelta(seconds=max(60.0, lease_seconds * 10))
+    ).delete()
 
 
 def unregister_worker(*, worker_id: str) -> None:
@@ -176,7 +194,9 @@ def mark_stopped(device_ids, reason: str) -> list[events.Outcome]:
 
     outcomes = []
     for device_id in device_ids:
-        outcomes += events.record_status(device_id, DeviceStatus.DISCONNECTED, reason, only_if=DeviceStatus.CONNECTED)
+        outcomes += events.record_status(
+            device_id, DeviceStatus.DISCONNECTED, reason, only_if=DeviceStatus.CONNECTED
+        )
     return outcomes
 
 
@@ -202,7 +222,9 @@ class SessionWorker:
         self.worker_id = worker_id or new_worker_id()
         self.lease_seconds = float(lease_seconds if lease_seconds is not None else settings.WA_LEASE_SECONDS)
         # At most this many devices (0: no limit), so that several workers share the devices between them.
-        self.max_devices = int(max_devices if max_devices is not None else getattr(settings, "WA_MAX_DEVICES_PER_WORKER", 0))
+        self.max_devices = int(
+            max_devices if max_devices is not None else getattr(settings, "WA_MAX_DEVICES_PER_WORKER", 0)
+        )
         self.channel_name: str = ""
         self.clients: dict[int, protocol.WhatsAppClient] = {}
         self._runners: dict[int, asyncio.Task] = {}  # per device: starts the client (with backoff)
@@ -245,7 +267,12 @@ class SessionWorker:
         ]
         await self.heartbeat()
         self.ready.set()
-        logger.info("session worker %s started on %s, holding %d device(s)", self.worker_id, self.channel_name, len(self.clients))
+        logger.info(
+            "session worker %s started on %s, holding %d device(s)",
+            self.worker_id,
+            self.channel_name,
+            len(self.clients),
+        )
 
     async def run(self) -> None:
         """Start, then run until `stop()` (or cancellation), then stop cleanly."""
@@ -283,7 +310,9 @@ class SessionWorker:
                 layer = get_channel_layer()
                 for device_id in device_ids:
                     with contextlib.suppress(Exception):
-                        await layer.send(gateway.WORKERS_CHANNEL, {"type": gateway.CLAIM, "device_id": device_id})
+                        await layer.send(
+                            gateway.WORKERS_CHANNEL, {"type": gateway.CLAIM, "device_id": device_id}
+                        )
             with contextlib.suppress(Exception):
                 await self.backend.close()
             logger.info("session worker %s stopped", self.worker_id)
@@ -326,9 +355,17 @@ class SessionWorker:
         async with self._heartbeat_lock:
             if self._stopping:
                 return
-            await runtime.db(beat_worker, worker_id=self.worker_id, channel_name=self.channel_name, lease_seconds=self.lease_seconds)
+            await runtime.db(
+                beat_worker,
+                worker_id=self.worker_id,
+                channel_name=self.channel_name,
+                lease_seconds=self.lease_seconds,
+            )
             still_ours = await runtime.db(
-                renew_leases, worker_id=self.worker_id, channel_name=self.channel_name, lease_seconds=self.lease_seconds
+                renew_leases,
+                worker_id=self.worker_id,
+                channel_name=self.channel_name,
+                lease_seconds=self.lease_seconds,
             )
             for device_id in set(self.clients) - still_ours:
                 logger.warning("session worker %s lost the lease of device %s", self.worker_id, device_id)
@@ -379,7 +416,9 @@ class SessionWorker:
             try:
                 await self._start_client(device_id)
             except Exception:
-                logger.exception("session worker %s could not make a client for device %s", self.worker_id, device_id)
+                logger.exception(
+                    "session worker %s could not make a client for device %s", self.worker_id, device_id
+                )
                 await runtime.db(release_leases, worker_id=self.worker_id, device_ids=[device_id])
                 return False
             return True
@@ -394,7 +433,9 @@ class SessionWorker:
             try:
                 await self._start_client(device_id)
             except Exception:
-                logger.exception("session worker %s could not make a client for device %s", self.worker_id, device_id)
+                logger.exception(
+                    "session worker %s could not make a client for device %s", self.worker_id, device_id
+                )
                 await runtime.db(release_leases, worker_id=self.worker_id, device_ids=[device_id])
 
     async def release(self, device_id: int) -> None:
@@ -438,7 +479,9 @@ class SessionWorker:
         client = self.backend.create_client(device_id=device_id, jid=jid, emit=emit)
         holder["client"] = client
         self.clients[device_id] = client
-        self._runners[device_id] = asyncio.create_task(self._run_client(device_id, client), name=f"wa-device-{device_id}")
+        self._runners[device_id] = asyncio.create_task(
+            self._run_client(device_id, client), name=f"wa-device-{device_id}"
+        )
 
     async def _give_up_linking(self, device_id: int) -> None:
         """A link attempt that ended (QR codes expired unscanned): stop holding a device nobody linked.
@@ -518,17 +561,23 @@ class SessionWorker:
                     return
         finally:
             self._draining.discard(device_id)
-            if claimed is not None:  # claimed but not sent (stopping, disconnected, cancelled): back to queued
+            if (
+                claimed is not None
+            ):  # claimed but not sent (stopping, disconnected, cancelled): back to queued
                 await asyncio.shield(runtime.db(outbox.requeue, claimed[0], ""))
 
-    async def _send_claimed(self, device_id: int, client: protocol.WhatsAppClient, claimed) -> tuple[bool, tuple | None, bool]:
+    async def _send_claimed(
+        self, device_id: int, client: protocol.WhatsAppClient, claimed
+    ) -> tuple[bool, tuple | None, bool]:
         """Send one claimed message. Returns whether to go on, the next message (claimed already) and whether
         it was looked for (None then means there is none)."""
         from messaging.services import outbox
 
         message_id, outgoing, message = claimed
         try:
-            result = await asyncio.wait_for(client.send(message=outgoing), gateway.command_timeout() + SEND_TIMEOUT_EXTRA)
+            result = await asyncio.wait_for(
+                client.send(message=outgoing), gateway.command_timeout() + SEND_TIMEOUT_EXTRA
+            )
         except protocol.NotConnected:
             await runtime.db(outbox.requeue, message_id, "")  # goes out when the device is back
             return False, None, False
@@ -604,7 +653,9 @@ class SessionWorker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("session worker %s: handling %s for device %s failed", self.worker_id, kind, device_id)
+            logger.exception(
+                "session worker %s: handling %s for device %s failed", self.worker_id, kind, device_id
+            )
 
     async def run_command(self, message: dict) -> None:
         reply_to = message.get("reply_to")
@@ -617,7 +668,10 @@ class SessionWorker:
             raise
         except Exception as exc:
             logger.exception("device %s: %s failed", message.get("device_id"), message.get("op"))
-            reply = {"type": gateway.REPLY, "error": {"code": str(protocol.ErrorCode.UPSTREAM), "message": f"WhatsApp failed: {exc}"}}
+            reply = {
+                "type": gateway.REPLY,
+                "error": {"code": str(protocol.ErrorCode.UPSTREAM), "message": f"WhatsApp failed: {exc}"},
+            }
         if reply_to:
             try:
                 await get_channel_layer().send(reply_to, reply)
@@ -631,9 +685,13 @@ class SessionWorker:
             raise protocol.InvalidRequest(f"{op!r} is not a WhatsApp operation the gateway runs.")
         client = self.clients.get(device_id)
         if client is None:
-            raise protocol.NotConnected("The device is not connected: its session worker does not hold it right now.")
+            raise protocol.NotConnected(
+                "The device is not connected: its session worker does not hold it right now."
+            )
         if op not in gateway.UNCONNECTED_OPS and not client.is_connected():
-            raise protocol.NotConnected("The device is not connected to WhatsApp right now; try again once it is.")
+            raise protocol.NotConnected(
+                "The device is not connected to WhatsApp right now; try again once it is."
+            )
         kwargs = wire.decode(message.get("args") or {})
         try:
             result = await getattr(client, op)(**kwargs)
@@ -696,7 +754,9 @@ def _stop_with_reactor(worker: SessionWorker) -> None:
     try:
         from twisted.internet.defer import Deferred
 
-        reactor.addSystemEventTrigger("before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(worker.stop())))
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(worker.stop()))
+        )
     except Exception:
         logger.exception("could not hook the session worker to the server's shutdown")
 

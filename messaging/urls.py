@@ -18,7 +18,11 @@ urlpatterns = [
     path("devices/<int:device_id>/rename/", devices.device_rename, name="device_rename"),
     path("devices/<int:device_id>/remove/", devices.device_remove, name="device_remove"),
     path("devices/<int:device_id>/profile/", profile.profile, name="profile"),
-    path("devices/<int:device_id>/profile/section/<str:section>/", profile.profile_section, name="profile_section"),
+    path(
+        "devices/<int:device_id>/profile/section/<str:section>/",
+        profile.profile_section,
+        name="profile_section",
+    ),
     path("devices/<int:device_id>/profile/lookup/", profile.profile_lookup, name="profile_lookup"),
     path("devices/<int:device_id>/profile/avatar/", profile.profile_avatar, name="profile_avatar"),
     path("devices/<int:device_id>/profile/push-name/", profile.profile_push_name, name="profile_push_name"),

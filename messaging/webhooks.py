@@ -166,7 +166,9 @@ def release_held(delivery_ids: list[int], payload: dict | None = None) -> None:
             if payload is not None:
                 body = json.loads(delivery.body)
                 body["payload"] = payload
-                delivery.body = json.dumps(body, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+                delivery.body = json.dumps(
+                    body, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":")
+                )
             delivery.held_until = None
             delivery.save(update_fields=["body", "held_until", "updated_at"])
             enqueue_on_commit(delivery.endpoint_id, delivery.device_id)

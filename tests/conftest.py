@@ -62,7 +62,12 @@ def add_member(organization: Organization, role: str = Role.OPERATOR, user: User
 def make_api_key(organization: Organization, access: str = "full", created_by: User | None = None) -> str:
     raw, prefix, digest = ApiKey.generate()
     ApiKey.objects.create(
-        organization=organization, name="test key", access=access, key_prefix=prefix, key_hash=digest, created_by=created_by
+        organization=organization,
+        name="test key",
+        access=access,
+        key_prefix=prefix,
+        key_hash=digest,
+        created_by=created_by,
     )
     return raw
 

@@ -143,14 +143,18 @@ class RuntimeHarness:
                     index += 1
                     if index - 1 in self._returned or ev_name != name:
                         continue
-                    if (device_id is not None and ev_device != device_id) or (predicate is not None and not predicate(data)):
+                    if (device_id is not None and ev_device != device_id) or (
+                        predicate is not None and not predicate(data)
+                    ):
                         continue
                     self._returned.add(index - 1)
                     return data
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     seen = [(n, d) for n, d, _ in self.events[-15:]]
-                    raise AssertionError(f"no {name!r} event for device {device_id} within {timeout}s; last events: {seen}")
+                    raise AssertionError(
+                        f"no {name!r} event for device {device_id} within {timeout}s; last events: {seen}"
+                    )
                 self._cond.wait(remaining)
 
 

@@ -48,7 +48,9 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h.strip()]
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h.strip()
+]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
@@ -170,7 +172,9 @@ if SMTP_URL:
 
     _smtp = urlsplit(SMTP_URL)
     if _smtp.scheme not in ("smtp", "smtps") or not _smtp.hostname:
-        raise ImproperlyConfigured("SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465")
+        raise ImproperlyConfigured(
+            "SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465"
+        )
     _tls = parse_qs(_smtp.query).get("tls", ["1"])[0] not in ("0", "false", "no")
     MAILERS = {
         "default": {
@@ -201,7 +205,9 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+    }
 
 # WhatsApp
 WA_BACKEND = os.environ.get("WA_BACKEND", "neonize")

@@ -23,6 +23,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
+
 def periodic() -> dict[str, float]:
     """The periodic tasks the embedded process runs itself, name -> seconds: celery beat's schedule."""
     return {entry["task"]: float(entry["schedule"]) for entry in settings.CELERY_BEAT_SCHEDULE.values()}

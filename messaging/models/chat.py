@@ -49,7 +49,9 @@ STATUS_ORDER = {
 class Message(models.Model):
     """A message in a chat. Outgoing ones are the outbox: stored with their WhatsApp ID before sending."""
 
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="messages")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="messages"
+    )
     device = models.ForeignKey("messaging.Device", on_delete=models.CASCADE, related_name="messages")
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
     wa_id = models.CharField("WhatsApp message ID", max_length=128)
@@ -94,7 +96,9 @@ class Message(models.Model):
 
 
 class Contact(models.Model):
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="contacts")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="contacts"
+    )
     device = models.ForeignKey("messaging.Device", on_delete=models.CASCADE, related_name="contacts")
     jid = models.CharField(max_length=128)
     name = models.CharField(max_length=200, blank=True)

@@ -20,7 +20,9 @@ UNHELD_REASON = "no session worker holds this device"
 
 
 class Device(models.Model):
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="devices")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="devices"
+    )
     name = models.CharField(_("name"), max_length=80)
     # Set once linked. The bare JID (number@s.whatsapp.net) and the digits.
     jid = models.CharField(max_length=128, blank=True, db_index=True)

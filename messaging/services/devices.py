@@ -65,7 +65,9 @@ def _nudge(device_id: int, kind: str) -> None:
 
 def _announce(name: str, device: Device) -> None:
     """Once committed, tell the organization's open pages live that a number came or went (no webhook)."""
-    outcome = events.Outcome(name, device.organization_id, device.pk, events.device_payload(device), webhook=False)
+    outcome = events.Outcome(
+        name, device.organization_id, device.pk, events.device_payload(device), webhook=False
+    )
 
     def push():
         try:
@@ -80,7 +82,9 @@ def create_device(*, organization, name, actor=None, api_key=None) -> Device:
     name = _clean_name(name)
     with transaction.atomic():
         device = Device.objects.create(organization=organization, name=name)
-        record_audit(organization=organization, action="device.create", actor=actor, api_key=api_key, obj=device)
+        record_audit(
+            organization=organization, action="device.create", actor=actor, api_key=api_key, obj=device
+        )
         _announce("device.created", device)
     return device
 
@@ -109,8 +113,20 @@ def start_linking(*, organization, device, actor=None, api_key=None, wait: float
         device.qr_code = ""
         device.qr_expires_at = None
         device.pair_code = ""
-        device.save(update_fields=["wanted", "status", "status_reason", "qr_code", "qr_expires_at", "pair_code", "updated_at"])
-        record_audit(organization=organization, action="device.link", actor=actor, api_key=api_key, obj=device)
+        device.save(
+            update_fields=[
+                "wanted",
+                "status",
+                "status_reason",
+                "qr_code",
+                "qr_expires_at",
+                "pair_code",
+                "updated_at",
+            ]
+        )
+        record_audit(
+            organization=organization, action="device.link", actor=actor, api_key=api_key, obj=device
+        )
 
     device_id = device.pk
 
@@ -146,7 +162,9 @@ def pair_device(*, organization, device, phone, actor=None, api_key=None) -> pro
     except ValueError as exc:
         raise ValidationError({"phone": str(exc)}) from None
     if device.is_connected:
-        raise protocol.InvalidRequest("The device is already linked and connected; log it out to link another number.")
+        raise protocol.InvalidRequest(
+            "The device is already linked and connected; log it out to link another number."
+        )
     if gateway.worker_channel(device) is None or not device.wanted:
         # A pairing code is asked of a running (linking) client.
         device = start_linking(organization=organization, device=device, actor=actor, api_key=api_key)
@@ -173,7 +191,9 @@ def logout_device(*, organization, device, actor=None, api_key=None) -> Device:
         except protocol.NotConnected:
             pass  # not connected: nothing to unlink upstream; the session is dropped below
     with transaction.atomic():
-        record_audit(organization=organization, action="device.logout", actor=actor, api_key=api_key, obj=device)
+        record_audit(
+            organization=organization, action="device.logout", actor=actor, api_key=api_key, obj=device
+        )
     device.refresh_from_db()
     if device.status != DeviceStatus.LOGGED_OUT or device.wanted:
         # The backend did not report it (or never held it): record it the same way, live and for webhooks.
@@ -188,10 +208,14 @@ def reconnect_device(*, organization, device, actor=None, api_key=None) -> Devic
     """Connect a linked device again (after a disconnect, or when no worker holds it)."""
     device = _get(organization, device)
     if not device.jid:
-        raise ValidationError({"device": "this device is not linked yet: link it with a QR code or a pairing code."})
+        raise ValidationError(
+            {"device": "this device is not linked yet: link it with a QR code or a pairing code."}
+        )
     with transaction.atomic():
         Device.objects.filter(pk=device.pk).update(wanted=True, updated_at=timezone.now())
-        record_audit(organization=organization, action="device.reconnect", actor=actor, api_key=api_key, obj=device)
+        record_audit(
+            organization=organization, action="device.reconnect", actor=actor, api_key=api_key, obj=device
+        )
     if gateway.worker_channel(device) is not None:
         try:
             gateway.call(device, "reconnect")

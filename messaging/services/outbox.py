@@ -37,7 +37,12 @@ def _kind(value) -> protocol.MessageKind:
         kind = protocol.MessageKind(value or "text")
     except ValueError:
         raise ValidationError({"kind": f"{value!r} is not a kind of message that can be sent."}) from None
-    if kind in (protocol.MessageKind.REACTION, protocol.MessageKind.EDIT, protocol.MessageKind.REVOKE, protocol.MessageKind.UNKNOWN):
+    if kind in (
+        protocol.MessageKind.REACTION,
+        protocol.MessageKind.EDIT,
+        protocol.MessageKind.REVOKE,
+        protocol.MessageKind.UNKNOWN,
+    ):
         raise ValidationError({"kind": f"{kind} messages are not sent through the outbox."})
     return kind
 
@@ -116,7 +121,9 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     with transaction.atomic():
         if chat is None:
             chat, _ = Chat.objects.get_or_create(
-                device=device, jid=to, defaults={"organization": organization, "is_group": protocol.is_group(to)}
+                device=device,
+                jid=to,
+                defaults={"organization": organization, "is_group": protocol.is_group(to)},
             )
             message.chat = chat
         message.save()
@@ -138,7 +145,11 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
         return msg.get("event") in ("message.sent", "message.failed") and msg["data"].get("id") == wa_id
 
     def done():
-        return Message.objects.filter(pk=message.pk).exclude(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]).exists()
+        return (
+            Message.objects.filter(pk=message.pk)
+            .exclude(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])
+            .exists()
+        )
 
     async def nudge():
         await gateway.notify_worker(device.pk, {"type": gateway.OUTBOX}, channel=channel)
@@ -245,7 +256,9 @@ def _claim_first(candidates: list[Message]) -> Message | None:
     return None
 
 
-def _sendable(device_id: int, message: Message | None) -> tuple[int, protocol.OutgoingMessage, Message] | None:
+def _sendable(
+    device_id: int, message: Message | None
+) -> tuple[int, protocol.OutgoingMessage, Message] | None:
     """The claimed row as the protocol message to send; one that cannot be built fails, and the next is claimed."""
     while message is not None:
         try:
@@ -270,7 +283,11 @@ def _mark_sent(message_id: int, result: protocol.SendResult) -> tuple[str, dict]
     """Record that WhatsApp took the message; returns its status now (sent, or further if a receipt came
     first) and the fields written."""
     now = timezone.now()
-    written = {"sent_at": now, "timestamp": events._from_unix(result.timestamp) if result.timestamp else now, "error": ""}
+    written = {
+        "sent_at": now,
+        "timestamp": events._from_unix(result.timestamp) if result.timestamp else now,
+        "error": "",
+    }
     # Forward only: a receipt may have arrived before the send returned. Usually one UPDATE does it all.
     pending = [MessageStatus.QUEUED, MessageStatus.SENDING]
     if Message.objects.filter(pk=message_id, status__in=pending).update(status=MessageStatus.SENT, **written):
@@ -335,7 +352,9 @@ def requeue(message_id: int, error: str = "") -> list[events.Outcome] | None:
 def devices_with_pending(device_ids) -> set[int]:
     return set(
         Message.objects.filter(
-            device_id__in=list(device_ids), from_me=True, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
+            device_id__in=list(device_ids),
+            from_me=True,
+            status__in=[MessageStatus.QUEUED, MessageStatus.SENDING],
         )
         .values_list("device_id", flat=True)
         .distinct()

@@ -34,7 +34,9 @@ def picture_upload(upload, kind: str) -> tuple[bytes | None, str]:
         media.check(data, kind, declared=upload.content_type or "", filename=upload.name or "")
     except media.MediaRefused as refused:
         if refused.reason == "too_large":
-            return None, _("The file is too large: at most %(size)s for this kind.") % {"size": filesizeformat(limit)}
+            return None, _("The file is too large: at most %(size)s for this kind.") % {
+                "size": filesizeformat(limit)
+            }
         return None, _("Choose a JPEG, PNG or WebP image.")
     return data, ""
 

@@ -29,18 +29,29 @@ KINDS = [
 # Kinds sent with a file; its size and type are checked by messaging.services.media, as the API does.
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 # Field names of the outbox (queue_message) → the form field that shows its error.
-ERROR_FIELDS = {"media": "file", "text": "text", "to": "to", "poll_question": "question", "poll_options": "options"}
+ERROR_FIELDS = {
+    "media": "file",
+    "text": "text",
+    "to": "to",
+    "poll_question": "question",
+    "poll_options": "options",
+}
 
 
 class ComposeForm(forms.Form):
     kind = forms.ChoiceField(choices=KINDS, initial="text")
     to = forms.CharField(label=gettext_lazy("To"), max_length=128)
-    text = forms.CharField(label=gettext_lazy("Message"), required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    text = forms.CharField(
+        label=gettext_lazy("Message"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
     reply_to_id = forms.CharField(label=gettext_lazy("Reply to message ID"), required=False, max_length=128)
     is_forwarded = forms.BooleanField(label=gettext_lazy("Mark as forwarded"), required=False)
     file = forms.FileField(label=gettext_lazy("File"), required=False)
     media_url = forms.URLField(
-        label=gettext_lazy("…or the file's URL"), required=False, max_length=2000, assume_scheme="https",
+        label=gettext_lazy("…or the file's URL"),
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
         widget=forms.URLInput(attrs={"placeholder": "https://"}),
     )
     caption = forms.CharField(label=gettext_lazy("Caption"), required=False, max_length=4096)
@@ -50,10 +61,16 @@ class ComposeForm(forms.Form):
     contact_name = forms.CharField(label=gettext_lazy("Contact name"), required=False, max_length=200)
     contact_phone = forms.CharField(label=gettext_lazy("Contact phone"), required=False, max_length=32)
     latitude = forms.FloatField(label=gettext_lazy("Latitude"), required=False, min_value=-90, max_value=90)
-    longitude = forms.FloatField(label=gettext_lazy("Longitude"), required=False, min_value=-180, max_value=180)
+    longitude = forms.FloatField(
+        label=gettext_lazy("Longitude"), required=False, min_value=-180, max_value=180
+    )
     question = forms.CharField(label=gettext_lazy("Question"), required=False, max_length=255)
-    options = forms.CharField(label=gettext_lazy("Options, one per line"), required=False, widget=forms.Textarea(attrs={"rows": 4}))
-    max_answer = forms.IntegerField(label=gettext_lazy("Answers allowed"), required=False, min_value=1, initial=1)
+    options = forms.CharField(
+        label=gettext_lazy("Options, one per line"), required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    max_answer = forms.IntegerField(
+        label=gettext_lazy("Answers allowed"), required=False, min_value=1, initial=1
+    )
 
     def _need(self, *names):
         for name in names:
@@ -113,8 +130,12 @@ class ComposeForm(forms.Form):
         except media.MediaRefused as refused:
             if refused.reason == "too_large":
                 self.add_error(field, self._too_large(refused.limit))
-            elif refused.reason == "type" and refused.found and refused.found not in media.ALLOWED_TYPES[kind]:
-                self.add_error(field, _("A %(kind)s cannot be a %(type)s file.") % {"kind": kind, "type": refused.found})
+            elif (
+                refused.reason == "type" and refused.found and refused.found not in media.ALLOWED_TYPES[kind]
+            ):
+                self.add_error(
+                    field, _("A %(kind)s cannot be a %(type)s file.") % {"kind": kind, "type": refused.found}
+                )
             elif refused.reason == "type":  # said to be one, but its content is not
                 self.add_error(field, _("This file's content is not a valid %(kind)s.") % {"kind": kind})
             else:
@@ -165,7 +186,11 @@ class ComposeForm(forms.Form):
         elif kind == "location":
             out.update(latitude=d["latitude"], longitude=d["longitude"])
         elif kind == "poll":
-            out.update(poll_question=d["question"], poll_options=d["poll_options"], poll_max_answer=d.get("max_answer") or 1)
+            out.update(
+                poll_question=d["question"],
+                poll_options=d["poll_options"],
+                poll_max_answer=d.get("max_answer") or 1,
+            )
         return out
 
 
@@ -178,7 +203,10 @@ def compose(request, device_id: int):
         if form.is_valid():
             try:
                 sent = service("messaging.services.outbox").queue_message(
-                    organization=request.organization, device=device, outgoing=form.outgoing(), actor=request.user
+                    organization=request.organization,
+                    device=device,
+                    outgoing=form.outgoing(),
+                    actor=request.user,
                 )
             except ValidationError as exc:
                 for field, msgs in field_errors(exc).items():
@@ -194,8 +222,13 @@ def compose(request, device_id: int):
                 form = ComposeForm(initial={"kind": kind, "to": form.cleaned_data["to"]})
     else:
         kind = request.GET.get("kind", "text")
-        form = ComposeForm(initial={"kind": kind if kind in dict(KINDS) else "text", "to": request.GET.get("to", ""),
-                                    "reply_to_id": request.GET.get("reply_to", "")})
+        form = ComposeForm(
+            initial={
+                "kind": kind if kind in dict(KINDS) else "text",
+                "to": request.GET.get("to", ""),
+                "reply_to_id": request.GET.get("reply_to", ""),
+            }
+        )
     kind = form["kind"].value() or "text"
     context = page_context(request, device=device, form=form, kind=kind, kinds=KINDS, sent=sent)
     if request.htmx and request.method == "POST":

@@ -58,7 +58,9 @@ def device_create(request):
         except WRITE_ERRORS as exc:
             form.add_error("name", error_text(exc))
         else:
-            return done(request, _("Number added. Link it now."), reverse("messaging:device", args=[device.pk]))
+            return done(
+                request, _("Number added. Link it now."), reverse("messaging:device", args=[device.pk])
+            )
     return _list(request, form)
 
 
@@ -83,7 +85,9 @@ def device_fragment(request, device_id: int):
 
 
 def _link_panel(request, device, *, error: str = ""):
-    return render(request, "messaging/device_detail.html#live", page_context(request, device=device, link_error=error))
+    return render(
+        request, "messaging/device_detail.html#live", page_context(request, device=device, link_error=error)
+    )
 
 
 @member_required(write=True)
@@ -97,7 +101,12 @@ def device_link(request, device_id: int):
         error = error_text(exc)
     device.refresh_from_db()
     if not request.htmx:
-        return done(request, error or _("Linking started: the QR code appears in a moment."), reverse("messaging:device", args=[device.pk]), error=bool(error))
+        return done(
+            request,
+            error or _("Linking started: the QR code appears in a moment."),
+            reverse("messaging:device", args=[device.pk]),
+            error=bool(error),
+        )
     return _link_panel(request, device, error=error)
 
 
@@ -109,7 +118,10 @@ def device_pair(request, device_id: int):
     if form.is_valid():
         try:
             service(DEVICES).pair_device(
-                organization=request.organization, device=device, phone=form.cleaned_data["phone"], actor=request.user
+                organization=request.organization,
+                device=device,
+                phone=form.cleaned_data["phone"],
+                actor=request.user,
             )
         except WRITE_ERRORS as exc:
             form.add_error("phone", error_text(exc))
@@ -124,7 +136,9 @@ def device_pair(request, device_id: int):
 def _action(request, device_id: int, func: str, ok: str, **kwargs):
     device = org_device(request, device_id)
     try:
-        getattr(service(DEVICES), func)(organization=request.organization, device=device, actor=request.user, **kwargs)
+        getattr(service(DEVICES), func)(
+            organization=request.organization, device=device, actor=request.user, **kwargs
+        )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), reverse("messaging:device", args=[device.pk]), error=True)
     return done(request, ok, reverse("messaging:device", args=[device.pk]))
@@ -148,7 +162,9 @@ def device_rename(request, device_id: int):
     form = DeviceNameForm(request.POST)
     if not form.is_valid():
         org_device(request, device_id)
-        return done(request, _("A name is required."), reverse("messaging:device", args=[device_id]), error=True)
+        return done(
+            request, _("A name is required."), reverse("messaging:device", args=[device_id]), error=True
+        )
     return _action(request, device_id, "rename_device", _("Renamed."), name=form.cleaned_data["name"])
 
 

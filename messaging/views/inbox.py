@@ -42,7 +42,9 @@ def chats_page(device, *, search: str = "", after: str = ""):
     """One page of chats, most recent first, keyset on (activity, id); returns (chats, next cursor or "")."""
     chats = device.chats.annotate(activity=Coalesce("last_message_at", "created_at"))
     if search:
-        chats = chats.filter(Q(name__icontains=search) | Q(jid__icontains=search) | Q(last_message_preview__icontains=search))
+        chats = chats.filter(
+            Q(name__icontains=search) | Q(jid__icontains=search) | Q(last_message_preview__icontains=search)
+        )
     cursor = decode_cursor(after) if after else None
     if cursor:
         when, pk = cursor
@@ -97,7 +99,13 @@ def conversation(request, device_id: int, chat_id: int):
     chat_messages, older = messages_page(chat, before=request.GET.get("before", ""))
     latest_unread = next((m for m in reversed(chat_messages) if not m.from_me and not m.read_by_me_at), None)
     context = page_context(
-        request, device=device, chat=chat, chat_messages=chat_messages, older=older, reactions=REACTIONS, latest_unread=latest_unread
+        request,
+        device=device,
+        chat=chat,
+        chat_messages=chat_messages,
+        older=older,
+        reactions=REACTIONS,
+        latest_unread=latest_unread,
     )
     if request.htmx and request.GET.get("before"):
         return render(request, "messaging/conversation.html#older_page", context)
@@ -139,8 +147,12 @@ def message_action(request, device_id: int, chat_id: int, message_id: int, actio
     error = ""
     try:
         getattr(service(MESSAGES), func)(
-            organization=request.organization, device=device, chat=chat.jid, message_id=message.wa_id,
-            actor=request.user, **args(request.POST),
+            organization=request.organization,
+            device=device,
+            chat=chat.jid,
+            message_id=message.wa_id,
+            actor=request.user,
+            **args(request.POST),
         )
     except WRITE_ERRORS as exc:
         error = error_text(exc)
@@ -161,7 +173,9 @@ def message_download(request, device_id: int, chat_id: int, message_id: int):
     message = _message(device, chat, message_id)
     filename = message.media_filename or message.wa_id
     if message.media:
-        return FileResponse(message.media.open("rb"), filename=filename, content_type=message.media_mime or None)
+        return FileResponse(
+            message.media.open("rb"), filename=filename, content_type=message.media_mime or None
+        )
     ref = (message.payload or {}).get("media_ref")
     if not ref:
         raise Http404("This message has no media.")
@@ -187,16 +201,33 @@ def chat_send(request, device_id: int, chat_id: int):
         message = service("messaging.services.outbox").queue_message(
             organization=request.organization,
             device=device,
-            outgoing={"to": chat.jid, "kind": "text", "text": text, "reply_to_id": request.POST.get("reply_to_id", "")},
+            outgoing={
+                "to": chat.jid,
+                "kind": "text",
+                "text": text,
+                "reply_to_id": request.POST.get("reply_to_id", ""),
+            },
             actor=request.user,
         )
     except WRITE_ERRORS as exc:
         error = error_text(exc)
     if not request.htmx:
-        return done(request, error or _("Sent."), reverse("messaging:conversation", args=[device.pk, chat.pk]), error=bool(error))
+        return done(
+            request,
+            error or _("Sent."),
+            reverse("messaging:conversation", args=[device.pk, chat.pk]),
+            error=bool(error),
+        )
     return render(
         request,
         "messaging/conversation.html#sent",
-        page_context(request, device=device, chat=chat, message=message, send_error=error, text=text if error else "",
-                     reactions=REACTIONS),
+        page_context(
+            request,
+            device=device,
+            chat=chat,
+            message=message,
+            send_error=error,
+            text=text if error else "",
+            reactions=REACTIONS,
+        ),
     )

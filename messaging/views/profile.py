@@ -38,7 +38,9 @@ def _read(device, section: str):
     if section == "privacy":
         return gateway.call(device, "privacy")
     if section == "contacts":
-        return sorted(gateway.call(device, "contacts"), key=lambda c: (c.full_name or c.push_name or c.jid).lower())
+        return sorted(
+            gateway.call(device, "contacts"), key=lambda c: (c.full_name or c.push_name or c.jid).lower()
+        )
     return gateway.call(device, "newsletters")
 
 
@@ -74,7 +76,11 @@ def profile_lookup(request, device_id: int):
         context["lookup_error"] = str(exc)
         return render(request, "messaging/profile.html#lookup_result", context)
     try:
-        checks = gateway.call(device, "check_numbers", phones=[protocol.jid_user(jid)]) if not protocol.is_group(jid) else []
+        checks = (
+            gateway.call(device, "check_numbers", phones=[protocol.jid_user(jid)])
+            if not protocol.is_group(jid)
+            else []
+        )
         context["check"] = check = checks[0] if checks else None
         if check is None or check.is_in:  # nothing more to learn about a number that is not on WhatsApp
             infos = gateway.call(device, "user_info", jids=[check.jid if check and check.jid else jid])
@@ -89,7 +95,9 @@ def _write(request, device_id: int, func: str, ok: str, **kwargs):
     device = org_device(request, device_id)
     back = reverse("messaging:profile", args=[device.pk])
     try:
-        getattr(service(PROFILE), func)(organization=request.organization, device=device, actor=request.user, **kwargs)
+        getattr(service(PROFILE), func)(
+            organization=request.organization, device=device, actor=request.user, **kwargs
+        )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), back, error=True)
     return done(request, ok, back)
@@ -108,18 +116,26 @@ def profile_avatar(request, device_id: int):
 @member_required(write=True)
 @require_POST
 def profile_push_name(request, device_id: int):
-    return _write(request, device_id, "set_push_name", _("Name changed."), name=request.POST.get("push_name", ""))
+    return _write(
+        request, device_id, "set_push_name", _("Name changed."), name=request.POST.get("push_name", "")
+    )
 
 
 @member_required(write=True)
 @require_POST
 def profile_presence(request, device_id: int):
-    return _write(request, device_id, "set_presence", _("Presence changed."), presence=request.POST.get("presence", ""))
+    return _write(
+        request, device_id, "set_presence", _("Presence changed."), presence=request.POST.get("presence", "")
+    )
 
 
 @member_required(write=True)
 @require_POST
 def profile_unfollow(request, device_id: int):
     return _write(
-        request, device_id, "unfollow_newsletter", _("Newsletter unfollowed."), newsletter=request.POST.get("newsletter_id", "")
+        request,
+        device_id,
+        "unfollow_newsletter",
+        _("Newsletter unfollowed."),
+        newsletter=request.POST.get("newsletter_id", ""),
     )

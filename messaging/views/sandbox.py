@@ -50,10 +50,17 @@ def sandbox_scan(request, device_id: int):
     device = org_device(request, device_id)
     phone = (request.POST.get("phone") or "").strip()
     if not device.qr_code:
-        return done(request, _("There is no QR code to scan: start linking first."), _back(request, device), error=True)
+        return done(
+            request,
+            _("There is no QR code to scan: start linking first."),
+            _back(request, device),
+            error=True,
+        )
     try:
         # No number given: the simulated network makes a new phone for it.
-        service(SANDBOX).phone_scan(qr_code=device.qr_code, phone=protocol.normalize_phone(phone) if phone else None)
+        service(SANDBOX).phone_scan(
+            qr_code=device.qr_code, phone=protocol.normalize_phone(phone) if phone else None
+        )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _back(request, device), error=True)
     return done(request, _("The simulated phone scanned the QR code."), _back(request, device))
@@ -67,7 +74,12 @@ def sandbox_enter_code(request, device_id: int):
     code = (request.POST.get("code") or device.pair_code).strip()
     phone = (request.POST.get("phone") or "").strip()
     if not code or not phone:
-        return done(request, _("The phone number and the pairing code are both needed."), _back(request, device), error=True)
+        return done(
+            request,
+            _("The phone number and the pairing code are both needed."),
+            _back(request, device),
+            error=True,
+        )
     try:
         service(SANDBOX).phone_enter_code(phone=protocol.normalize_phone(phone), code=code)
     except WRITE_ERRORS as exc:
@@ -85,9 +97,13 @@ def sandbox_peer_send(request, device_id: int):
     if not device.jid:
         return done(request, _("This number is not linked yet."), _back(request, device), error=True)
     if not from_phone or not text:
-        return done(request, _("Pick a simulated contact and write something."), _back(request, device), error=True)
+        return done(
+            request, _("Pick a simulated contact and write something."), _back(request, device), error=True
+        )
     try:
-        service(SANDBOX).peer_send(from_phone=protocol.normalize_phone(from_phone), to_jid=device.jid, text=text)
+        service(SANDBOX).peer_send(
+            from_phone=protocol.normalize_phone(from_phone), to_jid=device.jid, text=text
+        )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _back(request, device), error=True)
     return done(request, _("The simulated contact sent the message."), _back(request, device))

@@ -733,7 +733,9 @@ class NeonizeClient(p.WhatsAppClient):
             try:
                 done.result(MESSAGE_STORE_WAIT_SECONDS)
             except Exception:
-                logger.exception("message of device %s was not handled before its acknowledgement", self.device_id)
+                logger.exception(
+                    "message of device %s was not handled before its acknowledgement", self.device_id
+                )
 
         events.execute = execute
 

@@ -20,7 +20,9 @@ USER_SERVER = "s.whatsapp.net"
 GROUP_SERVER = "g.us"
 NEWSLETTER_SERVER = "newsletter"
 LID_SERVER = "lid"
-_JID_RE = re.compile(r"^(?P<user>[0-9A-Za-z.:_-]{1,64})@(?P<server>s\.whatsapp\.net|g\.us|newsletter|lid|broadcast)$")
+_JID_RE = re.compile(
+    r"^(?P<user>[0-9A-Za-z.:_-]{1,64})@(?P<server>s\.whatsapp\.net|g\.us|newsletter|lid|broadcast)$"
+)
 _PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-().]{4,30}$")
 
 
@@ -121,7 +123,10 @@ class UpstreamTimeout(WhatsAppError):
     code = ErrorCode.TIMEOUT
 
 
-_ERRORS = {cls.code.value: cls for cls in (NotConnected, NotLoggedIn, NotSupported, NotFound, Forbidden, InvalidRequest, UpstreamTimeout)}
+_ERRORS = {
+    cls.code.value: cls
+    for cls in (NotConnected, NotLoggedIn, NotSupported, NotFound, Forbidden, InvalidRequest, UpstreamTimeout)
+}
 
 
 def error_from_code(code: str, message: str) -> WhatsAppError:
@@ -150,7 +155,9 @@ class MessageKind(StrEnum):
     UNKNOWN = "unknown"
 
 
-MEDIA_KINDS = frozenset({MessageKind.IMAGE, MessageKind.AUDIO, MessageKind.VIDEO, MessageKind.DOCUMENT, MessageKind.STICKER})
+MEDIA_KINDS = frozenset(
+    {MessageKind.IMAGE, MessageKind.AUDIO, MessageKind.VIDEO, MessageKind.DOCUMENT, MessageKind.STICKER}
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -529,7 +536,9 @@ class WhatsAppClient(abc.ABC):
     async def mark_read(self, *, chat: str, message_ids: list[str], sender: str) -> None: ...
 
     @abc.abstractmethod
-    async def star(self, *, chat: str, message_id: str, sender: str, from_me: bool, starred: bool) -> None: ...
+    async def star(
+        self, *, chat: str, message_id: str, sender: str, from_me: bool, starred: bool
+    ) -> None: ...
 
     @abc.abstractmethod
     async def download_media(self, *, ref: dict) -> bytes: ...
@@ -586,7 +595,9 @@ class WhatsAppClient(abc.ABC):
     async def join_requests(self, *, jid: str) -> list[JoinRequest]: ...
 
     @abc.abstractmethod
-    async def answer_join_requests(self, *, jid: str, participants: list[str], approve: bool) -> list[ParticipantResult]: ...
+    async def answer_join_requests(
+        self, *, jid: str, participants: list[str], approve: bool
+    ) -> list[ParticipantResult]: ...
 
     @abc.abstractmethod
     async def leave_group(self, *, jid: str) -> None: ...

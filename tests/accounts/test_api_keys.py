@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 
 
 def create(client, name="CRM", access="full", **headers):
-    return client.post(reverse("accounts:api_key_create"), {"name": name, "access": access}, headers=headers or None)
+    return client.post(
+        reverse("accounts:api_key_create"), {"name": name, "access": access}, headers=headers or None
+    )
 
 
 def test_owner_creates_a_key_shown_once_and_stored_hashed(owner_client, owner, org):
@@ -99,7 +101,11 @@ def test_anonymous_cannot_revoke(client, api_key):
 def test_key_authenticates_in_the_three_ways_clients_send_it(org, api_key):
     rf = RequestFactory()
     basic = base64.b64encode(f"anyone:{api_key}".encode()).decode()
-    for headers in ({"Authorization": f"Bearer {api_key}"}, {"X-Api-Key": api_key}, {"Authorization": f"Basic {basic}"}):
+    for headers in (
+        {"Authorization": f"Bearer {api_key}"},
+        {"X-Api-Key": api_key},
+        {"Authorization": f"Basic {basic}"},
+    ):
         key = services.api_key_from_request(rf.get("/", headers=headers))
         assert key is not None and key.organization == org
     assert services.api_key_from_request(rf.get("/", headers={"Authorization": "Bearer wap_wrong"})) is None
@@ -113,7 +119,10 @@ def test_using_a_key_records_last_used_time(owner_client, api_key):
     assert services.authenticate_api_key(api_key).pk == key.pk
     key.refresh_from_db()
     assert key.last_used_at is not None
-    assert key.last_used_at.strftime("%Y-%m-%d %H:%M") in owner_client.get(reverse("accounts:api_keys")).content.decode()
+    assert (
+        key.last_used_at.strftime("%Y-%m-%d %H:%M")
+        in owner_client.get(reverse("accounts:api_keys")).content.decode()
+    )
 
 
 def _api_path(path: str) -> str:
@@ -124,7 +133,9 @@ def _api_path(path: str) -> str:
     return path
 
 
-def test_key_created_on_the_page_works_on_the_rest_api_until_revoked(owner_client, org, other_org, other_api_key):
+def test_key_created_on_the_page_works_on_the_rest_api_until_revoked(
+    owner_client, org, other_org, other_api_key
+):
     path = _api_path("/app/devices")
     response = create(owner_client, "script")
     raw = response.content.decode().split('aria-label="New API key"')[0].rsplit('value="', 1)[1].split('"')[0]

@@ -14,7 +14,9 @@ def test_owner_sees_who_did_what_to_which_object_when_and_from_where(owner_clien
     from accounts.models import Membership
 
     m = Membership.objects.get(user=viewer)
-    owner_client.post(reverse("accounts:member_role", args=[m.pk]), {"role": "operator"}, REMOTE_ADDR="203.0.113.7")
+    owner_client.post(
+        reverse("accounts:member_role", args=[m.pk]), {"role": "operator"}, REMOTE_ADDR="203.0.113.7"
+    )
     page = owner_client.get(reverse("accounts:audit_log")).content.decode()
     assert "member.role_change" in page
     assert owner.email in page  # who
@@ -72,6 +74,12 @@ def test_paginated_newest_first_and_filtered_by_action(owner_client, org):
 
 def test_htmx_filter_answers_only_the_table(owner_client, org):
     record_audit(organization=org, action="device.remove", object_repr="the-phone")
-    response = owner_client.get(reverse("accounts:audit_log"), {"action": "device.remove"}, headers={"HX-Request": "true"})
+    response = owner_client.get(
+        reverse("accounts:audit_log"), {"action": "device.remove"}, headers={"HX-Request": "true"}
+    )
     body = response.content.decode()
-    assert body.lstrip().startswith('<section id="audit-events">') and "the-phone" in body and "<html" not in body
+    assert (
+        body.lstrip().startswith('<section id="audit-events">')
+        and "the-phone" in body
+        and "<html" not in body
+    )

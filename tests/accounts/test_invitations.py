@@ -93,14 +93,18 @@ def test_withdraw_an_invitation(owner_client, org):
     invitation.refresh_from_db()
     assert invitation.revoked_at is not None
     assert AuditEvent.objects.filter(action="invitation.revoke").count() == 1
-    response = client_for(make_user("new@example.com")).get(reverse("accounts:invitation", args=[invitation.token]))
+    response = client_for(make_user("new@example.com")).get(
+        reverse("accounts:invitation", args=[invitation.token])
+    )
     assert response.status_code == 410 and "withdrawn" in response.content.decode()
 
 
 def test_withdrawing_another_organizations_invitation_is_404(owner_client, outsider_client, org):
     invite(owner_client)
     invitation = Invitation.objects.get()
-    assert outsider_client.post(reverse("accounts:invitation_revoke", args=[invitation.pk])).status_code == 404
+    assert (
+        outsider_client.post(reverse("accounts:invitation_revoke", args=[invitation.pk])).status_code == 404
+    )
     invitation.refresh_from_db()
     assert invitation.is_open
 
@@ -126,7 +130,15 @@ def test_new_user_sets_name_and_password_and_joins(client, invitation, org):
     url = reverse("accounts:invitation", args=[invitation.token])
     page = client.get(url).content.decode()
     assert "Join Acme" in page and "First name" in page
-    response = client.post(url, {"first_name": "Ayşe", "last_name": "Yılmaz", "password": "a long passphrase 42", "password2": "a long passphrase 42"})
+    response = client.post(
+        url,
+        {
+            "first_name": "Ayşe",
+            "last_name": "Yılmaz",
+            "password": "a long passphrase 42",
+            "password2": "a long passphrase 42",
+        },
+    )
     assert response.status_code == 302
     user = User.objects.get(email="new@example.com")
     assert user.get_full_name() == "Ayşe Yılmaz" and user.check_password("a long passphrase 42")
@@ -144,7 +156,9 @@ def test_new_user_with_a_weak_or_mismatched_password_is_refused(client, invitati
     url = reverse("accounts:invitation", args=[invitation.token])
     response = client.post(url, {"first_name": "A", "password": "123", "password2": "123"})
     assert response.status_code == 400 and "too short" in response.content.decode()
-    response = client.post(url, {"first_name": "A", "password": "a long passphrase 42", "password2": "different phrase 42"})
+    response = client.post(
+        url, {"first_name": "A", "password": "a long passphrase 42", "password2": "different phrase 42"}
+    )
     assert response.status_code == 400 and "differ" in response.content.decode()
     assert not User.objects.filter(email="new@example.com").exists()
     invitation.refresh_from_db()
@@ -161,7 +175,10 @@ def test_existing_user_is_asked_to_sign_in_then_joins(client, invitation, org):
     assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
     assert not Membership.objects.filter(user=user).exists()
     # sign in through the login page, which brings the person back to the invitation
-    response = client.post(response["Location"], {"username": "new@example.com", "password": "correct horse battery", "next": url})
+    response = client.post(
+        response["Location"],
+        {"username": "new@example.com", "password": "correct horse battery", "next": url},
+    )
     assert response["Location"] == url
     assert "Accept and join" in client.get(url).content.decode()
     assert client.post(url).status_code == 302
@@ -187,7 +204,9 @@ def test_signed_in_as_someone_else_cannot_accept(invitation):
 
 def test_used_invitation_is_refused(client, invitation):
     url = reverse("accounts:invitation", args=[invitation.token])
-    client.post(url, {"first_name": "A", "password": "a long passphrase 42", "password2": "a long passphrase 42"})
+    client.post(
+        url, {"first_name": "A", "password": "a long passphrase 42", "password2": "a long passphrase 42"}
+    )
     other = client_for(make_user("new2@example.com"))
     response = other.get(url)
     assert response.status_code == 410 and "already been used" in response.content.decode()
@@ -200,7 +219,9 @@ def test_expired_invitation_is_refused(client, invitation, org):
     url = reverse("accounts:invitation", args=[invitation.token])
     response = client.get(url)
     assert response.status_code == 410 and "expired" in response.content.decode()
-    response = client.post(url, {"first_name": "A", "password": "a long passphrase 42", "password2": "a long passphrase 42"})
+    response = client.post(
+        url, {"first_name": "A", "password": "a long passphrase 42", "password2": "a long passphrase 42"}
+    )
     assert response.status_code == 410
     assert not User.objects.filter(email="new@example.com").exists()
     user = make_user("new@example.com")

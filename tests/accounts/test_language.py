@@ -11,7 +11,9 @@ def test_language_switch_turns_the_page_turkish(owner_client):
     assert "Members" in page and 'lang="en"' in page
     assert 'action="/i18n/setlang/"' in page  # the switch is in the layout
     assert ">Türkçe</option>" in page and ">English</option>" in page
-    response = owner_client.post(reverse("set_language"), {"language": "tr", "next": reverse("accounts:organization")})
+    response = owner_client.post(
+        reverse("set_language"), {"language": "tr", "next": reverse("accounts:organization")}
+    )
     assert response.status_code == 302
     page = owner_client.get(reverse("accounts:organization")).content.decode()
     assert 'lang="tr"' in page
@@ -53,4 +55,6 @@ def test_turkish_catalog_is_complete_and_compiled():
         if "msgid" not in fields:
             continue
         assert fields["msgstr"], f"untranslated: {fields['msgid']!r}"
-        assert catalog.gettext(fields["msgid"]) == fields["msgstr"], f"the .mo is stale for {fields['msgid']!r}"
+        assert catalog.gettext(fields["msgid"]) == fields["msgstr"], (
+            f"the .mo is stale for {fields['msgid']!r}"
+        )

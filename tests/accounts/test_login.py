@@ -13,7 +13,9 @@ def test_signed_out_visitor_is_sent_to_login(client, db):
 
 
 def test_sign_in_with_email_and_password_shows_the_organization(client, owner, org):
-    response = client.post(reverse("accounts:login"), {"username": owner.email, "password": "correct horse battery"}, follow=True)
+    response = client.post(
+        reverse("accounts:login"), {"username": owner.email, "password": "correct horse battery"}, follow=True
+    )
     assert response.status_code == 200
     assert org.name in response.content.decode()
 
@@ -22,4 +24,7 @@ def test_wrong_password_is_refused_with_a_message(client, db):
     make_user("ann@example.com")
     response = client.post(reverse("accounts:login"), {"username": "ann@example.com", "password": "wrong"})
     assert response.status_code == 200
-    assert "correct email" in response.content.decode().lower() or "enter a correct" in response.content.decode().lower()
+    assert (
+        "correct email" in response.content.decode().lower()
+        or "enter a correct" in response.content.decode().lower()
+    )

@@ -9,7 +9,9 @@ pytestmark = pytest.mark.django_db
 
 
 def attempt(client, password, ip="198.51.100.9"):
-    return client.post(reverse("accounts:login"), {"username": "ann@example.com", "password": password}, REMOTE_ADDR=ip)
+    return client.post(
+        reverse("accounts:login"), {"username": "ann@example.com", "password": password}, REMOTE_ADDR=ip
+    )
 
 
 def test_lockout_after_the_configured_failures(client, settings):

@@ -34,7 +34,12 @@ def test_anonymous_visitor_gets_the_login_page(client, name, args):
 
 @pytest.mark.parametrize(
     "name",
-    ["accounts:organization_rename", "accounts:invite", "accounts:api_key_create", "accounts:organization_new"],
+    [
+        "accounts:organization_rename",
+        "accounts:invite",
+        "accounts:api_key_create",
+        "accounts:organization_new",
+    ],
 )
 def test_anonymous_writes_go_to_the_login_page(client, name, org):
     response = client.post(reverse(name), {"name": "x", "email": "a@example.com"})
@@ -80,7 +85,9 @@ def test_owner_changes_a_role_and_it_is_audited(owner_client, owner, viewer, org
 
 def test_role_change_over_htmx_answers_the_members_partial(owner_client, viewer, org):
     m = membership_of(viewer, org)
-    response = owner_client.post(reverse("accounts:member_role", args=[m.pk]), {"role": "admin"}, headers={"HX-Request": "true"})
+    response = owner_client.post(
+        reverse("accounts:member_role", args=[m.pk]), {"role": "admin"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert body.lstrip().startswith('<section id="team">')
@@ -104,7 +111,10 @@ def test_viewer_cannot_change_roles(viewer_client, viewer, owner, org):
 
 def test_operator_cannot_change_roles(operator_client, viewer, org):
     m = membership_of(viewer, org)
-    assert operator_client.post(reverse("accounts:member_role", args=[m.pk]), {"role": "admin"}).status_code == 403
+    assert (
+        operator_client.post(reverse("accounts:member_role", args=[m.pk]), {"role": "admin"}).status_code
+        == 403
+    )
     m.refresh_from_db()
     assert m.role == Role.VIEWER
 
@@ -135,7 +145,9 @@ def test_last_owner_cannot_be_demoted(owner_client, owner, org):
 
 def test_last_owner_error_shows_in_the_htmx_partial(owner_client, owner, org):
     m = membership_of(owner, org)
-    response = owner_client.post(reverse("accounts:member_role", args=[m.pk]), {"role": "viewer"}, headers={"HX-Request": "true"})
+    response = owner_client.post(
+        reverse("accounts:member_role", args=[m.pk]), {"role": "viewer"}, headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200
     assert 'role="alert"' in response.content.decode()
     assert "last owner" in response.content.decode()
@@ -154,12 +166,17 @@ def test_last_owner_cannot_be_removed_nor_leave(owner_client, owner, org, admin_
 def test_an_owner_can_step_down_when_another_owner_remains(owner_client, owner, org):
     second = add_member(org, Role.OWNER)
     m = membership_of(owner, org)
-    assert owner_client.post(reverse("accounts:member_role", args=[m.pk]), {"role": "admin"}).status_code == 302
+    assert (
+        owner_client.post(reverse("accounts:member_role", args=[m.pk]), {"role": "admin"}).status_code == 302
+    )
     m.refresh_from_db()
     assert m.role == Role.ADMIN
     # now `second` is the last owner
     s = membership_of(second, org)
-    assert client_for(second).post(reverse("accounts:member_role", args=[s.pk]), {"role": "admin"}).status_code == 400
+    assert (
+        client_for(second).post(reverse("accounts:member_role", args=[s.pk]), {"role": "admin"}).status_code
+        == 400
+    )
 
 
 def test_admin_cannot_make_or_unmake_owners(admin_user, owner, viewer, org):
@@ -239,7 +256,9 @@ def test_owner_renames_the_organization(owner_client, org):
 
 
 def test_viewer_cannot_rename(viewer_client, org):
-    assert viewer_client.post(reverse("accounts:organization_rename"), {"name": "Hijacked"}).status_code == 403
+    assert (
+        viewer_client.post(reverse("accounts:organization_rename"), {"name": "Hijacked"}).status_code == 403
+    )
     org.refresh_from_db()
     assert org.name == "Acme"
 
@@ -295,6 +314,8 @@ def test_home_takes_a_member_to_the_dashboard(owner_client):
 
 def test_leaving_over_htmx_redirects_the_browser_home(viewer_client, viewer, org, owner):
     m = membership_of(viewer, org)
-    response = viewer_client.post(reverse("accounts:member_remove", args=[m.pk]), headers={"HX-Request": "true"})
+    response = viewer_client.post(
+        reverse("accounts:member_remove", args=[m.pk]), headers={"HX-Request": "true"}
+    )
     assert response.status_code == 204 and response["HX-Redirect"] == reverse("home")
     assert not Membership.objects.filter(pk=m.pk).exists()

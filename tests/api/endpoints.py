@@ -341,11 +341,7 @@ def of() -> list:
 def required_of() -> list:
     import pytest
 
-    return [
-        pytest.param(e, name, id=f"{e.id} without {name}")
-        for e in ENDPOINTS
-        for name in e.required
-    ]
+    return [pytest.param(e, name, id=f"{e.id} without {name}") for e in ENDPOINTS for name in e.required]
 
 
 def writes_of() -> list:

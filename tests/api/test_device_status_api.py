@@ -15,9 +15,15 @@ pytestmark = pytest.mark.django_db
 def stale(org):
     """Connected as far as the row says; its worker's lease ran out a minute ago."""
     device = Device.objects.create(
-        organization=org, name="Stale", jid="905550000042@s.whatsapp.net", phone="905550000042", status=DeviceStatus.CONNECTED
+        organization=org,
+        name="Stale",
+        jid="905550000042@s.whatsapp.net",
+        phone="905550000042",
+        status=DeviceStatus.CONNECTED,
     )
-    DeviceLease.objects.create(device=device, worker_id="gone", expires_at=timezone.now() - timedelta(minutes=1))
+    DeviceLease.objects.create(
+        device=device, worker_id="gone", expires_at=timezone.now() - timedelta(minutes=1)
+    )
     return device
 
 
@@ -27,7 +33,15 @@ def test_status_of_an_unheld_device_is_disconnected(api_key, stale):
         body = api.get(path).json()
         assert set(body) == {"code", "message", "results"} and body["code"] == "SUCCESS"
         results = body["results"]
-        assert set(results) == {"device_id", "status", "reason", "is_connected", "is_logged_in", "jid", "phone"}
+        assert set(results) == {
+            "device_id",
+            "status",
+            "reason",
+            "is_connected",
+            "is_logged_in",
+            "jid",
+            "phone",
+        }
         assert results["status"] == "disconnected" and results["is_connected"] is False, results
         assert "no session worker" in results["reason"]
         assert results["is_logged_in"] is True  # still linked: a worker that takes it over reconnects it
@@ -35,7 +49,11 @@ def test_status_of_an_unheld_device_is_disconnected(api_key, stale):
 
 def test_device_rows_of_an_unheld_device_say_disconnected(api_key, stale):
     api = ApiClient(api_key)
-    for rows in (api.get("/devices").json()["results"], api.get("/app/devices").json()["results"], [api.get(f"/devices/{stale.pk}").json()["results"]]):
+    for rows in (
+        api.get("/devices").json()["results"],
+        api.get("/app/devices").json()["results"],
+        [api.get(f"/devices/{stale.pk}").json()["results"]],
+    ):
         (row,) = rows
         assert row["status"] == "disconnected" and row["is_connected"] is False and row["worker"] == ""
         assert "no session worker" in row["status_reason"]

@@ -67,7 +67,9 @@ def asgi_server(tmp_path_factory):
         pytest.skip(f"{CHROMIUM} is not installed")
     pytest.importorskip("playwright.sync_api")
     data = tmp_path_factory.mktemp("browser-server")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PYTEST_CURRENT_TEST")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PYTEST_CURRENT_TEST")
+    }
     env.update(
         WAPORTAL_DATA_DIR=str(data),
         WA_BACKEND="sandbox",
@@ -76,14 +78,19 @@ def asgi_server(tmp_path_factory):
         DEBUG="false",
     )
     python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     subprocess.run([python, "-c", SETUP_USER], cwd=ROOT, env=env, check=True, capture_output=True)
     port = _free_port()
     log = data / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_until_serving(proc, port, log)
@@ -109,8 +116,15 @@ def chromium():
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         try:
             yield browser

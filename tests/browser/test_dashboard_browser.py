@@ -25,7 +25,9 @@ def test_link_chat_and_manage_a_group_live(asgi_server, chromium, tmp_path):
 
     context.route_web_socket(re.compile(r".*/ws/live/.*"), through)
     page = context.new_page()
-    page.add_init_script("window.__wsOpens = 0; document.addEventListener('htmx:wsOpen', () => window.__wsOpens++);")
+    page.add_init_script(
+        "window.__wsOpens = 0; document.addEventListener('htmx:wsOpen', () => window.__wsOpens++);"
+    )
 
     def shot(name):
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
@@ -52,7 +54,9 @@ def test_link_chat_and_manage_a_group_live(asgi_server, chromium, tmp_path):
     code = page.get_attribute(f"#device-{device_id}-link figure.qr", "data-qr")
     page.wait_for_selector(f"#device-{device_id}-link .qr-countdown[data-left]")
     shot("02-qr-code")
-    page.wait_for_selector(f'#device-{device_id}-link figure.qr:not([data-qr="{code}"])')  # rotated, pushed live
+    page.wait_for_selector(
+        f'#device-{device_id}-link figure.qr:not([data-qr="{code}"])'
+    )  # rotated, pushed live
     page.wait_for_selector(f'#device-{device_id}-status[data-status="qr_waiting"]')
     shot("03-qr-code-rotated")
 
@@ -77,7 +81,9 @@ def test_link_chat_and_manage_a_group_live(asgi_server, chromium, tmp_path):
     phone.fill(f"#sandbox-phone-{device_id} input[name=text]", "Merhaba from the simulated phone")
     phone.click(f"#sandbox-phone-{device_id} #sandbox-peer-send")
     phone.wait_for_selector(".flash-success")
-    row = page.wait_for_selector(f"#chat-list-{device_id} .chat-row:has-text('Merhaba from the simulated phone')")
+    row = page.wait_for_selector(
+        f"#chat-list-{device_id} .chat-row:has-text('Merhaba from the simulated phone')"
+    )
     assert page.evaluate("window.__sameDocument === true")
     shot("05-inbox-live")
 
@@ -89,7 +95,9 @@ def test_link_chat_and_manage_a_group_live(asgi_server, chromium, tmp_path):
     page.click("#send-button")
     page.wait_for_selector(".msg-out:has-text('Hello from the dashboard') .ticks")
     page.wait_for_selector(".msg-out:has-text('Hello from the dashboard') .ticks[data-status='read']")
-    assert page.locator(".msg-out:has-text('Hello from the dashboard')").count() == 1  # one copy, however it arrived
+    assert (
+        page.locator(".msg-out:has-text('Hello from the dashboard')").count() == 1
+    )  # one copy, however it arrived
     shot("06-ticks-read")
 
     # The peer writes again while the conversation is open: it appears without a reload.
@@ -104,7 +112,9 @@ def test_link_chat_and_manage_a_group_live(asgi_server, chromium, tmp_path):
     page.wait_for_function("window.__wsOpens >= 1")
     opens = page.evaluate("window.__wsOpens")
     conversation_path = re.sub(r"^https?://[^/]+", "", page.url)
-    with page.expect_request(lambda r: r.url.endswith(conversation_path) and r.headers.get("hx-request") == "true"):
+    with page.expect_request(
+        lambda r: r.url.endswith(conversation_path) and r.headers.get("hx-request") == "true"
+    ):
         sockets[-1].close(code=1012, reason="service restart")
         phone.fill(f"#sandbox-phone-{device_id} input[name=text]", "Written while the socket was down")
         phone.click(f"#sandbox-phone-{device_id} #sandbox-peer-send")
@@ -161,7 +171,9 @@ def test_pairing_code_then_compose_with_upload_progress_and_inline_errors(asgi_s
     number = "19998887766"
     page.fill("#link-card input[name=phone]", number)
     page.click("#link-code")
-    code = page.wait_for_selector(f"#device-{device_id}-link [data-pair-code]").get_attribute("data-pair-code")
+    code = page.wait_for_selector(f"#device-{device_id}-link [data-pair-code]").get_attribute(
+        "data-pair-code"
+    )
     assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", code)
     shot("01-pair-code")
     phone = context.new_page()
@@ -172,7 +184,9 @@ def test_pairing_code_then_compose_with_upload_progress_and_inline_errors(asgi_s
     page.wait_for_selector(f'#device-{device_id}-status[data-status="connected"]')
     shot("02-connected-by-code")
     phone.goto(f"{base}/dashboard/sandbox/")
-    peer = phone.eval_on_selector(f"#sandbox-phone-{device_id} select[name=from_phone] option", "e => e.value")
+    peer = phone.eval_on_selector(
+        f"#sandbox-phone-{device_id} select[name=from_phone] option", "e => e.value"
+    )
 
     # A poll with one option is refused next to the field, the input kept.
     page.goto(f"{base}/dashboard/devices/{device_id}/compose/")
@@ -196,7 +210,9 @@ def test_pairing_code_then_compose_with_upload_progress_and_inline_errors(asgi_s
           const bar = document.querySelector('#upload-progress'); if (bar) window.__progress.push(bar.value); }); }"""
     )
     video = b"\0\0\0\x18ftypmp42" + bytes(3 * 1024 * 1024)
-    page.set_input_files("#compose input[name=file]", files=[{"name": "clip.mp4", "mimeType": "video/mp4", "buffer": video}])
+    page.set_input_files(
+        "#compose input[name=file]", files=[{"name": "clip.mp4", "mimeType": "video/mp4", "buffer": video}]
+    )
     page.fill("#compose input[name=caption]", "Our new clip")
     page.check("#compose input[name=view_once]")
     page.click("#compose-send")

@@ -18,7 +18,9 @@ class FakeClient:
         if self.jid and self.backend.online:
             await self.come_online()
         elif not self.jid:
-            await self.emit(protocol.QRCodeEvent(code=f"QR-{self.device_id}-{len(self.backend.starts)}", expires_in=20))
+            await self.emit(
+                protocol.QRCodeEvent(code=f"QR-{self.device_id}-{len(self.backend.starts)}", expires_in=20)
+            )
 
     async def come_online(self):
         self.connected = True

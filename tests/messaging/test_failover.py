@@ -36,7 +36,9 @@ def _wait_for(what: str, check, timeout: float, logs: Path | None = None):
         if time.monotonic() > deadline:
             output = ""
             if logs is not None:
-                output = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in sorted(logs.glob("worker*.log")))
+                output = "\n".join(
+                    f"--- {log.name}\n{log.read_text()[-3000:]}" for log in sorted(logs.glob("worker*.log"))
+                )
             raise AssertionError(f"timed out waiting for {what}\n{output}")
         time.sleep(0.1)  # another process does the work: nothing to wait on but the database
 
@@ -85,7 +87,12 @@ def _failover(tmp_path, org):
 
     workers = {f"failover-{i}": _start_worker(tmp_path, i) for i in (1, 2)}
     try:
-        _wait_for("both workers", lambda: SessionWorker.objects.filter(worker_id__in=workers).count() == 2, 60, tmp_path)
+        _wait_for(
+            "both workers",
+            lambda: SessionWorker.objects.filter(worker_id__in=workers).count() == 2,
+            60,
+            tmp_path,
+        )
         _wait_for(
             "the device connected",
             lambda: Device.objects.filter(pk=device.pk, status="connected", lease__isnull=False).exists(),
@@ -98,7 +105,9 @@ def _failover(tmp_path, org):
         workers[holder].send_signal(signal.SIGKILL)
         workers[holder].wait(10)
         killed_at = time.monotonic()
-        message = outbox.queue_message(organization=org, device=device, outgoing={"to": peer, "text": "during the gap"})
+        message = outbox.queue_message(
+            organization=org, device=device, outgoing={"to": peer, "text": "during the gap"}
+        )
         assert message.status == MessageStatus.QUEUED
 
         _wait_for(
@@ -119,7 +128,9 @@ def _failover(tmp_path, org):
         )
         # One more heartbeat of the survivor must not send it again.
         beat = SessionWorker.objects.get(worker_id=survivor).heartbeat_at
-        _wait_for("a heartbeat", lambda: SessionWorker.objects.get(worker_id=survivor).heartbeat_at > beat, 10)
+        _wait_for(
+            "a heartbeat", lambda: SessionWorker.objects.get(worker_id=survivor).heartbeat_at > beat, 10
+        )
         delivered = [m for m in sandbox.sent_to(peer) if m["id"] == message.wa_id]
         assert len(delivered) == 1 and delivered[0]["text"] == "during the gap"
         assert Message.objects.get(pk=message.pk).status in ("sent", "delivered", "read")

@@ -33,7 +33,9 @@ def test_no_lease_means_device_not_connected(org):
     with pytest.raises(protocol.NotConnected) as info:
         gateway.call(device, "contacts")
     assert info.value.code == "DEVICE_NOT_CONNECTED"
-    DeviceLease.objects.create(device=device, worker_id="gone", channel_name="x!y", expires_at=timezone.now() - timedelta(seconds=1))
+    DeviceLease.objects.create(
+        device=device, worker_id="gone", channel_name="x!y", expires_at=timezone.now() - timedelta(seconds=1)
+    )
     with pytest.raises(protocol.NotConnected):
         gateway.call(device, "contacts")
 
@@ -42,7 +44,12 @@ def test_a_worker_that_never_answers_is_an_upstream_timeout(runtime_harness, org
     settings.WA_COMMAND_TIMEOUT = 0.5
     device = Device.objects.create(organization=org, name="Stuck", wanted=True)
     nobody = runtime_harness.run(_new_channel())
-    DeviceLease.objects.create(device=device, worker_id="stuck", channel_name=nobody, expires_at=timezone.now() + timedelta(minutes=1))
+    DeviceLease.objects.create(
+        device=device,
+        worker_id="stuck",
+        channel_name=nobody,
+        expires_at=timezone.now() + timedelta(minutes=1),
+    )
     started = time.monotonic()
     with pytest.raises(protocol.UpstreamTimeout) as info:
         gateway.call(device, "contacts")

@@ -157,8 +157,12 @@ def test_a_number_whose_worker_died_turns_disconnected_on_open_pages(runtime_har
 
     from messaging.models import Device, DeviceLease
 
-    device = Device.objects.create(organization=org, name="Desk", status="connected", jid="905550001111@s.whatsapp.net")
-    lease = DeviceLease.objects.create(device=device, worker_id="died", expires_at=timezone.now() + timedelta(minutes=1))
+    device = Device.objects.create(
+        organization=org, name="Desk", status="connected", jid="905550001111@s.whatsapp.net"
+    )
+    lease = DeviceLease.objects.create(
+        device=device, worker_id="died", expires_at=timezone.now() + timedelta(minutes=1)
+    )
     ours, theirs = _open(runtime_harness, owner), _open(runtime_harness, outsider)
     assert devices.announce_unheld() == 0  # still held
 
@@ -166,7 +170,11 @@ def test_a_number_whose_worker_died_turns_disconnected_on_open_pages(runtime_har
     lease.save()
     assert devices.announce_unheld() == 1
     html = _receive(runtime_harness, ours)
-    assert f'id="device-{device.pk}-status"' in html and 'data-status="disconnected"' in html and "data-unheld" in html
+    assert (
+        f'id="device-{device.pk}-status"' in html
+        and 'data-status="disconnected"' in html
+        and "data-unheld" in html
+    )
     assert "no session worker holds this number (since" in html
     assert runtime_harness.run(theirs.receive_nothing(timeout=0.5))
 

@@ -237,7 +237,9 @@ async def test_peer_read_sends_receipts(net):
     await linked.client.send(message=m2)
     # A phone acknowledges what arrived together in one receipt (one or two here, by timing); each message is
     # told delivered before read.
-    await linked.events.wait(p.ReceiptEvent, lambda e: e.type == p.ReceiptType.READ and m2.id in e.message_ids)
+    await linked.events.wait(
+        p.ReceiptEvent, lambda e: e.type == p.ReceiptType.READ and m2.id in e.message_ids
+    )
     receipts = [(e.type, i) for e in linked.events.of(p.ReceiptEvent) for i in e.message_ids]
     for m in (m1, m2):
         assert receipts.index((p.ReceiptType.DELIVERED, m.id)) < receipts.index((p.ReceiptType.READ, m.id))

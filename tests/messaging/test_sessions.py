@@ -16,7 +16,9 @@ def test_a_linked_device_is_held_by_the_worker_and_connected(wa, org):
     lease = DeviceLease.objects.get(device=device)
     assert (lease.worker_id, lease.channel_name) == (wa.worker.worker_id, wa.worker.channel_name)
     assert lease.is_live
-    assert SessionWorker.objects.filter(worker_id=wa.worker.worker_id, channel_name=wa.worker.channel_name).exists()
+    assert SessionWorker.objects.filter(
+        worker_id=wa.worker.worker_id, channel_name=wa.worker.channel_name
+    ).exists()
 
 
 def test_linking_by_pairing_code_works_for_the_right_phone_only(wa, org, owner):

@@ -10,7 +10,9 @@ from messaging.models.device import SessionWorker
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_run_embedded_sessions_registers_the_loop_and_runs_a_worker_until_cancelled(runtime_harness, settings, org):
+def test_run_embedded_sessions_registers_the_loop_and_runs_a_worker_until_cancelled(
+    runtime_harness, settings, org
+):
     settings.WA_BACKEND = "sandbox"
     started = runtime_harness.run(_start_embedded())
     worker = sessions.embedded_worker()

@@ -16,7 +16,9 @@ def _device(org, *, wanted=True):
 
 
 def _take(device, worker, seconds=30):
-    return sessions.take_lease(device.pk, worker_id=worker, channel_name=f"chan-{worker}", lease_seconds=seconds)
+    return sessions.take_lease(
+        device.pk, worker_id=worker, channel_name=f"chan-{worker}", lease_seconds=seconds
+    )
 
 
 def test_one_worker_takes_a_free_device_and_the_other_is_refused(org):

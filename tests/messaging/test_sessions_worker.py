@@ -15,7 +15,9 @@ JID = "905550000001@s.whatsapp.net"
 
 
 def _linked(org, **kw):
-    return Device.objects.create(organization=org, name="Phone", wanted=True, jid=JID, phone="905550000001", **kw)
+    return Device.objects.create(
+        organization=org, name="Phone", wanted=True, jid=JID, phone="905550000001", **kw
+    )
 
 
 def test_worker_takes_a_wanted_device_connects_it_and_runs_commands(runtime_harness, org):
@@ -50,13 +52,17 @@ def test_a_message_queued_while_offline_is_sent_exactly_once_when_the_device_con
     device = _linked(org)
     backend = runtime_harness.backend = FakeBackend(online=False)
     worker = runtime_harness.start_worker()
-    message = outbox.queue_message(organization=org, device=device, outgoing={"to": "905551112233", "text": "hello"})
+    message = outbox.queue_message(
+        organization=org, device=device, outgoing={"to": "905551112233", "text": "hello"}
+    )
     assert message.status == MessageStatus.QUEUED
     runtime_harness.run(worker.heartbeat())  # a heartbeat while offline sends nothing
     assert backend.sent == []
 
     runtime_harness.run(backend.clients[device.pk].come_online())
-    sent = runtime_harness.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
+    sent = runtime_harness.wait_event(
+        "message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id
+    )
     assert sent["status"] == MessageStatus.SENT
     runtime_harness.run(worker.heartbeat())
     runtime_harness.run(worker.drain(device.pk))
@@ -106,7 +112,9 @@ def test_a_link_attempt_that_expires_unscanned_lets_the_device_go(runtime_harnes
     device = devices.create_device(organization=org, name="New", actor=owner)
     devices.start_linking(organization=org, device=device, actor=owner)
     client = backend.clients[device.pk]
-    runtime_harness.run(client.emit(protocol.DisconnectedEvent(reason="QR code expired", will_reconnect=False)))
+    runtime_harness.run(
+        client.emit(protocol.DisconnectedEvent(reason="QR code expired", will_reconnect=False))
+    )
     runtime_harness.wait_event("device.disconnected", device=device)
     runtime_harness.run(worker.settle())
     device.refresh_from_db()
@@ -121,7 +129,9 @@ def test_workers_with_a_device_limit_share_the_devices(runtime_harness, org):
     from messaging.sessions import SessionWorker
 
     first_device = _linked(org)
-    second_device = Device.objects.create(organization=org, name="Two", wanted=True, jid="905550000002@s.whatsapp.net")
+    second_device = Device.objects.create(
+        organization=org, name="Two", wanted=True, jid="905550000002@s.whatsapp.net"
+    )
     backend = runtime_harness.backend = FakeBackend()
     one = SessionWorker(backend=backend, lease_seconds=3, max_devices=1)
     two = SessionWorker(backend=backend, lease_seconds=3, max_devices=1)

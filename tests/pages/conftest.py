@@ -15,24 +15,41 @@ def make_device(organization, *, name="Phone", status="new", phone=""):
     n = next(_seq)
     phone = phone or (f"9055512{n:05d}" if status == "connected" else "")
     return Device.objects.create(
-        organization=organization, name=name, status=status, phone=phone, jid=f"{phone}@s.whatsapp.net" if phone else ""
+        organization=organization,
+        name=name,
+        status=status,
+        phone=phone,
+        jid=f"{phone}@s.whatsapp.net" if phone else "",
     )
 
 
 def make_chat(device, *, jid=None, name="", unread=0, when=None):
     n = next(_seq)
     return Chat.objects.create(
-        organization=device.organization, device=device, jid=jid or f"9055599{n:05d}@s.whatsapp.net", name=name,
-        unread_count=unread, last_message_at=when or timezone.now(), last_message_preview=f"hello {n}",
+        organization=device.organization,
+        device=device,
+        jid=jid or f"9055599{n:05d}@s.whatsapp.net",
+        name=name,
+        unread_count=unread,
+        last_message_at=when or timezone.now(),
+        last_message_preview=f"hello {n}",
     )
 
 
 def make_message(chat, *, text="hi", from_me=False, status=None, when=None, **extra):
     n = next(_seq)
     return Message.objects.create(
-        organization=chat.organization, device=chat.device, chat=chat, wa_id=f"3EB0TEST{n:08d}", from_me=from_me,
-        sender_jid=chat.device.jid if from_me else chat.jid, sender_name="" if from_me else "Peer", text=text,
-        status=status or ("sent" if from_me else "received"), timestamp=when or timezone.now(), **extra,
+        organization=chat.organization,
+        device=chat.device,
+        chat=chat,
+        wa_id=f"3EB0TEST{n:08d}",
+        from_me=from_me,
+        sender_jid=chat.device.jid if from_me else chat.jid,
+        sender_name="" if from_me else "Peer",
+        text=text,
+        status=status or ("sent" if from_me else "received"),
+        timestamp=when or timezone.now(),
+        **extra,
     )
 
 
@@ -40,9 +57,15 @@ def make_history(chat, count: int):
     start = timezone.now() - timedelta(hours=1)
     Message.objects.bulk_create(
         Message(
-            organization=chat.organization, device=chat.device, chat=chat, wa_id=f"3EB0HIST{chat.pk}X{i:07d}",
-            from_me=i % 2 == 0, sender_jid=chat.jid, text=f"message number {i}",
-            status="read" if i % 2 == 0 else "received", timestamp=start + timedelta(seconds=i),
+            organization=chat.organization,
+            device=chat.device,
+            chat=chat,
+            wa_id=f"3EB0HIST{chat.pk}X{i:07d}",
+            from_me=i % 2 == 0,
+            sender_jid=chat.jid,
+            text=f"message number {i}",
+            status="read" if i % 2 == 0 else "received",
+            timestamp=start + timedelta(seconds=i),
         )
         for i in range(count)
     )

@@ -23,14 +23,19 @@ def test_compose_renders_each_kind_for_those_who_may_send(request, who, kind, de
 
 def test_viewer_may_not_compose(viewer_client, device):
     assert viewer_client.get(reverse("messaging:compose", args=[device.pk])).status_code == 403
-    response = viewer_client.post(reverse("messaging:compose", args=[device.pk]), {"kind": "text", "to": "905551112233", "text": "hi"})
+    response = viewer_client.post(
+        reverse("messaging:compose", args=[device.pk]), {"kind": "text", "to": "905551112233", "text": "hi"}
+    )
     assert response.status_code == 403
     assert not Message.objects.exists()
 
 
 def test_another_organizations_number_is_404(owner_client, other_device):
     assert owner_client.get(reverse("messaging:compose", args=[other_device.pk])).status_code == 404
-    response = owner_client.post(reverse("messaging:compose", args=[other_device.pk]), {"kind": "text", "to": "905551112233", "text": "x"})
+    response = owner_client.post(
+        reverse("messaging:compose", args=[other_device.pk]),
+        {"kind": "text", "to": "905551112233", "text": "x"},
+    )
     assert response.status_code == 404
     assert not Message.objects.exists()
 
@@ -51,11 +56,16 @@ def _errors(body: str) -> set[str]:
         ({"kind": "link", "to": "905551112233", "link": "no link"}, {"link"}),
         ({"kind": "location", "to": "905551112233", "latitude": "100", "longitude": "20"}, {"latitude"}),
         ({"kind": "poll", "to": "905551112233", "question": "Q?", "options": "only one"}, {"options"}),
-        ({"kind": "poll", "to": "905551112233", "question": "", "options": "a\nb", "max_answer": "5"}, {"question", "max_answer"}),
+        (
+            {"kind": "poll", "to": "905551112233", "question": "", "options": "a\nb", "max_answer": "5"},
+            {"question", "max_answer"},
+        ),
     ],
 )
 def test_bad_input_is_shown_next_to_its_field(operator_client, device, data, fields):
-    response = operator_client.post(reverse("messaging:compose", args=[device.pk]), data, HTTP_HX_REQUEST="true")
+    response = operator_client.post(
+        reverse("messaging:compose", args=[device.pk]), data, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert _errors(body) == fields, body
@@ -79,7 +89,9 @@ def test_a_file_is_judged_by_its_content_not_by_its_declared_type(operator_clien
     """As in the API: a text file said to be a PNG is refused; a PNG said to be anything is sent as a PNG."""
     url = reverse("messaging:compose", args=[device.pk])
     disguised = SimpleUploadedFile("x.png", b"just some text", "image/png")
-    body = operator_client.post(url, {"kind": "image", "to": "905551112233", "file": disguised}).content.decode()
+    body = operator_client.post(
+        url, {"kind": "image", "to": "905551112233", "file": disguised}
+    ).content.decode()
     assert _errors(body) == {"file"} and "content is not a valid image" in body
     assert not Message.objects.exists()
 
@@ -98,7 +110,11 @@ def test_a_text_to_an_offline_number_is_queued_not_lost(operator_client, device)
     body = response.content.decode()
     assert 'data-status="queued"' in body
     message = Message.objects.get()
-    assert message.status == "queued" and message.is_forwarded and message.chat.jid == "905551112233@s.whatsapp.net"
+    assert (
+        message.status == "queued"
+        and message.is_forwarded
+        and message.chat.jid == "905551112233@s.whatsapp.net"
+    )
 
 
 # ------------------------------------------------------------------ media by URL
@@ -146,7 +162,9 @@ def media_server(settings):
 
 
 def _compose(client, device, **data):
-    response = client.post(reverse("messaging:compose", args=[device.pk]), {"to": "905551112233", **data}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("messaging:compose", args=[device.pk]), {"to": "905551112233", **data}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     return response.content.decode()
 
@@ -158,19 +176,29 @@ def _error_text(body: str, field: str) -> str:
 
 
 def test_media_kinds_offer_an_upload_or_a_url(operator_client, device):
-    body = operator_client.get(reverse("messaging:compose", args=[device.pk]), {"kind": "video"}).content.decode()
-    assert 'type="file" name="file"' in body and 'type="url" name="media_url"' in body and "or the file&#x27;s URL" in body
+    body = operator_client.get(
+        reverse("messaging:compose", args=[device.pk]), {"kind": "video"}
+    ).content.decode()
+    assert (
+        'type="file" name="file"' in body
+        and 'type="url" name="media_url"' in body
+        and "or the file&#x27;s URL" in body
+    )
 
 
 def test_an_image_by_url_is_fetched_and_queued(operator_client, device, media_server):
-    body = _compose(operator_client, device, kind="image", media_url=f"{media_server}/pic.png", caption="from the web")
+    body = _compose(
+        operator_client, device, kind="image", media_url=f"{media_server}/pic.png", caption="from the web"
+    )
     assert "sent-result" in body and not _errors(body), body
     message = Message.objects.get(device=device, kind="image")
     assert message.caption == "from the web" and message.media_mime == "image/png"
     assert message.media_filename == "pic.png"
 
 
-def test_a_document_by_url_takes_its_type_from_its_name_when_the_server_does_not_say(operator_client, device, media_server):
+def test_a_document_by_url_takes_its_type_from_its_name_when_the_server_does_not_say(
+    operator_client, device, media_server
+):
     body = _compose(operator_client, device, kind="document", media_url=f"{media_server}/report")
     assert "sent-result" in body, body
     assert Message.objects.get(device=device, kind="document").media_size == len(b"%PDF-1.4 report")
@@ -185,7 +213,9 @@ def test_a_document_by_url_takes_its_type_from_its_name_when_the_server_does_not
         ("/empty.png", "image", "The URL answered with an empty file."),
     ],
 )
-def test_a_media_url_that_fails_is_said_next_to_the_url(operator_client, device, media_server, path, kind, says):
+def test_a_media_url_that_fails_is_said_next_to_the_url(
+    operator_client, device, media_server, path, kind, says
+):
     body = _compose(operator_client, device, kind=kind, media_url=f"{media_server}{path}")
     assert _errors(body) == {"media_url"} and says in _error_text(body, "media_url"), body
     assert f'value="{media_server}{path}"' in body  # the input is kept
@@ -208,7 +238,9 @@ def test_a_url_to_a_private_address_is_refused_without_fetching(operator_client,
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
     for url in ("http://127.0.0.1:9/pic.png", "http://10.0.0.5/pic.png", "http://[::1]/pic.png"):
         body = _compose(operator_client, device, kind="image", media_url=url)
-        assert "Private, loopback and link-local addresses are not allowed." in _error_text(body, "media_url"), body
+        assert "Private, loopback and link-local addresses are not allowed." in _error_text(
+            body, "media_url"
+        ), body
     body = _compose(operator_client, device, kind="image", media_url="ftp://example.com/pic.png")
     assert _errors(body) == {"media_url"}
     assert not Message.objects.exists()
@@ -219,7 +251,8 @@ def test_media_url_errors_speak_turkish(operator_client, device):
     response = operator_client.post(
         reverse("messaging:compose", args=[device.pk]),
         {"to": "905551112233", "kind": "image", "file": upload, "media_url": "https://example.com/a.png"},
-        HTTP_HX_REQUEST="true", HTTP_ACCEPT_LANGUAGE="tr",
+        HTTP_HX_REQUEST="true",
+        HTTP_ACCEPT_LANGUAGE="tr",
     )
     assert "Bir dosya ya da bir URL verin, ikisini birden değil." in response.content.decode()
 
@@ -227,11 +260,19 @@ def test_media_url_errors_speak_turkish(operator_client, device):
 def test_a_viewer_cannot_make_the_server_fetch_a_url(viewer_client, device, media_server, monkeypatch):
     from messaging import safe_fetch
 
-    monkeypatch.setattr(safe_fetch, "fetch_url", lambda *a, **k: pytest.fail("a viewer made the server fetch"))
-    response = viewer_client.post(reverse("messaging:compose", args=[device.pk]), {"to": "905551112233", "kind": "image", "media_url": f"{media_server}/pic.png"})
+    monkeypatch.setattr(
+        safe_fetch, "fetch_url", lambda *a, **k: pytest.fail("a viewer made the server fetch")
+    )
+    response = viewer_client.post(
+        reverse("messaging:compose", args=[device.pk]),
+        {"to": "905551112233", "kind": "image", "media_url": f"{media_server}/pic.png"},
+    )
     assert response.status_code == 403 and not Message.objects.exists()
 
 
 def test_another_organizations_number_cannot_be_sent_media_by_url(owner_client, other_device, media_server):
-    response = owner_client.post(reverse("messaging:compose", args=[other_device.pk]), {"to": "905551112233", "kind": "image", "media_url": f"{media_server}/pic.png"})
+    response = owner_client.post(
+        reverse("messaging:compose", args=[other_device.pk]),
+        {"to": "905551112233", "kind": "image", "media_url": f"{media_server}/pic.png"},
+    )
     assert response.status_code == 404 and not Message.objects.exists()

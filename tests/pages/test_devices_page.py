@@ -44,19 +44,38 @@ def test_signed_out_visitor_goes_to_login(client, device):
 
 
 @pytest.mark.parametrize(
-    "name", ["device", "device_fragment", "device_link", "device_pair", "device_reconnect", "device_logout", "device_rename", "device_remove"]
+    "name",
+    [
+        "device",
+        "device_fragment",
+        "device_link",
+        "device_pair",
+        "device_reconnect",
+        "device_logout",
+        "device_rename",
+        "device_remove",
+    ],
 )
 def test_another_organizations_device_is_404(owner_client, other_device, name):
     url = reverse(f"messaging:{name}", args=[other_device.pk])
-    response = owner_client.post(url, {"name": "x", "phone": "905551112233"}) if name not in ("device", "device_fragment") else owner_client.get(url)
+    response = (
+        owner_client.post(url, {"name": "x", "phone": "905551112233"})
+        if name not in ("device", "device_fragment")
+        else owner_client.get(url)
+    )
     assert response.status_code == 404
     other_device.refresh_from_db()
     assert other_device.name == "Theirs"
 
 
-@pytest.mark.parametrize("name", ["device_link", "device_pair", "device_reconnect", "device_logout", "device_rename", "device_remove"])
+@pytest.mark.parametrize(
+    "name",
+    ["device_link", "device_pair", "device_reconnect", "device_logout", "device_rename", "device_remove"],
+)
 def test_viewer_cannot_act_on_a_device(viewer_client, device, name):
-    response = viewer_client.post(reverse(f"messaging:{name}", args=[device.pk]), {"name": "Renamed", "phone": "905551112233"})
+    response = viewer_client.post(
+        reverse(f"messaging:{name}", args=[device.pk]), {"name": "Renamed", "phone": "905551112233"}
+    )
     assert response.status_code == 403
     device.refresh_from_db()
     assert device.name == "Support" and device.status == "connected"
@@ -82,14 +101,18 @@ def test_qr_waiting_device_shows_the_qr_with_its_countdown(owner_client, org):
     from django.utils import timezone
 
     device = make_device(org, status="qr_waiting")
-    Device.objects.filter(pk=device.pk).update(qr_code="2@sandbox-qr-code", qr_expires_at=timezone.now() + timedelta(seconds=20))
+    Device.objects.filter(pk=device.pk).update(
+        qr_code="2@sandbox-qr-code", qr_expires_at=timezone.now() + timedelta(seconds=20)
+    )
     body = owner_client.get(reverse("messaging:device", args=[device.pk])).content.decode()
     assert 'data-qr="2@sandbox-qr-code"' in body and "<svg" in body and "qr-countdown" in body
 
 
 def test_pair_code_form_refuses_a_bad_phone_next_to_the_field(operator_client, org):
     device = make_device(org)
-    response = operator_client.post(reverse("messaging:device_pair", args=[device.pk]), {"phone": "abc"}, HTTP_HX_REQUEST="true")
+    response = operator_client.post(
+        reverse("messaging:device_pair", args=[device.pk]), {"phone": "abc"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert "field-error" in body and f'id="device-{device.pk}-link"' in body
@@ -119,7 +142,9 @@ def test_pages_speak_turkish(owner_client, device):
     body = owner_client.get(reverse("messaging:devices"), HTTP_ACCEPT_LANGUAGE="tr").content.decode()
     assert "Numaralar" in body and "Ekle ve bağla" in body
     chat = make_chat(device)
-    body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk]), HTTP_ACCEPT_LANGUAGE="tr").content.decode()
+    body = owner_client.get(
+        reverse("messaging:conversation", args=[device.pk, chat.pk]), HTTP_ACCEPT_LANGUAGE="tr"
+    ).content.decode()
     assert "Bir mesaj yazın" in body
 
 
@@ -130,7 +155,9 @@ def _lease(device, *, seconds: int, worker="worker-a"):
 
     from messaging.models import DeviceLease
 
-    return DeviceLease.objects.create(device=device, worker_id=worker, expires_at=timezone.now() + timedelta(seconds=seconds))
+    return DeviceLease.objects.create(
+        device=device, worker_id=worker, expires_at=timezone.now() + timedelta(seconds=seconds)
+    )
 
 
 def _status_badge(body: str, device) -> str:
@@ -143,7 +170,11 @@ def test_a_connected_number_whose_worker_is_gone_shows_disconnected(request, who
     """Stored as connected, but the lease ran out: nothing drives the number, so no page says "connected"."""
     lease = _lease(device, seconds=-90)
     client = request.getfixturevalue(who)
-    for url in (reverse("messaging:devices"), reverse("messaging:device", args=[device.pk]), reverse("messaging:inbox", args=[device.pk])):
+    for url in (
+        reverse("messaging:devices"),
+        reverse("messaging:device", args=[device.pk]),
+        reverse("messaging:inbox", args=[device.pk]),
+    ):
         badge = _status_badge(client.get(url).content.decode(), device)
         assert 'data-status="disconnected"' in badge and "data-unheld" in badge, (url, badge)
         assert "Disconnected: no session worker holds this number (since " in badge
@@ -172,7 +203,10 @@ def test_an_unheld_number_is_said_in_turkish(owner_client, device):
     _lease(device, seconds=-90)
     body = owner_client.get(reverse("messaging:devices"), HTTP_ACCEPT_LANGUAGE="tr").content.decode()
     badge = _status_badge(body, device)
-    assert "Bağlantı kesildi: bu numarayı hiçbir oturum çalışanı tutmuyor (" in badge and "tarihinden beri)" in badge, badge
+    assert (
+        "Bağlantı kesildi: bu numarayı hiçbir oturum çalışanı tutmuyor (" in badge
+        and "tarihinden beri)" in badge
+    ), badge
 
 
 def test_another_organizations_unheld_number_is_404(owner_client, other_device):

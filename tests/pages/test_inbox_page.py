@@ -32,10 +32,18 @@ def test_other_organizations_inbox_and_chats_are_404(owner_client, other_device)
     chat = make_chat(other_device)
     message = make_message(chat)
     assert owner_client.get(reverse("messaging:inbox", args=[other_device.pk])).status_code == 404
-    assert owner_client.get(reverse("messaging:conversation", args=[other_device.pk, chat.pk])).status_code == 404
+    assert (
+        owner_client.get(reverse("messaging:conversation", args=[other_device.pk, chat.pk])).status_code
+        == 404
+    )
     url = reverse("messaging:message_action", args=[other_device.pk, chat.pk, message.pk, "star"])
     assert owner_client.post(url).status_code == 404
-    assert owner_client.get(reverse("messaging:message_download", args=[other_device.pk, chat.pk, message.pk])).status_code == 404
+    assert (
+        owner_client.get(
+            reverse("messaging:message_download", args=[other_device.pk, chat.pk, message.pk])
+        ).status_code
+        == 404
+    )
 
 
 def test_a_chat_of_another_device_is_404_even_in_the_same_url_shape(owner_client, device, other_device):
@@ -50,12 +58,19 @@ def test_viewer_cannot_act_on_messages(viewer_client, device, action):
     url = reverse("messaging:message_action", args=[device.pk, chat.pk, message.pk, action])
     assert viewer_client.post(url, {"emoji": "👍", "text": "changed"}).status_code == 403
     message.refresh_from_db()
-    assert message.text == "original" and not message.starred and message.revoked_at is None and not message.reactions
+    assert (
+        message.text == "original"
+        and not message.starred
+        and message.revoked_at is None
+        and not message.reactions
+    )
 
 
 def test_viewer_cannot_send_from_the_conversation(viewer_client, device):
     chat = make_chat(device)
-    response = viewer_client.post(reverse("messaging:chat_send", args=[device.pk, chat.pk]), {"text": "hello"})
+    response = viewer_client.post(
+        reverse("messaging:chat_send", args=[device.pk, chat.pk]), {"text": "hello"}
+    )
     assert response.status_code == 403
     assert not Message.objects.filter(chat=chat).exists()
 
@@ -96,9 +111,13 @@ def test_conversation_opens_on_the_newest_page_and_pages_back(owner_client, devi
     from urllib.parse import unquote
 
     older = owner_client.get(
-        reverse("messaging:conversation", args=[device.pk, chat.pk]), {"before": unquote(cursor)}, HTTP_HX_REQUEST="true"
+        reverse("messaging:conversation", args=[device.pk, chat.pk]),
+        {"before": unquote(cursor)},
+        HTTP_HX_REQUEST="true",
     ).content.decode()
-    assert "message number 59<" in older and "message number 20<" in older and "message number 60<" not in older
+    assert (
+        "message number 59<" in older and "message number 20<" in older and "message number 60<" not in older
+    )
     assert "Older messages" in older
 
 
@@ -150,7 +169,9 @@ def test_download_serves_stored_media(owner_client, viewer_client, device):
     from django.core.files.base import ContentFile
 
     chat = make_chat(device)
-    message = make_message(chat, text="", kind="document", media_filename="report.pdf", media_mime="application/pdf")
+    message = make_message(
+        chat, text="", kind="document", media_filename="report.pdf", media_mime="application/pdf"
+    )
     message.media.save("report.pdf", ContentFile(b"%PDF-1.4 test"), save=True)
     response = viewer_client.get(reverse("messaging:message_download", args=[device.pk, chat.pk, message.pk]))
     assert response.status_code == 200

@@ -28,7 +28,9 @@ def test_link_a_number_by_qr_and_the_simulated_phone(wa, org, op):
 
     # What the socket pushes for a new QR: the page's own partials, swapped by id.
     pushed = "".join(live.render_event(event="device.qr", device=device, data={}))
-    assert f'id="device-{device.pk}-link" class="device-link" hx-swap-oob="true"' in pushed and "<svg" in pushed
+    assert (
+        f'id="device-{device.pk}-link" class="device-link" hx-swap-oob="true"' in pushed and "<svg" in pushed
+    )
 
     scan = op.post(reverse("messaging:sandbox_scan", args=[device.pk]), {"phone": ""})
     assert scan.status_code == 302
@@ -46,7 +48,9 @@ def test_pairing_code_and_entering_it_on_the_simulated_phone(wa, org, op):
 
     device = devices.create_device(organization=org, name="Paired")
     phone = wa.sandbox.fresh_phone()
-    response = op.post(reverse("messaging:device_pair", args=[device.pk]), {"phone": phone}, HTTP_HX_REQUEST="true")
+    response = op.post(
+        reverse("messaging:device_pair", args=[device.pk]), {"phone": phone}, HTTP_HX_REQUEST="true"
+    )
     body = response.content.decode()
     device.refresh_from_db()
     assert device.pair_code and f'data-pair-code="{device.pair_code}"' in body
@@ -59,15 +63,30 @@ def test_pairing_code_and_entering_it_on_the_simulated_phone(wa, org, op):
 def test_compose_a_text_then_receipts_move_its_ticks_to_read(wa, org, op):
     device = wa.linked_device(org)
     peer = wa.sandbox.peer_phones("echo")[0]
-    response = op.post(reverse("messaging:compose", args=[device.pk]), {"kind": "text", "to": peer, "text": "Merhaba!"}, HTTP_HX_REQUEST="true")
+    response = op.post(
+        reverse("messaging:compose", args=[device.pk]),
+        {"kind": "text", "to": peer, "text": "Merhaba!"},
+        HTTP_HX_REQUEST="true",
+    )
     body = response.content.decode()
     assert "sent-result" in body, body
     message = Message.objects.get(device=device, text="Merhaba!")
-    wa.wait_event("message.receipt", device=device, predicate=lambda d: d["id"] == message.wa_id and d["status"] == "read", since_start=True)
+    wa.wait_event(
+        "message.receipt",
+        device=device,
+        predicate=lambda d: d["id"] == message.wa_id and d["status"] == "read",
+        since_start=True,
+    )
     page = op.get(reverse("messaging:conversation", args=[device.pk, message.chat_id])).content.decode()
     assert f'id="msg-{message.pk}"' in page
     assert 'data-status="read"' in page
-    pushed = "".join(live.render_event(event="message.receipt", device=device, data={"message_pk": message.pk, "chat_pk": message.chat_id}))
+    pushed = "".join(
+        live.render_event(
+            event="message.receipt",
+            device=device,
+            data={"message_pk": message.pk, "chat_pk": message.chat_id},
+        )
+    )
     assert f'id="msg-{message.pk}" hx-swap-oob="true"' in pushed and 'data-status="read"' in pushed
 
 
@@ -77,9 +96,13 @@ def test_a_peer_writes_and_the_message_is_pushed_into_its_conversation(wa, org, 
     wa.sandbox.peer_send(from_phone=peer, to_jid=device.jid, text="Selam, nasılsın?")
     data = wa.wait_event("message", device=device, predicate=lambda d: d["text"] == "Selam, nasılsın?")
     pushed = "".join(live.render_event(event="message", device=device, data=data))
-    assert f'hx-swap-oob="beforeend:#chat-{data["chat_pk"]}-messages"' in pushed and "Selam, nasılsın?" in pushed
+    assert (
+        f'hx-swap-oob="beforeend:#chat-{data["chat_pk"]}-messages"' in pushed and "Selam, nasılsın?" in pushed
+    )
     assert f'hx-swap-oob="afterbegin:#chat-list-{device.pk}"' in pushed
-    assert f'id="chat-{data["chat_pk"]}-typing" class="typing" hx-swap-oob="true"></small>' in pushed  # typing ends
+    assert (
+        f'id="chat-{data["chat_pk"]}-typing" class="typing" hx-swap-oob="true"></small>' in pushed
+    )  # typing ends
     inbox = op.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
     assert 'data-unread="1"' in inbox and "Selam" in inbox
 
@@ -87,9 +110,13 @@ def test_a_peer_writes_and_the_message_is_pushed_into_its_conversation(wa, org, 
 def test_message_actions_from_the_conversation(wa, org, op):
     device = wa.linked_device(org)
     peer = wa.sandbox.peer_phones("quiet")[0]
-    op.post(reverse("messaging:compose", args=[device.pk]), {"kind": "text", "to": peer, "text": "first words"})
+    op.post(
+        reverse("messaging:compose", args=[device.pk]), {"kind": "text", "to": peer, "text": "first words"}
+    )
     message = Message.objects.get(device=device, text="first words")
-    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id, since_start=True)
+    wa.wait_event(
+        "message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id, since_start=True
+    )
 
     def act(action, **data):
         url = reverse("messaging:message_action", args=[device.pk, message.chat_id, message.pk, action])
@@ -113,7 +140,11 @@ def test_reply_from_the_conversation_quotes_the_message(wa, org, op):
     wa.sandbox.peer_send(from_phone=peer, to_jid=device.jid, text="question?")
     data = wa.wait_event("message", device=device, predicate=lambda d: d["text"] == "question?")
     chat = Chat.objects.get(pk=data["chat_pk"])
-    response = op.post(reverse("messaging:chat_send", args=[device.pk, chat.pk]), {"text": "answer!", "reply_to_id": data["id"]}, HTTP_HX_REQUEST="true")
+    response = op.post(
+        reverse("messaging:chat_send", args=[device.pk, chat.pk]),
+        {"text": "answer!", "reply_to_id": data["id"]},
+        HTTP_HX_REQUEST="true",
+    )
     body = response.content.decode()
     assert "answer!" in body and "question?" in body  # the quote is shown on the new message
     assert Message.objects.get(device=device, text="answer!").reply_to_id == data["id"]
@@ -128,10 +159,24 @@ def test_compose_every_kind(wa, org, op):
     png = wa.sandbox.identicon("x")
     cases = [
         {"kind": "text", "text": "hi", "is_forwarded": "on"},
-        {"kind": "image", "file": SimpleUploadedFile("a.png", png, "image/png"), "caption": "pic", "view_once": "on"},
+        {
+            "kind": "image",
+            "file": SimpleUploadedFile("a.png", png, "image/png"),
+            "caption": "pic",
+            "view_once": "on",
+        },
         {"kind": "audio", "file": SimpleUploadedFile("a.ogg", b"OggS" + b"\0" * 100, "audio/ogg")},
-        {"kind": "document", "file": SimpleUploadedFile("a.pdf", b"%PDF-1.4", "application/pdf"), "caption": "doc"},
-        {"kind": "video", "file": SimpleUploadedFile("a.mp4", b"\0\0\0\x18ftypmp42" + b"\0" * 100, "video/mp4"), "view_once": "on", "caption": "clip"},
+        {
+            "kind": "document",
+            "file": SimpleUploadedFile("a.pdf", b"%PDF-1.4", "application/pdf"),
+            "caption": "doc",
+        },
+        {
+            "kind": "video",
+            "file": SimpleUploadedFile("a.mp4", b"\0\0\0\x18ftypmp42" + b"\0" * 100, "video/mp4"),
+            "view_once": "on",
+            "caption": "clip",
+        },
         {"kind": "contact", "contact_name": "Ali", "contact_phone": "905551234567"},
         {"kind": "link", "link": "https://example.com/page", "caption": "read this"},
         {"kind": "location", "latitude": "41.01", "longitude": "28.97"},
@@ -141,9 +186,23 @@ def test_compose_every_kind(wa, org, op):
     for case in cases:
         response = op.post(url, {"to": peer, **case}, HTTP_HX_REQUEST="true")
         body = response.content.decode()
-        assert "sent-result" in body, (case["kind"], body[body.find("field-error") - 200 : body.find("field-error") + 300])
+        assert "sent-result" in body, (
+            case["kind"],
+            body[body.find("field-error") - 200 : body.find("field-error") + 300],
+        )
     kinds = set(Message.objects.filter(device=device).values_list("kind", flat=True))
-    assert kinds >= {"text", "image", "audio", "document", "video", "contact", "link", "location", "poll", "sticker"}
+    assert kinds >= {
+        "text",
+        "image",
+        "audio",
+        "document",
+        "video",
+        "contact",
+        "link",
+        "location",
+        "poll",
+        "sticker",
+    }
     video = Message.objects.get(device=device, kind="video")
     assert video.view_once and video.caption == "clip"
 
@@ -151,13 +210,18 @@ def test_compose_every_kind(wa, org, op):
 def test_groups_create_then_promote_a_member(wa, org, op):
     device = wa.linked_device(org)
     a, b = wa.peers[0], wa.peers[1]
-    response = op.post(reverse("groups:create", args=[device.pk]), {"name": "Dashboard team", "participants": f"{a}, {b}"})
+    response = op.post(
+        reverse("groups:create", args=[device.pk]), {"name": "Dashboard team", "participants": f"{a}, {b}"}
+    )
     assert response.status_code == 302
     detail_url = response["Location"]
     page = op.get(detail_url).content.decode()
     assert "Dashboard team" in page and f'data-participant="{a}@s.whatsapp.net"' in page
     group_jid = detail_url.rstrip("/").split("/")[-1]
-    op.post(reverse("groups:participants", args=[device.pk, group_jid]), {"action": "promote", "participants": f"{a}@s.whatsapp.net"})
+    op.post(
+        reverse("groups:participants", args=[device.pk, group_jid]),
+        {"action": "promote", "participants": f"{a}@s.whatsapp.net"},
+    )
     page = op.get(detail_url).content.decode()
     row = page[page.index(f'data-participant="{a}@s.whatsapp.net"') :]
     assert 'data-role="admin"' in row[: row.index("</tr>")]
@@ -166,7 +230,9 @@ def test_groups_create_then_promote_a_member(wa, org, op):
     # Settings, invite link and leave.
     op.post(reverse("groups:settings", args=[device.pk, group_jid, "announce"]), {"value": "on"})
     assert "data-announce" in op.get(detail_url).content.decode()
-    invite = op.post(reverse("groups:invite", args=[device.pk, group_jid]), HTTP_HX_REQUEST="true").content.decode()
+    invite = op.post(
+        reverse("groups:invite", args=[device.pk, group_jid]), HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert "https://chat.whatsapp.com/" in invite
     pushed = "".join(live.render_event(event="group.settings", device=device, data={"group_id": group_jid}))
     assert 'hx-trigger="load"' in pushed
@@ -188,7 +254,9 @@ def test_profile_sections_and_lookup(wa, org, op):
     peer = wa.peers[0]
     body = op.get(reverse("messaging:profile_lookup", args=[device.pk]), {"phone": peer}).content.decode()
     assert 'data-on-whatsapp="yes"' in body
-    body = op.get(reverse("messaging:profile_lookup", args=[device.pk]), {"phone": wa.sandbox.unregistered_phone()}).content.decode()
+    body = op.get(
+        reverse("messaging:profile_lookup", args=[device.pk]), {"phone": wa.sandbox.unregistered_phone()}
+    ).content.decode()
     assert 'data-on-whatsapp="no"' in body
     response = op.post(reverse("messaging:profile_push_name", args=[device.pk]), {"push_name": "Destek"})
     assert response.status_code == 302
@@ -198,7 +266,9 @@ def test_profile_sections_and_lookup(wa, org, op):
 def test_join_requests_are_listed_and_approved(wa, org, op):
     device = wa.linked_device(org)
     a, b, c = wa.peers[0], wa.peers[1], wa.peers[2]
-    response = op.post(reverse("groups:create", args=[device.pk]), {"name": "Approvals", "participants": f"{a}, {b}"})
+    response = op.post(
+        reverse("groups:create", args=[device.pk]), {"name": "Approvals", "participants": f"{a}, {b}"}
+    )
     detail_url = response["Location"]
     group_jid = detail_url.rstrip("/").split("/")[-1]
     wa.sandbox.set_join_approval(group=group_jid, approval=True)
@@ -206,14 +276,19 @@ def test_join_requests_are_listed_and_approved(wa, org, op):
     wa.wait_event("group.join_request", device=device, since_start=True)
     page = op.get(detail_url).content.decode()
     assert 'id="join-requests"' in page and f"{c}@s.whatsapp.net" in page
-    op.post(reverse("groups:requests", args=[device.pk, group_jid]), {"answer": "approve", "participants": f"{c}@s.whatsapp.net"})
+    op.post(
+        reverse("groups:requests", args=[device.pk, group_jid]),
+        {"answer": "approve", "participants": f"{c}@s.whatsapp.net"},
+    )
     page = op.get(detail_url).content.decode()
     assert f'data-participant="{c}@s.whatsapp.net"' in page and 'id="join-requests"' not in page
 
 
 def test_leave_a_group(wa, org, op):
     device = wa.linked_device(org)
-    response = op.post(reverse("groups:create", args=[device.pk]), {"name": "Short lived", "participants": wa.peers[0]})
+    response = op.post(
+        reverse("groups:create", args=[device.pk]), {"name": "Short lived", "participants": wa.peers[0]}
+    )
     group_jid = response["Location"].rstrip("/").split("/")[-1]
     response = op.post(reverse("groups:leave", args=[device.pk, group_jid]))
     assert response["Location"] == reverse("groups:list", args=[device.pk])
@@ -276,13 +351,19 @@ def test_typing_is_pushed_and_mark_all_read_clears_the_unread_count(wa, org, op)
     op.post(reverse("messaging:message_action", args=[device.pk, chat.pk, latest.pk, "read"]))
     chat.refresh_from_db()
     assert chat.unread_count == 0
-    assert 'id="mark-chat-read"' not in op.get(reverse("messaging:conversation", args=[device.pk, chat.pk])).content.decode()
+    assert (
+        'id="mark-chat-read"'
+        not in op.get(reverse("messaging:conversation", args=[device.pk, chat.pk])).content.decode()
+    )
 
 
 def test_received_media_is_shown_and_downloaded(wa, org, op):
     device = wa.linked_device(org)
     peer = wa.sandbox.peer_phones("media")[0]
-    op.post(reverse("messaging:compose", args=[device.pk]), {"kind": "text", "to": peer, "text": "send me a picture"})
+    op.post(
+        reverse("messaging:compose", args=[device.pk]),
+        {"kind": "text", "to": peer, "text": "send me a picture"},
+    )
     data = wa.wait_event("message", device=device, predicate=lambda d: d["kind"] == "image", timeout=15)
     message = Message.objects.get(pk=data["message_pk"])
     download = reverse("messaging:message_download", args=[device.pk, message.chat_id, message.pk])
@@ -298,7 +379,9 @@ def test_group_name_topic_photo_and_locked(wa, org, op):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     device = wa.linked_device(org)
-    response = op.post(reverse("groups:create", args=[device.pk]), {"name": "Settings", "participants": wa.peers[0]})
+    response = op.post(
+        reverse("groups:create", args=[device.pk]), {"name": "Settings", "participants": wa.peers[0]}
+    )
     detail_url = response["Location"]
     jid = detail_url.rstrip("/").split("/")[-1]
     op.post(reverse("groups:settings", args=[device.pk, jid, "name"]), {"name": "Settings renamed"})
@@ -322,7 +405,10 @@ def _socket(wa, user, *, language=""):
 
     from waportal.asgi import application
 
-    headers = [(b"origin", b"http://localhost"), (b"cookie", f"sessionid={client_for(user).cookies['sessionid'].value}".encode())]
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"cookie", f"sessionid={client_for(user).cookies['sessionid'].value}".encode()),
+    ]
     if language:
         headers.append((b"accept-language", language.encode()))
 
@@ -358,9 +444,14 @@ def test_a_number_added_in_another_tab_appears_on_the_devices_page(wa, org, op):
     assert 'hx-swap-oob="delete:#devices-empty"' in html
     assert reverse("messaging:compose", args=[device.pk]) in html  # an operator may compose
     # The pushed row is the page's own row partial: what a reload shows.
-    assert html[html.index(f"<tr {row}") : html.index("</tr>") + 5] in op.get(reverse("messaging:devices")).content.decode()
+    assert (
+        html[html.index(f"<tr {row}") : html.index("</tr>") + 5]
+        in op.get(reverse("messaging:devices")).content.decode()
+    )
     html = _next_frame(wa, viewer_tab, row)
-    assert "Added elsewhere" in html and reverse("messaging:compose", args=[device.pk]) not in html  # viewers cannot
+    assert (
+        "Added elsewhere" in html and reverse("messaging:compose", args=[device.pk]) not in html
+    )  # viewers cannot
 
     op.post(reverse("messaging:device_remove", args=[device.pk]))
     html = _next_frame(wa, viewer_tab, f"delete:#device-{device.pk}-row")

@@ -21,14 +21,22 @@ def test_profile_renders_for_each_role_and_offline_sections_say_why(request, who
 
 
 def test_profile_lookup_refuses_a_bad_number(viewer_client, device):
-    body = viewer_client.get(reverse("messaging:profile_lookup", args=[device.pk]), {"phone": "hello"}).content.decode()
+    body = viewer_client.get(
+        reverse("messaging:profile_lookup", args=[device.pk]), {"phone": "hello"}
+    ).content.decode()
     assert "field-error" in body
 
 
-@pytest.mark.parametrize("name", ["profile_avatar", "profile_push_name", "profile_presence", "profile_unfollow"])
+@pytest.mark.parametrize(
+    "name", ["profile_avatar", "profile_push_name", "profile_presence", "profile_unfollow"]
+)
 def test_viewer_cannot_change_the_profile(viewer_client, device, name):
-    data = {"push_name": "x", "presence": "available", "newsletter_id": "1@newsletter",
-            "avatar": SimpleUploadedFile("a.png", b"\x89PNG", "image/png")}
+    data = {
+        "push_name": "x",
+        "presence": "available",
+        "newsletter_id": "1@newsletter",
+        "avatar": SimpleUploadedFile("a.png", b"\x89PNG", "image/png"),
+    }
     assert viewer_client.post(reverse(f"messaging:{name}", args=[device.pk]), data).status_code == 403
     assert not AuditEvent.objects.exists()
 
@@ -39,9 +47,14 @@ def test_another_organizations_profile_is_404(owner_client, other_device, name):
 
 
 def test_another_organizations_profile_cannot_be_changed(owner_client, other_device):
-    response = owner_client.post(reverse("messaging:profile_push_name", args=[other_device.pk]), {"push_name": "x"})
+    response = owner_client.post(
+        reverse("messaging:profile_push_name", args=[other_device.pk]), {"push_name": "x"}
+    )
     assert response.status_code == 404
-    assert owner_client.get(reverse("messaging:profile_section", args=[other_device.pk, "contacts"])).status_code == 404
+    assert (
+        owner_client.get(reverse("messaging:profile_section", args=[other_device.pk, "contacts"])).status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize("who", ROLES)
@@ -59,33 +72,69 @@ def test_groups_pages_render_for_each_role(request, who, device):
 
 @pytest.mark.parametrize(
     "name, extra",
-    [("create", []), ("join", []), ("detail", [GROUP]), ("participants", [GROUP]), ("requests", [GROUP]),
-     ("settings", [GROUP, "name"]), ("photo", [GROUP]), ("invite", [GROUP]), ("leave", [GROUP])],
+    [
+        ("create", []),
+        ("join", []),
+        ("detail", [GROUP]),
+        ("participants", [GROUP]),
+        ("requests", [GROUP]),
+        ("settings", [GROUP, "name"]),
+        ("photo", [GROUP]),
+        ("invite", [GROUP]),
+        ("leave", [GROUP]),
+    ],
 )
 def test_another_organizations_groups_are_404(owner_client, other_device, name, extra):
     url = reverse(f"groups:{name}", args=[other_device.pk, *extra])
-    response = owner_client.get(url) if name == "detail" else owner_client.post(url, {"name": "x", "participants": "905551112233"})
+    response = (
+        owner_client.get(url)
+        if name == "detail"
+        else owner_client.post(url, {"name": "x", "participants": "905551112233"})
+    )
     assert response.status_code == 404
 
 
 @pytest.mark.parametrize(
     "name, extra",
-    [("create", []), ("join", []), ("participants", [GROUP]), ("requests", [GROUP]), ("settings", [GROUP, "locked"]),
-     ("photo", [GROUP]), ("invite", [GROUP]), ("leave", [GROUP])],
+    [
+        ("create", []),
+        ("join", []),
+        ("participants", [GROUP]),
+        ("requests", [GROUP]),
+        ("settings", [GROUP, "locked"]),
+        ("photo", [GROUP]),
+        ("invite", [GROUP]),
+        ("leave", [GROUP]),
+    ],
 )
 def test_viewer_cannot_change_groups(viewer_client, device, name, extra):
     url = reverse(f"groups:{name}", args=[device.pk, *extra])
-    response = viewer_client.post(url, {"name": "x", "participants": "905551112233", "action": "add", "link": "https://chat.whatsapp.com/abcdefgh"})
+    response = viewer_client.post(
+        url,
+        {
+            "name": "x",
+            "participants": "905551112233",
+            "action": "add",
+            "link": "https://chat.whatsapp.com/abcdefgh",
+        },
+    )
     assert response.status_code == 403
     assert not AuditEvent.objects.exists()
 
 
 def test_not_a_group_id_is_404(owner_client, device):
-    assert owner_client.get(reverse("groups:detail", args=[device.pk, "905551112233@s.whatsapp.net"])).status_code == 404
+    assert (
+        owner_client.get(
+            reverse("groups:detail", args=[device.pk, "905551112233@s.whatsapp.net"])
+        ).status_code
+        == 404
+    )
 
 
 def test_creating_a_group_offline_says_why(operator_client, device):
-    response = operator_client.post(reverse("groups:create", args=[device.pk]), {"name": "G", "participants": "905551112233"}, follow=True)
+    response = operator_client.post(
+        reverse("groups:create", args=[device.pk]), {"name": "G", "participants": "905551112233"}, follow=True
+    )
     assert "not connected" in response.content.decode()
 
 
@@ -99,14 +148,18 @@ def test_the_simulated_phone_exists_only_on_the_sandbox(owner_client, device, se
     assert "Simulated phone" in owner_client.get(reverse("messaging:devices")).content.decode()
 
 
-def test_the_simulated_phone_refuses_viewers_and_other_tenants(viewer_client, owner_client, device, other_device, settings):
+def test_the_simulated_phone_refuses_viewers_and_other_tenants(
+    viewer_client, owner_client, device, other_device, settings
+):
     settings.WA_BACKEND = "sandbox"
     for name in ("sandbox_scan", "sandbox_code", "sandbox_send"):
         assert viewer_client.post(reverse(f"messaging:{name}", args=[device.pk])).status_code == 403
         assert owner_client.post(reverse(f"messaging:{name}", args=[other_device.pk])).status_code == 404
 
 
-def test_a_picture_is_checked_by_its_content_and_size_before_it_goes_to_whatsapp(operator_client, device, settings):
+def test_a_picture_is_checked_by_its_content_and_size_before_it_goes_to_whatsapp(
+    operator_client, device, settings
+):
     """The same rule as the API's avatar and group photo: a JPEG, PNG or WebP within the size limit."""
     avatar = reverse("messaging:profile_avatar", args=[device.pk])
     disguised = SimpleUploadedFile("a.png", b"not a picture at all", "image/png")

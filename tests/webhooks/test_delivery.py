@@ -398,11 +398,16 @@ def test_a_media_messages_delivery_is_stored_with_it_and_sent_once_the_media_is_
 
     sender = "905559990001@s.whatsapp.net"
     image = protocol.IncomingMessage(
-        id="IMG1", chat=sender, sender=sender, kind=protocol.MessageKind.IMAGE, caption="fatura",
+        id="IMG1",
+        chat=sender,
+        sender=sender,
+        kind=protocol.MessageKind.IMAGE,
+        caption="fatura",
         media=protocol.MediaInfo(mime_type="image/png", size=72, filename="fatura.png", ref={"k": 1}),
     )
     handling = threading.Thread(
-        target=async_to_sync(events.handle), args=(protocol.MessageEvent(device_id=device.pk, message=image),),
+        target=async_to_sync(events.handle),
+        args=(protocol.MessageEvent(device_id=device.pk, message=image),),
         kwargs={"download": download},
     )
     handling.start()
@@ -428,7 +433,9 @@ def test_a_held_delivery_goes_as_it_is_once_its_hold_has_passed(allow_private, o
     device = make_device(org)
     endpoint = endpoint_for(org, "http://127.0.0.1:9/hook", events=("message",))
     with transaction.atomic():
-        (held,) = webhooks.dispatch_event(device=device, event="message", payload={"id": "A"}, hold_seconds=60)
+        (held,) = webhooks.dispatch_event(
+            device=device, event="message", payload={"id": "A"}, hold_seconds=60
+        )
     assert webhooks.claim_next(endpoint.pk, device.pk) is None
     WebhookDelivery.objects.filter(pk=held).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
     assert webhooks.requeue_stalled() == 0 and enqueued == []  # still held: nothing to do yet
@@ -451,19 +458,33 @@ def test_sent_and_failed_deliveries_are_stored_with_the_status_they_report(allow
     chat = Chat.objects.create(organization=org, device=device, jid="905551112233@s.whatsapp.net")
     for wa_id in ("3EB0SENT0001", "3EB0FAIL0002"):
         Message.objects.create(
-            organization=org, device=device, chat=chat, wa_id=wa_id, from_me=True, kind="text", text=wa_id,
-            status="queued", timestamp=timezone.now(),
+            organization=org,
+            device=device,
+            chat=chat,
+            wa_id=wa_id,
+            from_me=True,
+            kind="text",
+            text=wa_id,
+            status="queued",
+            timestamp=timezone.now(),
         )
 
     _, _, first = outbox.claim_next_outgoing(device.pk)
-    outcomes, following = outbox.sent_and_claim_next(first, protocol.SendResult(id=first.wa_id, timestamp=0), device.pk)
-    assert [o.name for o in outcomes] == ["message.sent"] and not outcomes[0].webhook  # nothing left to dispatch
+    outcomes, following = outbox.sent_and_claim_next(
+        first, protocol.SendResult(id=first.wa_id, timestamp=0), device.pk
+    )
+    assert [o.name for o in outcomes] == ["message.sent"] and not outcomes[
+        0
+    ].webhook  # nothing left to dispatch
     sent = WebhookDelivery.objects.get(endpoint=endpoint)
     assert (sent.event, json.loads(sent.body)["payload"]["id"]) == ("message.sent", "3EB0SENT0001")
 
     failed = outbox.mark_failed(following[0], "905551112233 is not on WhatsApp")
     assert [o.name for o in failed] == ["message.failed"]
     body = json.loads(WebhookDelivery.objects.get(endpoint=endpoint, event="message.failed").body)
-    assert body["payload"]["id"] == "3EB0FAIL0002" and body["payload"]["error"] == "905551112233 is not on WhatsApp"
+    assert (
+        body["payload"]["id"] == "3EB0FAIL0002"
+        and body["payload"]["error"] == "905551112233 is not on WhatsApp"
+    )
     assert outbox.mark_failed(following[0], "again") == []  # already failed: no second event
     assert enqueued == [device.pk, device.pk]  # each queued for delivery once its write committed

@@ -73,4 +73,6 @@ def test_linking_and_logging_out_a_number_reach_the_receiver(
     assert bodies[0]["payload"]["qr_code"]
     assert bodies[1]["payload"]["phone"] == device.phone
     for request in receiver.requests:
-        assert webhooks.verify_signature(endpoint.secret, request.body, request.headers["x-hub-signature-256"])
+        assert webhooks.verify_signature(
+            endpoint.secret, request.body, request.headers["x-hub-signature-256"]
+        )

@@ -17,7 +17,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--worker-id", default=None, help="A name for this worker (default: host:pid:random).")
+        parser.add_argument(
+            "--worker-id", default=None, help="A name for this worker (default: host:pid:random)."
+        )
 
     def handle(self, *args, worker_id=None, **options):
         asyncio.run(self._run(worker_id))

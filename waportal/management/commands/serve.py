@@ -21,6 +21,8 @@ class Command(BaseCommand):
 
         embedded = not web_only
         if embedded and not settings.EMBEDDED:
-            self.stdout.write("REDIS_URL is set: also starting session workers and tasks here (use --web-only to not).")
+            self.stdout.write(
+                "REDIS_URL is set: also starting session workers and tasks here (use --web-only to not)."
+            )
         self.stdout.write(f"waportal on http://{host}:{port}/  backend={settings.WA_BACKEND}")
         serve(host=host, port=port, embedded=embedded)
