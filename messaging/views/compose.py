@@ -115,7 +115,7 @@ class ComposeForm(forms.Form):
                 self.add_error("max_answer", _("At most as many answers as options."))
         return data
 
-    media: tuple[bytes, str, str] | None = None  # (data, content type, file name) of the file to send
+    file_to_send: tuple[bytes, str, str] | None = None  # (data, content type, file name)
     fetched = False  # whether it came from the media URL (errors of the outbox then belong to that field)
 
     @staticmethod
@@ -141,7 +141,7 @@ class ComposeForm(forms.Form):
             else:
                 self.add_error(field, _("The URL answered with an empty file."))
             return
-        self.media = (data, mime, filename)
+        self.file_to_send = (data, mime, filename)
 
     def _fetch(self, url: str, kind: str) -> None:
         """Fetch a media URL the way the API does (safe_fetch: no private addresses, size and time capped)."""
@@ -171,7 +171,7 @@ class ComposeForm(forms.Form):
         if kind == "text":
             out["text"] = d["text"]
         elif kind in MEDIA_KINDS:
-            data, mime_type, filename = self.media
+            data, mime_type, filename = self.file_to_send
             out.update(media=data, mime_type=mime_type, filename=filename)
             if kind in ("image", "video", "document"):
                 out["caption"] = d.get("caption", "")
