@@ -50,9 +50,8 @@ class Outcome:
     device_id: int
     payload: dict
     extra: dict = field(default_factory=dict)
-    webhook: bool = (
-        True  # False: live only (not a webhook event, or no endpoint of the organization receives)
-    )
+    # False: live only (not a webhook event, or no endpoint of the organization receives).
+    webhook: bool = True
     media_message_id: int | None = None  # a received message whose media is still to fetch
     held_deliveries: list[int] = field(default_factory=list)  # its webhook deliveries, waiting for the media
     media_ref: dict | None = None
@@ -385,9 +384,8 @@ def _persist_receipt(device, event: protocol.ReceiptEvent) -> list[Outcome]:
         m.wa_id: m
         for m in Message.objects.select_for_update(no_key=True)
         .filter(device=device, wa_id__in=list(event.message_ids), from_me=True)
-        .only(
-            "pk", "wa_id", "chat_id", "status"
-        )  # not the whole rows (JSON fields and all): a receipt is hot
+        # Not the whole rows (JSON fields and all): a receipt is hot.
+        .only("pk", "wa_id", "chat_id", "status")
     }
     # Receipts only move a message forward (a late "delivered" never undoes "read"); one UPDATE for all.
     forward = [m for m in found.values() if m.status in STATUS_ORDER and STATUS_ORDER[m.status] < rank]
