@@ -159,7 +159,6 @@ def _for_webhooks(outcomes: list[Outcome]) -> list[Outcome]:
     dispatch to nobody.
     """
     from messaging import webhooks
-    from messaging.models import WebhookEndpoint
 
     receiving: dict[int, bool] = {}
     for outcome in outcomes:
@@ -170,9 +169,7 @@ def _for_webhooks(outcomes: list[Outcome]) -> list[Outcome]:
             continue
         org = outcome.organization_id
         if org not in receiving:
-            receiving[org] = WebhookEndpoint.objects.filter(
-                organization_id=org, active=True, paused_at__isnull=True
-            ).exists()
+            receiving[org] = webhooks_receiving(org)
         outcome.webhook = receiving[org]
     return outcomes
 
