@@ -28,15 +28,20 @@ function dedupe(container) {
 var dedupeObserver = new MutationObserver(function (records) {
   records.forEach(function (r) { if (r.target.dataset && r.target.dataset.dedupe) { dedupe(r.target); } });
 });
+// A container swapped in whole (a list re-fetched after a reconnect) is watched from the swap on, and what
+// was pushed into it before that (between the swap and the settle, say) is deduplicated at once.
 function watchDedupe(root) {
   (root || document).querySelectorAll("[data-dedupe]").forEach(function (el) {
     if (!el.dataset.dedupeWatched) {
       el.dataset.dedupeWatched = "1";
       dedupeObserver.observe(el, { childList: true });
+      dedupe(el);
     }
   });
 }
 document.addEventListener("DOMContentLoaded", function () { watchDedupe(); scrollMessages(); });
+document.addEventListener("htmx:afterSwap", function () { watchDedupe(); });
+document.addEventListener("htmx:oobAfterSwap", function () { watchDedupe(); });
 document.addEventListener("htmx:afterSettle", function (evt) {
   watchDedupe();
   // A re-fetched conversation (after a reconnect) opens on its newest message again.
