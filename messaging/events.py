@@ -584,9 +584,10 @@ def _release_held(outcome: Outcome) -> None:
 SEND_RESULTS = frozenset({"message.sent", "message.failed"})
 
 
-def outbox_group(message_pk: int) -> str:
-    """The channel group of one outgoing message, told when it was sent or failed (see `publish`)."""
-    return f"outbox-{message_pk}"
+def outbox_group(device_id: int, wa_id: str) -> str:
+    """The channel group of one outgoing message, told when it was sent or failed (see `publish`). Named by
+    its WhatsApp ID (unique per device), which the request that stores it knows before storing."""
+    return f"outbox-{device_id}-{wa_id}"
 
 
 async def publish(outcome: Outcome) -> None:
@@ -605,8 +606,8 @@ async def publish(outcome: Outcome) -> None:
     try:
         await layer.group_send(f"org-{outcome.organization_id}", message)
         await layer.group_send(f"device-{outcome.device_id}", message)
-        if outcome.name in SEND_RESULTS and outcome.extra.get("message_pk"):
-            await layer.group_send(outbox_group(outcome.extra["message_pk"]), message)
+        if outcome.name in SEND_RESULTS and outcome.payload.get("id"):
+            await layer.group_send(outbox_group(outcome.device_id, outcome.payload["id"]), message)
     except Exception:
         logger.exception("live push of %s for device %s failed", outcome.name, outcome.device_id)
     for listener in list(_listeners):

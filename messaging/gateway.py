@@ -190,14 +190,44 @@ async def await_device_event(
     A truthy `ready()` result is returned as is. `group`: a narrower group that the event is also published
     to (e.g. `events.outbox_group`), so the waiter is not woken by every other event of the device.
     """
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
     group = group or f"device-{device_id}"
-    await layer.group_add(group, channel)
-    try:
+    channel = await subscribe(group)
+
+    async def check():
         if kick is not None:
             await kick()
-        if ready is not None and (state := await runtime.db(ready)):
+        if ready is not None:
+            return await runtime.db(ready)
+        return None
+
+    return await wait_subscribed(channel, group, match=match, timeout=timeout, first=check)
+
+
+async def subscribe(group: str) -> str:
+    """A new channel in `group`, to wait on with `wait_subscribed` (which leaves the group again)."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
+async def unsubscribe(group: str, channel: str) -> None:
+    await get_channel_layer().group_discard(group, channel)
+
+
+async def wait_subscribed(
+    channel: str,
+    group: str,
+    *,
+    match: Callable[[dict], bool],
+    timeout: float,
+    first: Callable[[], Awaitable] | None = None,
+):
+    """On `channel` (of `subscribe(group)`), run `first` (a truthy result is returned as is), then wait for a
+    live event for which `match(message)` holds; returns it, or None after `timeout`. Leaves the group."""
+    layer = get_channel_layer()
+    try:
+        if first is not None and (state := await first()):
             return state
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -211,4 +241,4 @@ async def await_device_event(
             if message.get("type") == "wa.event" and match(message):
                 return message
     finally:
-        await layer.group_discard(group, channel)
+        await unsubscribe(group, channel)

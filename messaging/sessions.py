@@ -532,15 +532,18 @@ class SessionWorker:
     # -- the outbox
 
     async def drain(self, device_id: int) -> None:
-        """Send the device's queued messages, oldest first, one at a time, each exactly once."""
+        """Send the device's queued messages, oldest first, one at a time, each exactly once.
+
+        Claimed in batches (what queued up meanwhile goes out together, see `outbox.claim_batch`); the sent
+        ones of a batch are marked sent together, with the claim of the next batch."""
         from messaging.services import outbox
 
         if device_id in self._draining:
             self._drain_again.add(device_id)  # the running drain looks again before it stops
             return
         self._draining.add(device_id)
-        claimed = None  # the next message, claimed together with marking the previous one sent
-        looked = False  # whether that claim found nothing left (no need to look again)
+        batch: list = []  # claimed, not yet sent
+        looked = False  # whether the claim of `batch` was the look for more (empty: nothing left)
         try:
             while True:
                 if not looked:  # (a nudge that came after the look that was done keeps its mark)
@@ -548,54 +551,75 @@ class SessionWorker:
                 client = self.clients.get(device_id)
                 if client is None or not client.is_connected() or self._stopping:
                     return
-                if claimed is None and not looked:
-                    claimed = await runtime.db(outbox.claim_next_outgoing, device_id)
+                if not batch and not looked:
+                    batch = await runtime.db(outbox.claim_batch, device_id)
                 looked = False
-                if claimed is None:
+                if not batch:
                     if device_id in self._drain_again:
                         continue
                     return
-                sending, claimed = claimed, None
-                go_on, claimed, looked = await self._send_claimed(device_id, client, sending)
+                go_on, batch, looked = await self._send_batch(device_id, client, batch)
                 if not go_on:
                     return
         finally:
             self._draining.discard(device_id)
-            if (
-                claimed is not None
-            ):  # claimed but not sent (stopping, disconnected, cancelled): back to queued
-                await asyncio.shield(runtime.db(outbox.requeue, claimed[0], ""))
+            if batch:  # claimed but not sent (stopping, disconnected, cancelled): back to queued
+                await asyncio.shield(runtime.db(outbox.release_claims, [c[0] for c in batch]))
 
-    async def _send_claimed(
-        self, device_id: int, client: protocol.WhatsAppClient, claimed
-    ) -> tuple[bool, tuple | None, bool]:
-        """Send one claimed message. Returns whether to go on, the next message (claimed already) and whether
-        it was looked for (None then means there is none)."""
+    async def _send_batch(
+        self, device_id: int, client: protocol.WhatsAppClient, batch: list
+    ) -> tuple[bool, list, bool]:
+        """Send the claimed messages of `batch` in order (taking each out of the list once it is done with),
+        then mark the sent ones sent, claiming the next batch with that write. Returns whether to go on, the
+        claimed messages not sent yet (the next batch, or what is left of this one) and whether they are the
+        look for more."""
         from messaging.services import outbox
 
-        message_id, outgoing, message = claimed
+        sent: list = []
+        go_on = True
         try:
-            result = await asyncio.wait_for(
-                client.send(message=outgoing), gateway.command_timeout() + SEND_TIMEOUT_EXTRA
-            )
-        except protocol.NotConnected:
-            await runtime.db(outbox.requeue, message_id, "")  # goes out when the device is back
-            return False, None, False
-        except PERMANENT_SEND_ERRORS as exc:
-            await events.deliver(await runtime.db(outbox.mark_failed, message_id, exc.message))
-            return True, None, False
+            while batch and go_on:
+                message_id, outgoing, message = batch[0]
+                try:
+                    result = await asyncio.wait_for(
+                        client.send(message=outgoing), gateway.command_timeout() + SEND_TIMEOUT_EXTRA
+                    )
+                except protocol.NotConnected:
+                    go_on = False  # it and the rest go out when the device is back
+                    continue
+                except PERMANENT_SEND_ERRORS as exc:
+                    batch.pop(0)
+                    await events.deliver(await runtime.db(outbox.mark_failed, message_id, exc.message))
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    batch.pop(0)
+                    error = getattr(exc, "message", "") or str(exc) or type(exc).__name__
+                    logger.warning("device %s: sending message %s failed: %s", device_id, message_id, error)
+                    if (failed := await runtime.db(outbox.requeue, message_id, error)) is not None:
+                        await events.deliver(failed)
+                    go_on = False  # try again on the next heartbeat
+                    continue
+                batch.pop(0)
+                sent.append((message, result))
         except asyncio.CancelledError:
-            await asyncio.shield(runtime.db(outbox.requeue, message_id, ""))
+            if sent:  # they went out: recorded even so
+                await asyncio.shield(self._record_sent(sent, device_id, claim=False))
             raise
-        except Exception as exc:
-            error = getattr(exc, "message", "") or str(exc) or type(exc).__name__
-            logger.warning("device %s: sending message %s failed: %s", device_id, message_id, error)
-            if (failed := await runtime.db(outbox.requeue, message_id, error)) is not None:
-                await events.deliver(failed)
-            return False, None, False  # try again on the next heartbeat
-        outcomes, following = await runtime.db(outbox.sent_and_claim_next, message, result, device_id)
+        if not sent:
+            return go_on, batch, False
+        following = await self._record_sent(sent, device_id, claim=go_on and not batch)
+        if go_on and not batch:
+            return True, following, True
+        return go_on, batch, False
+
+    async def _record_sent(self, sent: list, device_id: int, *, claim: bool) -> list:
+        from messaging.services import outbox
+
+        outcomes, following = await runtime.db(outbox.sent_and_claim_next, sent, device_id, claim=claim)
         await events.deliver(outcomes)
-        return True, following, True
+        return following
 
     # -- the channels
 

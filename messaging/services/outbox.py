@@ -118,53 +118,54 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     if media:
         message.media.save(filename or f"{message.wa_id}", ContentFile(media), save=False)
 
-    with transaction.atomic():
-        if chat is None:
-            chat, _ = Chat.objects.get_or_create(
-                device=device,
-                jid=to,
-                defaults={"organization": organization, "is_group": protocol.is_group(to)},
+    def store():
+        nonlocal chat
+        with transaction.atomic():
+            if chat is None:
+                chat, _ = Chat.objects.get_or_create(
+                    device=device,
+                    jid=to,
+                    defaults={"organization": organization, "is_group": protocol.is_group(to)},
+                )
+                message.chat = chat
+            message.save()
+            chat.last_message_at = now
+            chat.last_message_preview = events.preview_of(message.kind, text, caption)
+            chat.save(update_fields=["last_message_at", "last_message_preview"])
+            record_audit(
+                organization=organization,
+                action="message.queue",
+                actor=actor,
+                api_key=api_key,
+                obj=message,
+                details={"to": to, "kind": str(kind), "device_id": device.pk},
             )
-            message.chat = chat
-        message.save()
-        chat.last_message_at = now
-        chat.last_message_preview = events.preview_of(message.kind, text, caption)
-        chat.save(update_fields=["last_message_at", "last_message_preview"])
-        record_audit(
-            organization=organization,
-            action="message.queue",
-            actor=actor,
-            api_key=api_key,
-            obj=message,
-            details={"to": to, "kind": str(kind), "device_id": device.pk},
-        )
 
     wa_id = message.wa_id
 
     def sent(msg: dict) -> bool:
         return msg.get("event") in ("message.sent", "message.failed") and msg["data"].get("id") == wa_id
 
-    def done():
-        return (
-            Message.objects.filter(pk=message.pk)
-            .exclude(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])
-            .exists()
-        )
-
     async def nudge():
         await gateway.notify_worker(device.pk, {"type": gateway.OUTBOX}, channel=channel)
 
     if device.is_connected and channel:
+        # Listen for the message's outcome before it is stored: the worker may send it the moment it is
+        # committed, and nothing has to be read again to see whether that happened already.
         wait = float(settings.WA_SEND_WAIT_SECONDS)
+        group = events.outbox_group(device.pk, wa_id)
+        listening = gateway.run_sync(lambda: gateway.subscribe(group), timeout=5)
+        try:
+            store()
+        except BaseException:
+            gateway.run_sync(lambda: gateway.unsubscribe(group, listening), timeout=5)
+            raise
+
+        async def kick():
+            await nudge()  # (its answer is not the outcome)
+
         result = gateway.run_sync(
-            lambda: gateway.await_device_event(
-                device.pk,
-                match=sent,
-                kick=nudge,
-                ready=done,
-                timeout=wait,
-                group=events.outbox_group(message.pk),
-            ),
+            lambda: gateway.wait_subscribed(listening, group, match=sent, timeout=wait, first=kick),
             timeout=wait + 5,
         )
         if isinstance(result, dict):  # the message.sent / message.failed event: it says how the send went
@@ -172,6 +173,7 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
             message.error = result["data"].get("error", "")
             return message
     else:
+        store()
         # Offline: still tell the workers (one may be about to hold it); it is sent when the device connects.
         gateway.run_sync(nudge, timeout=5)
     message.refresh_from_db()
@@ -220,59 +222,73 @@ def outgoing_of(message: Message) -> protocol.OutgoingMessage:
     )
 
 
-def _claim_row(device_id: int) -> Message | None:
-    """The device's oldest unsent message, marked sending (attempts+1) by an atomic status update.
+# The most messages a drain claims at once: the messages that queued up while it sent the last ones go out
+# together, and the reads, the status writes and the transactions around them are shared by all of them.
+CLAIM_BATCH = 16
 
-    "sending" rows are included: only the lease holder drains a device, one message at a time, so a row
+Claimed = tuple[int, protocol.OutgoingMessage, Message]
+
+
+def claim_batch(device_id: int) -> list[Claimed]:
+    """The device's oldest unsent messages (up to CLAIM_BATCH, oldest first), claimed: each marked sending
+    (attempts+1) by an atomic status update, each with the protocol message to send.
+
+    "sending" rows are included: only the lease holder drains a device, one drain at a time, so a row
     left in "sending" was being sent by a worker that died; resending it with the same ID is exactly once.
     """
-    for _ in range(3):  # a candidate that changed meanwhile is skipped; look again if all of them had
+    for _ in range(3):  # candidates that changed meanwhile are skipped; look again if all of them had
         candidates = _unsent(device_id)
         if not candidates:
-            return None
-        if (claimed := _claim_first(candidates)) is not None:
-            return claimed
-    return None
+            return []
+        if claimed := _claim(candidates):
+            return _sendable(device_id, claimed)
+    return []
 
 
-def _unsent(device_id: int, *, exclude: int | None = None) -> list[Message]:
-    """The oldest two unsent messages of the device (with their chats), to claim from: only this drain
-    claims them, so the first is nearly always it, and whole rows are not read for nothing."""
+def _unsent(device_id: int, *, exclude=(), limit: int = CLAIM_BATCH) -> list[Message]:
+    """The oldest unsent messages of the device (with their chats), to claim from."""
     rows = Message.objects.select_related("chat").filter(
         device_id=device_id, from_me=True, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
     )
-    if exclude is not None:
-        rows = rows.exclude(pk=exclude)
-    return list(rows.order_by("id")[:2])
+    if exclude:
+        rows = rows.exclude(pk__in=list(exclude))
+    return list(rows.order_by("id")[:limit])
 
 
-def _claim_first(candidates: list[Message]) -> Message | None:
-    for message in candidates:
-        claimed = Message.objects.filter(pk=message.pk, status=message.status).update(
+def _claim(candidates: list[Message]) -> list[Message]:
+    """Claim `candidates`, as read, in one statement; the rare candidate that changed meanwhile (failed, or
+    taken by a worker that lost its lease) is not claimed, and neither is any after it (order is kept)."""
+    pending = [MessageStatus.QUEUED, MessageStatus.SENDING]
+    with transaction.atomic():
+        claimed = Message.objects.filter(pk__in=[m.pk for m in candidates], status__in=pending).update(
             status=MessageStatus.SENDING, attempts=F("attempts") + 1
         )
-        if claimed:
-            return message
-    return None
+        if claimed == len(candidates):
+            return candidates
+        # Some changed: keep the claimed ones up to the first that was not (read inside the write lock).
+        now_sending = set(
+            Message.objects.filter(
+                pk__in=[m.pk for m in candidates], status=MessageStatus.SENDING
+            ).values_list("pk", flat=True)
+        )
+    kept = []
+    for message in candidates:
+        if message.pk not in now_sending:
+            break
+        kept.append(message)
+    return kept
 
 
-def _sendable(
-    device_id: int, message: Message | None
-) -> tuple[int, protocol.OutgoingMessage, Message] | None:
-    """The claimed row as the protocol message to send; one that cannot be built fails, and the next is claimed."""
-    while message is not None:
+def _sendable(device_id: int, claimed: list[Message]) -> list[Claimed]:
+    """The claimed rows as protocol messages to send; one that cannot be built fails (and is left out)."""
+    sendable = []
+    for message in claimed:
         try:
-            return message.pk, outgoing_of(message), message
+            sendable.append((message.pk, outgoing_of(message), message))
         except (OSError, ValueError) as exc:
             # Its webhook deliveries are stored by mark_failed; only the live push of this rare case is skipped.
             mark_failed(message.pk, f"the stored message cannot be sent: {exc}")
-        message = _claim_row(device_id)
-    return None
-
-
-def claim_next_outgoing(device_id: int) -> tuple[int, protocol.OutgoingMessage, Message] | None:
-    """The device's oldest unsent message, claimed (see `_claim_row`): its pk, the message to send, the row."""
-    return _sendable(device_id, _claim_row(device_id))
+    return sendable
 
 
 def mark_sent(message_id: int, result: protocol.SendResult) -> None:
@@ -297,25 +313,29 @@ def _mark_sent(message_id: int, result: protocol.SendResult) -> tuple[str, dict]
 
 
 def sent_and_claim_next(
-    message: Message, result: protocol.SendResult, device_id: int
-) -> tuple[list[events.Outcome], tuple[int, protocol.OutgoingMessage, Message] | None]:
-    """After a send went out: mark it sent, make its message.sent outcome and claim the device's next message.
+    sent: list[tuple[Message, protocol.SendResult]], device_id: int, *, claim: bool = True
+) -> tuple[list[events.Outcome], list[Claimed]]:
+    """After sends went out: mark them sent, make their message.sent outcomes and claim the device's next
+    messages (unless `claim` is false).
 
-    One trip to the database and one write transaction instead of three: the drain of a busy device does
-    this between every two sends. `message` is the row as claimed (with its chat); the outcome is built
-    from it and what mark_sent wrote, not read again. It is published only after this returns.
+    One trip to the database and one write transaction for all of it: the drain of a busy device does this
+    after every batch. Each message is the row as claimed (with its chat); its outcome is built from it and
+    what was written, not read again. They are published only after this returns.
     """
-    candidates = _unsent(device_id, exclude=message.pk)  # reads before the write lock is taken
-    receiving = events.webhooks_receiving(message.organization_id)
+    # Reads before the write lock is taken.
+    candidates = _unsent(device_id, exclude=[m.pk for m, _ in sent]) if claim else []
+    receiving = events.webhooks_receiving(sent[0][0].organization_id) if sent else False
+    outcomes: list[events.Outcome] = []
     with transaction.atomic():
-        status, written = _mark_sent(message.pk, result)
-        message.status = status
-        for name, value in written.items():
-            setattr(message, name, value)
-        outcomes = events.outcome_of_message(message, "message.sent", receiving=receiving)
-        following = _claim_first(candidates)
-    if following is None and candidates:  # changed meanwhile (not by this drain): look again
-        following = _claim_row(device_id)
+        for message, result in sent:
+            status, written = _mark_sent(message.pk, result)
+            message.status = status
+            for name, value in written.items():
+                setattr(message, name, value)
+            outcomes += events.outcome_of_message(message, "message.sent", receiving=receiving)
+        following = _claim(candidates) if candidates else []
+    if candidates and not following:  # changed meanwhile (not by this drain): look again
+        return outcomes, claim_batch(device_id)
     return outcomes, _sendable(device_id, following)
 
 
@@ -347,6 +367,13 @@ def requeue(message_id: int, error: str = "") -> list[events.Outcome] | None:
         changes["attempts"] = F("attempts") - 1
     Message.objects.filter(pk=message_id, status=MessageStatus.SENDING, attempts__gt=0).update(**changes)
     return None
+
+
+def release_claims(message_ids) -> None:
+    """Back to queued, not counting the try: messages claimed by a drain that stopped before sending them."""
+    Message.objects.filter(pk__in=list(message_ids), status=MessageStatus.SENDING, attempts__gt=0).update(
+        status=MessageStatus.QUEUED, attempts=F("attempts") - 1
+    )
 
 
 def devices_with_pending(device_ids) -> set[int]:

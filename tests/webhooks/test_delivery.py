@@ -469,22 +469,23 @@ def test_sent_and_failed_deliveries_are_stored_with_the_status_they_report(allow
             timestamp=timezone.now(),
         )
 
-    _, _, first = outbox.claim_next_outgoing(device.pk)
+    (_, _, first), (second_pk, _, _) = outbox.claim_batch(device.pk)
     outcomes, following = outbox.sent_and_claim_next(
-        first, protocol.SendResult(id=first.wa_id, timestamp=0), device.pk
+        [(first, protocol.SendResult(id=first.wa_id, timestamp=0))], device.pk, claim=False
     )
     assert [o.name for o in outcomes] == ["message.sent"] and not outcomes[
         0
     ].webhook  # nothing left to dispatch
+    assert following == []
     sent = WebhookDelivery.objects.get(endpoint=endpoint)
     assert (sent.event, json.loads(sent.body)["payload"]["id"]) == ("message.sent", "3EB0SENT0001")
 
-    failed = outbox.mark_failed(following[0], "905551112233 is not on WhatsApp")
+    failed = outbox.mark_failed(second_pk, "905551112233 is not on WhatsApp")
     assert [o.name for o in failed] == ["message.failed"]
     body = json.loads(WebhookDelivery.objects.get(endpoint=endpoint, event="message.failed").body)
     assert (
         body["payload"]["id"] == "3EB0FAIL0002"
         and body["payload"]["error"] == "905551112233 is not on WhatsApp"
     )
-    assert outbox.mark_failed(following[0], "again") == []  # already failed: no second event
+    assert outbox.mark_failed(second_pk, "again") == []  # already failed: no second event
     assert enqueued == [device.pk, device.pk]  # each queued for delivery once its write committed
