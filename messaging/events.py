@@ -145,10 +145,13 @@ def preview_of(kind: str, text: str, caption: str) -> str:
 # ------------------------------------------------------------------------------------------ persisting
 
 
-def _device(device_id: int):
+def _device(device_id: int, *, only=()):
+    """The device row, locked for the event's transaction; `only`: just these fields (a receipt needs no more
+    than the device's identity, and the whole row is read for nothing on every receipt)."""
     from messaging.models import Device
 
-    return Device.objects.select_for_update(no_key=True).filter(pk=device_id).first()
+    rows = Device.objects.select_for_update(no_key=True).filter(pk=device_id)
+    return (rows.only(*only) if only else rows).first()
 
 
 def _for_webhooks(outcomes: list[Outcome]) -> list[Outcome]:
@@ -454,7 +457,8 @@ def persist(event: protocol.Event) -> list[Outcome]:
         organization__devices=event.device_id, active=True, paused_at__isnull=True
     ).exists()
     with transaction.atomic():
-        device = _device(event.device_id)
+        receipt = isinstance(event, protocol.ReceiptEvent)
+        device = _device(event.device_id, only=("id", "organization_id") if receipt else ())
         if device is None:
             return []  # removed meanwhile
         outcomes = _persist(device, event)

@@ -35,7 +35,7 @@ import zlib
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -152,8 +152,14 @@ def now() -> float:
         return _clock()
     from messaging.models import SandboxNetwork
 
-    offset = SandboxNetwork.objects.values_list("clock_offset", flat=True).first() or 0.0
-    return time.time() + offset
+    # Read on every send and receipt: the one column of the one row, without building a query each time.
+    with connection.cursor() as cursor:
+        cursor.execute(_CLOCK_SQL.format(table=connection.ops.quote_name(SandboxNetwork._meta.db_table)))
+        row = cursor.fetchone()
+    return time.time() + ((row[0] if row else 0.0) or 0.0)
+
+
+_CLOCK_SQL = "SELECT clock_offset FROM {table} ORDER BY id LIMIT 1"
 
 
 def advance_clock(seconds: float) -> float:
@@ -672,9 +678,8 @@ class _Actor:
             kind = MessageKind(message.kind)
         except ValueError:
             raise InvalidRequest(f"kind: {message.kind!r} is not a message kind") from None
-        existing = SandboxMessage.objects.filter(sender=self.jid, msg_id=message.id).first()
-        if existing is not None:  # the same ID again (a retry after a crash): WhatsApp drops the duplicate
-            return SendResult(id=existing.msg_id, timestamp=existing.timestamp), []
+        # The same ID again (a retry after a crash) is found by the unique (sender, msg_id) when it is stored:
+        # WhatsApp drops the duplicate and answers as it did the first time.
         _validate_outgoing(message, kind)
 
         plan: list[dict] = []
@@ -685,7 +690,7 @@ class _Actor:
                 raise Forbidden(f"Only admins can send messages to {group.name}.")
             members = SandboxAccount.objects.filter(
                 phone__in=[p.jid_user(j) for j in group.participants if j != self.jid], registered=True
-            )
+            ).only(*_PLAN_FIELDS)
             plan = [_answer_plan(a, behavior="") for a in members.order_by("id")]
         elif to.endswith("@" + p.NEWSLETTER_SERVER):
             news = SandboxNewsletter.objects.filter(jid=to).first()
@@ -695,7 +700,10 @@ class _Actor:
         else:
             # The recipient and the sender (for the name its message carries) in one query.
             accounts = {
-                a.phone: a for a in SandboxAccount.objects.filter(phone__in={p.jid_user(to), self.phone})
+                a.phone: a
+                for a in SandboxAccount.objects.filter(phone__in={p.jid_user(to), self.phone})
+                .only(*_PLAN_FIELDS, "push_name")
+                .order_by()
             }
             account = accounts.get(p.jid_user(to))
             if account is None or not account.registered:
@@ -755,7 +763,7 @@ class _Actor:
                     data=data,
                     timestamp=stamp,
                 )
-        except IntegrityError:  # sent concurrently with the same ID: one of them counts
+        except IntegrityError:  # sent before (or concurrently) with the same ID: the first one counts
             row = SandboxMessage.objects.get(sender=self.jid, msg_id=message.id)
             return SendResult(id=row.msg_id, timestamp=row.timestamp), []
         if name is None:
@@ -1245,6 +1253,10 @@ class _Actor:
             news.followers = [*news.followers, self.jid]
             news.subscribers += 1
             news.save(update_fields=["followers", "subscribers"])
+
+
+# What `_answer_plan` reads of an account (not its picture, contacts or business profile).
+_PLAN_FIELDS = ("phone", "kind", "behavior", "registered", "privacy")
 
 
 def _answer_plan(account, *, behavior: str) -> dict:
@@ -2403,10 +2415,12 @@ def _forget_session(device_id: int) -> None:
 def _mark_read_by_many(message_ids: list[str], jid: str) -> None:
     from messaging.models import SandboxMessage
 
+    rows = []
     for row in SandboxMessage.objects.filter(msg_id__in=message_ids).only("pk", "read_by"):
         if jid not in row.read_by:
             row.read_by = [*row.read_by, jid]
-            row.save(update_fields=["read_by"])
+            rows.append(row)
+    SandboxMessage.objects.bulk_update(rows, ["read_by"])  # one statement for the whole receipt
 
 
 def _receipt_time(message_ids: list[str], jid: str, *, read: bool) -> float:
