@@ -84,7 +84,8 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     # Everything that only reads (the chat, a quoted message) or writes no row (the media file) is done before
     # the transaction: on SQLite it holds the one write lock from its first statement to its commit.
     now = timezone.now()
-    chat = Chat.objects.filter(device=device, jid=to).first()  # chats are never deleted but with their device
+    # (chats are never deleted but with their device)
+    chat = Chat.objects.filter(device=device, jid=to).only("id", "jid").first()
     quoted_body = ""
     if reply_to_id:
         quoted = chat.messages.filter(wa_id=reply_to_id).first() if chat is not None else None
@@ -129,9 +130,9 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
                 )
                 message.chat = chat
             message.save()
-            chat.last_message_at = now
-            chat.last_message_preview = events.preview_of(message.kind, text, caption)
-            chat.save(update_fields=["last_message_at", "last_message_preview"])
+            Chat.objects.filter(pk=chat.pk).update(
+                last_message_at=now, last_message_preview=events.preview_of(message.kind, text, caption)
+            )
             record_audit(
                 organization=organization,
                 action="message.queue",
@@ -245,10 +246,21 @@ def claim_batch(device_id: int) -> list[Claimed]:
     return []
 
 
+# What sending a stored message and reporting it read of its row (`outgoing_of`, `events.message_payload`,
+# `events.outcome_of_message`): a drain reads these for every message, not the row's other dozen columns.
+_SENDING_FIELDS = (
+    *("organization_id", "device_id", "chat__jid", "wa_id", "from_me", "sender_jid", "sender_name", "kind"),
+    *("text", "caption", "media", "media_mime", "media_size", "media_filename", "payload", "reply_to_id"),
+    *("quoted_body", "is_forwarded", "view_once", "status", "error", "timestamp"),
+)
+
+
 def _unsent(device_id: int, *, exclude=(), limit: int = CLAIM_BATCH) -> list[Message]:
     """The oldest unsent messages of the device (with their chats), to claim from."""
-    rows = Message.objects.select_related("chat").filter(
-        device_id=device_id, from_me=True, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
+    rows = (
+        Message.objects.select_related("chat")
+        .filter(device_id=device_id, from_me=True, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])
+        .only(*_SENDING_FIELDS)
     )
     if exclude:
         rows = rows.exclude(pk__in=list(exclude))

@@ -2415,12 +2415,13 @@ def _forget_session(device_id: int) -> None:
 def _mark_read_by_many(message_ids: list[str], jid: str) -> None:
     from messaging.models import SandboxMessage
 
-    rows = []
-    for row in SandboxMessage.objects.filter(msg_id__in=message_ids).only("pk", "read_by"):
-        if jid not in row.read_by:
-            row.read_by = [*row.read_by, jid]
-            rows.append(row)
-    SandboxMessage.objects.bulk_update(rows, ["read_by"])  # one statement for the whole receipt
+    # One UPDATE per distinct new list (nearly always one for the whole receipt: nobody else had read them).
+    changes: dict[tuple, list[int]] = {}
+    for pk, read_by in SandboxMessage.objects.filter(msg_id__in=message_ids).values_list("pk", "read_by"):
+        if jid not in read_by:
+            changes.setdefault((*read_by, jid), []).append(pk)
+    for read_by, pks in changes.items():
+        SandboxMessage.objects.filter(pk__in=pks).update(read_by=list(read_by))
 
 
 def _receipt_time(message_ids: list[str], jid: str, *, read: bool) -> float:
