@@ -609,7 +609,12 @@ class SessionWorker:
             raise
         if not sent:
             return go_on, batch, False
-        following = await self._record_sent(sent, device_id, claim=go_on and not batch)
+        # Look for more with that write only when a nudge came meanwhile: every message stored after this
+        # batch was claimed is followed by one (and the heartbeat looks too, should a nudge be lost).
+        look = go_on and not batch and device_id in self._drain_again
+        if look:
+            self._drain_again.discard(device_id)  # this look covers what was stored before it
+        following = await self._record_sent(sent, device_id, claim=look)
         if go_on and not batch:
             return True, following, True
         return go_on, batch, False

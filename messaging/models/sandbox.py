@@ -138,7 +138,7 @@ class SandboxNewsletter(models.Model):
 class SandboxMessage(models.Model):
     """One message on the network, as its sender sent it. (sender, msg_id) is unique: a resend is not a new one."""
 
-    msg_id = models.CharField(max_length=128)
+    msg_id = models.CharField(max_length=128, db_index=True)  # receipts and actions look messages up by it
     sender = models.CharField(max_length=128)
     to = models.CharField(max_length=128)  # user, group or newsletter JID
     kind = models.CharField(max_length=16, default="text")
