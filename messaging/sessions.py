@@ -37,12 +37,7 @@ STOP_TIMEOUT = 10.0
 POKES_PER_HEARTBEAT = 25
 SEND_TIMEOUT_EXTRA = 5.0  # a send may take this much longer than a command before it counts as failed
 # Errors that will not go away by trying again: the message fails at once.
-PERMANENT_SEND_ERRORS = (
-    protocol.InvalidRequest,
-    protocol.NotFound,
-    protocol.Forbidden,
-    protocol.NotSupported,
-)
+PERMANENT_SEND_ERRORS = protocol.REFUSALS
 
 
 def new_worker_id() -> str:
@@ -578,31 +573,34 @@ class SessionWorker:
         sent: list = []
         go_on = True
         try:
-            while batch and go_on:
-                message_id, outgoing, message = batch[0]
-                try:
-                    result = await asyncio.wait_for(
-                        client.send(message=outgoing), gateway.command_timeout() + SEND_TIMEOUT_EXTRA
-                    )
-                except protocol.NotConnected:
+            timeout = (gateway.command_timeout() + SEND_TIMEOUT_EXTRA) * len(batch)
+            try:
+                results = await asyncio.wait_for(
+                    _send_many(client, [outgoing for _, outgoing, _ in batch]), timeout
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # nothing is known of any of them: the first counts a failed try
+                results = [exc]
+            for result in results:
+                message_id, _, message = batch[0]
+                if isinstance(result, protocol.SendResult):
+                    batch.pop(0)
+                    sent.append((message, result))
+                elif isinstance(result, protocol.NotConnected):
                     go_on = False  # it and the rest go out when the device is back
-                    continue
-                except PERMANENT_SEND_ERRORS as exc:
+                    break
+                elif isinstance(result, PERMANENT_SEND_ERRORS):
                     batch.pop(0)
-                    await events.deliver(await runtime.db(outbox.mark_failed, message_id, exc.message))
-                    continue
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
+                    await events.deliver(await runtime.db(outbox.mark_failed, message_id, result.message))
+                else:
                     batch.pop(0)
-                    error = getattr(exc, "message", "") or str(exc) or type(exc).__name__
+                    error = getattr(result, "message", "") or str(result) or type(result).__name__
                     logger.warning("device %s: sending message %s failed: %s", device_id, message_id, error)
                     if (failed := await runtime.db(outbox.requeue, message_id, error)) is not None:
                         await events.deliver(failed)
                     go_on = False  # try again on the next heartbeat
-                    continue
-                batch.pop(0)
-                sent.append((message, result))
+                    break
         except asyncio.CancelledError:
             if sent:  # they went out: recorded even so
                 await asyncio.shield(self._record_sent(sent, device_id, claim=False))
@@ -729,6 +727,14 @@ class SessionWorker:
         if op == "logout":
             self._spawn(self.release(device_id))
         return result
+
+
+async def _send_many(client, messages: list[protocol.OutgoingMessage]) -> list:
+    """`client.send_many`, or one at a time for a client without it (a test double)."""
+    send_many = getattr(client, "send_many", None)
+    if send_many is None:
+        return await protocol.send_in_order(client, messages)
+    return await send_many(messages=messages)
 
 
 def _devices_with_pending(device_ids) -> set[int]:

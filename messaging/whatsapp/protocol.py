@@ -513,6 +513,11 @@ class WhatsAppClient(abc.ABC):
     async def send(self, *, message: OutgoingMessage) -> SendResult:
         """Send with the message's own ID. Sending an ID already sent must not deliver it twice."""
 
+    async def send_many(self, *, messages: list[OutgoingMessage]) -> list[SendResult | Exception]:
+        """Send `messages` in this order (see `send_in_order`). A backend that sends several for less than
+        one at a time overrides it: the sandbox stores them on its network in one transaction."""
+        return await send_in_order(self, messages)
+
     @abc.abstractmethod
     async def send_presence(self, *, presence: Presence) -> None: ...
 
@@ -645,3 +650,23 @@ class Backend(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the backend holds (called when the worker stops)."""
+
+
+# Refusals of one message (it will never go out as it is); other errors stop a run of sends.
+REFUSALS = (InvalidRequest, NotFound, Forbidden, NotSupported)
+
+
+async def send_in_order(client, messages: list[OutgoingMessage]) -> list[SendResult | Exception]:
+    """`client.send` each message in order; for each, its SendResult or the exception it met. After an
+    exception other than a refusal of that message alone (REFUSALS), e.g. NotConnected or a timeout, the
+    rest are not tried: the list ends with that exception."""
+    results: list[SendResult | Exception] = []
+    for message in messages:
+        try:
+            results.append(await client.send(message=message))
+        except REFUSALS as exc:
+            results.append(exc)
+        except Exception as exc:
+            results.append(exc)
+            break
+    return results

@@ -542,6 +542,10 @@ class _Actor:
         self.jid = _user_jid(phone)
         self.device_id = device_id
         self.wake: list[int] = []
+        # Read once per actor (one trip to the database, one transaction) when it sends several messages:
+        # accounts by phone (the fields sending needs) and the linked devices of phones.
+        self._accounts: dict[str, object] = {}
+        self._linked: dict[str, list[int]] = {}
 
     # -- plumbing
 
@@ -583,6 +587,21 @@ class _Actor:
             return [(self.phone, to, True)]
         return [(p.jid_user(to), self.jid, False), (self.phone, to, True)]
 
+    def _accounts_of(self, phones: set[str]) -> dict:
+        """The accounts of `phones` that exist (fields of `_PLAN_FIELDS` and the push name), by phone."""
+        from messaging.models import SandboxAccount
+
+        missing = phones - self._accounts.keys()
+        if missing:
+            found = {
+                a.phone: a
+                for a in SandboxAccount.objects.filter(phone__in=missing)
+                .only(*_PLAN_FIELDS, "push_name")
+                .order_by()
+            }
+            self._accounts.update({phone: found.get(phone) for phone in missing})
+        return {phone: self._accounts[phone] for phone in phones if self._accounts[phone] is not None}
+
     def _fan(
         self,
         to: str,
@@ -594,12 +613,15 @@ class _Actor:
 
         targets = [*self._targets(to), *extra]
         # The linked devices of every target in one query; a message is built only for phones with one.
-        sessions = SandboxSession.objects.filter(phone__in={phone for phone, _, _ in targets})
-        if self.device_id is not None:
-            sessions = sessions.exclude(device_id=self.device_id)
-        devices: dict[str, list[int]] = {}
-        for phone, device_id in sessions.values_list("phone", "device_id"):
-            devices.setdefault(phone, []).append(device_id)
+        missing = {phone for phone, _, _ in targets} - self._linked.keys()
+        if missing:
+            for phone in missing:
+                self._linked[phone] = []
+            sessions = SandboxSession.objects.filter(phone__in=missing)
+            for phone, device_id in sessions.values_list("phone", "device_id"):
+                if device_id != self.device_id:  # not back to the device that sent it
+                    self._linked[phone].append(device_id)
+        devices = self._linked
         rows = []
         for phone, chat, from_me in targets:
             ids = devices.get(phone)
@@ -699,12 +721,7 @@ class _Actor:
             raise Forbidden(f"Only the admins of {news.name} can post to it.")
         else:
             # The recipient and the sender (for the name its message carries) in one query.
-            accounts = {
-                a.phone: a
-                for a in SandboxAccount.objects.filter(phone__in={p.jid_user(to), self.phone})
-                .only(*_PLAN_FIELDS, "push_name")
-                .order_by()
-            }
+            accounts = self._accounts_of({p.jid_user(to), self.phone})
             account = accounts.get(p.jid_user(to))
             if account is None or not account.registered:
                 raise NotFound(f"{p.jid_user(to)} is not on WhatsApp.")
@@ -2106,6 +2123,36 @@ class SandboxClient(p.WhatsAppClient):
         for peer in plan:
             self._spawn(self._peer_answers(peer, result.id, message))
         return result
+
+    async def send_many(self, *, messages: list[OutgoingMessage]) -> list[SendResult | Exception]:
+        """Several messages in one trip to the network: one transaction, the accounts and linked devices of
+        their recipients read once. A refused message (its own savepoint) does not stop the others."""
+        phone = self._require_connected()
+
+        def run():
+            actor = _Actor(phone, self.device_id)
+            results: list = []
+            with transaction.atomic():
+                for message in messages:
+                    try:
+                        with transaction.atomic():
+                            results.append(actor.send(message))
+                    except p.WhatsAppError as exc:
+                        results.append(exc)
+            return results, actor.wake
+
+        results, wake = await runtime.db(run)
+        await _wake(wake)
+        answered: list[SendResult | Exception] = []
+        for message, outcome in zip(messages, results, strict=True):
+            if isinstance(outcome, Exception):
+                answered.append(outcome)
+                continue
+            result, plan = outcome
+            for peer in plan:
+                self._spawn(self._peer_answers(peer, result.id, message))
+            answered.append(result)
+        return answered
 
     async def _receipt(self, chat: str, peer_jid: str, kind: p.ReceiptType, message_id: str) -> None:
         """The peer's receipt of `kind` for a message; returns once it has been sent.

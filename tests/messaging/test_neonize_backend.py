@@ -556,6 +556,19 @@ async def test_send_error_is_translated(client, neo):
         await client.send(message=outgoing(p.MessageKind.TEXT, text="x"))
 
 
+async def test_several_go_out_one_by_one_a_refusal_skipped_a_lost_connection_stopping(client, neo):
+    neo.send_message.side_effect = [
+        neo.send_message.return_value,
+        SendMessageError("server returned error 403: not-authorized"),
+        neo.send_message.return_value,
+        SendMessageError("websocket not connected"),
+    ]
+    messages = [outgoing(p.MessageKind.TEXT, id=f"3EB0N{i}", text=f"n{i}") for i in range(5)]
+    results = await client.send_many(messages=messages)
+    assert [type(r) for r in results] == [p.SendResult, p.Forbidden, p.SendResult, p.NotConnected]
+    assert neo.send_message.call_count == 4  # the fifth was not tried
+
+
 @pytest.mark.parametrize(
     ("whatsmeow_says", "code"),
     [

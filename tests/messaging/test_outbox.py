@@ -76,3 +76,23 @@ def test_a_message_whatsapp_refuses_fails_with_the_reason(wa, org):
     assert data["error"]
     message.refresh_from_db()
     assert message.status == MessageStatus.FAILED and message.error
+
+
+def test_what_queued_up_goes_out_together_and_a_refused_one_fails_alone(wa, org):
+    device = wa.linked_device(org)
+    peer = wa.peers[2]
+    nobody = wa.sandbox.unregistered_phone()
+    wa.stop_worker()  # they queue up: the worker claims them as one batch when it is back
+    first = _queue(org, device, peer, "first")
+    refused = _queue(org, device, nobody, "to nobody")
+    last = _queue(org, device, peer, "last")
+    wa.start_worker()
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == last.wa_id)
+    failed = wa.wait_event("message.failed", device=device, predicate=lambda d: d["id"] == refused.wa_id)
+    assert "not on WhatsApp" in failed["error"]
+    statuses = dict(Message.objects.filter(device=device).values_list("wa_id", "status"))
+    assert statuses[refused.wa_id] == MessageStatus.FAILED
+    assert statuses[first.wa_id] != MessageStatus.QUEUED and statuses[last.wa_id] != MessageStatus.QUEUED
+    texts = [m["text"] for m in wa.sandbox.sent_to(peer) if m["id"] in (first.wa_id, last.wa_id)]
+    assert texts == ["first", "last"]
+    assert Message.objects.get(pk=first.pk).attempts == 1  # each sent once

@@ -245,6 +245,27 @@ async def test_the_same_message_id_is_delivered_once(net):
     assert len(linked.events.of(p.ReceiptEvent, lambda e: e.type == p.ReceiptType.DELIVERED)) == 1
 
 
+async def test_several_sent_at_once_in_order_a_refusal_stopping_none(net):
+    linked = await net.link()
+    quiet = (await call(sandbox.peer_phones, "quiet"))[0]
+    unregistered = await call(sandbox.unregistered_phone)
+    first, refused, last = outgoing(quiet, "one"), outgoing(unregistered, "nobody"), outgoing(quiet, "three")
+    results = await linked.client.send_many(messages=[first, refused, last, first])
+    assert [type(r) for r in results] == [p.SendResult, p.NotFound, p.SendResult, p.SendResult]
+    assert results[0].id == results[3].id == first.id and results[2].id == last.id  # the resend: once
+    got = await call(sandbox.sent_to, quiet)
+    assert [(m["id"], m["text"]) for m in got] == [(first.id, "one"), (last.id, "three")]
+    read = await linked.events.wait(p.ReceiptEvent, lambda e: e.type == p.ReceiptType.READ)
+    assert read.message_ids == [first.id, last.id]  # one receipt for what arrived together
+
+
+async def test_several_sent_at_once_need_a_connection(net):
+    linked = await net.link()
+    await linked.client.stop()
+    with pytest.raises(p.NotConnected):
+        await linked.client.send_many(messages=[outgoing("905550000001")])
+
+
 async def test_peer_with_read_receipts_off_only_delivers(net):
     linked = await net.link()
     summary = await call(sandbox.network_summary)
