@@ -268,8 +268,8 @@ def _unsent(device_id: int, *, exclude=(), limit: int = CLAIM_BATCH) -> list[Mes
 
 
 def _claim(candidates: list[Message]) -> list[Message]:
-    """Claim `candidates`, as read, in one statement; the rare candidate that changed meanwhile (failed, or
-    taken by a worker that lost its lease) is not claimed, and neither is any after it (order is kept)."""
+    """Claim `candidates`, as read, in one statement; the rare candidate that changed meanwhile (failed by
+    someone else, say) is left out."""
     pending = [MessageStatus.QUEUED, MessageStatus.SENDING]
     with transaction.atomic():
         claimed = Message.objects.filter(pk__in=[m.pk for m in candidates], status__in=pending).update(
@@ -277,18 +277,13 @@ def _claim(candidates: list[Message]) -> list[Message]:
         )
         if claimed == len(candidates):
             return candidates
-        # Some changed: keep the claimed ones up to the first that was not (read inside the write lock).
+        # Some changed: the ones this statement claimed are those sending now (read inside the write lock).
         now_sending = set(
             Message.objects.filter(
                 pk__in=[m.pk for m in candidates], status=MessageStatus.SENDING
             ).values_list("pk", flat=True)
         )
-    kept = []
-    for message in candidates:
-        if message.pk not in now_sending:
-            break
-        kept.append(message)
-    return kept
+    return [message for message in candidates if message.pk in now_sending]
 
 
 def _sendable(device_id: int, claimed: list[Message]) -> list[Claimed]:
@@ -301,10 +296,6 @@ def _sendable(device_id: int, claimed: list[Message]) -> list[Claimed]:
             # Its webhook deliveries are stored by mark_failed; only the live push of this rare case is skipped.
             mark_failed(message.pk, f"the stored message cannot be sent: {exc}")
     return sendable
-
-
-def mark_sent(message_id: int, result: protocol.SendResult) -> None:
-    _mark_sent(message_id, result)
 
 
 def _mark_sent(message_id: int, result: protocol.SendResult) -> tuple[str, dict]:

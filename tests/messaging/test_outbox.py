@@ -96,3 +96,34 @@ def test_what_queued_up_goes_out_together_and_a_refused_one_fails_alone(wa, org)
     texts = [m["text"] for m in wa.sandbox.sent_to(peer) if m["id"] in (first.wa_id, last.wa_id)]
     assert texts == ["first", "last"]
     assert Message.objects.get(pk=first.pk).attempts == 1  # each sent once
+
+
+def test_a_claim_leaves_out_a_message_that_changed_after_it_was_read(org):
+    from django.utils import timezone
+
+    from messaging.models import Chat, Device
+
+    device = Device.objects.create(organization=org, name="Phone")
+    chat = Chat.objects.create(organization=org, device=device, jid="905551112233@s.whatsapp.net")
+    rows = [
+        Message.objects.create(
+            organization=org,
+            device=device,
+            chat=chat,
+            wa_id=f"3EB0CLAIM{i}",
+            from_me=True,
+            text=f"n{i}",
+            status=MessageStatus.QUEUED,
+            timestamp=timezone.now(),
+        )
+        for i in range(3)
+    ]
+    candidates = outbox._unsent(device.pk)
+    outbox.mark_failed(rows[1].pk, "refused meanwhile")  # between the read and the claim
+    claimed = outbox._claim(candidates)
+    assert [m.wa_id for m in claimed] == ["3EB0CLAIM0", "3EB0CLAIM2"]
+    statuses = dict(Message.objects.values_list("wa_id", "status"))
+    assert statuses == {"3EB0CLAIM0": "sending", "3EB0CLAIM1": "failed", "3EB0CLAIM2": "sending"}
+    # Left "sending" (as by a worker that died before sending them): claimed again, with a try more each.
+    assert [c[2].wa_id for c in outbox.claim_batch(device.pk)] == ["3EB0CLAIM0", "3EB0CLAIM2"]
+    assert set(Message.objects.exclude(status="failed").values_list("attempts", flat=True)) == {2}
