@@ -9,6 +9,7 @@ Live messages go to the channel groups f"org-{id}" and f"device-{id}":
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -594,6 +595,23 @@ def outbox_group(device_id: int, wa_id: str) -> str:
     return f"outbox-{device_id}-{wa_id}"
 
 
+# Requests of this process waiting for the end of a send, by (device ID, WhatsApp ID): `publish` hands the
+# event to the waiting thread directly instead of through the message's channel group (see `queue_message`).
+_send_waiters: dict[tuple[int, str], concurrent.futures.Future] = {}
+
+
+def expect_send_result(device_id: int, wa_id: str) -> concurrent.futures.Future:
+    """A future that gets the message.sent / message.failed event of the message, when this process's worker
+    publishes it. Call `stop_expecting` when done waiting, whatever happened."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    _send_waiters[device_id, wa_id] = future
+    return future
+
+
+def stop_expecting(device_id: int, wa_id: str) -> None:
+    _send_waiters.pop((device_id, wa_id), None)
+
+
 async def publish(outcome: Outcome) -> None:
     """Push one outcome to the organization's and the device's channel groups (live dashboard); the end of a
     send also to the message's group (the request that queued it waits there, not woken by every event)."""
@@ -610,8 +628,12 @@ async def publish(outcome: Outcome) -> None:
     try:
         await layer.group_send(f"org-{outcome.organization_id}", message)
         await layer.group_send(f"device-{outcome.device_id}", message)
-        if outcome.name in SEND_RESULTS and outcome.payload.get("id"):
-            await layer.group_send(outbox_group(outcome.device_id, outcome.payload["id"]), message)
+        if outcome.name in SEND_RESULTS and (wa_id := outcome.payload.get("id")):
+            waiter = _send_waiters.pop((outcome.device_id, wa_id), None)
+            if waiter is not None:  # the request waits in this process: it is the only one waiting
+                waiter.set_result(message)
+            else:
+                await layer.group_send(outbox_group(outcome.device_id, wa_id), message)
     except Exception:
         logger.exception("live push of %s for device %s failed", outcome.name, outcome.device_id)
     for listener in list(_listeners):

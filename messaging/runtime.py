@@ -28,6 +28,28 @@ def clear_loop(loop: asyncio.AbstractEventLoop) -> None:
             _loop = None
 
 
+# The session workers running in this process, by their channel name. A request that queued a message for a
+# device one of them holds hands it over directly (`nudge_threadsafe`) and waits in its own thread for the
+# outcome (`events.expect_send_result`): no channel-layer round trip for what never leaves the process.
+_workers: dict[str, object] = {}
+
+
+def add_worker(channel_name: str, worker) -> None:
+    with _lock:
+        _workers[channel_name] = worker
+
+
+def remove_worker(channel_name: str, worker) -> None:
+    with _lock:
+        if _workers.get(channel_name) is worker:
+            del _workers[channel_name]
+
+
+def local_worker(channel_name: str | None):
+    """The session worker of this process listening on `channel_name` (a lease's), or None."""
+    return _workers.get(channel_name) if channel_name else None
+
+
 def get_loop() -> asyncio.AbstractEventLoop | None:
     """The registered runtime loop if it is still running, else None."""
     loop = _loop

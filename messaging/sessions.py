@@ -236,6 +236,7 @@ class SessionWorker:
         self._started = False
         self._stopping = False
         self._stop_task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle
 
@@ -260,6 +261,8 @@ class SessionWorker:
             asyncio.create_task(self._listen(gateway.WORKERS_CHANNEL), name="wa-workers"),
             asyncio.create_task(self._heartbeat_loop(), name=f"wa-heartbeat-{self.worker_id}"),
         ]
+        self._loop = asyncio.get_running_loop()
+        runtime.add_worker(self.channel_name, self)
         await self.heartbeat()
         self.ready.set()
         logger.info(
@@ -283,6 +286,7 @@ class SessionWorker:
             await self._stopped.wait()
             return
         self._stopping = True
+        runtime.remove_worker(self.channel_name, self)
         try:
             for task in self._loops:
                 task.cancel()
@@ -313,6 +317,22 @@ class SessionWorker:
             logger.info("session worker %s stopped", self.worker_id)
         finally:
             self._stopped.set()
+
+    def nudge_threadsafe(self, device_id: int) -> bool:
+        """From any thread of this process: drain the device's outbox now, as a `gateway.OUTBOX` message on the
+        worker's channel does, without the channel layer. False when the worker is stopping or its loop is gone
+        (the message stays queued: a heartbeat, a claim or the next nudge sends it)."""
+        if self._stopping or self._loop is None:
+            return False
+        try:
+            self._loop.call_soon_threadsafe(self._nudged, device_id)
+        except RuntimeError:  # the loop is closed
+            return False
+        return True
+
+    def _nudged(self, device_id: int) -> None:
+        if not self._stopping:
+            self._spawn(self.dispatch({"type": gateway.OUTBOX, "device_id": device_id}))
 
     def request_stop(self) -> None:
         """Ask `run()` to stop (signal handlers)."""

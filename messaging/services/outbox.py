@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -10,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.services import record_audit
-from messaging import events, gateway
+from messaging import events, gateway, runtime
 from messaging.models import Chat, Device, Message, MessageStatus
 from messaging.whatsapp import protocol
 
@@ -150,10 +153,27 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     async def nudge():
         await gateway.notify_worker(device.pk, {"type": gateway.OUTBOX}, channel=channel)
 
-    if device.is_connected and channel:
+    result = None
+    wait = float(settings.WA_SEND_WAIT_SECONDS)
+    worker = runtime.local_worker(channel) if device.is_connected else None
+    if worker is not None and not runtime.on_runtime_loop():
+        # The worker holding the device runs in this process (the embedded default): hand the message to it
+        # and wait for the outcome in this thread, with no channel-layer round trip.
+        outcome = events.expect_send_result(device.pk, wa_id)
+        try:
+            store()
+            if worker.nudge_threadsafe(device.pk):
+                with contextlib.suppress(concurrent.futures.TimeoutError):
+                    result = outcome.result(timeout=wait)
+            else:  # it is stopping: whichever worker holds the device next sends it
+                gateway.run_sync(
+                    lambda: gateway.notify_worker(device.pk, {"type": gateway.OUTBOX}), timeout=5
+                )
+        finally:
+            events.stop_expecting(device.pk, wa_id)
+    elif device.is_connected and channel:
         # Listen for the message's outcome before it is stored: the worker may send it the moment it is
         # committed, and nothing has to be read again to see whether that happened already.
-        wait = float(settings.WA_SEND_WAIT_SECONDS)
         group = events.outbox_group(device.pk, wa_id)
         listening = gateway.run_sync(lambda: gateway.subscribe(group), timeout=5)
         try:
@@ -169,14 +189,14 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
             lambda: gateway.wait_subscribed(listening, group, match=sent, timeout=wait, first=kick),
             timeout=wait + 5,
         )
-        if isinstance(result, dict):  # the message.sent / message.failed event: it says how the send went
-            message.status = result["data"].get("status") or message.status
-            message.error = result["data"].get("error", "")
-            return message
     else:
         store()
         # Offline: still tell the workers (one may be about to hold it); it is sent when the device connects.
         gateway.run_sync(nudge, timeout=5)
+    if isinstance(result, dict):  # the message.sent / message.failed event: it says how the send went
+        message.status = result["data"].get("status") or message.status
+        message.error = result["data"].get("error", "")
+        return message
     message.refresh_from_db()
     return message
 

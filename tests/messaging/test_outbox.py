@@ -127,3 +127,47 @@ def test_a_claim_leaves_out_a_message_that_changed_after_it_was_read(org):
     # Left "sending" (as by a worker that died before sending them): claimed again, with a try more each.
     assert [c[2].wa_id for c in outbox.claim_batch(device.pk)] == ["3EB0CLAIM0", "3EB0CLAIM2"]
     assert set(Message.objects.exclude(status="failed").values_list("attempts", flat=True)) == {2}
+
+
+def test_a_send_waits_for_the_outcome_over_the_channel_layer_when_the_worker_is_elsewhere(
+    wa, org, monkeypatch
+):
+    from messaging import runtime
+
+    device = wa.linked_device(org)
+    peer = wa.peers[0]
+    # As in production, where the web process holds no worker: the nudge and the outcome go over the layer.
+    monkeypatch.setattr(runtime, "local_worker", lambda channel: None)
+    message = _queue(org, device, peer, "from another process")
+    assert message.status == MessageStatus.SENT
+    assert [m["text"] for m in _received(wa, peer, message.wa_id)] == ["from another process"]
+
+
+def test_a_send_the_worker_does_not_finish_in_time_answers_queued_and_still_goes_out_once(
+    wa, org, settings, monkeypatch
+):
+    from messaging import events
+
+    device = wa.linked_device(org)
+    peer = wa.peers[1]
+    settings.WA_SEND_WAIT_SECONDS = 0.2
+    monkeypatch.setattr(wa.worker, "nudge_threadsafe", lambda device_id: True)  # the nudge is lost
+    message = _queue(org, device, peer, "slow")
+    assert message.status == MessageStatus.QUEUED
+    assert events._send_waiters == {}  # nobody waits for it any more
+    wa.run(wa.worker.heartbeat())  # which looks for what is pending
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
+    assert len(_received(wa, peer, message.wa_id)) == 1
+
+
+def test_a_send_to_a_worker_that_is_stopping_is_queued_for_whoever_holds_the_device_next(
+    wa, org, monkeypatch
+):
+    device = wa.linked_device(org)
+    peer = wa.peers[2]
+    monkeypatch.setattr(wa.worker, "nudge_threadsafe", lambda device_id: False)  # as while it stops
+    message = _queue(org, device, peer, "handed on")
+    assert message.status in (MessageStatus.QUEUED, MessageStatus.SENT)  # (no wait: as far as it had got)
+    # The nudge went to the device's holder through the layer instead (here the same worker, not stopped).
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
+    assert len(_received(wa, peer, message.wa_id)) == 1
