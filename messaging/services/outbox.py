@@ -8,7 +8,7 @@ import contextlib
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -84,14 +84,12 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     if kind == protocol.MessageKind.TEXT and not text.strip():
         raise ValidationError({"text": "the message is empty."})
 
-    # Everything that only reads (the chat, a quoted message) or writes no row (the media file) is done before
+    # Everything that only reads (a quoted message) or writes no row (the media file) is done before
     # the transaction: on SQLite it holds the one write lock from its first statement to its commit.
     now = timezone.now()
-    # (chats are never deleted but with their device)
-    chat = Chat.objects.filter(device=device, jid=to).only("id", "jid").first()
     quoted_body = ""
     if reply_to_id:
-        quoted = chat.messages.filter(wa_id=reply_to_id).first() if chat is not None else None
+        quoted = Message.objects.filter(device=device, chat__jid=to, wa_id=reply_to_id).first()
         if quoted is not None:
             quoted_body = quoted.text or quoted.caption
             payload["reply_to"] = {"sender": quoted.sender_jid or to, "from_me": quoted.from_me}
@@ -100,7 +98,6 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     message = Message(
         organization=organization,
         device=device,
-        chat=chat,
         wa_id=protocol.generate_message_id(),
         from_me=True,
         sender_jid=device.jid,
@@ -122,20 +119,25 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     if media:
         message.media.save(filename or f"{message.wa_id}", ContentFile(media), save=False)
 
+    preview = events.preview_of(message.kind, text, caption)
+
     def store():
-        nonlocal chat
         with transaction.atomic():
-            if chat is None:
-                chat, _ = Chat.objects.get_or_create(
+            chat_id = _touch_chat(device.pk, to, now, preview)
+            if chat_id is None:  # the first message of the chat (chats are only deleted with their device)
+                chat, created = Chat.objects.get_or_create(
                     device=device,
                     jid=to,
-                    defaults={"organization": organization, "is_group": protocol.is_group(to)},
+                    defaults={
+                        "organization": organization,
+                        "is_group": protocol.is_group(to),
+                        "last_message_at": now,
+                        "last_message_preview": preview,
+                    },
                 )
-                message.chat = chat
+                chat_id = chat.pk if created else _touch_chat(device.pk, to, now, preview)
+            message.chat_id = chat_id
             message.save()
-            Chat.objects.filter(pk=chat.pk).update(
-                last_message_at=now, last_message_preview=events.preview_of(message.kind, text, caption)
-            )
             record_audit(
                 organization=organization,
                 action="message.queue",
@@ -199,6 +201,23 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
         return message
     message.refresh_from_db()
     return message
+
+
+def _touch_chat(device_id: int, jid: str, at, preview: str) -> int | None:
+    """Make this the chat's last message; returns the chat's id, None when the device has no such chat yet.
+
+    One statement (UPDATE ... RETURNING, which SQLite and PostgreSQL both have) where the ORM takes a read and
+    an update: this runs on every send, and the two cost the request ~0.3 ms of the interpreter more."""
+    q = connection.ops.quote_name
+    at = Chat._meta.get_field("last_message_at").get_db_prep_save(at, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {q(Chat._meta.db_table)} SET {q('last_message_at')} = %s, {q('last_message_preview')} = %s"
+            f" WHERE {q('device_id')} = %s AND {q('jid')} = %s RETURNING {q('id')}",
+            [at, preview, device_id, jid],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 # ------------------------------------------------------------------------------ the worker's side (sync)
@@ -318,21 +337,49 @@ def _sendable(device_id: int, claimed: list[Message]) -> list[Claimed]:
     return sendable
 
 
-def _mark_sent(message_id: int, result: protocol.SendResult) -> tuple[str, dict]:
-    """Record that WhatsApp took the message; returns its status now (sent, or further if a receipt came
-    first) and the fields written."""
+def _mark_sent(sent: list[tuple[Message, protocol.SendResult]]) -> list[tuple[str, dict]]:
+    """Record that WhatsApp took these messages; for each, its status now (sent, or further if a receipt came
+    first) and the fields written.
+
+    Forward only, and usually one statement for the batch: a raw UPDATE run for each message (executemany),
+    where the ORM builds a query per message (~0.1 ms of the interpreter each, on every message sent)."""
     now = timezone.now()
-    written = {
-        "sent_at": now,
-        "timestamp": events._from_unix(result.timestamp) if result.timestamp else now,
-        "error": "",
-    }
-    # Forward only: a receipt may have arrived before the send returned. Usually one UPDATE does it all.
+    written = [
+        {
+            "sent_at": now,
+            "timestamp": events._from_unix(result.timestamp) if result.timestamp else now,
+            "error": "",
+        }
+        for _, result in sent
+    ]
+    q = connection.ops.quote_name
+    field = Message._meta.get_field
     pending = [MessageStatus.QUEUED, MessageStatus.SENDING]
-    if Message.objects.filter(pk=message_id, status__in=pending).update(status=MessageStatus.SENT, **written):
-        return MessageStatus.SENT, written
-    Message.objects.filter(pk=message_id).update(**written)
-    return Message.objects.filter(pk=message_id).values_list("status", flat=True).first() or "", written
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {q(Message._meta.db_table)} SET {q('status')} = %s, {q('sent_at')} = %s,"
+            f" {q('timestamp')} = %s, {q('error')} = %s WHERE {q('id')} = %s AND {q('status')} IN (%s, %s)",
+            [
+                [
+                    MessageStatus.SENT,
+                    field("sent_at").get_db_prep_save(w["sent_at"], connection),
+                    field("timestamp").get_db_prep_save(w["timestamp"], connection),
+                    "",
+                    message.pk,
+                    *pending,
+                ]
+                for (message, _), w in zip(sent, written, strict=True)
+            ],
+        )
+        updated = cursor.rowcount
+    outcome = [(str(MessageStatus.SENT), w) for w in written]
+    if updated != len(sent):  # a receipt got to some first: their status stays as it moved on
+        statuses = dict(Message.objects.filter(pk__in=[m.pk for m, _ in sent]).values_list("pk", "status"))
+        for i, (message, _) in enumerate(sent):
+            if (status := statuses.get(message.pk, "")) != MessageStatus.SENT:
+                Message.objects.filter(pk=message.pk).update(**written[i])
+                outcome[i] = (status, written[i])
+    return outcome
 
 
 def sent_and_claim_next(
@@ -350,8 +397,7 @@ def sent_and_claim_next(
     receiving = events.webhooks_receiving(sent[0][0].organization_id) if sent else False
     outcomes: list[events.Outcome] = []
     with transaction.atomic():
-        for message, result in sent:
-            status, written = _mark_sent(message.pk, result)
+        for (message, _), (status, written) in zip(sent, _mark_sent(sent) if sent else [], strict=True):
             message.status = status
             for name, value in written.items():
                 setattr(message, name, value)

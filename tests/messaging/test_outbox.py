@@ -129,6 +129,57 @@ def test_a_claim_leaves_out_a_message_that_changed_after_it_was_read(org):
     assert set(Message.objects.exclude(status="failed").values_list("attempts", flat=True)) == {2}
 
 
+def test_marking_a_batch_sent_keeps_the_status_a_receipt_moved_on(org):
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    from messaging.models import Chat, Device
+    from messaging.whatsapp import protocol
+
+    device = Device.objects.create(organization=org, name="Phone")
+    chat = Chat.objects.create(organization=org, device=device, jid="905551112233@s.whatsapp.net")
+    rows = [
+        Message.objects.create(
+            organization=org,
+            device=device,
+            chat=chat,
+            wa_id=f"3EB0MARK{i}",
+            from_me=True,
+            text=f"n{i}",
+            status=MessageStatus.SENDING,
+            timestamp=timezone.now(),
+        )
+        for i in range(3)
+    ]
+    # The delivery receipt of the second came before its send returned.
+    Message.objects.filter(pk=rows[1].pk).update(status=MessageStatus.DELIVERED)
+    stamp = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+    sent = [(m, protocol.SendResult(id=m.wa_id, timestamp=stamp.timestamp())) for m in rows]
+    outcomes, following = outbox.sent_and_claim_next(sent, device.pk)
+    assert [o.payload["status"] for o in outcomes] == ["sent", "delivered", "sent"]
+    assert following == []
+    for row in Message.objects.filter(pk__in=[m.pk for m in rows]):
+        assert row.timestamp == stamp and row.sent_at is not None
+    statuses = dict(Message.objects.values_list("wa_id", "status"))
+    assert statuses == {"3EB0MARK0": "sent", "3EB0MARK1": "delivered", "3EB0MARK2": "sent"}
+
+
+def test_a_send_becomes_its_chats_last_message_and_a_new_number_gets_a_chat(wa, org):
+    from messaging.models import Chat
+
+    device = wa.linked_device(org)
+    peer = wa.peers[0]
+    first = _queue(org, device, peer, "first")
+    chat = Chat.objects.get(device=device, jid=f"{peer}@s.whatsapp.net")
+    assert first.chat_id == chat.pk and chat.last_message_preview == "first"
+    second = _queue(org, device, peer, "second")
+    chat.refresh_from_db()
+    assert second.chat_id == chat.pk and chat.last_message_preview == "second"
+    assert chat.last_message_at == second.timestamp
+    assert Chat.objects.filter(device=device, jid=chat.jid).count() == 1
+
+
 def test_a_send_waits_for_the_outcome_over_the_channel_layer_when_the_worker_is_elsewhere(
     wa, org, monkeypatch
 ):
