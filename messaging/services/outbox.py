@@ -152,7 +152,7 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     def sent(msg: dict) -> bool:
         return msg.get("event") in ("message.sent", "message.failed") and msg["data"].get("id") == wa_id
 
-    async def nudge():
+    async def nudge() -> None:  # (whether a worker was found is not the outcome `wait_subscribed` waits for)
         await gateway.notify_worker(device.pk, {"type": gateway.OUTBOX}, channel=channel)
 
     result = None
@@ -184,11 +184,8 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
             gateway.run_sync(lambda: gateway.unsubscribe(group, listening), timeout=5)
             raise
 
-        async def kick():
-            await nudge()  # (its answer is not the outcome)
-
         result = gateway.run_sync(
-            lambda: gateway.wait_subscribed(listening, group, match=sent, timeout=wait, first=kick),
+            lambda: gateway.wait_subscribed(listening, group, match=sent, timeout=wait, first=nudge),
             timeout=wait + 5,
         )
     else:
@@ -427,14 +424,17 @@ def mark_failed(message_id: int, error: str) -> list[events.Outcome]:
 
 def requeue(message_id: int, error: str = "") -> list[events.Outcome] | None:
     """Back to queued after a send that did not go out (None); after MAX_ATTEMPTS it is failed instead, and
-    its message.failed event (see `mark_failed`) is returned."""
+    its message.failed event (see `mark_failed`) is returned. No `error`: the device was not connected, and
+    that try does not count (`release_claims`)."""
+    if not error:
+        release_claims([message_id])
+        return None
     message = Message.objects.filter(pk=message_id).only("attempts").first()
-    if message is not None and error and message.attempts >= MAX_ATTEMPTS:
+    if message is not None and message.attempts >= MAX_ATTEMPTS:
         return mark_failed(message_id, error)
-    changes = {"status": MessageStatus.QUEUED, "error": error[:300]}
-    if not error:  # the device was not connected: that try does not count
-        changes["attempts"] = F("attempts") - 1
-    Message.objects.filter(pk=message_id, status=MessageStatus.SENDING, attempts__gt=0).update(**changes)
+    Message.objects.filter(pk=message_id, status=MessageStatus.SENDING, attempts__gt=0).update(
+        status=MessageStatus.QUEUED, error=error[:300]
+    )
     return None
 
 
