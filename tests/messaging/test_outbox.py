@@ -98,7 +98,8 @@ def test_what_queued_up_goes_out_together_and_a_refused_one_fails_alone(wa, org)
     assert Message.objects.get(pk=first.pk).attempts == 1  # each sent once
 
 
-def test_a_claim_leaves_out_a_message_that_changed_after_it_was_read(org):
+def _stored(org, prefix: str, status: str, n: int = 3):
+    """A device (no worker holds it) with `n` outgoing messages of one chat in `status`, as the drain finds them."""
     from django.utils import timezone
 
     from messaging.models import Chat, Device
@@ -110,14 +111,19 @@ def test_a_claim_leaves_out_a_message_that_changed_after_it_was_read(org):
             organization=org,
             device=device,
             chat=chat,
-            wa_id=f"3EB0CLAIM{i}",
+            wa_id=f"3EB0{prefix}{i}",
             from_me=True,
             text=f"n{i}",
-            status=MessageStatus.QUEUED,
+            status=status,
             timestamp=timezone.now(),
         )
-        for i in range(3)
+        for i in range(n)
     ]
+    return device, rows
+
+
+def test_a_claim_leaves_out_a_message_that_changed_after_it_was_read(org):
+    device, rows = _stored(org, "CLAIM", MessageStatus.QUEUED)
     candidates = outbox._unsent(device.pk)
     outbox.mark_failed(rows[1].pk, "refused meanwhile")  # between the read and the claim
     claimed = outbox._claim(candidates)
@@ -132,26 +138,9 @@ def test_a_claim_leaves_out_a_message_that_changed_after_it_was_read(org):
 def test_marking_a_batch_sent_keeps_the_status_a_receipt_moved_on(org):
     from datetime import UTC, datetime
 
-    from django.utils import timezone
-
-    from messaging.models import Chat, Device
     from messaging.whatsapp import protocol
 
-    device = Device.objects.create(organization=org, name="Phone")
-    chat = Chat.objects.create(organization=org, device=device, jid="905551112233@s.whatsapp.net")
-    rows = [
-        Message.objects.create(
-            organization=org,
-            device=device,
-            chat=chat,
-            wa_id=f"3EB0MARK{i}",
-            from_me=True,
-            text=f"n{i}",
-            status=MessageStatus.SENDING,
-            timestamp=timezone.now(),
-        )
-        for i in range(3)
-    ]
+    device, rows = _stored(org, "MARK", MessageStatus.SENDING)
     # The delivery receipt of the second came before its send returned.
     Message.objects.filter(pk=rows[1].pk).update(status=MessageStatus.DELIVERED)
     stamp = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
