@@ -567,7 +567,7 @@ class SessionWorker:
                 if client is None or not client.is_connected() or self._stopping:
                     return
                 if not batch and not looked:
-                    batch = await runtime.db(outbox.claim_batch, device_id)
+                    batch = await _despite_cancel(runtime.db(outbox.claim_batch, device_id), _release)
                 looked = False
                 if not batch:
                     if device_id in self._drain_again:
@@ -577,9 +577,13 @@ class SessionWorker:
                 if not go_on:
                     return
         finally:
-            self._draining.discard(device_id)
-            if batch:  # claimed but not sent (stopping, disconnected, cancelled): back to queued
-                await asyncio.shield(runtime.db(outbox.release_claims, [c[0] for c in batch]))
+            try:
+                if batch:  # claimed but not sent (stopping, disconnected, cancelled): back to queued
+                    await asyncio.shield(_release(batch))
+            finally:
+                # Only now may another drain start: one started before the release would claim the same
+                # rows again (sending ones count as unsent) and the release would undo that claim.
+                self._draining.discard(device_id)
 
     async def _send_batch(
         self, device_id: int, client: protocol.WhatsAppClient, batch: list
@@ -640,7 +644,13 @@ class SessionWorker:
     async def _record_sent(self, sent: list, device_id: int, *, claim: bool) -> list:
         from messaging.services import outbox
 
-        outcomes, following = await runtime.db(outbox.sent_and_claim_next, sent, device_id, claim=claim)
+        async def published_and_released(result) -> None:  # cancelled meanwhile: the write was done
+            await events.deliver(result[0])
+            await _release(result[1])
+
+        outcomes, following = await _despite_cancel(
+            runtime.db(outbox.sent_and_claim_next, sent, device_id, claim=claim), published_and_released
+        )
         await events.deliver(outcomes)
         return following
 
@@ -747,6 +757,29 @@ class SessionWorker:
         if op == "logout":
             self._spawn(self.release(device_id))
         return result
+
+
+async def _despite_cancel(call, on_cancel):
+    """Await `call`, a database call: its thread runs to the end even if the caller is cancelled meanwhile.
+    Then its result goes to `on_cancel` (give back what it claimed) before the cancellation goes on, so a
+    drain stopped in the middle of a claim leaves no message "sending" with a try it never made."""
+    task = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        try:
+            await on_cancel(await task)
+        except Exception:
+            logger.exception("cleaning up after a cancelled outbox write failed")
+        raise
+
+
+async def _release(claimed: list) -> None:
+    """Claimed messages that were not sent: back to queued, the try not counted."""
+    from messaging.services import outbox
+
+    if claimed:
+        await runtime.db(outbox.release_claims, [c[0] for c in claimed])
 
 
 async def _send_many(client, messages: list[protocol.OutgoingMessage]) -> list:

@@ -217,3 +217,54 @@ def test_a_send_to_a_worker_that_is_stopping_is_queued_for_whoever_holds_the_dev
     # The nudge went to the device's holder through the layer instead (here the same worker, not stopped).
     wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
     assert len(_received(wa, peer, message.wa_id)) == 1
+
+
+def test_a_drain_stopped_while_it_claims_gives_the_claim_back(wa, org, monkeypatch, settings):
+    import asyncio
+    import threading
+
+    from messaging.sessions import SessionWorker
+
+    device = wa.linked_device(org)
+    peer = wa.peers[1]
+
+    async def busy(device_id):  # no other drain (heartbeat, nudge) of this device meanwhile
+        return None
+
+    wa.worker.drain = busy
+    wa.run(wa.worker.settle())  # (a drain that began before is over)
+    settings.WA_SEND_WAIT_SECONDS = 0.2
+    message = _queue(org, device, peer, "held back")
+    claiming, go_on = threading.Event(), threading.Event()
+    real_claim_batch = outbox.claim_batch
+
+    def slow_claim_batch(device_id):
+        claimed = real_claim_batch(device_id)
+        claiming.set()
+        go_on.wait(10)
+        return claimed
+
+    monkeypatch.setattr(outbox, "claim_batch", slow_claim_batch)
+
+    async def start():
+        return asyncio.ensure_future(SessionWorker.drain(wa.worker, device.pk))
+
+    drain = wa.run(start())
+    assert claiming.wait(10)
+    assert Message.objects.get(pk=message.pk).status == MessageStatus.SENDING  # claimed, in its thread
+    wa.loop.call_soon_threadsafe(drain.cancel)  # as a worker that stops does
+
+    async def finish():
+        go_on.set()
+        await asyncio.gather(drain, return_exceptions=True)
+
+    wa.run(finish())
+    assert drain.cancelled()
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == (MessageStatus.QUEUED, 0)  # as if never claimed
+    assert _received(wa, peer, message.wa_id) == []
+    del wa.worker.drain
+    monkeypatch.setattr(outbox, "claim_batch", real_claim_batch)
+    wa.run(wa.worker.heartbeat())
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
+    assert Message.objects.get(pk=message.pk).attempts == 1
