@@ -7,6 +7,11 @@ there is none or it has expired (a conditional UPDATE, or an INSERT that the uni
 one worker win), renewed by the heartbeat every WA_LEASE_SECONDS/3, released on a clean stop. A worker that
 dies stops renewing, and another takes its devices on its next heartbeat once the lease has run out.
 
+Workers share the devices: each holds at most its fair share (wanted devices ÷ live workers, rounded up, capped
+by WA_MAX_DEVICES_PER_WORKER). One that holds more than that, because another worker joined, hands the extra
+devices over on its heartbeat: it stops their clients, frees their leases and asks on `WORKERS_CHANNEL` for a
+worker to claim them (a worker at its share refuses, so the newcomer takes them).
+
 Every database call runs in the runtime's DB threads (`runtime.db`), never on the loop.
 """
 
@@ -108,6 +113,35 @@ def claimable_devices(*, worker_id: str) -> list[int]:
         Device.objects.filter(wanted=True)
         .filter(Q(lease__isnull=True) | Q(lease__expires_at__lte=now) | Q(lease__worker_id=worker_id))
         .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def fair_share(*, worker_id: str, lease_seconds: float, max_devices: int) -> int:
+    """How many devices this worker should hold: its share of the wanted devices among the live workers
+    (rounded up, so that together they hold them all), capped by `max_devices` (0: no cap).
+
+    A worker counts as live while its heartbeat is younger than a lease: a dead one stops counting about
+    when its leases run out, so the others' shares grow in time to take its devices over."""
+    from messaging.models import Device
+    from messaging.models.device import SessionWorker
+
+    since = timezone.now() - timedelta(seconds=lease_seconds)
+    others = SessionWorker.objects.filter(heartbeat_at__gt=since).exclude(worker_id=worker_id).count()
+    wanted = Device.objects.filter(wanted=True).count()
+    share = -(-wanted // (others + 1))
+    return min(share, max_devices) if max_devices else share
+
+
+def handover_order(device_ids) -> list[int]:
+    """Of the devices we hold, the ones to give another worker first: linked ones (a QR code being scanned
+    stays where it is), newest first."""
+    from messaging.models import Device
+
+    return list(
+        Device.objects.filter(pk__in=list(device_ids))
+        .exclude(jid="")
+        .order_by("-id")
         .values_list("id", flat=True)
     )
 
@@ -388,8 +422,11 @@ class SessionWorker:
             unwanted = await runtime.db(unwanted_devices, set(self.clients))
             for device_id in unwanted:
                 await self.release(device_id)
+            share = await self._fair_share()
+            if len(self.clients) > share:
+                await self._hand_over(len(self.clients) - share)
             for device_id in await runtime.db(claimable_devices, worker_id=self.worker_id):
-                if self.max_devices and len(self.clients) >= self.max_devices:
+                if len(self.clients) >= share:
                     break
                 if device_id not in self.clients:
                     await self.claim(device_id)
@@ -417,8 +454,8 @@ class SessionWorker:
         async with self._lock(device_id):
             if device_id in self.clients:
                 return True
-            if self.max_devices and len(self.clients) >= self.max_devices:
-                return False  # full: another worker takes it on its heartbeat
+            if len(self.clients) >= await self._fair_share():
+                return False  # we hold our share: another worker takes it on its heartbeat
             taken = await runtime.db(
                 take_lease,
                 device_id,
@@ -452,6 +489,34 @@ class SessionWorker:
                     "session worker %s could not make a client for device %s", self.worker_id, device_id
                 )
                 await runtime.db(release_leases, worker_id=self.worker_id, device_ids=[device_id])
+
+    async def _fair_share(self) -> int:
+        return await runtime.db(
+            fair_share,
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+            max_devices=self.max_devices,
+        )
+
+    async def _hand_over(self, count: int) -> None:
+        """Give `count` devices to other workers (one joined, or the cap shrank): stop their clients, free
+        their leases and ask any worker to claim them. A device whose outbox is being drained stays until
+        the next heartbeat, so that no send is cut off in the middle."""
+        idle = [d for d in self.clients if d not in self._draining]
+        moving = (await runtime.db(handover_order, idle))[:count]
+        layer = get_channel_layer()
+        for device_id in moving:
+            logger.info("session worker %s hands device %s to another worker", self.worker_id, device_id)
+            async with self._lock(device_id):
+                await self._stop_client(device_id)
+                # Said before the lease goes, so that it cannot overwrite the new holder's "connected".
+                with contextlib.suppress(Exception):
+                    await events.deliver(
+                        await runtime.db(mark_stopped, [device_id], "moving to another session worker")
+                    )
+                await runtime.db(release_leases, worker_id=self.worker_id, device_ids=[device_id])
+            with contextlib.suppress(Exception):  # a lost nudge only waits for the others' heartbeat
+                await layer.send(gateway.WORKERS_CHANNEL, {"type": gateway.CLAIM, "device_id": device_id})
 
     async def release(self, device_id: int) -> None:
         """Stop driving the device and give up its lease (logged out, removed)."""

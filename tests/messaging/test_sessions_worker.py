@@ -157,3 +157,80 @@ def test_a_client_that_cannot_be_made_does_not_keep_the_lease(runtime_harness, o
     worker = runtime_harness.start_worker()
     assert worker.held == set()
     assert not DeviceLease.objects.filter(device=device).exists()
+
+
+def _many_linked(org, count):
+    return [
+        Device.objects.create(
+            organization=org, name=f"Phone {n}", wanted=True, jid=f"90555000010{n}@s.whatsapp.net"
+        )
+        for n in range(count)
+    ]
+
+
+def _holders():
+    return {
+        worker: set(DeviceLease.objects.filter(worker_id=worker).values_list("device_id", flat=True))
+        for worker in DeviceLease.objects.values_list("worker_id", flat=True).distinct()
+    }
+
+
+def test_a_worker_that_joins_gets_its_fair_share_and_the_moved_numbers_say_so(runtime_harness, org):
+    from messaging.sessions import SessionWorker as Worker
+
+    devices = _many_linked(org, 4)
+    backend = runtime_harness.backend = FakeBackend()
+    one = Worker(backend=backend, lease_seconds=3)
+    two = Worker(backend=backend, lease_seconds=3)
+    try:
+        runtime_harness.run(one.start())
+        assert one.held == {d.pk for d in devices}  # alone, it holds them all
+        runtime_harness.run(two.start())
+        assert two.held == set()  # every lease is live: nothing to take yet
+        runtime_harness.mark()
+        runtime_harness.run(one.heartbeat())  # sees a second live worker: hands two over
+        assert len(one.held) == 2
+        for device_id in {d.pk for d in devices} - one.held:  # their pages say they are moving
+            moved = runtime_harness.wait_event("device.status", device=device_id)
+            assert (moved["status"], moved["reason"]) == ("disconnected", "moving to another session worker")
+        runtime_harness.run(two.heartbeat())
+        assert len(two.held) == 2 and one.held | two.held == {d.pk for d in devices}
+        assert _holders() == {one.worker_id: one.held, two.worker_id: two.held}
+        # Balanced: further heartbeats move nothing.
+        runtime_harness.run(one.heartbeat())
+        runtime_harness.run(two.heartbeat())
+        assert _holders() == {one.worker_id: one.held, two.worker_id: two.held}
+        assert len(one.held) == len(two.held) == 2
+    finally:
+        runtime_harness.run(one.stop())
+        runtime_harness.run(two.stop())
+
+
+def test_when_a_worker_dies_the_survivors_share_grows_and_they_take_its_numbers(runtime_harness, org):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from messaging.sessions import SessionWorker as Worker
+
+    devices = _many_linked(org, 4)
+    backend = runtime_harness.backend = FakeBackend()
+    one = Worker(backend=backend, lease_seconds=3)
+    two = Worker(backend=backend, lease_seconds=3)
+    try:
+        runtime_harness.run(one.start())
+        runtime_harness.run(two.start())
+        runtime_harness.run(one.heartbeat())
+        runtime_harness.run(two.heartbeat())
+        assert len(one.held) == len(two.held) == 2
+        # `two` stops beating (as if killed): its heartbeat and its leases age past a lease.
+        for task in two._loops:
+            task.cancel()
+        past = timezone.now() - timedelta(seconds=10)
+        SessionWorker.objects.filter(worker_id=two.worker_id).update(heartbeat_at=past)
+        DeviceLease.objects.filter(worker_id=two.worker_id).update(expires_at=past)
+        runtime_harness.run(one.heartbeat())
+        assert one.held == {d.pk for d in devices}
+    finally:
+        runtime_harness.run(one.stop())
+        runtime_harness.run(two.stop())
