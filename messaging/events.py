@@ -536,7 +536,7 @@ def outcome_of_message(message, name: str, *, receiving: bool) -> list[Outcome]:
     from messaging.models import Device
 
     payload = message_payload(message)
-    if name == "message.failed":
+    if name in ("message.failed", "message.unknown"):
         payload["error"] = message.error
     outcome = Outcome(
         name,

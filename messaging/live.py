@@ -19,7 +19,9 @@ DEVICE_EVENTS = {
     "device.pair_code",
 }
 NEW_MESSAGE_EVENTS = {"message", "message.sent", "message.failed"}
-CHANGED_MESSAGE_EVENTS = {"message.receipt", "message.reaction", "message.edited", "message.revoked"}
+CHANGED_MESSAGE_EVENTS = {
+    *("message.receipt", "message.reaction", "message.edited", "message.revoked", "message.unknown"),
+}
 GROUP_EVENTS = {"group.participants", "group.settings", "group.join_request"}
 # A number added to or removed from the organization (messaging.services.devices): the Devices page's rows.
 DEVICE_ADDED = "device.created"

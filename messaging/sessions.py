@@ -679,6 +679,9 @@ class SessionWorker:
                 elif isinstance(result, protocol.NotConnected):
                     go_on = False  # it and the rest go out when the device is back
                     break
+                elif isinstance(result, protocol.SendOutcomeUnknown):
+                    batch.pop(0)
+                    await events.deliver(await runtime.db(outbox.mark_unknown, message_id, result.message))
                 elif isinstance(result, PERMANENT_SEND_ERRORS):
                     batch.pop(0)
                     await events.deliver(await runtime.db(outbox.mark_failed, message_id, result.message))

@@ -33,12 +33,17 @@ class MessageStatus(models.TextChoices):
     PLAYED = "played", _("Played")
     FAILED = "failed", _("Failed")
     RECEIVED = "received", _("Received")
+    # A send was under way when its worker died or timed out, on a backend that cannot send with our ID
+    # (neonize): it may have reached WhatsApp or not. Not sent again unless an operator asks (a receipt of it
+    # moves it on to delivered/read, which settles the question).
+    UNKNOWN = "unknown", _("Sent?")
 
 
 # Receipts only move a message forward.
 STATUS_ORDER = {
     MessageStatus.QUEUED: 0,
     MessageStatus.SENDING: 1,
+    MessageStatus.UNKNOWN: 1,
     MessageStatus.SENT: 2,
     MessageStatus.DELIVERED: 3,
     MessageStatus.READ: 4,
@@ -111,3 +116,28 @@ class Contact(models.Model):
 
     def __str__(self):
         return self.name or self.push_name or self.jid
+
+
+class SentMessageId(models.Model):
+    """For a backend that cannot send with our message ID (neonize: WhatsApp picks it), which ID WhatsApp knows
+    each of our outgoing messages by, and whether a send of it was started.
+
+    In the shared database, so that whichever worker holds the number matches receipts, replies and edits of
+    messages another worker sent, and no worker sends a message twice: the row is written before the send
+    (`whatsapp_id` empty, in flight) and completed after it; a send that finds an in-flight row of an earlier
+    attempt does not go out again (the message becomes `unknown`)."""
+
+    device = models.ForeignKey("messaging.Device", on_delete=models.CASCADE, related_name="sent_ids")
+    message_id = models.CharField(max_length=128)  # ours: Message.wa_id
+    whatsapp_id = models.CharField(max_length=128, blank=True)  # "" while the send is in flight
+    started_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "message_id"], name="one_sent_id_per_message")
+        ]
+        indexes = [models.Index(fields=["device", "whatsapp_id"])]
+
+    def __str__(self):
+        return f"{self.message_id} -> {self.whatsapp_id or '(in flight)'}"

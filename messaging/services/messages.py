@@ -9,17 +9,21 @@ ValidationError naming the field (`chat`, `message_id`, `emoji`, `text`); WhatsA
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.services import record_audit
 from messaging import gateway
-from messaging.models import Device, Message
+from messaging.models import Device, Message, MessageStatus, SentMessageId
 from messaging.whatsapp import protocol
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "device_of",
@@ -30,6 +34,7 @@ __all__ = [
     "mark_read",
     "star_message",
     "delete_message_for_me",
+    "resend_message",
 ]
 
 MAX_MESSAGE_ID = 128
@@ -255,3 +260,29 @@ def delete_message_for_me(
             target.message.save(update_fields=["deleted_for_me_at"])
         _audit(organization, "message.delete_for_me", target, actor=actor, api_key=api_key)
     return target.message
+
+
+def resend_message(*, organization, device, chat: str, message_id: str, actor=None, api_key=None) -> Message:
+    """Send again one of our messages whose sending is `unknown` (a person checked the phone: it is not there).
+
+    Forgets the earlier attempt, so that the backend sends it, and queues it: the worker holding the number
+    sends it as it sends any queued message. ValidationError (`message_id`) when its sending is not unknown.
+    """
+    target = _target(organization, device, chat, message_id, assume_mine=True)
+    message = target.message
+    if message is None or not message.from_me or message.status != MessageStatus.UNKNOWN:
+        raise ValidationError({"message_id": _("Only a message whose sending is unknown can be sent again.")})
+    with transaction.atomic():
+        SentMessageId.objects.filter(
+            device=target.device, message_id=message.wa_id, sent_at__isnull=True
+        ).delete()
+        Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
+            status=MessageStatus.QUEUED, error="", attempts=0
+        )
+        _audit(organization, "message.resend", target, actor=actor, api_key=api_key)
+    try:
+        gateway.run_sync(lambda: gateway.notify_worker(target.device.pk, {"type": gateway.OUTBOX}), timeout=5)
+    except Exception:  # queued in the database: the worker's heartbeat sends it all the same
+        logger.warning("could not nudge the worker of device %s", target.device.pk, exc_info=True)
+    message.refresh_from_db()
+    return message

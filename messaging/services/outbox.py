@@ -408,18 +408,30 @@ def sent_and_claim_next(
 def mark_failed(message_id: int, error: str) -> list[events.Outcome]:
     """Fail an unsent message for good; returns its message.failed event to publish (its webhook deliveries
     are stored with the write). Nothing when it was no longer unsent."""
+    return _settle(message_id, MessageStatus.FAILED, error, "message.failed")
+
+
+def _settle(message_id: int, status: str, error: str, event: str) -> list[events.Outcome]:
+    """An unsent message's last word (failed, unknown): written only while it is still unsent."""
     message = Message.objects.select_related("chat").filter(pk=message_id).first()
     if message is None:
         return []
     receiving = events.webhooks_receiving(message.organization_id)
     with transaction.atomic():
-        failed = Message.objects.filter(
+        settled = Message.objects.filter(
             pk=message_id, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
-        ).update(status=MessageStatus.FAILED, error=error[:300])
-        if not failed:
+        ).update(status=status, error=error[:300])
+        if not settled:
             return []
-        message.status, message.error = MessageStatus.FAILED, error[:300]
-        return events.outcome_of_message(message, "message.failed", receiving=receiving)
+        message.status, message.error = status, error[:300]
+        return events.outcome_of_message(message, event, receiving=receiving)
+
+
+def mark_unknown(message_id: int, reason: str) -> list[events.Outcome]:
+    """An unsent message whose earlier send may or may not have reached WhatsApp (`protocol.SendOutcomeUnknown`):
+    `unknown`, not sent again until someone asks (`messages.resend_message`). Returns its message.unknown event, whose
+    webhook deliveries are stored with the write."""
+    return _settle(message_id, MessageStatus.UNKNOWN, reason, "message.unknown")
 
 
 def requeue(message_id: int, error: str = "") -> list[events.Outcome] | None:

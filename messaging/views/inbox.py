@@ -132,6 +132,7 @@ ACTIONS = {
     "read": ("mark_read", lambda post: {}),
     "star": ("star_message", lambda post: {"starred": True}),
     "unstar": ("star_message", lambda post: {"starred": False}),
+    "resend": ("resend_message", lambda post: {}),
 }
 
 

@@ -123,6 +123,12 @@ class UpstreamTimeout(WhatsAppError):
     code = ErrorCode.TIMEOUT
 
 
+class SendOutcomeUnknown(WhatsAppError):
+    """A send of this message was started before (by a worker that died, or one that timed out) and it is not
+    known whether WhatsApp took it. Raised, instead of sending again, by a backend that cannot send with our
+    message ID; the outbox marks the message `unknown` and leaves the choice to resend to a person."""
+
+
 _ERRORS = {
     cls.code.value: cls
     for cls in (NotConnected, NotLoggedIn, NotSupported, NotFound, Forbidden, InvalidRequest, UpstreamTimeout)
@@ -664,7 +670,7 @@ async def send_in_order(client, messages: list[OutgoingMessage]) -> list[SendRes
     for message in messages:
         try:
             results.append(await client.send(message=message))
-        except REFUSALS as exc:
+        except (*REFUSALS, SendOutcomeUnknown) as exc:  # this message's alone: the rest go on
             results.append(exc)
         except Exception as exc:
             results.append(exc)
