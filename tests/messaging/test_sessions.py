@@ -116,7 +116,8 @@ def test_remove_stops_the_client_and_deletes_the_device(wa, org, owner):
 def test_a_lost_nudge_only_delays_the_device_until_the_next_heartbeat(wa, org, owner, monkeypatch):
     device = devices.create_device(organization=org, name="Quiet", actor=owner)
     device = devices.start_linking(organization=org, device=device, actor=owner)
-    monkeypatch.setattr(wa.sandbox, "_wake_sync", lambda device_ids: None)  # the scan's nudge never arrives
+    # The scan's nudge never arrives (the scan pokes through the sandbox's linking module).
+    monkeypatch.setattr(wa.sandbox.linking, "_wake_sync", lambda device_ids: None)
     wa.sandbox.phone_scan(qr_code=device.qr_code)
     wa.run(wa.worker.heartbeat())
     wa.wait_event("device.connected", device=device)
