@@ -1,53 +1,20 @@
-"""Celery tasks: webhook delivery and the periodic clean-up. Thin: the work is in messaging.webhooks."""
+"""Celery tasks of the messaging app: the periodic clean-up and liveness work; the webhooks' own tasks live in
+messaging.webhooks.tasks (imported here, where Celery's autodiscovery looks)."""
 
 import logging
 
+from messaging.webhooks import tasks as webhook_tasks  # noqa: F401  (registers the webhook tasks)
 from waportal.celery import app
 
 logger = logging.getLogger(__name__)
 
 
-@app.task(name="messaging.deliver_webhooks", ignore_result=True)
-def deliver_webhooks(endpoint_id: int, device_id: int | None) -> int:
-    """Send what is due to one endpoint for one device, in order (see messaging.webhooks.drain)."""
-    from messaging import webhooks
-
-    return webhooks.drain(endpoint_id, device_id)
-
-
-@app.task(name="messaging.send_test_webhook", ignore_result=True)
-def send_test_event(endpoint_id: int) -> None:
-    from messaging import webhooks
-    from messaging.models import WebhookEndpoint
-
-    endpoint = WebhookEndpoint.objects.select_related("organization").filter(pk=endpoint_id).first()
-    if endpoint is not None:
-        webhooks.send_test_event(organization=endpoint.organization, endpoint=endpoint)
-
-
-@app.task(name="messaging.redeliver_webhook", ignore_result=True)
-def redeliver(delivery_id: int) -> None:
-    from messaging import webhooks
-    from messaging.models import WebhookDelivery
-
-    delivery = WebhookDelivery.objects.select_related("organization").filter(pk=delivery_id).first()
-    if delivery is not None:
-        webhooks.redeliver(organization=delivery.organization, delivery=delivery)
-
-
-@app.task(name="messaging.requeue_stalled_webhooks", ignore_result=True)
-def requeue_stalled() -> int:
-    from messaging import webhooks
-
-    return webhooks.requeue_stalled()
-
-
 @app.task(name="messaging.cleanup_expired", ignore_result=True)
 def cleanup() -> dict:
     """Expired QR codes and delivery logs past WEBHOOK_LOG_RETENTION_DAYS."""
-    from messaging import webhooks
+    from messaging.webhooks import delivery
 
-    result = webhooks.cleanup()
+    result = delivery.cleanup()
     logger.info("clean-up: %s", result)
     return result
 

@@ -102,7 +102,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.tenancy.organization_context",
-                "messaging.webhooks.paused_notice",
+                "messaging.webhooks.pages.paused_notice",
             ],
         },
     },

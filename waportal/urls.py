@@ -15,7 +15,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("dashboard/", include("messaging.urls")),
     path("dashboard/groups/", include("groups.urls")),
-    path("dashboard/webhooks/", include("messaging.webhook_urls")),
+    path("dashboard/webhooks/", include("messaging.webhooks.urls")),
     path("", api.urls),  # the NinjaAPI: (patterns, app_name, namespace)
 ]
 

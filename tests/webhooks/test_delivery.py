@@ -429,7 +429,9 @@ def test_a_media_messages_delivery_is_stored_with_it_and_sent_once_the_media_is_
 def test_a_held_delivery_goes_as_it_is_once_its_hold_has_passed(allow_private, org, monkeypatch):
     """The worker died before the media was in: the delivery still goes, and unblocks its queue."""
     enqueued = []
-    monkeypatch.setattr(webhooks, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id))
+    monkeypatch.setattr(
+        webhooks.delivery, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id)
+    )
     device = make_device(org)
     endpoint = endpoint_for(org, "http://127.0.0.1:9/hook", events=("message",))
     with transaction.atomic():
@@ -452,7 +454,9 @@ def test_sent_and_failed_deliveries_are_stored_with_the_status_they_report(allow
     from messaging.whatsapp import protocol
 
     enqueued = []
-    monkeypatch.setattr(webhooks, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id))
+    monkeypatch.setattr(
+        webhooks.delivery, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id)
+    )
     device = make_device(org)
     endpoint = endpoint_for(org, "http://127.0.0.1:9/hook", events=("message.sent", "message.failed"))
     chat = Chat.objects.create(organization=org, device=device, jid="905551112233@s.whatsapp.net")

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from messaging import webhooks
 from messaging.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from messaging.webhooks import pages
 from tests.conftest import client_for
 from tests.webhooks.conftest import make_device
 
@@ -161,9 +162,9 @@ def test_managers_see_the_webhooks_link_and_operators_do_not(owner_client, org, 
 def test_the_paused_notice_context_processor(rf, org, owner, endpoint):
     request = rf.get("/")
     request.organization = org
-    assert webhooks.paused_notice(request) == {"paused_webhooks": []}
+    assert pages.paused_notice(request) == {"paused_webhooks": []}
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(paused_at=timezone.now())
-    assert [e.pk for e in webhooks.paused_notice(request)["paused_webhooks"]] == [endpoint.pk]
+    assert [e.pk for e in pages.paused_notice(request)["paused_webhooks"]] == [endpoint.pk]
 
 
 def _all_urls(endpoint, delivery):

@@ -1,4 +1,5 @@
-"""Dashboard pages of webhook endpoints (admins only): list, create, edit, secret, delivery log, redeliver, test."""
+"""Dashboard pages of webhook endpoints (admins only): list, create, edit, secret, delivery log, redeliver, test;
+and the paused-webhooks notice every page shows."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import Role
 from accounts.services import client_ip
 from accounts.tenancy import member_required
-from messaging import webhooks
+from messaging import safe_fetch
 from messaging.models import WEBHOOK_EVENTS, WebhookDeliveryStatus
+from messaging.webhooks import services
 
 LOG_SIZE = 50
 
@@ -50,7 +52,7 @@ class EndpointForm(forms.Form):
 
     def clean_url(self):
         try:
-            return webhooks.safe_fetch.validate_public_url(self.cleaned_data["url"], field="url")
+            return safe_fetch.validate_public_url(self.cleaned_data["url"], field="url")
         except ValidationError as exc:
             raise ValidationError(exc.message_dict["url"]) from None
 
@@ -100,7 +102,7 @@ def endpoint_create(request):
         form = EndpointForm(request.POST, organization=organization)
         if form.is_valid():
             try:
-                endpoint = webhooks.create_endpoint(**_service_kwargs(request), **_form_values(form))
+                endpoint = services.create_endpoint(**_service_kwargs(request), **_form_values(form))
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
@@ -127,7 +129,7 @@ def endpoint_detail(request, endpoint_id: int):
         form = EndpointForm(request.POST, organization=request.organization)
         if form.is_valid():
             try:
-                webhooks.update_endpoint(**_service_kwargs(request), endpoint=endpoint, **_form_values(form))
+                services.update_endpoint(**_service_kwargs(request), endpoint=endpoint, **_form_values(form))
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
@@ -159,7 +161,7 @@ def endpoint_detail(request, endpoint_id: int):
 @admin_required
 @require_POST
 def endpoint_rotate_secret(request, endpoint_id: int):
-    endpoint = webhooks.rotate_secret(**_service_kwargs(request), endpoint=_endpoint(request, endpoint_id))
+    endpoint = services.rotate_secret(**_service_kwargs(request), endpoint=_endpoint(request, endpoint_id))
     messages.success(request, _("A new secret was made. Update your receiver: the old one no longer signs."))
     return redirect("webhooks:detail", endpoint_id=endpoint.pk)
 
@@ -168,7 +170,7 @@ def endpoint_rotate_secret(request, endpoint_id: int):
 @require_POST
 def endpoint_test(request, endpoint_id: int):
     endpoint = _endpoint(request, endpoint_id)
-    webhooks.send_test_event(**_service_kwargs(request), endpoint=endpoint)
+    services.send_test_event(**_service_kwargs(request), endpoint=endpoint)
     messages.success(request, _("A test event is on its way; it appears in the delivery log below."))
     return redirect("webhooks:detail", endpoint_id=endpoint.pk)
 
@@ -176,7 +178,7 @@ def endpoint_test(request, endpoint_id: int):
 @admin_required
 @require_POST
 def endpoint_resume(request, endpoint_id: int):
-    endpoint = webhooks.resume_endpoint(**_service_kwargs(request), endpoint=_endpoint(request, endpoint_id))
+    endpoint = services.resume_endpoint(**_service_kwargs(request), endpoint=_endpoint(request, endpoint_id))
     messages.success(request, _("Webhook resumed: deliveries start again."))
     return redirect("webhooks:detail", endpoint_id=endpoint.pk)
 
@@ -184,7 +186,7 @@ def endpoint_resume(request, endpoint_id: int):
 @admin_required
 @require_POST
 def endpoint_delete(request, endpoint_id: int):
-    webhooks.delete_endpoint(**_service_kwargs(request), endpoint=_endpoint(request, endpoint_id))
+    services.delete_endpoint(**_service_kwargs(request), endpoint=_endpoint(request, endpoint_id))
     messages.success(request, _("Webhook deleted."))
     return redirect("webhooks:list")
 
@@ -214,6 +216,17 @@ def delivery_detail(request, endpoint_id: int, delivery_id: int):
 def delivery_redeliver(request, endpoint_id: int, delivery_id: int):
     endpoint = _endpoint(request, endpoint_id)
     delivery = _delivery(request, endpoint, delivery_id)
-    again = webhooks.redeliver(**_service_kwargs(request), delivery=delivery)
+    again = services.redeliver(**_service_kwargs(request), delivery=delivery)
     messages.success(request, _("Redelivery queued."))
     return redirect("webhooks:delivery", endpoint_id=endpoint.pk, delivery_id=again.pk)
+
+
+def paused_endpoints(organization):
+    if organization is None:
+        return []
+    return list(organization.webhook_endpoints.filter(paused_at__isnull=False, active=True))
+
+
+def paused_notice(request) -> dict:
+    """Context processor: `paused_webhooks`, so any page (the base layout) can tell the organization."""
+    return {"paused_webhooks": paused_endpoints(getattr(request, "organization", None))}

@@ -1,9 +1,9 @@
-"""Webhooks: domain events become signed HTTP deliveries to the organization's endpoints, retried until they land.
+"""Webhook delivery: events stored as deliveries per endpoint, queued, claimed one at a time, retried.
 
 `dispatch_event` is the one entry point the event handler calls, inside its transaction: it stores one
 WebhookDelivery per matching endpoint and, once the transaction commits, enqueues a Celery task.
 
-Delivery (`drain`, run by the task `messaging.tasks.deliver_webhooks`) keeps the order of one device's events
+Delivery (`drain`, run by the task `messaging.deliver_webhooks`) keeps the order of one device's events
 for one endpoint: only one delivery per (endpoint, device) is in flight at a time, taken oldest first. A
 delivery waiting for a retry does not hold the others back (order is kept "as far as retries allow"); the
 Idempotency-Key header, the same on every attempt and redelivery, lets a receiver drop repeats.
@@ -19,34 +19,25 @@ WEBHOOK_LOG_RETENTION_DAYS (30), WEBHOOK_ALLOW_PRIVATE_TARGETS (False), WEBHOOK_
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
-import hmac
 import json
 import logging
 import random
-import threading
-import time
-from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from messaging import safe_fetch
+from messaging.webhooks.wire import Outcome, envelope, post, setting
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Hub-Signature-256"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 TEST_EVENT = "webhook.test"
-EXCERPT_BYTES = 4096
-EXCERPT_CHARS = 1000  # of the answer, kept in the attempt log
+# The Celery task that drains one (endpoint, device) queue (messaging.webhooks.tasks), enqueued by name so
+# that this module does not import the tasks module that imports it.
+DELIVER_TASK = "messaging.deliver_webhooks"
 
 # Our internal event names (messaging.events) -> the public names of the webhook contract (WEBHOOK_EVENTS).
 # Internal events missing here (device.status, device.pair_code, presence...) are not sent to webhooks.
@@ -69,39 +60,6 @@ EVENT_NAMES = {
 
 # Sent after each attempt is recorded (committed): sender=WebhookDelivery, delivery=, attempt=.
 attempt_recorded = Signal()
-
-
-def setting(name: str, default):
-    return getattr(settings, name, default)
-
-
-# ------------------------------------------------------------------------------------------ the wire
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The X-Hub-Signature-256 value: sha256=<hex HMAC-SHA256 of the raw body keyed with the secret>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(secret: str, body: bytes, header: str) -> bool:
-    """What a receiver does (and what our tests do) to trust a delivery."""
-    return hmac.compare_digest(sign(secret, body), header or "")
-
-
-def envelope(*, event: str, device_id: int | None, payload: dict, at=None) -> str:
-    """The JSON body: {"event", "device_id", "timestamp" (RFC 3339, UTC), "payload"}."""
-    from messaging.events import rfc3339 as events_rfc3339
-
-    body = {
-        "event": event,
-        "device_id": device_id,
-        "timestamp": events_rfc3339(at or timezone.now()),
-        "payload": payload,
-    }
-    return json.dumps(body, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
-
-
-# ------------------------------------------------------------------------------------------ dispatch
 
 
 def matching_endpoints(device, public_event: str):
@@ -177,111 +135,18 @@ def release_held(delivery_ids: list[int], payload: dict | None = None) -> None:
 def enqueue(endpoint_id: int, device_id: int | None, *, countdown: float | None = None) -> None:
     """Ask the task worker to drain this (endpoint, device) queue. A broker failure is only logged: the
     delivery is stored, and `requeue_stalled` picks up what was never enqueued."""
-    from messaging import tasks
+    from waportal.celery import app
 
     # WEBHOOK_TASK_QUEUE: a dedicated queue (workers started with -Q); unset, Celery's default queue.
-    queue = getattr(settings, "WEBHOOK_TASK_QUEUE", None) or None
+    queue = setting("WEBHOOK_TASK_QUEUE", None) or None
     try:
-        tasks.deliver_webhooks.apply_async((endpoint_id, device_id), countdown=countdown, queue=queue)
+        app.send_task(DELIVER_TASK, (endpoint_id, device_id), countdown=countdown, queue=queue)
     except Exception:
         logger.exception("could not enqueue webhook delivery for endpoint %s", endpoint_id)
 
 
 def enqueue_on_commit(endpoint_id: int, device_id: int | None) -> None:
     transaction.on_commit(lambda: enqueue(endpoint_id, device_id))
-
-
-# ------------------------------------------------------------------------------------------ delivering
-
-
-@dataclass
-class Outcome:
-    status_code: int | None = None
-    excerpt: str = ""
-    error: str = ""
-    duration_ms: int = 0
-    retry_after: float | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-    @property
-    def retryable(self) -> bool:
-        if self.status_code is None:
-            return self.error != "" and not self.error.startswith("refused:")
-        return self.status_code >= 500 or self.status_code == 429
-
-
-_client: httpx.Client | None = None
-_client_lock = threading.Lock()
-
-
-def http_client() -> httpx.Client:
-    """One pooled, guarded client per process (httpx clients are thread-safe); timeouts are per request."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = safe_fetch.guarded_client(timeout=float(setting("WEBHOOK_TIMEOUT_SECONDS", 10)))
-        return _client
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.get_current_timezone())
-    return max(0.0, (when - timezone.now()).total_seconds())
-
-
-def post(delivery, endpoint) -> Outcome:
-    """One HTTP attempt; never raises."""
-    body = delivery.body.encode()
-    headers = {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(endpoint.secret, body),
-        IDEMPOTENCY_HEADER: str(delivery.idempotency_key),
-        "X-Webhook-Event": delivery.event,
-        "X-Webhook-Delivery": str(delivery.pk),
-        "X-Webhook-Attempt": str(delivery.attempts),
-    }
-    timeout = float(setting("WEBHOOK_TIMEOUT_SECONDS", 10))
-    started = time.monotonic()
-    outcome = Outcome()
-    try:
-        with http_client().stream(
-            "POST", endpoint.url, content=body, headers=headers, timeout=timeout
-        ) as response:
-            outcome.status_code = response.status_code
-            outcome.retry_after = parse_retry_after(response.headers.get("retry-after"))
-            received = b""
-            for chunk in response.iter_bytes():
-                received += chunk
-                if len(received) >= EXCERPT_BYTES:
-                    break
-            outcome.excerpt = received[:EXCERPT_BYTES].decode("utf-8", "replace")[:EXCERPT_CHARS]
-            if response.is_redirect:
-                outcome.error = "redirects are not followed"
-    except safe_fetch.UnsafeTarget as exc:
-        outcome.error = f"refused: {exc}"[:500]
-    except httpx.TimeoutException:
-        outcome.error = f"timed out after {timeout:g}s"
-    except httpx.HTTPError as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-    except Exception as exc:  # a bug here must not leave the delivery locked
-        logger.exception("webhook delivery %s failed unexpectedly", delivery.pk)
-        outcome.error = f"{type(exc).__name__}: {exc}"[:500]
-    outcome.duration_ms = int((time.monotonic() - started) * 1000)
-    return outcome
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -484,200 +349,3 @@ def cleanup(*, now=None) -> dict:
     )
     deleted = old.delete()[1].get("messaging.WebhookDelivery", 0)
     return {"qr_codes": qr, "deliveries": deleted}
-
-
-# ------------------------------------------------------------------------------------------ services
-# The write path of the dashboard pages (and the API, should it manage webhooks): each in a transaction,
-# each audited.
-
-
-def create_endpoint(
-    *, organization, url, events, devices=(), description="", active=True, actor=None, ip_address=None
-):
-    from accounts.services import record_audit
-    from messaging.models import WebhookEndpoint
-
-    url = safe_fetch.validate_public_url(url, field="url")
-    with transaction.atomic():
-        endpoint = WebhookEndpoint.objects.create(
-            organization=organization,
-            url=url,
-            description=description,
-            events=sorted(set(events)),
-            active=active,
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
-        )
-        endpoint.devices.set(organization.devices.filter(pk__in=[d.pk for d in devices]))
-        record_audit(
-            organization=organization,
-            action="webhook.create",
-            actor=actor,
-            obj=endpoint,
-            ip_address=ip_address,
-            details={"events": endpoint.events, "devices": [d.pk for d in devices]},
-        )
-    return endpoint
-
-
-def update_endpoint(
-    *,
-    organization,
-    endpoint,
-    url,
-    events,
-    devices=(),
-    description="",
-    active=True,
-    actor=None,
-    ip_address=None,
-):
-    from accounts.services import record_audit
-
-    url = safe_fetch.validate_public_url(url, field="url")
-    with transaction.atomic():
-        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
-        endpoint.url = url
-        endpoint.description = description
-        endpoint.events = sorted(set(events))
-        endpoint.active = active
-        endpoint.save()
-        endpoint.devices.set(organization.devices.filter(pk__in=[d.pk for d in devices]))
-        if endpoint.receiving:  # switched back on: what waited goes out now
-            for device_id in set(
-                endpoint.deliveries.filter(status__in=["pending", "retrying"]).values_list(
-                    "device_id", flat=True
-                )
-            ):
-                enqueue_on_commit(endpoint.pk, device_id)
-        record_audit(
-            organization=organization,
-            action="webhook.update",
-            actor=actor,
-            obj=endpoint,
-            ip_address=ip_address,
-            details={"events": endpoint.events, "devices": [d.pk for d in devices], "active": active},
-        )
-    return endpoint
-
-
-def delete_endpoint(*, organization, endpoint, actor=None, ip_address=None) -> None:
-    from accounts.services import record_audit
-
-    with transaction.atomic():
-        endpoint = organization.webhook_endpoints.get(pk=endpoint.pk)
-        record_audit(
-            organization=organization,
-            action="webhook.delete",
-            actor=actor,
-            obj=endpoint,
-            ip_address=ip_address,
-        )
-        endpoint.delete()
-
-
-def rotate_secret(*, organization, endpoint, actor=None, ip_address=None):
-    from accounts.services import record_audit
-    from messaging.models import new_webhook_secret
-
-    with transaction.atomic():
-        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
-        endpoint.secret = new_webhook_secret()
-        endpoint.save(update_fields=["secret", "updated_at"])
-        record_audit(
-            organization=organization,
-            action="webhook.rotate_secret",
-            actor=actor,
-            obj=endpoint,
-            ip_address=ip_address,
-        )
-    return endpoint
-
-
-def resume_endpoint(*, organization, endpoint, actor=None, ip_address=None):
-    """Lift a pause: the failure count starts again and what waited is delivered."""
-    from accounts.services import record_audit
-
-    with transaction.atomic():
-        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
-        endpoint.paused_at = None
-        endpoint.pause_reason = ""
-        endpoint.consecutive_failures = 0
-        endpoint.save(update_fields=["paused_at", "pause_reason", "consecutive_failures", "updated_at"])
-        record_audit(
-            organization=organization,
-            action="webhook.resume",
-            actor=actor,
-            obj=endpoint,
-            ip_address=ip_address,
-        )
-        for device_id in set(
-            endpoint.deliveries.filter(status__in=["pending", "retrying"]).values_list("device_id", flat=True)
-        ):
-            enqueue_on_commit(endpoint.pk, device_id)
-    return endpoint
-
-
-def send_test_event(*, organization, endpoint, actor=None, ip_address=None):
-    """Queue a `webhook.test` delivery (sent even to a paused or inactive endpoint, so it can be checked)."""
-    from accounts.services import record_audit
-    from messaging.models import WebhookDelivery
-
-    with transaction.atomic():
-        endpoint = organization.webhook_endpoints.get(pk=endpoint.pk)
-        payload = {"message": "This is a test event from waportal.", "endpoint_id": endpoint.pk}
-        delivery = WebhookDelivery.objects.create(
-            endpoint=endpoint,
-            organization=organization,
-            event=TEST_EVENT,
-            device=None,
-            body=envelope(event=TEST_EVENT, device_id=None, payload=payload),
-            is_test=True,
-        )
-        record_audit(
-            organization=organization, action="webhook.test", actor=actor, obj=endpoint, ip_address=ip_address
-        )
-        enqueue_on_commit(endpoint.pk, None)
-    return delivery
-
-
-def redeliver(*, organization, delivery, actor=None, ip_address=None):
-    """Send a delivery again as a new delivery (its own attempts and retries) with the same body and
-    Idempotency-Key, so a receiver that already has it can drop it."""
-    from accounts.services import record_audit
-    from messaging.models import WebhookDelivery
-
-    with transaction.atomic():
-        original = WebhookDelivery.objects.select_related("endpoint").get(
-            pk=delivery.pk, organization=organization
-        )
-        again = WebhookDelivery.objects.create(
-            endpoint=original.endpoint,
-            organization=organization,
-            event=original.event,
-            device_id=original.device_id,
-            body=original.body,
-            idempotency_key=original.idempotency_key,
-            is_test=original.is_test,
-            redelivery_of=original,
-        )
-        record_audit(
-            organization=organization,
-            action="webhook.redeliver",
-            actor=actor,
-            obj=original.endpoint,
-            ip_address=ip_address,
-            details={"delivery": original.pk, "redelivery": again.pk, "event": original.event},
-        )
-        enqueue_on_commit(again.endpoint_id, again.device_id)
-    return again
-
-
-def paused_endpoints(organization):
-    if organization is None:
-        return []
-    return list(organization.webhook_endpoints.filter(paused_at__isnull=False, active=True))
-
-
-def paused_notice(request) -> dict:
-    """Context processor: `paused_webhooks`, so any page (the base layout) can tell the organization."""
-    return {"paused_webhooks": paused_endpoints(getattr(request, "organization", None))}

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from messaging import webhook_views as views
+from messaging.webhooks import pages as views
 
 app_name = "webhooks"
 

@@ -1,0 +1,191 @@
+"""The write path of the webhook pages (and the API, should it manage webhooks): each in a transaction,
+each audited."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from messaging import safe_fetch
+from messaging.webhooks.delivery import TEST_EVENT, enqueue_on_commit
+from messaging.webhooks.wire import envelope
+
+
+def create_endpoint(
+    *, organization, url, events, devices=(), description="", active=True, actor=None, ip_address=None
+):
+    from accounts.services import record_audit
+    from messaging.models import WebhookEndpoint
+
+    url = safe_fetch.validate_public_url(url, field="url")
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            organization=organization,
+            url=url,
+            description=description,
+            events=sorted(set(events)),
+            active=active,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        endpoint.devices.set(organization.devices.filter(pk__in=[d.pk for d in devices]))
+        record_audit(
+            organization=organization,
+            action="webhook.create",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+            details={"events": endpoint.events, "devices": [d.pk for d in devices]},
+        )
+    return endpoint
+
+
+def update_endpoint(
+    *,
+    organization,
+    endpoint,
+    url,
+    events,
+    devices=(),
+    description="",
+    active=True,
+    actor=None,
+    ip_address=None,
+):
+    from accounts.services import record_audit
+
+    url = safe_fetch.validate_public_url(url, field="url")
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
+        endpoint.url = url
+        endpoint.description = description
+        endpoint.events = sorted(set(events))
+        endpoint.active = active
+        endpoint.save()
+        endpoint.devices.set(organization.devices.filter(pk__in=[d.pk for d in devices]))
+        if endpoint.receiving:  # switched back on: what waited goes out now
+            for device_id in set(
+                endpoint.deliveries.filter(status__in=["pending", "retrying"]).values_list(
+                    "device_id", flat=True
+                )
+            ):
+                enqueue_on_commit(endpoint.pk, device_id)
+        record_audit(
+            organization=organization,
+            action="webhook.update",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+            details={"events": endpoint.events, "devices": [d.pk for d in devices], "active": active},
+        )
+    return endpoint
+
+
+def delete_endpoint(*, organization, endpoint, actor=None, ip_address=None) -> None:
+    from accounts.services import record_audit
+
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.get(pk=endpoint.pk)
+        record_audit(
+            organization=organization,
+            action="webhook.delete",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+        )
+        endpoint.delete()
+
+
+def rotate_secret(*, organization, endpoint, actor=None, ip_address=None):
+    from accounts.services import record_audit
+    from messaging.models import new_webhook_secret
+
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
+        endpoint.secret = new_webhook_secret()
+        endpoint.save(update_fields=["secret", "updated_at"])
+        record_audit(
+            organization=organization,
+            action="webhook.rotate_secret",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+        )
+    return endpoint
+
+
+def resume_endpoint(*, organization, endpoint, actor=None, ip_address=None):
+    """Lift a pause: the failure count starts again and what waited is delivered."""
+    from accounts.services import record_audit
+
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
+        endpoint.paused_at = None
+        endpoint.pause_reason = ""
+        endpoint.consecutive_failures = 0
+        endpoint.save(update_fields=["paused_at", "pause_reason", "consecutive_failures", "updated_at"])
+        record_audit(
+            organization=organization,
+            action="webhook.resume",
+            actor=actor,
+            obj=endpoint,
+            ip_address=ip_address,
+        )
+        for device_id in set(
+            endpoint.deliveries.filter(status__in=["pending", "retrying"]).values_list("device_id", flat=True)
+        ):
+            enqueue_on_commit(endpoint.pk, device_id)
+    return endpoint
+
+
+def send_test_event(*, organization, endpoint, actor=None, ip_address=None):
+    """Queue a `webhook.test` delivery (sent even to a paused or inactive endpoint, so it can be checked)."""
+    from accounts.services import record_audit
+    from messaging.models import WebhookDelivery
+
+    with transaction.atomic():
+        endpoint = organization.webhook_endpoints.get(pk=endpoint.pk)
+        payload = {"message": "This is a test event from waportal.", "endpoint_id": endpoint.pk}
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            organization=organization,
+            event=TEST_EVENT,
+            device=None,
+            body=envelope(event=TEST_EVENT, device_id=None, payload=payload),
+            is_test=True,
+        )
+        record_audit(
+            organization=organization, action="webhook.test", actor=actor, obj=endpoint, ip_address=ip_address
+        )
+        enqueue_on_commit(endpoint.pk, None)
+    return delivery
+
+
+def redeliver(*, organization, delivery, actor=None, ip_address=None):
+    """Send a delivery again as a new delivery (its own attempts and retries) with the same body and
+    Idempotency-Key, so a receiver that already has it can drop it."""
+    from accounts.services import record_audit
+    from messaging.models import WebhookDelivery
+
+    with transaction.atomic():
+        original = WebhookDelivery.objects.select_related("endpoint").get(
+            pk=delivery.pk, organization=organization
+        )
+        again = WebhookDelivery.objects.create(
+            endpoint=original.endpoint,
+            organization=organization,
+            event=original.event,
+            device_id=original.device_id,
+            body=original.body,
+            idempotency_key=original.idempotency_key,
+            is_test=original.is_test,
+            redelivery_of=original,
+        )
+        record_audit(
+            organization=organization,
+            action="webhook.redeliver",
+            actor=actor,
+            obj=original.endpoint,
+            ip_address=ip_address,
+            details={"delivery": original.pk, "redelivery": again.pk, "event": original.event},
+        )
+        enqueue_on_commit(again.endpoint_id, again.device_id)
+    return again
