@@ -251,6 +251,23 @@ def test_with_the_channel_layer_down_a_removed_member_is_closed_at_the_next_chec
     assert _closed_with(wa, socket) == 4403
 
 
+def test_a_password_change_closes_the_other_sessions_sockets(wa, org, owner):
+    """The browser that changed the password stays signed in; a session elsewhere ends, and its socket with it."""
+    browser, stolen = _session_client(owner), _session_client(owner)
+    socket = _open_as(wa, stolen)
+    response = browser.post(
+        reverse("accounts:password_change"),
+        {
+            "old_password": "correct horse battery",
+            "new_password1": "a brand new secret 42",
+            "new_password2": "a brand new secret 42",
+        },
+    )
+    assert response.status_code == 302
+    assert _closed_with(wa, socket) == 4401
+    assert browser.get(reverse("messaging:devices")).status_code == 200
+
+
 def test_a_user_in_no_organization_is_closed_with_4403(wa):
     from tests.conftest import make_user
 
