@@ -259,9 +259,12 @@ WEBHOOK_TASK_QUEUE = os.environ.get("WEBHOOK_TASK_QUEUE") or None
 EMBEDDED_TASK_CONCURRENCY = int(os.environ.get("EMBEDDED_TASK_CONCURRENCY", "4"))
 
 # How long a sign-in lasts (seconds since it began, as Django counts); two weeks unless set.
-SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(14 * 24 * 3600)))
-if SESSION_COOKIE_AGE <= 0:
-    raise ImproperlyConfigured("SESSION_COOKIE_AGE must be a positive number of seconds")
+_session_age = os.environ.get("SESSION_COOKIE_AGE", "").strip() or str(14 * 24 * 3600)
+if not _session_age.isdigit() or int(_session_age) <= 0:
+    raise ImproperlyConfigured(
+        f"SESSION_COOKIE_AGE must be a positive number of seconds, not {_session_age!r}"
+    )
+SESSION_COOKIE_AGE = int(_session_age)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it to send X-CSRFToken
 SECURE_CONTENT_TYPE_NOSNIFF = True
