@@ -218,6 +218,8 @@ def remove_member(
         ip_address=ip_address,
         details={"role": membership.role},
     )
+    # Its deletion also ends the member's open live sockets in this organization, once committed
+    # (messaging.live listens for it: the dashboard must not keep showing them anything).
     membership.delete()
 
 

@@ -69,6 +69,6 @@ def organization_context(request):
         "current_organization": membership.organization if membership else None,
         "current_membership": membership,
         "user_memberships": memberships,
-        # Owners and admins see the member-management pages (API keys' writes, the audit log).
+        # Owners and admins see the member-management pages (API keys, the audit log).
         "current_membership_manages": membership is not None and membership.has_role(Role.ADMIN),
     }

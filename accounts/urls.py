@@ -1,4 +1,4 @@
-"""Sign-in, organizations and members, invitations, API keys, the audit log."""
+"""Sign-in, passwords, organizations and members, invitations, API keys, the audit log."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
@@ -10,6 +10,13 @@ app_name = "accounts"
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
     path("switch/", views.switch_organization, name="switch"),
     path("organization/", views.organization, name="organization"),
     path("organization/new/", views.organization_new, name="organization_new"),

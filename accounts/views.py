@@ -1,4 +1,5 @@
-"""Sign-in, the organization page (members, invitations), API keys, the audit log, switching organization.
+"""Sign-in, passwords (change, reset by mail), the organization page (members, invitations), API keys, the
+audit log, switching organization.
 
 Views are thin: check the tenant, call one service, render the page or, for an HTMX request, the
 partial of the page that changed.
@@ -8,17 +9,18 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services
 from accounts.models import ApiKeyAccess, Invitation, Role, User
+from accounts.signals import password_changed
 from accounts.tenancy import SESSION_KEY, member_required
 
 AUDIT_PAGE_SIZE = 50
@@ -39,6 +41,54 @@ def home(request):
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+
+# --- passwords -----------------------------------------------------------------------------------
+# Django's own views and forms (validation, one-time reset tokens, no hint whether an address has an account);
+# ours only pick the templates, say what happened, and announce the change (accounts.signals).
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Change one's password. This browser stays signed in; every other session of the user ends."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("home")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # also keeps this session valid (update_session_auth_hash)
+        password_changed.send(sender=type(form.user), user=form.user)
+        messages.success(self.request, _("Your password is changed. Your other sessions are signed out."))
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Mail a one-time link to set a new password (through the configured mailer; the log without one)."""
+
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/password_reset_email.txt"
+    subject_template_name = "accounts/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:login")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # The same answer whether or not the address has an account: nobody learns who has one.
+        messages.success(
+            self.request,
+            _("If %(email)s has an account, a link to set a new password is on its way. It works once.")
+            % {"email": form.cleaned_data["email"]},
+        )
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:login")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        password_changed.send(sender=type(form.user), user=form.user)
+        messages.success(self.request, _("Your password is set. Sign in with it."))
+        return response
 
 
 @require_POST
@@ -309,6 +359,10 @@ def _keys_response(request, *, status: int = 200, **extra):
 
 @member_required()
 def api_keys(request):
+    # Owners and admins only: the list says which programs hold keys, who made them and when they last
+    # acted, which the people who manage the keys need and others do not (a key itself is never shown again).
+    if not request.membership.has_role(Role.ADMIN):
+        raise PermissionDenied(_("Only owners and admins may see the organization's API keys."))
     return _keys_response(request)
 
 

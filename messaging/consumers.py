@@ -7,13 +7,20 @@ rendered by `messaging.live.render_event`, in the language of the browser's page
 shows them; nothing is sent when it renders nothing.
 Frames from the browser are JSON objects with a known "action" ({"action": "ping"}); anything else gets an
 error naming the field, and never closes or crashes the socket.
+
+A socket lives no longer than the right to see it: it also joins its session's, membership's and user's groups
+(see messaging.live), so a logout closes the sockets of that session (4401) and a removal from the organization
+every socket of that member there (4403), at once. Because such a message can be lost (Redis away for a
+moment), every socket also re-checks on its own every AUTH_RECHECK_SECONDS that its session still exists, is
+still the user's and still valid (a password change ends the other sessions), and that the membership holds.
+The htmx ws extension does not reconnect after these codes: the page stays as it was, its next request signs in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import time
 from collections import OrderedDict
 from types import SimpleNamespace
 from urllib.parse import parse_qs
@@ -26,11 +33,14 @@ from messaging import live, runtime
 
 logger = logging.getLogger(__name__)
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
+CLOSE_UNAUTHENTICATED = live.CLOSE_SIGNED_OUT
+CLOSE_FORBIDDEN = live.CLOSE_REMOVED
 CLOSE_NOT_FOUND = 4404
 SEEN_EVENTS = 256  # eids remembered to drop the copy from the second group
-MEMBERSHIP_RECHECK_SECONDS = 60.0  # a member removed meanwhile stops getting events within this time
+# How often a socket re-reads its session and membership, for when the message that should have closed it was
+# lost: the longest a signed-out session or removed member may keep receiving events. One small query pair per
+# socket per period.
+AUTH_RECHECK_SECONDS = 15.0
 ACTIONS = ("ping",)
 MAX_FRAME = 4096
 
@@ -63,10 +73,39 @@ def _language(scope) -> str:
         return settings.LANGUAGE_CODE
 
 
-def _still_member(membership_id: int) -> bool:
-    from accounts.models import Membership
+def _session_key(session) -> str | None:
+    return getattr(session, "session_key", None) if session is not None else None
 
-    return Membership.objects.filter(pk=membership_id).exists()
+
+def _authorization_problem(session_key: str | None, user_id: int, membership_id: int) -> int | None:
+    """Why the socket must close now (its close code), or None while its session and membership hold.
+
+    The session is read afresh from the store, never changed (unlike auth.get_user, which may flush or
+    re-key it: this runs beside the browser, not for one of its requests).
+    """
+    from importlib import import_module
+
+    from django.contrib.auth import HASH_SESSION_KEY
+    from django.contrib.auth import SESSION_KEY as USER_KEY
+    from django.utils.crypto import constant_time_compare
+
+    from accounts.models import Membership, User
+
+    if not session_key:
+        return CLOSE_UNAUTHENTICATED
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key).load()
+    if str(data.get(USER_KEY, "")) != str(user_id):
+        return CLOSE_UNAUTHENTICATED  # signed out, expired, or not this user's
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    stored = data.get(HASH_SESSION_KEY) or ""
+    if user is None or not any(
+        constant_time_compare(stored, known)
+        for known in [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    ):
+        return CLOSE_UNAUTHENTICATED  # deactivated, or the password changed since this session began
+    if not Membership.objects.filter(pk=membership_id, user_id=user_id).exists():
+        return CLOSE_FORBIDDEN
+    return None
 
 
 def _org_device(organization_id: int, device_id):
@@ -108,6 +147,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     groups = []
 
     async def connect(self):
+        self.watch = None
         self.can_write = False
         self.language = ""
         self.joined: list[str] = []
@@ -119,7 +159,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # when admitted, the groups are joined before the accept: an open socket misses nothing.
         await self.accept()
         if refusal:
+            await self._leave()
             await self.close(code=refusal)
+        else:
+            self.watch = asyncio.create_task(self._watch_authorization())
 
     async def _admit(self) -> int | None:
         """Join the groups of a signed-in member's organization (and device); else the close code."""
@@ -131,12 +174,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return CLOSE_FORBIDDEN
         self.organization_id = membership.organization_id
         self.membership_id = membership.pk
+        self.user_id = user.pk
+        self.session_key = await runtime.db(_session_key, self.scope.get("session"))
         from accounts.models import Role
 
         self.can_write = membership.has_role(Role.OPERATOR)
         self.language = _language(self.scope)
-        self.checked_at = time.monotonic()
-        groups = [f"org-{self.organization_id}"]
+        # The groups that end this socket come first: joined before anything it could be shown.
+        groups = [live.member_group(self.membership_id), live.user_group(self.user_id)]
+        if self.session_key:
+            groups.append(live.session_group(self.session_key))
+        groups.append(f"org-{self.organization_id}")
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         if "device" in query:
             raw = query["device"][0]
@@ -154,19 +202,54 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return None
 
     async def disconnect(self, code):
-        for group in getattr(self, "joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.joined = []
+        watch = getattr(self, "watch", None)
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+        await self._leave()
 
-    async def _membership_holds(self) -> bool:
-        if time.monotonic() - self.checked_at < MEMBERSHIP_RECHECK_SECONDS:
+    async def _leave(self):
+        joined, self.joined = getattr(self, "joined", []), []
+        for group in joined:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # noqa: BLE001 - the layer's own expiry drops the membership later
+                logger.warning("leaving %s failed", group, exc_info=True)
+
+    async def _end(self, code: int):
+        """Stop pushing at once, then close (the browser does not reconnect after 4401/4403)."""
+        await self._leave()
+        await self.close(code=code)
+
+    async def _check_authorization(self) -> bool:
+        problem = await runtime.db(_authorization_problem, self.session_key, self.user_id, self.membership_id)
+        if problem is None:
             return True
-        self.checked_at = time.monotonic()
-        if await runtime.db(_still_member, self.membership_id):
-            return True
-        await self.disconnect(CLOSE_FORBIDDEN)
-        await self.close(code=CLOSE_FORBIDDEN)
+        await self._end(problem)
         return False
+
+    async def _watch_authorization(self):
+        try:
+            while self.joined:
+                await asyncio.sleep(AUTH_RECHECK_SECONDS)
+                if not self.joined:
+                    return
+                try:
+                    if not await self._check_authorization():
+                        return
+                except Exception:  # noqa: BLE001 - a database hiccup: try again next period
+                    logger.warning("re-checking a live socket's session failed", exc_info=True)
+        except asyncio.CancelledError:
+            pass
+
+    async def live_close(self, message):
+        """A logout or a removal (messaging.live): this socket's session or membership has ended."""
+        if self.joined:
+            await self._end(int(message.get("code") or CLOSE_UNAUTHENTICATED))
+
+    async def live_recheck(self, message):
+        """The user's password changed: sessions other than the one that changed it are over."""
+        if self.joined:
+            await self._check_authorization()
 
     async def wa_event(self, message):
         """A domain event from the workers (messaging.events.publish)."""
@@ -179,8 +262,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.seen[eid] = None
             if len(self.seen) > SEEN_EVENTS:
                 self.seen.popitem(last=False)
-        if not await self._membership_holds():
-            return
         try:
             html = await runtime.db(
                 _render,

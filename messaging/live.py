@@ -4,11 +4,28 @@ The same partials render in the full page, the HTMX answer and the push: each fr
 partial with `hx-swap-oob`, so htmx replaces the element with the same id (or appends a new message to its
 conversation and moves its chat to the top of the inbox; static/js/waportal.js drops the older copy of an
 element that arrives twice). Fragments for elements not on the page are ignored by htmx.
+
+It also ends the sockets of whoever may no longer see them (a group per session, membership and user, which
+`messaging.consumers.LiveConsumer` joins): a logout closes that session's sockets (4401; the same user's other
+sessions keep theirs), a membership removed closes every socket of that member in that organization, whichever
+session (4403), and a password changed or reset makes every socket of the user check its session again (those
+of other sessions end, as the sessions themselves do). Best effort: with the channel layer down the logout or
+removal still happens, and each socket's periodic check closes it (consumers.AUTH_RECHECK_SECONDS).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
+
+from channels.layers import get_channel_layer
+from django.contrib.auth.signals import user_logged_out
+from django.db import transaction
+from django.db.models.signals import post_delete
 from django.template.loader import render_to_string
+
+logger = logging.getLogger(__name__)
 
 DEVICE_EVENTS = {
     "device.qr",
@@ -120,3 +137,70 @@ def render_removed(*, device_id: int, organization) -> list[str]:
         fragments.append(_rows(render_to_string("messaging/devices.html#empty_row", {})))
     fragments.append(render_to_string("messaging/devices.html#gone", {"device_id": device_id}))
     return fragments
+
+
+# --- ending the sockets of who may no longer see them ---------------------------------------------------
+
+CLOSE_SIGNED_OUT = 4401
+CLOSE_REMOVED = 4403
+CLOSE_SEND_SECONDS = 3.0  # a channel layer that does not answer must not hold a logout up longer
+
+
+def session_group(session_key: str) -> str:
+    # A digest: the session key is a credential and group names travel through (and rest in) Redis.
+    return "session-" + hashlib.sha256(session_key.encode()).hexdigest()[:40]
+
+
+def member_group(membership_id: int) -> str:
+    return f"member-{membership_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user-{user_id}"
+
+
+def tell_sockets(group: str, message: dict) -> bool:
+    """Send `message` to the sockets in `group`; False (logged) when the channel layer could not take it."""
+    from messaging import gateway
+
+    async def send():
+        await asyncio.wait_for(get_channel_layer().group_send(group, message), CLOSE_SEND_SECONDS)
+
+    try:
+        gateway.run_sync(send, timeout=CLOSE_SEND_SECONDS + 1)
+    except Exception:  # noqa: BLE001 - Redis away: the sockets' periodic check closes them instead
+        logger.warning("could not tell the live sockets of %s: %s", group, message.get("type"), exc_info=True)
+        return False
+    return True
+
+
+def close_sockets(group: str, code: int) -> bool:
+    return tell_sockets(group, {"type": "live.close", "code": code})
+
+
+def _signed_out(sender, request=None, user=None, **kwargs):
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        close_sockets(session_group(session_key), CLOSE_SIGNED_OUT)
+
+
+def _membership_deleted(sender, instance, **kwargs):
+    # After the commit: a socket told earlier could re-check and still find the membership.
+    group = member_group(instance.pk)
+    transaction.on_commit(lambda: close_sockets(group, CLOSE_REMOVED))
+
+
+def _password_changed(sender, user=None, **kwargs):
+    if user is not None:
+        group = user_group(user.pk)
+        transaction.on_commit(lambda: tell_sockets(group, {"type": "live.recheck"}))
+
+
+def connect_signals() -> None:
+    """Called once from MessagingConfig.ready (accounts knows nothing of sockets: it only sends signals)."""
+    from accounts.models import Membership
+    from accounts.signals import password_changed
+
+    user_logged_out.connect(_signed_out, dispatch_uid="messaging.live.signed_out")
+    post_delete.connect(_membership_deleted, sender=Membership, dispatch_uid="messaging.live.membership")
+    password_changed.connect(_password_changed, dispatch_uid="messaging.live.password_changed")

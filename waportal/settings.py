@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Above the middleware that set cookies, so it sees them all on the way out.
+    "waportal.secure_cookies.SecureCookiesOverHttpsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -256,15 +258,37 @@ WEBHOOK_LOG_RETENTION_DAYS = int(os.environ.get("WEBHOOK_LOG_RETENTION_DAYS", "3
 WEBHOOK_TASK_QUEUE = os.environ.get("WEBHOOK_TASK_QUEUE") or None
 EMBEDDED_TASK_CONCURRENCY = int(os.environ.get("EMBEDDED_TASK_CONCURRENCY", "4"))
 
+# How long a sign-in lasts (seconds since it began, as Django counts); two weeks unless set.
+_session_age = os.environ.get("SESSION_COOKIE_AGE", "").strip() or str(14 * 24 * 3600)
+if not _session_age.isdigit() or int(_session_age) <= 0:
+    raise ImproperlyConfigured(
+        f"SESSION_COOKIE_AGE must be a positive number of seconds, not {_session_age!r}"
+    )
+SESSION_COOKIE_AGE = int(_session_age)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it to send X-CSRFToken
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+
+def _proxy_ssl_header():
+    """The header a TLS-terminating proxy sets to `https` (it must also strip it from what clients send):
+    SECURE_PROXY_SSL_HEADER names it; `none` trusts no header. In production X-Forwarded-Proto unless set."""
+    name = os.environ.get("SECURE_PROXY_SSL_HEADER", "").strip()
+    if not name:
+        name = "" if EMBEDDED or DEBUG else "X-Forwarded-Proto"
+    if not name or name.lower() == "none":
+        return None
+    if not all(c.isalnum() or c == "-" for c in name):
+        raise ImproperlyConfigured(f"SECURE_PROXY_SSL_HEADER must be a header name, not {name!r}")
+    return ("HTTP_" + name.upper().replace("-", "_"), "https")
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
 if not DEBUG and not EMBEDDED:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_REFERRER_POLICY = "same-origin"

@@ -3,6 +3,13 @@
 Each function takes the tenant explicitly and looks the device up through it (another organization's device
 is DoesNotExist, a 404 for the caller), records an audit entry, and talks to the session worker holding the
 device only through the gateway, outside any transaction.
+
+Who may log a number out or remove it: owners and admins on the dashboard, and API keys with full access
+(keys are made by owners and admins only, so a full key acts with the authority they gave it; the drop-in
+contract's /app/logout and DELETE /devices need it). Operators and read-only keys may not: logging out
+unlinks the phone (someone must scan again), removing deletes the number's chats, messages and media for
+good. Both refusals are PermissionDenied (403) with a sentence saying who may. Operators still link, pair,
+reconnect and rename.
 """
 
 from __future__ import annotations
@@ -11,10 +18,14 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from accounts.models import ApiKeyAccess, Role
 from accounts.services import record_audit
 from messaging import events, gateway
 from messaging.models import Device, DeviceStatus
@@ -31,6 +42,8 @@ __all__ = [
     "reconnect_device",
     "rename_device",
     "remove_device",
+    "may_unlink",
+    "removal_summary",
 ]
 
 NAME_MAX = 80
@@ -76,6 +89,39 @@ def _announce(name: str, device: Device) -> None:
             logger.warning("live push of %s for device %s failed", name, outcome.device_id, exc_info=True)
 
     transaction.on_commit(push)
+
+
+def may_unlink(organization, *, actor=None, api_key=None) -> bool:
+    """Whether this member or key may log out or remove the organization's numbers (see the module)."""
+    if api_key is not None:
+        return api_key.organization_id == organization.pk and api_key.access == ApiKeyAccess.FULL
+    if actor is None:
+        return True  # the system itself (management commands, clean-up)
+    membership = organization.memberships.filter(user=actor).first() if actor.is_authenticated else None
+    return membership is not None and membership.has_role(Role.ADMIN)
+
+
+def _require_unlinker(organization, *, actor, api_key, member_refusal: str, key_refusal: str) -> None:
+    if not may_unlink(organization, actor=actor, api_key=api_key):
+        raise PermissionDenied(key_refusal if api_key is not None else member_refusal)
+
+
+def removal_summary(device: Device) -> dict:
+    """What removing the number deletes: its chats, its messages, and the media files stored with them."""
+    from messaging.models import Message
+
+    media = (
+        Message.objects.filter(device=device)
+        .exclude(media="")
+        .aggregate(files=Count("id"), size=Sum("media_size"))
+    )
+    return {
+        "chats": device.chats.count(),
+        "messages": Message.objects.filter(device=device).count(),
+        "media_files": media["files"] or 0,
+        "media_bytes": media["size"] or 0,
+        "contacts": device.contacts.count(),
+    }
 
 
 def create_device(*, organization, name, actor=None, api_key=None) -> Device:
@@ -185,6 +231,13 @@ def pair_device(*, organization, device, phone, actor=None, api_key=None) -> pro
 def logout_device(*, organization, device, actor=None, api_key=None) -> Device:
     """Unlink the number from WhatsApp (when connected) and stop driving it. The device row stays."""
     device = _get(organization, device)
+    _require_unlinker(
+        organization,
+        actor=actor,
+        api_key=api_key,
+        member_refusal=_("Only owners and admins may log a number out: it must then be linked again."),
+        key_refusal=_("Only an API key with full access may log a number out."),
+    )
     if gateway.worker_channel(device) is not None:
         try:
             gateway.call(device, "logout")
@@ -246,8 +299,18 @@ def rename_device(*, organization, device, name, actor=None, api_key=None) -> De
 
 
 def remove_device(*, organization, device, actor=None, api_key=None) -> None:
-    """Log the number out (best effort), stop its client and delete the device with its chats and messages."""
+    """Log the number out (best effort), stop its client and delete the device with its chats, messages,
+    contacts and the media files stored for them."""
+    from messaging.models import Message
+
     device = _get(organization, device)
+    _require_unlinker(
+        organization,
+        actor=actor,
+        api_key=api_key,
+        member_refusal=_("Only owners and admins may remove a number and everything stored for it."),
+        key_refusal=_("Only an API key with full access may remove a number."),
+    )
     if device.jid and gateway.worker_channel(device) is not None:
         try:
             gateway.call(device, "logout")
@@ -262,10 +325,21 @@ def remove_device(*, organization, device, actor=None, api_key=None) -> None:
             actor=actor,
             api_key=api_key,
             obj=device,
-            details={"jid": device.jid, "name": device.name},
+            details={"jid": device.jid, "name": device.name, **removal_summary(device)},
         )
         _announce("device.removed", device)
+        media = list(Message.objects.filter(device=device).exclude(media="").values_list("media", flat=True))
         device.delete()
+        # Files only once the rows are surely gone: a rolled-back removal must not lose a message's media.
+        transaction.on_commit(lambda: _delete_files(media))
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("could not delete the media file %s of a removed number", name, exc_info=True)
 
 
 def announce_unheld(window: float | None = None) -> int:

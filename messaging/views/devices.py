@@ -69,6 +69,10 @@ def device_create(request):
 def device_detail(request, device_id: int):
     device = org_device(request, device_id)
     context = page_context(request, device=device, sandbox=sandbox_enabled())
+    devices = service(DEVICES)
+    context["can_unlink"] = devices.may_unlink(request.organization, actor=request.user)
+    if context["can_unlink"]:
+        context["removal"] = devices.removal_summary(device)  # said before the Remove button
     if context["sandbox"]:
         from messaging.views.sandbox import peers
 
@@ -150,7 +154,9 @@ def device_reconnect(request, device_id: int):
     return _action(request, device_id, "reconnect_device", _("Reconnecting."))
 
 
-@member_required(write=True)
+# Logging out and removing: any member reaches the service (another organization's number is 404 first),
+# which refuses all but owners and admins with a sentence saying so (403).
+@member_required()
 @require_POST
 def device_logout(request, device_id: int):
     return _action(request, device_id, "logout_device", _("Logged out. Link it again to use it."))
@@ -168,7 +174,7 @@ def device_rename(request, device_id: int):
     return _action(request, device_id, "rename_device", _("Renamed."), name=form.cleaned_data["name"])
 
 
-@member_required(write=True)
+@member_required()
 @require_POST
 def device_remove(request, device_id: int):
     device = org_device(request, device_id)

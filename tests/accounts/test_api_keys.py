@@ -51,17 +51,30 @@ def test_key_needs_a_name_and_a_known_access(owner_client):
 
 
 @pytest.mark.parametrize("fixture", ["viewer_client", "operator_client"])
-def test_viewer_and_operator_see_keys_but_cannot_create_or_revoke(request, fixture, org, owner):
+def test_viewer_and_operator_neither_see_keys_nor_create_or_revoke(request, fixture, org, owner):
+    """Which programs hold keys, who made them, when they last acted: for those who manage keys only."""
     c = request.getfixturevalue(fixture)
     make_api_key(org, created_by=owner)
     key = ApiKey.objects.get()
-    page = c.get(reverse("accounts:api_keys")).content.decode()
-    assert key.key_prefix in page and "Create key" not in page
+    response = c.get(reverse("accounts:api_keys"))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "Only owners and admins may see" in page and key.key_prefix not in page and key.name not in page
+    assert reverse("accounts:api_keys") not in c.get(reverse("accounts:organization")).content.decode()
     assert create(c).status_code == 403
     assert c.post(reverse("accounts:api_key_revoke", args=[key.pk])).status_code == 403
     key.refresh_from_db()
     assert key.is_active and ApiKey.objects.count() == 1
     assert not AuditEvent.objects.exists()
+
+
+def test_admin_sees_the_keys_and_the_menu_link(request, org, owner, admin_user):
+    from tests.conftest import client_for
+
+    make_api_key(org, created_by=owner)
+    c = client_for(admin_user)
+    assert reverse("accounts:api_keys") in c.get(reverse("accounts:organization")).content.decode()
+    assert ApiKey.objects.get().key_prefix in c.get(reverse("accounts:api_keys")).content.decode()
 
 
 def test_keys_page_lists_only_this_organizations_keys(owner_client, api_key, other_api_key, other_org):
@@ -150,6 +163,6 @@ def test_key_created_on_the_page_works_on_the_rest_api_until_revoked(
     assert answer.json()["code"] == "UNAUTHORIZED"
 
 
-def test_keys_page_explains_the_three_ways_to_send_a_key(viewer_client):
-    page = viewer_client.get(reverse("accounts:api_keys")).content.decode()
+def test_keys_page_explains_the_three_ways_to_send_a_key(owner_client):
+    page = owner_client.get(reverse("accounts:api_keys")).content.decode()
     assert "Authorization: Bearer &lt;key&gt;" in page and "X-Api-Key: &lt;key&gt;" in page

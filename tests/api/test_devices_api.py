@@ -60,3 +60,35 @@ def test_qr_link_is_refused_when_forged_or_for_nothing(api, device):
     error(Client().get("/app/login/qr/forged.png"), 404, "NOT_FOUND")
     token = signing.dumps({"d": device.pk, "o": device.organization_id}, salt=QR_SALT, compress=True)
     error(Client().get(f"/app/login/qr/{token}.png"), 404, "NOT_FOUND")  # it shows no QR code
+
+
+@pytest.mark.django_db
+def test_a_read_only_key_cannot_log_out_or_remove_a_number(read_only_api, device):
+    body = error(read_only_api.delete(f"/devices/{device.pk}"), 403, "FORBIDDEN")
+    assert "read-only" in body["message"]
+    error(read_only_api.post(f"/devices/{device.pk}/logout"), 403, "FORBIDDEN")
+    error(read_only_api.get("/app/logout", headers={"X-Device-Id": str(device.pk)}), 403, "FORBIDDEN")
+    assert Device.objects.filter(pk=device.pk, status="disconnected").exists()
+
+
+@pytest.mark.django_db
+def test_another_organizations_number_cannot_be_removed_or_logged_out(api, other_device):
+    error(api.delete(f"/devices/{other_device.pk}"), 404, "NOT_FOUND", "device_id")
+    error(api.post(f"/devices/{other_device.pk}/logout"), 404, "NOT_FOUND", "device_id")
+    assert Device.objects.filter(pk=other_device.pk, status="connected").exists()
+
+
+@pytest.mark.django_db
+def test_the_service_refuses_a_read_only_key_even_past_the_endpoint(org, owner, device):
+    """Defence in depth: whoever calls the service with a read-only key is refused there too."""
+    from django.core.exceptions import PermissionDenied
+
+    from accounts.models import ApiKey
+    from messaging.services import devices
+    from tests.conftest import make_api_key
+
+    make_api_key(org, access="read", created_by=owner)
+    key = ApiKey.objects.get(organization=org, access="read")
+    with pytest.raises(PermissionDenied, match="full access"):
+        devices.remove_device(organization=org, device=device, api_key=key)
+    assert Device.objects.filter(pk=device.pk).exists()

@@ -33,7 +33,8 @@ def test_a_number_added_and_removed_in_one_tab_shows_in_another(asgi_server, chr
     assert watching.locator("#devices-empty").count() == 0
     assert watching.evaluate("window.__sameDocument === true"), "the page reloaded"
 
-    acting.on("dialog", lambda dialog: dialog.accept())  # hx-confirm
+    acting.click("#remove-device summary")  # the confirmation says what goes
+    assert "This cannot be undone" in acting.inner_text("[data-removal]")
     acting.click("form[action$='/remove/'] button")
     acting.wait_for_url(re.compile(r".*/dashboard/$"))
     watching.wait_for_selector(f"#device-{device_id}-row", state="detached")

@@ -5,6 +5,7 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
+from django.urls import reverse
 from django.utils.html import escape
 
 from messaging.services import devices
@@ -129,16 +130,142 @@ def test_frames_from_the_browser_are_validated_and_never_crash(wa, org, owner):
     wa.run(socket.disconnect())
 
 
-def test_a_member_removed_meanwhile_is_disconnected_at_the_next_check(wa, org, owner, monkeypatch):
+def _session_client(user) -> Client:
+    """A browser signed in as `user`: a session of its own."""
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+def _open_as(wa, client, path="/ws/live/"):
+    """A live socket of the browser `client` (its session cookie)."""
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+
+    async def connect():
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, _ = await communicator.connect(timeout=10)
+        assert connected
+        return communicator
+
+    return wa.run(connect())
+
+
+def _still_live(wa, socket, org):
+    """The socket still gets the organization's events (a number added shows up on it)."""
+    device = devices.create_device(organization=org, name="Still live?")
+    html = _receive(wa, socket)
+    assert f'id="device-{device.pk}-' in html
+    device.delete()
+
+
+def test_a_logout_closes_that_sessions_sockets_and_only_those(wa, org, owner):
+    """Signing out in one browser ends its live sockets at once; the same person's other browser keeps its own."""
+    desk = devices.create_device(organization=org, name="Desk", actor=owner)
+    browser, laptop = _session_client(owner), _session_client(owner)
+    first, second = _open_as(wa, browser), _open_as(wa, browser, f"/ws/live/?device={desk.pk}")
+    elsewhere = _open_as(wa, laptop)
+
+    assert browser.post(reverse("accounts:logout")).status_code == 302
+    assert _closed_with(wa, first) == 4401
+    assert _closed_with(wa, second) == 4401
+    _still_live(wa, elsewhere, org)
+    wa.run(elsewhere.disconnect())
+
+
+def test_a_member_removed_loses_every_socket_in_that_organization(wa, org, owner, operator, other_org):
+    """Removal ends the member's sockets of that organization in every session, not theirs in another one."""
+    from accounts import services
+    from accounts.models import Membership
+    from accounts.tenancy import SESSION_KEY
+    from tests.conftest import add_member
+
+    add_member(other_org, "operator", user=operator)
+    phone, desk = _session_client(operator), _session_client(operator)
+    there = _session_client(operator)
+    session = there.session
+    session[SESSION_KEY] = other_org.pk
+    session.save()
+    sockets = [_open_as(wa, phone), _open_as(wa, desk)]
+    in_other_org = _open_as(wa, there)
+
+    services.remove_member(
+        organization=org, membership=Membership.objects.get(organization=org, user=operator), actor=owner
+    )
+    assert [_closed_with(wa, socket) for socket in sockets] == [4403, 4403]
+    _still_live(wa, in_other_org, other_org)
+    wa.run(in_other_org.disconnect())
+
+
+def test_leaving_from_the_organization_page_closes_the_sockets(wa, org, owner, operator):
+    from accounts.models import Membership
+
+    browser = _session_client(operator)
+    socket = _open_as(wa, browser)
+    membership = Membership.objects.get(organization=org, user=operator)
+    response = browser.post(reverse("accounts:member_remove", args=[membership.pk]))
+    assert response.status_code == 302
+    assert _closed_with(wa, socket) == 4403
+
+
+@pytest.fixture
+def layer_down(monkeypatch):
+    """Redis away: every group message for closing sockets is lost (events still flow, as after the blip)."""
+    from messaging import live
+
+    class Refusing:
+        async def group_send(self, group, message):
+            raise ConnectionError("redis is away")
+
+    monkeypatch.setattr(live, "get_channel_layer", lambda: Refusing())
+
+
+def test_with_the_channel_layer_down_a_logout_succeeds_and_the_socket_closes_at_its_check(
+    wa, org, owner, layer_down, monkeypatch, caplog
+):
+    from messaging import consumers
+
+    monkeypatch.setattr(consumers, "AUTH_RECHECK_SECONDS", 0.2)
+    browser = _session_client(owner)
+    socket = _open_as(wa, browser)
+    assert browser.post(reverse("accounts:logout")).status_code == 302
+    assert browser.get(reverse("messaging:devices")).status_code == 302  # signed out all the same
+    assert "could not tell the live sockets" in caplog.text
+    assert _closed_with(wa, socket) == 4401
+
+
+def test_with_the_channel_layer_down_a_removed_member_is_closed_at_the_next_check(
+    wa, org, owner, operator, layer_down, monkeypatch
+):
+    from accounts import services
     from accounts.models import Membership
     from messaging import consumers
 
-    monkeypatch.setattr(consumers, "MEMBERSHIP_RECHECK_SECONDS", 0.0)
-    device = wa.linked_device(org)
-    socket = _open(wa, owner, f"/ws/live/?device={device.pk}")
-    Membership.objects.filter(user=owner, organization=org).delete()
-    devices.reconnect_device(organization=org, device=device)
+    monkeypatch.setattr(consumers, "AUTH_RECHECK_SECONDS", 0.2)
+    socket = _open_as(wa, _session_client(operator))
+    services.remove_member(
+        organization=org, membership=Membership.objects.get(organization=org, user=operator), actor=owner
+    )
     assert _closed_with(wa, socket) == 4403
+
+
+def test_a_password_change_closes_the_other_sessions_sockets(wa, org, owner):
+    """The browser that changed the password stays signed in; a session elsewhere ends, and its socket with it."""
+    browser, stolen = _session_client(owner), _session_client(owner)
+    socket = _open_as(wa, stolen)
+    response = browser.post(
+        reverse("accounts:password_change"),
+        {
+            "old_password": "correct horse battery",
+            "new_password1": "a brand new secret 42",
+            "new_password2": "a brand new secret 42",
+        },
+    )
+    assert response.status_code == 302
+    assert _closed_with(wa, socket) == 4401
+    assert browser.get(reverse("messaging:devices")).status_code == 200
 
 
 def test_a_user_in_no_organization_is_closed_with_4403(wa):

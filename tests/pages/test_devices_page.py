@@ -82,6 +82,59 @@ def test_viewer_cannot_act_on_a_device(viewer_client, device, name):
     assert Device.objects.filter(pk=device.pk).exists()
 
 
+@pytest.mark.parametrize("who", ["viewer_client", "operator_client"])
+@pytest.mark.parametrize("name", ["device_logout", "device_remove"])
+def test_only_owners_and_admins_log_out_or_remove_a_number(request, who, name, device):
+    """Logging out unlinks the phone; removing deletes everything stored for the number: not an operator's call."""
+    response = request.getfixturevalue(who).post(reverse(f"messaging:{name}", args=[device.pk]))
+    assert response.status_code == 403
+    assert "Only owners and admins may" in response.content.decode()
+    device.refresh_from_db()
+    assert device.status == "connected"
+
+
+@pytest.mark.parametrize("who", ["viewer_client", "operator_client"])
+def test_operators_and_viewers_are_not_offered_log_out_or_remove(request, who, device):
+    body = request.getfixturevalue(who).get(reverse("messaging:device", args=[device.pk])).content.decode()
+    assert reverse("messaging:device_logout", args=[device.pk]) not in body
+    assert reverse("messaging:device_remove", args=[device.pk]) not in body
+
+
+def test_the_remove_confirmation_says_what_goes(admin_client, device, django_capture_on_commit_callbacks):
+    import os
+
+    from django.core.files.base import ContentFile
+
+    from tests.pages.conftest import make_chat, make_message
+
+    chats = [make_chat(device), make_chat(device)]
+    for n in range(3):
+        make_message(chats[n % 2], text=f"m{n}")
+    with_media = make_message(chats[0], text="photo", media_size=2048)
+    with_media.media.save("photo.jpg", ContentFile(b"x" * 2048))
+    body = admin_client.get(reverse("messaging:device", args=[device.pk])).content.decode()
+    assert reverse("messaging:device_remove", args=[device.pk]) in body
+    assert "data-chats>2<" in body and "data-messages>4<" in body and "data-media>1<" in body
+    assert "2.0\xa0KB" in body or "2.0 KB" in body
+    assert "This cannot be undone." in body
+
+    path = with_media.media.path
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("messaging:device_remove", args=[device.pk]))
+    assert response.status_code == 302
+    assert not Device.objects.filter(pk=device.pk).exists()
+    assert not os.path.exists(path)  # its media files go with it
+
+
+def test_removal_is_in_the_audit_log_with_what_went(owner_client, owner, org, device):
+    from tests.pages.conftest import make_chat, make_message
+
+    make_message(make_chat(device))
+    owner_client.post(reverse("messaging:device_remove", args=[device.pk]))
+    event = org.audit_events.get(action="device.remove")
+    assert event.actor == owner and event.details["chats"] == 1 and event.details["messages"] == 1
+
+
 def test_viewer_cannot_add_a_number(viewer_client, org):
     response = viewer_client.post(reverse("messaging:device_create"), {"name": "Sneaky"})
     assert response.status_code == 403

@@ -324,11 +324,14 @@ def test_rename_reconnect_log_out_and_remove(wa, org, op):
     response = op.post(reverse("messaging:device_reconnect", args=[device.pk]), follow=True)
     assert "field-error" not in response.content.decode()
     wa.wait_event("device.connected", device=device)
-    op.post(reverse("messaging:device_logout", args=[device.pk]), HTTP_HX_REQUEST="true")
+    # Logging out and removing are for owners and admins (messaging.services.devices).
+    assert op.post(reverse("messaging:device_logout", args=[device.pk])).status_code == 403
+    admin = client_for(add_member(org, "admin"))
+    admin.post(reverse("messaging:device_logout", args=[device.pk]), HTTP_HX_REQUEST="true")
     wa.wait_event("device.logged_out", device=device, since_start=True)
     device.refresh_from_db()
     assert device.status == "logged_out"
-    response = op.post(reverse("messaging:device_remove", args=[device.pk]), HTTP_HX_REQUEST="true")
+    response = admin.post(reverse("messaging:device_remove", args=[device.pk]), HTTP_HX_REQUEST="true")
     assert response["HX-Redirect"] == reverse("messaging:devices")
     assert not org.devices.filter(pk=device.pk).exists()
 
@@ -453,7 +456,7 @@ def test_a_number_added_in_another_tab_appears_on_the_devices_page(wa, org, op):
         "Added elsewhere" in html and reverse("messaging:compose", args=[device.pk]) not in html
     )  # viewers cannot
 
-    op.post(reverse("messaging:device_remove", args=[device.pk]))
+    client_for(add_member(org, "owner")).post(reverse("messaging:device_remove", args=[device.pk]))
     html = _next_frame(wa, viewer_tab, f"delete:#device-{device.pk}-row")
     assert f'id="device-{device.pk}-link"' in html and "data-removed" in html  # its own page says so
     assert 'id="devices-empty"' in html  # it was the last: "No numbers yet." comes back
