@@ -201,7 +201,8 @@ def check(data: bytes, kind: str, *, declared: str = "", filename: str = "") -> 
     limit = max_bytes(kind)
     if len(data) > limit:
         raise MediaRefused("too_large", limit=limit)
-    found = sniff(data, kind)
+    # Markup too: a document that is HTML or SVG is sent (and stored) as what it is, whatever it was declared.
+    found = sniff(data, kind) or _markup(data[:4096])
     declared = (declared or "").split(";", 1)[0].strip().lower()
     if kind in ALLOWED_TYPES:
         if found not in ALLOWED_TYPES[kind]:

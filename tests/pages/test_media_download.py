@@ -171,3 +171,13 @@ def test_a_message_without_media_is_404(owner_client, device):
 )
 def test_identify_reads_the_bytes_and_uses_the_name_only_to_refine(data, filename, mime):
     assert media.identify(data, "document", filename) == mime
+
+
+def test_a_member_cannot_send_markup_under_another_name():
+    """/send/file and the compose page share media.check: an HTML or SVG document goes (and is kept) as
+    what it is, and an SVG is no picture."""
+    data, _ = ACTIVE["svg"]
+    assert media.check(data, "document", declared="image/png", filename="cat.png")[0] == "image/svg+xml"
+    with pytest.raises(media.MediaRefused) as refused:
+        media.check(data, "image", declared="image/png")
+    assert refused.value.found == "image/svg+xml"
