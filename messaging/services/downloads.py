@@ -52,6 +52,13 @@ def stored_name(wa_id: str, mime: str) -> str:
     return safe + STORED_EXTENSIONS.get(mime, ".bin")
 
 
+def offered_name(filename: str) -> str:
+    """The sender's file name, fit for a Content-Disposition header: no folders, no control characters (a
+    newline would make the answer a 500), not endless."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in name if c.isprintable()).strip()[:150]
+
+
 def store_media(message, data: bytes) -> None:
     """Keep the bytes of a message's media, under the type they are (not the one the sender declared)."""
     from messaging.models import Message
@@ -90,7 +97,7 @@ def media_response(message, file) -> FileResponse:
     file.seek(0)
     mime = media.identify(head, message.kind, message.media_filename)
     inline = mime in media.INLINE_TYPES
-    filename = message.media_filename or stored_name(message.wa_id, mime)
+    filename = offered_name(message.media_filename) or stored_name(message.wa_id, mime)
     response = FileResponse(file, as_attachment=not inline, filename=filename, content_type=mime)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = DOWNLOAD_CSP

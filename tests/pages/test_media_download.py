@@ -181,3 +181,10 @@ def test_a_member_cannot_send_markup_under_another_name():
     with pytest.raises(media.MediaRefused) as refused:
         media.check(data, "image", declared="image/png")
     assert refused.value.found == "image/svg+xml"
+
+
+def test_a_senders_file_name_cannot_break_the_answer(owner_client, device):
+    message = stored_message(make_chat(device), PNG, kind="image", filename='../a"b\r\nSet-Cookie: x=1.png')
+    response = owner_client.get(dashboard_url(message))
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    assert response["Content-Disposition"] == 'inline; filename="a\\"bSet-Cookie: x=1.png"'
