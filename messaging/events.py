@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from channels.layers import get_channel_layer
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
 from messaging import runtime
+from messaging.services.media import UNKNOWN_TYPE
 from messaging.whatsapp import protocol
 
 logger = logging.getLogger(__name__)
@@ -337,7 +337,8 @@ def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
             kind=str(msg.kind),
             text=msg.text,
             caption=msg.caption,
-            media_mime=msg.media.mime_type if msg.media else "",
+            # The sender's word is not taken: the type comes from the bytes once they are in (store_media).
+            media_mime=UNKNOWN_TYPE if msg.media else "",
             media_size=msg.media.size if msg.media else None,
             media_filename=msg.media.filename if msg.media else "",
             payload=payload,
@@ -554,15 +555,12 @@ def outcome_of_message(message, name: str, *, receiving: bool) -> list[Outcome]:
 
 def _store_media(message_id: int, data: bytes) -> None:
     from messaging.models import Message
+    from messaging.services.downloads import store_media
 
     message = Message.objects.filter(pk=message_id).first()
     if message is None or message.media:
         return
-    name = message.media_filename or f"{message.wa_id}"
-    message.media.save(name, ContentFile(data), save=False)
-    if not message.media_size:
-        message.media_size = len(data)
-    Message.objects.filter(pk=message_id).update(media=message.media.name, media_size=message.media_size)
+    store_media(message, data)
 
 
 def _refresh_payload(outcome: Outcome) -> None:

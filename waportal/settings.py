@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -74,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Above the middleware that set cookies, so it sees them all on the way out.
     "waportal.secure_cookies.SecureCookiesOverHttpsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -100,6 +102,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.csp",
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
@@ -285,6 +288,24 @@ def _proxy_ssl_header():
 
 
 SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+# Every page: scripts, styles and connections from our own origin only; no inline script, style attribute or
+# on* handler (the templates have none; a script that must be inline takes {{ csp_nonce }}), no eval (htmx runs
+# with allowEval off). Should markup ever be injected, it runs nothing. Pictures may also be data: URLs (the
+# sandbox's avatars) or WhatsApp's profile pictures. The API docs page loosens it for Swagger UI
+# (waportal/api.py); a media download answers with its own sandbox policy (messaging/services/downloads.py).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:", "https://*.whatsapp.net"],
+    "media-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],  # 'self' covers ws:/wss: to this host
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 if not DEBUG and not EMBEDDED:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

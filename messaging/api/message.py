@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.files.base import ContentFile
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from ninja import Path, Router, Schema
 from pydantic import Field
 
-from messaging import gateway
 from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, jid, ok
 from messaging.api.fields import Jid, Text
 from messaging.models import Message
-from messaging.services import messages
+from messaging.services import downloads, messages
 
 router = Router(tags=["message"], auth=AUTH)
 
@@ -102,24 +100,7 @@ def download(request, message_id: str = MessageId, phone: str | None = None) -> 
         raise ApiError(
             404, "NOT_FOUND", f"message_id: no message {message_id} on this device.", field="message_id"
         )
-    if not message.media:
-        ref = (message.payload or {}).get("media_ref")
-        if not ref:
-            raise field_error("message_id", "this message has no media.", status=404, code="NOT_FOUND")
-        data = gateway.call(ctx.device, "download_media", ref=ref)
-        message.media.save(message.media_filename or message.wa_id, ContentFile(data), save=False)
-        Message.objects.filter(pk=message.pk).update(
-            media=message.media.name, media_size=message.media_size or len(data)
-        )
     try:
-        media = message.media.open("rb")
-    except FileNotFoundError:
-        raise field_error(
-            "message_id", "the stored file of this message is gone.", status=404, code="NOT_FOUND"
-        ) from None
-    return FileResponse(
-        media,
-        as_attachment=True,
-        filename=message.media_filename or message.media.name.rsplit("/", 1)[-1],
-        content_type=message.media_mime or "application/octet-stream",
-    )
+        return downloads.download(ctx.device, message)
+    except downloads.NoMedia as exc:
+        raise field_error("message_id", str(exc), status=404, code="NOT_FOUND") from None

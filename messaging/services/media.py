@@ -1,9 +1,10 @@
-"""What a file may be to be sent, or set as a profile or group picture: one rule for the API and the dashboard.
+"""What a file is: what may be sent or set as a picture (one rule for the API and the dashboard), and what a stored one is.
 
 A size limit per kind (WhatsApp's own; settings.API_MEDIA_MAX_BYTES overrides any of them) and a type read
 from the file's first bytes: a declared content type is not trusted. `check` refuses with `MediaRefused`,
 whose `reason` each caller words in its own way (the API in English with its codes, the dashboard in the
-user's language next to the field).
+user's language next to the field). `identify` names the type a stored file is kept and served under (a
+received file's sender says what it likes), and `INLINE_TYPES` the few a browser may show on our origin.
 """
 
 from __future__ import annotations
@@ -31,6 +32,49 @@ ALLOWED_TYPES = {
     "audio": {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/wav", "audio/webm"},
     "video": {"video/mp4", "video/3gpp", "video/quicktime", "video/webm"},
 }
+
+
+# What a browser may show as it is (a picture, a sound, a film): formats that cannot carry a script. Any other
+# stored file (HTML, SVG, XML, PDF, ...) is only ever downloaded, never rendered on our origin.
+INLINE_TYPES = frozenset(ALLOWED_TYPES["image"] | ALLOWED_TYPES["audio"] | ALLOWED_TYPES["video"])
+UNKNOWN_TYPE = "application/octet-stream"
+# Containers whose exact type only the file name tells (a .docx is a ZIP file); used only once the bytes
+# have shown the container.
+ZIP_TYPES = {
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".odt": "application/vnd.oasis.opendocument.text",
+    ".ods": "application/vnd.oasis.opendocument.spreadsheet",
+    ".odp": "application/vnd.oasis.opendocument.presentation",
+    ".apk": "application/vnd.android.package-archive",
+}
+OLE_TYPES = {
+    ".doc": "application/msword",
+    ".xls": "application/vnd.ms-excel",
+    ".ppt": "application/vnd.ms-powerpoint",
+}
+# How markup begins (after a byte-order mark and white space), as browsers sniff it: `identify` names such a
+# file truthfully, so that nothing downstream mistakes it for something harmless.
+HTML_STARTS = (
+    b"<!doctype html",
+    b"<html",
+    b"<head",
+    b"<body",
+    b"<script",
+    b"<iframe",
+    b"<h1",
+    b"<div",
+    b"<font",
+    b"<table",
+    b"<a",
+    b"<style",
+    b"<title",
+    b"<b",
+    b"<br",
+    b"<p",
+    b"<!--",
+)
 
 
 class MediaRefused(Exception):
@@ -83,6 +127,69 @@ def sniff(data: bytes, kind: str) -> str:
     return ""
 
 
+def _markup(head: bytes) -> str:
+    """The type of a file that begins as HTML, SVG or XML, or ""."""
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip().lower()
+    if text.startswith(b"<?xml") or text.startswith(b"<!doctype svg"):
+        if b"<svg" in text:
+            return "image/svg+xml"
+        if b"<html" in text:
+            return "application/xhtml+xml"
+        return "application/xml"
+    if text.startswith(b"<svg"):
+        return "image/svg+xml"
+    for start in HTML_STARTS:
+        if text.startswith(start) and text[len(start) : len(start) + 1] in (
+            b" ",
+            b">",
+            b"/",
+            b"\t",
+            b"\n",
+            b"\r",
+        ):
+            return "text/html"
+    return ""
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut by the end of the head
+            return False
+        text = head[: exc.start].decode("utf-8")
+    return all(c.isprintable() or c in "\t\n\r\f" for c in text)
+
+
+def identify(data: bytes, kind: str = "document", filename: str = "") -> str:
+    """The content type a stored file is kept and served under, read from its bytes (its first few KB are
+    enough): never a sender's word. The file name only refines a type the bytes have shown (which office
+    document a ZIP file is, a CSV among texts); bytes that say nothing are UNKNOWN_TYPE."""
+    head = data[:4096]
+    found = sniff(head, kind)
+    if found == "application/pdf" or (not found and b"%PDF-" in head[:1024]):
+        return "application/pdf"  # browsers find the header anywhere in the first KB
+    if found:
+        return found
+    markup = _markup(head)
+    if markup:
+        return markup
+    ext = ("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else ""
+    if head.startswith(b"PK\x03\x04"):
+        return ZIP_TYPES.get(ext, "application/zip")
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return OLE_TYPES.get(ext, UNKNOWN_TYPE)
+    if head.startswith(b"\x1f\x8b"):
+        return "application/gzip"
+    if head.startswith(b"Rar!\x1a\x07"):
+        return "application/vnd.rar"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "application/x-7z-compressed"
+    if head and _is_text(head):
+        return "text/csv" if ext == ".csv" else "text/plain"
+    return UNKNOWN_TYPE
+
+
 def check(data: bytes, kind: str, *, declared: str = "", filename: str = "") -> tuple[str, str]:
     """The content type and file name to send a file of `kind` with, or MediaRefused.
 
@@ -94,7 +201,8 @@ def check(data: bytes, kind: str, *, declared: str = "", filename: str = "") -> 
     limit = max_bytes(kind)
     if len(data) > limit:
         raise MediaRefused("too_large", limit=limit)
-    found = sniff(data, kind)
+    # Markup too: a document that is HTML or SVG is sent (and stored) as what it is, whatever it was declared.
+    found = sniff(data, kind) or _markup(data[:4096])
     declared = (declared or "").split(";", 1)[0].strip().lower()
     if kind in ALLOWED_TYPES:
         if found not in ALLOWED_TYPES[kind]:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.services import record_audit
 from messaging import events, gateway, runtime
 from messaging.models import Chat, Device, Message, MessageStatus
+from messaging.services import downloads
 from messaging.whatsapp import protocol
 
 __all__ = ["queue_message"]
@@ -117,7 +118,8 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
         timestamp=now,
     )
     if media:
-        message.media.save(filename or f"{message.wa_id}", ContentFile(media), save=False)
+        # Not under the sender's file name: see downloads.stored_name.
+        message.media.save(downloads.stored_name(message.wa_id, mime_type), ContentFile(media), save=False)
 
     preview = events.preview_of(message.kind, text, caption)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db.models import Q
 from django.db.models.functions import Coalesce
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
-from messaging import gateway
 from messaging.models import Message
+from messaging.services import downloads
 from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
 
 MESSAGES = "messaging.services.messages"
@@ -172,21 +172,12 @@ def message_download(request, device_id: int, chat_id: int, message_id: int):
     device = org_device(request, device_id)
     chat = _chat(device, chat_id)
     message = _message(device, chat, message_id)
-    filename = message.media_filename or message.wa_id
-    if message.media:
-        return FileResponse(
-            message.media.open("rb"), filename=filename, content_type=message.media_mime or None
-        )
-    ref = (message.payload or {}).get("media_ref")
-    if not ref:
-        raise Http404("This message has no media.")
     try:
-        data = gateway.call(device, "download_media", ref=ref)
+        return downloads.download(device, message)
+    except downloads.NoMedia as exc:
+        raise Http404(str(exc)) from None
     except WRITE_ERRORS as exc:
         return HttpResponse(error_text(exc), status=503, content_type="text/plain; charset=utf-8")
-    response = HttpResponse(data, content_type=message.media_mime or "application/octet-stream")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 @member_required(write=True)

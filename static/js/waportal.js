@@ -91,3 +91,20 @@ document.addEventListener("click", function (evt) {
     shown.hidden = true;
   }
 });
+
+// What used to be inline handlers (onchange=, onclick=, onsubmit=), which the Content-Security-Policy forbids.
+// A select or switch marked data-submit-on-change submits its form (through htmx when the form is an htmx one).
+document.addEventListener("change", function (evt) {
+  var el = evt.target;
+  if (el.matches && el.matches("[data-submit-on-change]") && el.form) { el.form.requestSubmit(); }
+});
+// A read-only field marked data-select-on-click (a secret, a link to copy) selects all of itself.
+document.addEventListener("click", function (evt) {
+  var el = evt.target;
+  if (el.matches && el.matches("[data-select-on-click]")) { el.select(); }
+});
+// A plain form marked data-confirm asks first (htmx forms use hx-confirm).
+document.addEventListener("submit", function (evt) {
+  var form = evt.target;
+  if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) { evt.preventDefault(); }
+}, true);

@@ -1,5 +1,6 @@
 """A real server for the browser tests: `manage.py serve` (daphne, the session workers and the task worker in
-one process, as the README runs it) on a free port, over a fresh SQLite file, on the sandbox backend."""
+one process, as the README runs it) on a free port, over a fresh SQLite file, on the sandbox backend; and a
+Chromium whose every page fails the test that opened it if it breaks the Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -34,6 +35,19 @@ class LiveServer:
     email: str
     password: str
     log: Path
+    env: dict  # the server's environment: `run_in_server` runs Django code against its database
+
+    def run_in_server(self, code: str) -> str:
+        """Run Python `code` (after django.setup()) on the server's settings and database; its stdout."""
+        done = subprocess.run(
+            [sys.executable, "-c", "import django\ndjango.setup()\n" + code],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout
 
 
 def _free_port() -> int:
@@ -94,7 +108,7 @@ def asgi_server(tmp_path_factory):
         )
     try:
         _wait_until_serving(proc, port, log)
-        yield LiveServer(url=f"http://127.0.0.1:{port}", email=EMAIL, password=PASSWORD, log=log)
+        yield LiveServer(url=f"http://127.0.0.1:{port}", email=EMAIL, password=PASSWORD, log=log, env=env)
     finally:
         proc.terminate()
         try:
@@ -108,7 +122,7 @@ def asgi_server(tmp_path_factory):
 # started, and every async test collected after this module would fail with "cannot be called from a running
 # event loop".
 @pytest.fixture(scope="module")
-def chromium():
+def chromium_browser():
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -134,3 +148,48 @@ def chromium():
 
     # The loop Playwright ran in this thread must be gone with it, or every async test after this would fail.
     assert asyncio._get_running_loop() is None, "Playwright left an asyncio loop running in the test thread"
+
+
+# Reported on the page by the browser for every blocked script, style, connection or handler; passed to the
+# console, where the context's listener collects it (a violation inside a page Playwright does not watch, a
+# popup say, still reaches the context).
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  var where = e.target && e.target.outerHTML ? " on " + e.target.outerHTML.slice(0, 200) : "";
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") +
+                " at " + e.sourceFile + ":" + e.lineNumber + where);
+});
+"""
+
+
+class CspCheckedBrowser:
+    """The Chromium a test drives: every context it opens reports Content-Security-Policy violations, which
+    fail the test (`violations`, checked when the test ends)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+        self.violations: list[str] = []
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        context.add_init_script(REPORT_VIOLATIONS)
+
+        def on_console(message):
+            # Chromium's own report ("Refused to execute inline script because it violates the following
+            # Content Security Policy directive ...") and the event's, above.
+            text = message.text
+            if "Content Security Policy" in text or text.startswith("CSP violation"):
+                self.violations.append(f"{message.page.url if message.page else '?'}: {text}")
+
+        context.on("console", on_console)
+        return context
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
+@pytest.fixture
+def chromium(chromium_browser):
+    browser = CspCheckedBrowser(chromium_browser)
+    yield browser
+    assert not browser.violations, "Content-Security-Policy violations:\n" + "\n".join(browser.violations)

@@ -109,7 +109,7 @@ def test_link_chat_and_manage_a_group_live(asgi_server, chromium, tmp_path):
 
     # The socket drops (the server restarts, say): the extension reconnects and the page re-fetches its
     # messages, so one written meanwhile shows up too.
-    page.wait_for_function("window.__wsOpens >= 1")
+    page.wait_for_function("() => window.__wsOpens >= 1")
     opens = page.evaluate("window.__wsOpens")
     conversation_path = re.sub(r"^https?://[^/]+", "", page.url)
     with page.expect_request(
@@ -118,7 +118,7 @@ def test_link_chat_and_manage_a_group_live(asgi_server, chromium, tmp_path):
         sockets[-1].close(code=1012, reason="service restart")
         phone.fill(f"#sandbox-phone-{device_id} input[name=text]", "Written while the socket was down")
         phone.click(f"#sandbox-phone-{device_id} #sandbox-peer-send")
-        page.wait_for_function(f"window.__wsOpens > {opens}")
+        page.wait_for_function(f"() => window.__wsOpens > {opens}")
     page.wait_for_selector(".msg-in:has-text('Written while the socket was down')")
     assert page.locator(".msg-in:has-text('Written while the socket was down')").count() == 1
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"

@@ -17,7 +17,7 @@ def test_a_number_added_and_removed_in_one_tab_shows_in_another(asgi_server, chr
     watching = _sign_in(context, asgi_server)
     watching.add_init_script("document.addEventListener('htmx:wsOpen', () => { window.__wsOpen = true; });")
     watching.goto(f"{base}/dashboard/")
-    watching.wait_for_function("window.__wsOpen === true")
+    watching.wait_for_function("() => window.__wsOpen === true")
     watching.evaluate("window.__sameDocument = true")
 
     acting = context.new_page()
