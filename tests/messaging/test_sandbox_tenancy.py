@@ -163,6 +163,17 @@ async def test_refusals_name_no_group_the_device_is_not_in(net):
         assert "not a participant of this group" in refused.value.message
 
 
+async def test_a_groups_picture_is_for_its_participants(net):
+    device = await net.link()
+    summary = await call(sandbox.network_summary)
+    secret = next(g for g in summary["groups"] if device.jid not in g["participants"])
+    with pytest.raises(p.Forbidden) as refused:
+        await device.client.avatar(jid=secret["jid"])
+    assert secret["name"] not in refused.value.message
+    await call(sandbox.add_group_member, group=secret["jid"], phone=device.phone)
+    assert (await device.client.avatar(jid=secret["jid"])).url.startswith("data:image/")
+
+
 async def test_refusals_inside_a_group_or_newsletter_name_it_not(net):
     device = await net.link()
     summary = await call(sandbox.network_summary)

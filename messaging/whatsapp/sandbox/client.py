@@ -428,8 +428,8 @@ class SandboxClient(p.WhatsAppClient):
         return await runtime.db(_user_info, jids)
 
     async def avatar(self, *, jid: str, preview: bool = False, community: bool = False) -> Avatar | None:
-        self._require_connected()
-        return await runtime.db(_avatar, jid, preview)
+        phone = self._require_connected()
+        return await runtime.db(_avatar, jid, preview, _user_jid(phone))
 
     async def set_avatar(self, *, image: bytes) -> str:
         return await self._act("set_avatar", image)
