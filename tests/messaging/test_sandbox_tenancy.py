@@ -174,6 +174,19 @@ async def test_a_groups_picture_is_for_its_participants(net):
     assert (await device.client.avatar(jid=secret["jid"])).url.startswith("data:image/")
 
 
+async def test_no_read_receipts_into_a_group_the_device_is_not_in(net):
+    device = await net.link()
+    summary = await call(sandbox.network_summary)
+    secret = next(g for g in summary["groups"] if device.jid not in g["participants"])
+    member = next(iter(secret["participants"])).split("@")[0]
+    message_id = await call(sandbox.peer_send, from_phone=member, to_jid=secret["jid"], text="members only")
+    with pytest.raises(p.Forbidden, match="not a participant of this group"):
+        await device.client.mark_read(
+            chat=secret["jid"], message_ids=[message_id], sender=f"{member}@s.whatsapp.net"
+        )
+    assert device.jid not in (await call(sandbox.message_state, message_id))["read_by"]
+
+
 async def test_refusals_inside_a_group_or_newsletter_name_it_not(net):
     device = await net.link()
     summary = await call(sandbox.network_summary)

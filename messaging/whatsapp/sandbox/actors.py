@@ -402,6 +402,8 @@ class _Actor(_GroupActor):
     def mark_read(self, *, chat: str, message_ids: list[str]) -> None:
         if not message_ids:
             raise InvalidRequest("message_ids: at least one message ID is required")
+        if p.is_group(_jid(chat, field="chat")):
+            self._group(chat)  # receipts go to a group's participants from its participants only
         rows = []
         for message_id in message_ids:
             row = self._message(chat, message_id)
