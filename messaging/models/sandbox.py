@@ -47,6 +47,11 @@ class SandboxAccount(models.Model):
     business = models.JSONField(null=True, blank=True)  # business profile, for business accounts
     privacy = models.JSONField(default=dict, blank=True)
     contacts = models.JSONField(default=list, blank=True)  # JIDs in this phone's address book
+    # The organization whose device first linked this phone: the network is shared by every tenant, and a
+    # number one organization linked stays its own (no other may link it, or write as it, even once unlinked).
+    organization = models.ForeignKey(
+        "accounts.Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     presence = models.CharField(max_length=12, blank=True)
     last_seen = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -43,11 +43,40 @@ def sandbox_panel(request):
     return render(request, "messaging/sandbox.html", page_context(request, devices=devices, peers=peers()))
 
 
+def _number(value: str, label: str) -> tuple[str, str]:
+    """The digits of a typed number, or "" and what is wrong with it, naming the field by its label."""
+    try:
+        return protocol.normalize_phone(value), ""
+    except ValueError:
+        return "", _("%(field)s: enter a phone number with its country code, like +90 555 111 22 33.") % {
+            "field": label
+        }
+
+
+def _link_refusal(request, phone: str, label: str) -> str:
+    """Why this organization may not link a device as `phone` ("" when it may): another organization's
+    number, or a simulated contact's. Names the field and the number typed, nothing of anyone else's."""
+    sandbox = service(SANDBOX)
+    reason = sandbox.link_refusal(phone, organization_id=request.organization.pk)
+    if reason == sandbox.CONTACT:
+        return _("%(field)s: +%(phone)s is a simulated contact's number; no device can be linked as it.") % {
+            "field": label,
+            "phone": phone,
+        }
+    if reason:
+        return _("%(field)s: +%(phone)s is another organization's number; use a number of your own.") % {
+            "field": label,
+            "phone": phone,
+        }
+    return ""
+
+
 @member_required(write=True)
 @require_POST
 def sandbox_scan(request, device_id: int):
     _require_sandbox()
     device = org_device(request, device_id)
+    label = _("Phone scanning the QR")
     phone = (request.POST.get("phone") or "").strip()
     if not device.qr_code:
         return done(
@@ -56,11 +85,13 @@ def sandbox_scan(request, device_id: int):
             _back(request, device),
             error=True,
         )
+    if phone:  # no number given: the simulated network makes a new phone for it
+        phone, error = _number(phone, label)
+        error = error or _link_refusal(request, phone, label)
+        if error:
+            return done(request, error, _back(request, device), error=True)
     try:
-        # No number given: the simulated network makes a new phone for it.
-        service(SANDBOX).phone_scan(
-            qr_code=device.qr_code, phone=protocol.normalize_phone(phone) if phone else None
-        )
+        service(SANDBOX).phone_scan(qr_code=device.qr_code, phone=phone or None)
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _back(request, device), error=True)
     return done(request, _("The simulated phone scanned the QR code."), _back(request, device))
@@ -71,6 +102,7 @@ def sandbox_scan(request, device_id: int):
 def sandbox_enter_code(request, device_id: int):
     _require_sandbox()
     device = org_device(request, device_id)
+    label = _("Phone entering the code")
     code = (request.POST.get("code") or device.pair_code).strip()
     phone = (request.POST.get("phone") or "").strip()
     if not code or not phone:
@@ -80,8 +112,12 @@ def sandbox_enter_code(request, device_id: int):
             _back(request, device),
             error=True,
         )
+    phone, error = _number(phone, label)
+    error = error or _link_refusal(request, phone, label)
+    if error:
+        return done(request, error, _back(request, device), error=True)
     try:
-        service(SANDBOX).phone_enter_code(phone=protocol.normalize_phone(phone), code=code)
+        service(SANDBOX).phone_enter_code(phone=phone, code=code)
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _back(request, device), error=True)
     return done(request, _("The simulated phone entered the code."), _back(request, device))
@@ -92,6 +128,7 @@ def sandbox_enter_code(request, device_id: int):
 def sandbox_peer_send(request, device_id: int):
     _require_sandbox()
     device = org_device(request, device_id)
+    label = _("From")
     from_phone = (request.POST.get("from_phone") or "").strip()
     text = (request.POST.get("text") or "").strip()
     if not device.jid:
@@ -100,9 +137,19 @@ def sandbox_peer_send(request, device_id: int):
         return done(
             request, _("Pick a simulated contact and write something."), _back(request, device), error=True
         )
+    from_phone, error = _number(from_phone, label)
+    sandbox = service(SANDBOX)
+    if not error and sandbox.send_refusal(from_phone, organization_id=request.organization.pk):
+        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
+            "field": label,
+            "phone": from_phone,
+        }
+    if error:
+        return done(request, error, _back(request, device), error=True)
     try:
-        service(SANDBOX).peer_send(
-            from_phone=protocol.normalize_phone(from_phone), to_jid=device.jid, text=text
+        # The network checks again as it sends: the number may have been linked elsewhere meanwhile.
+        sandbox.peer_send(
+            from_phone=from_phone, to_jid=device.jid, text=text, organization_id=request.organization.pk
         )
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _back(request, device), error=True)

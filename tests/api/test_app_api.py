@@ -60,6 +60,17 @@ def test_link_by_pairing_code(wa, org, api_key):
     assert device.phone == phone
 
 
+@pytest.mark.django_db(transaction=True)
+def test_no_pairing_code_for_another_organizations_number(wa, org, other_org, other_api_key):
+    """On the shared simulated network, a number one organization linked is not another's to link."""
+    ours = wa.linked_device(org)
+    Device.objects.create(organization=other_org, name="Theirs")
+    body = error(
+        ApiClient(other_api_key).get("/app/login-with-code", {"phone": ours.phone}), 403, "FORBIDDEN"
+    )
+    assert body["message"].startswith("phone: ") and org.name not in body["message"]
+
+
 @pytest.mark.django_db
 def test_malformed_phone_for_pairing_is_400(api):
     error(api.get("/app/login-with-code", {"phone": "my phone"}), 400, "VALIDATION_ERROR", "phone")

@@ -117,6 +117,26 @@ def test_join_with_link_on_the_sandbox(wa, org, api_key):
     )
 
 
+@pytest.mark.django_db(transaction=True)
+def test_refusals_name_no_group_the_number_is_not_in(wa, org, api_key):
+    """Another organization's group (or any group we are not in) is not described to us by its refusals."""
+    device = wa.linked_device(org)
+    api = ApiClient(api_key)
+    secret = next(g for g in wa.sandbox.network_summary()["groups"] if device.jid not in g["participants"])
+    refusals = [
+        api.get("/group/info", {"group_id": secret["jid"]}),
+        api.get("/group/invite-link", {"group_id": secret["jid"]}),
+        api.get("/group/participant-requests", {"group_id": secret["jid"]}),
+        api.post("/group/name", {"group_id": secret["jid"], "name": "ours now"}),
+        api.post("/group/participants", {"group_id": secret["jid"], "participants": [device.phone]}),
+        api.post("/group/leave", {"group_id": secret["jid"]}),
+    ]
+    for response in refusals:
+        body = error(response, response.status_code)
+        assert response.status_code in (403, 404), body
+        assert secret["name"] not in body["message"] and "not a participant of this group" in body["message"]
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("path", "body", "field"),

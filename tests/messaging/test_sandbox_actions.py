@@ -315,6 +315,8 @@ async def test_avatars(net):
     with pytest.raises(p.NotFound):
         await linked.client.avatar(jid=await call(sandbox.unregistered_phone))
     group = summary["groups"][0]["jid"]
+    # A group's picture is for its participants.
+    await call(sandbox.add_group_member, group=group, phone=linked.phone)
     assert (await linked.client.avatar(jid=group)).url.startswith("data:image/png")
 
 

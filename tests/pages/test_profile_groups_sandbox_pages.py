@@ -1,10 +1,13 @@
 """Profile, groups and the simulated phone: roles, tenancy and how they behave with the number offline."""
 
+from html import unescape
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts.models import AuditEvent
+from messaging.models import Device, SandboxMessage, SandboxSession
 
 ROLES = ["owner_client", "operator_client", "viewer_client"]
 GROUP = "120363000000000001@g.us"
@@ -154,7 +157,73 @@ def test_the_simulated_phone_refuses_viewers_and_other_tenants(
     settings.WA_BACKEND = "sandbox"
     for name in ("sandbox_scan", "sandbox_code", "sandbox_send"):
         assert viewer_client.post(reverse(f"messaging:{name}", args=[device.pk])).status_code == 403
-        assert owner_client.post(reverse(f"messaging:{name}", args=[other_device.pk])).status_code == 404
+        filled = {"phone": "905551112233", "code": "ABCD-EFGH", "from_phone": "905551112233", "text": "x"}
+        assert (
+            owner_client.post(reverse(f"messaging:{name}", args=[other_device.pk]), filled).status_code == 404
+        )
+    panel = owner_client.get(reverse("messaging:sandbox")).content.decode()
+    assert device.name in panel and other_device.name not in panel
+
+
+def their_number(other_device) -> str:
+    """The other organization's device linked on the simulated network, as its own number."""
+    from messaging.whatsapp import sandbox
+
+    return sandbox.store_session(device_id=other_device.pk, phone=other_device.phone)["phone"]
+
+
+def flash(response) -> str:
+    return unescape(response.content.decode())
+
+
+def test_an_operator_cannot_link_a_device_as_another_organizations_number(
+    operator_client, device, other_device, settings
+):
+    settings.WA_BACKEND = "sandbox"
+    theirs = their_number(other_device)
+    Device.objects.filter(pk=device.pk).update(qr_code="2@sandbox:waiting", pair_code="ABCD-EFGH")
+    scan = operator_client.post(
+        reverse("messaging:sandbox_scan", args=[device.pk]), {"phone": "+" + theirs}, follow=True
+    )
+    assert f"Phone scanning the QR: +{theirs} is another organization's number" in flash(scan)
+    code = operator_client.post(
+        reverse("messaging:sandbox_code", args=[device.pk]),
+        {"phone": theirs, "code": "ABCD-EFGH"},
+        follow=True,
+    )
+    assert f"Phone entering the code: +{theirs} is another organization's number" in flash(code)
+    assert not SandboxSession.objects.filter(device=device).exists()
+    assert other_device.name not in flash(scan) + flash(code)
+
+
+def test_an_operator_cannot_link_a_device_as_a_simulated_contact_or_a_non_number(
+    operator_client, device, settings
+):
+    from messaging.whatsapp import sandbox
+
+    settings.WA_BACKEND = "sandbox"
+    contact = sandbox.peer_phones()[0]
+    Device.objects.filter(pk=device.pk).update(qr_code="2@sandbox:waiting")
+    url = reverse("messaging:sandbox_scan", args=[device.pk])
+    page = flash(operator_client.post(url, {"phone": contact}, follow=True))
+    assert f"Phone scanning the QR: +{contact} is a simulated contact's number" in page
+    page = flash(operator_client.post(url, {"phone": "hello"}, follow=True))
+    assert "Phone scanning the QR: enter a phone number with its country code" in page
+    assert not SandboxSession.objects.filter(device=device).exists()
+
+
+def test_an_operator_cannot_write_as_another_organizations_number(
+    operator_client, device, other_device, settings
+):
+    settings.WA_BACKEND = "sandbox"
+    theirs = their_number(other_device)
+    response = operator_client.post(
+        reverse("messaging:sandbox_send", args=[device.pk]),
+        {"from_phone": theirs, "text": "I am them"},
+        follow=True,
+    )
+    assert f"From: +{theirs} is another organization's number; pick a simulated contact." in flash(response)
+    assert not SandboxMessage.objects.filter(sender=f"{theirs}@s.whatsapp.net").exists()
 
 
 def test_a_picture_is_checked_by_its_content_and_size_before_it_goes_to_whatsapp(

@@ -9,6 +9,8 @@ lives in this process, else through `gateway.notify_worker(device_id, {"type": "
 Rules are WhatsApp's: only registered numbers exist, non-admins cannot change participants, announce
 groups take messages from admins only, locked groups take info changes from admins only, only your own
 message can be edited and only within 15 minutes, a pairing code works for the number it was asked for.
+Every organization shares the network, so one more rule is the network's own: no organization links a
+device as another's number or writes as it, and refusals name no group or newsletter (see `tenancy`).
 
 Simulated peers answer what a device sends them: receipts (delivered, then read unless their privacy
 hides read receipts), then by their behaviour: `echo` types and echoes, `react` reacts, `media` answers
@@ -22,8 +24,9 @@ follow_newsletter, sent_to, received_by, advance_clock / set_clock (the network'
 The package, bottom up (each module imports only those above it): `network` (limits, roles, clock, JIDs),
 `media` (generated pictures and files), `seeding` (the seeded network and its summary), `waking` (poking
 clients), `messages` (what a message carries), `groups` and `actors` (an account acting by the rules),
-`reads`, `linking` (QR and pairing codes), `peers` and `inspection` (for the simulated phone and tests),
-`client` (a device's client and the backend).
+`reads`, `tenancy` (which numbers an organization may link or write as: every tenant shares the network),
+`linking` (QR and pairing codes), `peers` and `inspection` (for the simulated phone and tests), `client`
+(a device's client and the backend).
 """
 
 from messaging.whatsapp.sandbox.client import SandboxBackend, SandboxClient
@@ -71,11 +74,14 @@ from messaging.whatsapp.sandbox.seeding import (
     seed_network,
     unregistered_phone,
 )
+from messaging.whatsapp.sandbox.tenancy import CONTACT, FOREIGN, link_refusal, send_refusal
 
 __all__ = [
     "ADMIN",
+    "CONTACT",
     "DEFAULT_PRIVACY",
     "EDIT_WINDOW",
+    "FOREIGN",
     "GROUP_NAME_MAX",
     "GROUP_TOPIC_MAX",
     "INVITE_PREFIX",
@@ -85,8 +91,6 @@ __all__ = [
     "PUSH_NAME_MAX",
     "REVOKE_WINDOW",
     "SUPERADMIN",
-    "SandboxBackend",
-    "SandboxClient",
     "add_group_member",
     "advance_clock",
     "avatar_bytes",
@@ -94,6 +98,7 @@ __all__ = [
     "fresh_phone",
     "group_state",
     "identicon",
+    "link_refusal",
     "message_state",
     "network_summary",
     "now",
@@ -113,7 +118,10 @@ __all__ = [
     "phone_unlink",
     "received_by",
     "sample_media",
+    "SandboxBackend",
+    "SandboxClient",
     "seed_network",
+    "send_refusal",
     "sent_by",
     "sent_to",
     "set_clock",

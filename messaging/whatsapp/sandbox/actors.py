@@ -195,7 +195,7 @@ class _Actor(_GroupActor):
         if p.is_group(to):
             group = self._group(to)
             if group.announce and not self._is_admin(group):
-                raise Forbidden(f"Only admins can send messages to {group.name}.")
+                raise Forbidden("Only admins can send messages to this group.")
             members = SandboxAccount.objects.filter(
                 phone__in=[p.jid_user(j) for j in group.participants if j != self.jid], registered=True
             ).only(*_PLAN_FIELDS)
@@ -204,7 +204,7 @@ class _Actor(_GroupActor):
             news = SandboxNewsletter.objects.filter(jid=to).first()
             if news is None:
                 raise NotFound(f"There is no newsletter {to}.")
-            raise Forbidden(f"Only the admins of {news.name} can post to it.")
+            raise Forbidden("Only the newsletter's admins can post to it.")
         else:
             # The recipient and the sender (for the name its message carries) in one query.
             accounts = self._accounts_of({p.jid_user(to), self.phone})
@@ -402,6 +402,8 @@ class _Actor(_GroupActor):
     def mark_read(self, *, chat: str, message_ids: list[str]) -> None:
         if not message_ids:
             raise InvalidRequest("message_ids: at least one message ID is required")
+        if p.is_group(_jid(chat, field="chat")):
+            self._group(chat)  # receipts go to a group's participants from its participants only
         rows = []
         for message_id in message_ids:
             row = self._message(chat, message_id)
@@ -484,7 +486,7 @@ class _Actor(_GroupActor):
         if news is None:
             raise NotFound(f"There is no newsletter {jid}.")
         if self.jid not in news.followers:
-            raise NotFound(f"You do not follow {news.name}.")
+            raise NotFound("You do not follow this newsletter.")
         news.followers = [f for f in news.followers if f != self.jid]
         news.subscribers = max(news.subscribers - 1, 0)
         news.save(update_fields=["followers", "subscribers"])

@@ -33,6 +33,7 @@ from messaging.whatsapp.protocol import (
     SendResult,
     UserInfo,
 )
+from messaging.whatsapp.sandbox import tenancy
 from messaging.whatsapp.sandbox.actors import _Actor, _outgoing_from
 from messaging.whatsapp.sandbox.groups import _group_info, _joined_groups
 from messaging.whatsapp.sandbox.linking import (
@@ -224,6 +225,8 @@ class SandboxClient(p.WhatsAppClient):
         registered = await runtime.db(_is_registered_or_new, phone)
         if not registered:
             raise NotFound(f"{phone} is not on WhatsApp.")
+        # Refused now rather than when the code is entered: a code for another organization's number is useless.
+        await runtime.db(tenancy.require_link, phone, device_id=self.device_id)
         code = await runtime.db(_new_pair_code, self.device_id, phone)
         self._stop_qr()
         await self._emit(p.PairCodeEvent(code=code, expires_in=PAIR_CODE_SECONDS))
@@ -425,8 +428,8 @@ class SandboxClient(p.WhatsAppClient):
         return await runtime.db(_user_info, jids)
 
     async def avatar(self, *, jid: str, preview: bool = False, community: bool = False) -> Avatar | None:
-        self._require_connected()
-        return await runtime.db(_avatar, jid, preview)
+        phone = self._require_connected()
+        return await runtime.db(_avatar, jid, preview, _user_jid(phone))
 
     async def set_avatar(self, *, image: bytes) -> str:
         return await self._act("set_avatar", image)

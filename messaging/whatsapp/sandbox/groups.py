@@ -44,7 +44,7 @@ class _GroupActor:
         if group is None:
             raise NotFound(f"There is no group {jid}.")
         if member and self.jid not in group.participants:
-            raise Forbidden(f"You are not a participant of {group.name}.")
+            raise Forbidden("You are not a participant of this group.")
         return group
 
     def _is_admin(self, group) -> bool:
@@ -253,7 +253,7 @@ class _GroupActor:
         if group is None:
             raise NotFound(f"There is no group {jid}.")
         if self.jid not in group.participants:
-            raise NotFound(f"You are not a participant of {group.name}.")
+            raise NotFound("You are not a participant of this group.")
         members = dict(group.participants)
         members.pop(self.jid)
         if members and not any(r in (ADMIN, SUPERADMIN) for r in members.values()):
@@ -268,7 +268,7 @@ class _GroupActor:
     def _edit_info(self, jid: str, what: str):
         group = self._group(jid)
         if group.locked and not self._is_admin(group):
-            raise Forbidden(f"Only admins can {what} of {group.name} (the group is locked).")
+            raise Forbidden(f"Only admins can {what} of this group (its info is locked).")
         return group
 
     def set_group_name(self, *, jid: str, name: str) -> None:

@@ -13,6 +13,7 @@ from messaging.whatsapp.protocol import (
     InvalidRequest,
     NotFound,
 )
+from messaging.whatsapp.sandbox import tenancy
 from messaging.whatsapp.sandbox.actors import _Actor
 from messaging.whatsapp.sandbox.network import (
     DEFAULT_PRIVACY,
@@ -65,7 +66,10 @@ def _link(device_id: int, phone: str) -> dict:
 
     if SandboxSession.objects.filter(device_id=device_id).exists():
         raise InvalidRequest("This device is already linked.")
+    organization_id = tenancy.require_link(phone, device_id=device_id)
     account = _phone_account(phone)
+    if not tenancy.claim(account, organization_id):  # another organization linked it a moment ago
+        raise Forbidden(f"phone: {tenancy.REFUSALS[tenancy.FOREIGN]}")
     SandboxSession.objects.create(device_id=device_id, phone=account.phone, push_name=account.push_name)
     return {
         "device_id": device_id,
@@ -140,11 +144,13 @@ def phone_unlink(*, device_id: int) -> None:
 
 def store_session(*, device_id: int, phone: str, push_name: str = "") -> dict:
     """Record a device as linked to `phone` without a scan (the demo): its client connects at start."""
-    from messaging.models import SandboxSession
+    from messaging.models import Device, SandboxSession
 
     _network()
     phone = _phone(phone)
     account = _phone_account(phone, push_name)
+    organization_id = Device.objects.filter(pk=device_id).values_list("organization_id", flat=True).first()
+    tenancy.claim(account, organization_id)  # the demo's own number: claimed, never refused
     session, _ = SandboxSession.objects.update_or_create(
         device_id=device_id, defaults=dict(phone=account.phone, push_name=account.push_name, announced=True)
     )

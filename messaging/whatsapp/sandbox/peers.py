@@ -12,6 +12,7 @@ from messaging.whatsapp.protocol import (
     ParticipantResult,
     Presence,
 )
+from messaging.whatsapp.sandbox import tenancy
 from messaging.whatsapp.sandbox.actors import _Actor, _outgoing_from
 from messaging.whatsapp.sandbox.linking import (
     _phone_account,
@@ -38,14 +39,25 @@ def _peer(phone: str) -> _Actor:
     return actor
 
 
-def peer_send(*, from_phone: str, to_jid: str, text: str = "", kind: str = "text", **extra) -> str:
+def peer_send(
+    *,
+    from_phone: str,
+    to_jid: str,
+    text: str = "",
+    kind: str = "text",
+    organization_id: int | None = None,
+    **extra,
+) -> str:
     """A simulated account sends a message (text, image, audio, video, document, sticker, location, contact,
     poll, link) to `to_jid` (a device's number or a group); the devices concerned receive it. Returns its ID.
 
     extra: caption, media (bytes; generated if absent), mime_type, filename, reply_to_id, quoted_body,
     latitude, longitude, contact_name, contact_phone, poll_question, poll_options, view_once, is_forwarded, id.
+    `organization_id`: the simulated phone is that organization's, which may not write as another's number.
     """
     actor = _peer(from_phone)
+    if organization_id is not None:
+        tenancy.require_send_as(actor.phone, organization_id=organization_id)
     try:
         kind = MessageKind(kind)
     except ValueError:

@@ -7,6 +7,7 @@ from messaging.whatsapp.protocol import (
     Avatar,
     BusinessProfile,
     ContactInfo,
+    Forbidden,
     InvalidRequest,
     Newsletter,
     NotFound,
@@ -69,14 +70,19 @@ def avatar_bytes(jid: str, *, preview: bool = False) -> bytes | None:
     )
 
 
-def _avatar(jid: str, preview: bool) -> Avatar | None:
+def _avatar(jid: str, preview: bool, viewer: str = "") -> Avatar | None:
+    """The picture of an account, or of a group `viewer` (a JID) is in: as on WhatsApp, a group's picture is
+    for its participants (another organization's group shows nothing of itself)."""
     from messaging.models import SandboxAccount, SandboxGroup
 
     jid = _jid(jid)
     if p.is_group(jid):
-        if not SandboxGroup.objects.filter(jid=jid).exists():
+        group = SandboxGroup.objects.filter(jid=jid).only("participants", "picture_id").first()
+        if group is None:
             raise NotFound(f"There is no group {jid}.")
-        picture_id = SandboxGroup.objects.filter(jid=jid).values_list("picture_id", flat=True).first()
+        if viewer and viewer not in group.participants:
+            raise Forbidden("You are not a participant of this group.")
+        picture_id = group.picture_id
     else:
         account = SandboxAccount.objects.filter(phone=p.jid_user(jid), registered=True).first()
         if account is None:
