@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
+import itertools
 import logging
 import re
 import sqlite3
@@ -42,7 +42,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,8 +57,12 @@ NEXT_QR_SECONDS = 20.0
 QR_GRACE_SECONDS = 5.0
 PAIR_CODE_SECONDS = 160.0
 FIRST_QR_WAIT_SECONDS = 30.0
-MESSAGE_STORE_WAIT_SECONDS = 30.0  # how long whatsmeow's acknowledgement of a message waits for our store
 STOP_WAIT_SECONDS = 8.0  # under the session worker's own stop timeout (10 s)
+# A stop during linking first waits this long for the first QR code: only once whatsmeow's QR emitter runs does
+# neonize's Go linking loop end by itself (when the codes run out), see NeonizeClient.stop.
+LINK_STOP_WAIT_SECONDS = 5.0
+# The longest a stopped linking call stays in Go: the QR emitter's six codes (60 s, then 5 x 20 s).
+LINGERING_LINK_SECONDS = FIRST_QR_SECONDS + 5 * NEXT_QR_SECONDS
 # Set to True once neonize's Go DecodePatchInfo keeps the patch type (see the module docstring).
 APP_STATE_PATCHES_WORK = False
 
@@ -67,14 +70,6 @@ APP_STATE_PATCHES_WORK = False
 def default_backoff(attempt: int) -> float:
     """Seconds to wait before reconnect attempt `attempt` (1, 2, ...): doubling from 1 s, at most 60 s."""
     return float(min(60, 2 ** max(0, attempt - 1)))
-
-
-@cache
-def _runs_on(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
 
 
 def neonize_lib() -> SimpleNamespace:
@@ -563,6 +558,12 @@ class MessageIds:
 # ---------------------------------------------------------------------------------------------- client
 
 
+def _data_events() -> tuple[type, ...]:
+    """Events that are news whichever client of the device delivered them (unlike connection-state events)."""
+    ev = neonize_lib().ev
+    return (ev.MessageEv, ev.ReceiptEv, ev.PresenceEv, ev.ChatPresenceEv, ev.GroupInfoEv, ev.JoinedGroupEv)
+
+
 class NeonizeClient(p.WhatsAppClient):
     """One device's neonize client, driven by the session worker that holds the device."""
 
@@ -571,7 +572,9 @@ class NeonizeClient(p.WhatsAppClient):
         self.device_id = device_id
         self.jid = jid or ""
         self._emit = emit
-        self.neo = None  # the neonize NewAClient, made on start
+        self.neo = None  # the neonize NewAClient of the current connection, a new one for each (see _run)
+        self._connection: asyncio.Future | None = None  # neonize's connect task: its Go Neonize() call
+        self._fresh_session = False  # the current connection has no stored session to resume: it links
         self._connected = False
         self._stopping = False
         self._final = False  # logged out, linking expired, replaced, banned: do not reconnect
@@ -591,6 +594,10 @@ class NeonizeClient(p.WhatsAppClient):
     def is_connected(self) -> bool:
         return self._connected
 
+    def _linking(self) -> bool:
+        """Whether the current connection is a linking session (whatsmeow's QR loop runs in its Go call)."""
+        return self.neo is not None and not self._connected and self._fresh_session
+
     async def start(self) -> None:
         if self._supervisor is not None and not self._supervisor.done():
             return
@@ -605,20 +612,38 @@ class NeonizeClient(p.WhatsAppClient):
     async def stop(self) -> None:
         self._stopping = True
         self._cancel_watchdog()
+        linking = self._linking()
         self._connected = False
+        connection = self._connection
+        running = connection is not None and not connection.done()
+        if linking and running and self._qr_ready is not None and not self._qr_ready.is_set():
+            # neonize's Go Neonize() loops over whatsmeow's QR channel, and our disconnect closes that channel
+            # only once whatsmeow's QR emitter runs (it ends when its codes run out): wait for the first code.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.wait(
+                        [asyncio.ensure_future(self._qr_ready.wait()), connection],
+                        return_when=asyncio.FIRST_COMPLETED,
+                    ),
+                    LINK_STOP_WAIT_SECONDS,
+                )
         if self.neo is not None:
             with contextlib.suppress(Exception):
                 await self.neo.stop()
         task, self._supervisor = self._supervisor, None
-        if task is not None and self._in_backoff:
-            task.cancel()  # waiting to reconnect: nothing to wind down
-        if task is not None and not task.done() and task is not asyncio.current_task():
+        if task is not None and (self._in_backoff or linking):
+            task.cancel()  # waiting to reconnect, or linking (its Go call cannot end now): nothing to wind down
+        elif task is not None and not task.done() and task is not asyncio.current_task():
             try:
                 await asyncio.wait_for(asyncio.shield(task), STOP_WAIT_SECONDS)
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
             except Exception:
                 logger.exception("neonize client of device %s ended with an error", self.device_id)
+        if connection is not None and not connection.done():
+            # Its Go call still holds a thread of the loop's pool: count it until it ends (the pool must keep
+            # room for the live devices); a linking one ends within LINGERING_LINK_SECONDS.
+            self.backend.linger(connection)
 
     async def reconnect(self) -> None:
         await self.stop()
@@ -660,17 +685,23 @@ class NeonizeClient(p.WhatsAppClient):
         return p.PairCode(code=code, expires_in=PAIR_CODE_SECONDS)
 
     async def _run(self) -> None:
-        """Keep the client connected: restart neonize's connection with backoff when it ends by itself."""
+        """Keep the client connected: restart neonize's connection with backoff when it ends by itself.
+
+        Every connection gets a new neonize client. neonize passes the client's `jid`/`new_device` to Go on every
+        connect(), so reusing the client a device was linked with (`new_device=True`, on PostgreSQL) would make
+        Go create a blank device again: a QR code instead of the session just paired. The new client is opened
+        for the stored session of `self.jid`, which pairing or connecting has set."""
         while not self._stopping and not self._final:
             began = time.monotonic()
             reason = "connection closed"
             try:
-                if self.neo is None:
-                    self.neo = await self.backend.open_neonize(self)
-                    self._subscribe(self.neo)
+                neo = await self.backend.open_neonize(self)
+                self._subscribe(neo)
+                self.neo = neo
                 self.backend.reserve_threads(asyncio.get_running_loop())
-                connection = await self.neo.connect()
-                await connection
+                self._connection = await neo.connect()
+                # Shielded: a stop must not cancel the task of a Go call that does not end yet (see stop()).
+                await asyncio.shield(self._connection)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -709,35 +740,6 @@ class NeonizeClient(p.WhatsAppClient):
         ):
             neo.event(event_type)(self.on_event)
         neo.qr(self.on_qr)
-        self._store_messages_before_ack(neo)
-
-    def _store_messages_before_ack(self, neo) -> None:
-        """Make the Go thread that delivers a message wait until we have handled (stored) it.
-
-        whatsmeow acknowledges a message to WhatsApp's server once its event handlers return, and the server
-        does not send it again. neonize's asyncio client returns at once, having only scheduled our handler,
-        so a crash in between would lose the message. The wait is bounded: a stuck store must not stall the
-        connection for good (it then behaves as neonize does)."""
-        ev = neonize_lib().ev
-        message_code = ev.EVENT_TO_INT[ev.MessageEv]
-        events = neo.event
-        deliver_without_waiting = events.execute
-
-        def execute(uuid: int, binary: int, size: int, code: int):
-            loop = ev.event_global_loop
-            handler = events.list_func.get(code) if code == message_code else None
-            if handler is None or loop is None or loop.is_closed() or _runs_on(loop):
-                return deliver_without_waiting(uuid, binary, size, code)
-            message = ev.INT_TO_EVENT[code].FromString(ctypes.string_at(binary, size))
-            done = asyncio.run_coroutine_threadsafe(handler(events.client, message), loop)
-            try:
-                done.result(MESSAGE_STORE_WAIT_SECONDS)
-            except Exception:
-                logger.exception(
-                    "message of device %s was not handled before its acknowledgement", self.device_id
-                )
-
-        events.execute = execute
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -753,14 +755,18 @@ class NeonizeClient(p.WhatsAppClient):
 
     # ------------------------------------------------------------------ events in
 
-    async def on_qr(self, _neo, data: bytes) -> None:
+    async def on_qr(self, neo, data: bytes) -> None:
         """neonize's QR callback: one call per code whatsmeow rotates in."""
+        if neo is not self.neo:
+            return  # a stopped linking session's Go loop keeps rotating codes until they run out: not ours to show
+        if self._qr_ready is not None:
+            self._qr_ready.set()  # whatsmeow's QR emitter runs (what a stop during linking waits for)
+        if self._stopping:
+            return
         async with self._event_order:
             code = data.decode() if isinstance(data, bytes | bytearray) else str(data)
             expires = FIRST_QR_SECONDS if self._qr_count == 0 else NEXT_QR_SECONDS
             self._qr_count += 1
-            if self._qr_ready is not None:
-                self._qr_ready.set()
             self._arm_watchdog(expires + QR_GRACE_SECONDS)
             await self._emit_event(p.QRCodeEvent(code=code, expires_in=expires))
 
@@ -787,8 +793,10 @@ class NeonizeClient(p.WhatsAppClient):
             p.DisconnectedEvent(reason="QR code expired before it was scanned", will_reconnect=False)
         )
 
-    async def on_event(self, _neo, event) -> None:
+    async def on_event(self, neo, event) -> None:
         """neonize's event callback (on our loop): translate and emit, one event at a time, in order."""
+        if neo is not self.neo and not isinstance(event, _data_events()):
+            return  # the state of a replaced client's connection is not this device's any more
         async with self._event_order:
             try:
                 converted = await self.translate(event)
@@ -868,6 +876,9 @@ class NeonizeClient(p.WhatsAppClient):
         if isinstance(event, ev.PairStatusEv):
             if event.Status == np.PairStatus.SUCCESS:
                 self._cancel_watchdog()
+                self._fresh_session = (
+                    False  # whatsmeow's QR loop ends with the pairing; the connection goes on
+                )
                 self.jid = jid_str(event.ID)
                 return [p.PairedEvent(jid=self.jid, push_name=event.BusinessName, platform=event.Platform)]
             return [p.DisconnectedEvent(reason=f"pairing failed: {event.Error}", will_reconnect=True)]
@@ -1442,18 +1453,38 @@ class NeonizeBackend(p.Backend):
         self._stored_devices = stored_devices
         self.backoff = backoff
         self.clients: dict[int, NeonizeClient] = {}
+        self.lingering: set[asyncio.Future] = set()  # Go calls of stopped clients that have not returned yet
+        # Each neonize client gets a Go session ID of its own: Go keys clients, stop signals and event channels
+        # by it, and neonize's finalizer of a collected client stops that ID: shared, it stopped the live one.
+        self._instances = itertools.count(1)
 
     def reserve_threads(self, loop: asyncio.AbstractEventLoop) -> None:
         """Make room in the loop's default thread pool: neonize runs every Go call there (asyncio.to_thread),
         and each connected device keeps one thread blocked in its Go `Neonize()` call for as long as it is
-        connected. With the default pool (min(32, cpus + 4) threads) a few devices would starve every other
-        call on the loop; so the pool gets the room of the devices plus a margin."""
-        needed = 32 + 2 * len(self.clients)
+        connected, as does a stopped linking session until its QR codes run out (`linger`). With the default
+        pool (min(32, cpus + 4) threads) a few devices would starve every other call on the loop; so the pool
+        gets the room of the devices and the lingering calls plus a margin."""
+        needed = 32 + 2 * len(self.clients) + len(self.lingering)
         executor = getattr(loop, "_default_executor", None)
         if executor is None:
             loop.set_default_executor(ThreadPoolExecutor(max_workers=needed, thread_name_prefix="asyncio"))
         elif isinstance(executor, ThreadPoolExecutor) and executor._max_workers < needed:
             executor._max_workers = needed  # CPython starts threads lazily up to this bound
+
+    def linger(self, connection: asyncio.Future) -> None:
+        """Count a stopped client's Go call that has not returned yet until it does (see reserve_threads)."""
+        if connection.done() or connection in self.lingering:
+            return
+        self.lingering.add(connection)
+
+        def ended(done: asyncio.Future) -> None:
+            self.lingering.discard(done)
+            if not done.cancelled() and done.exception() is not None:
+                logger.info("a stopped neonize connection ended: %s", done.exception())
+
+        connection.add_done_callback(ended)
+        with contextlib.suppress(RuntimeError):
+            self.reserve_threads(asyncio.get_running_loop())
 
     def create_client(self, *, device_id: int, jid: str | None, emit: p.EmitEvent) -> NeonizeClient:
         client = NeonizeClient(backend=self, device_id=device_id, jid=jid, emit=emit)
@@ -1501,20 +1532,17 @@ class NeonizeBackend(p.Backend):
         """In the shared PostgreSQL store: the full JID (with device number) of `jid`'s stored session."""
         if not jid:
             return None
-        lister = self._stored_devices or neonize_lib().ClientFactory.get_all_devices_from_db
-        devices = await asyncio.to_thread(lister, self.database_url)
+        lister = self._stored_devices or stored_device_jids
+        stored = await asyncio.to_thread(lister, self.database_url)
         user = p.jid_user(jid)
-        for device in devices:
-            stored = device.JID
-            stored_user = stored.User.split(":", 1)[0]
-            if stored_user == user:
-                return to_jid(
-                    jid_str(stored, keep_device=True) if stored.Device else f"{stored.User}@{stored.Server}"
-                )
+        for value in stored:
+            found = to_jid(value)
+            if found.User == user:
+                return found
         return None
 
     async def open_neonize(self, client: NeonizeClient):
-        """A neonize NewAClient for `client`'s device, on the right session store."""
+        """A new neonize NewAClient for `client`'s device, on the right session store."""
         name = self.store_name(client.device_id)
         jid = None
         new_device = False
@@ -1523,9 +1551,29 @@ class NeonizeBackend(p.Backend):
             new_device = jid is None  # never resume another device's session from the shared store
         else:
             self.session_dir.mkdir(parents=True, exist_ok=True)
-        uuid = f"device-{client.device_id}"
+        client._fresh_session = new_device or not client.jid
+        uuid = f"device-{client.device_id}-{next(self._instances)}"
         if self._make_neonize is not None:
             return self._make_neonize(name=name, jid=jid, uuid=uuid, new_device=new_device)
         lib = neonize_lib()
         props = lib.DeviceProps(os="waportal", platformType=lib.DeviceProps.CHROME)
-        return lib.NewAClient(name, jid=jid, props=props, uuid=uuid, new_device=new_device)
+        # Not NewAClient(jid=...): that would make the Go session ID the phone number, the same for every client
+        # of the device. neonize reads `jid` when it connects.
+        neo = lib.NewAClient(name, props=props, uuid=uuid, new_device=new_device)
+        neo.jid = jid
+        return neo
+
+
+def stored_device_jids(database_url: str) -> list[str]:
+    """The JIDs of the sessions in whatsmeow's PostgreSQL store, read from its device table.
+
+    Not neonize's ClientFactory.get_all_devices_from_db: it splits comma-joined rows, so one push or business
+    name with a comma ("Acme, Inc.") raised for every device of the store."""
+    import psycopg
+    from psycopg import errors
+
+    try:
+        with psycopg.connect(database_url, connect_timeout=10) as conn:
+            return [row[0] for row in conn.execute("SELECT jid FROM whatsmeow_device")]
+    except errors.UndefinedTable:
+        return []  # whatsmeow creates its tables on the first connection
