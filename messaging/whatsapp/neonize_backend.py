@@ -168,7 +168,8 @@ _PHRASES: tuple[tuple[tuple[str, ...], type[p.WhatsAppError]], ...] = (
         ("forbidden", "not-authorized", "not authorized", "not an admin", "permission", "not participating"),
         p.Forbidden,
     ),
-    (("not found", "item-not-found", "does not have", "no such"), p.NotFound),
+    # "the user has hidden their profile picture from you": for us, as for the viewer, no picture.
+    (("not found", "item-not-found", "does not have", "no such", "hidden their profile picture"), p.NotFound),
     (
         ("bad-request", "invalid", "not valid", "revoked", "cannot identify image", "not-acceptable"),
         p.InvalidRequest,
@@ -236,9 +237,8 @@ _SILENT_FIELDS = frozenset(
         "senderKeyDistributionMessage",
         "messageContextInfo",
         "fastRatchetKeySenderKeyDistributionMessage",
-        "pollUpdateMessage",
         "keepInChatMessage",
-        "encReactionMessage",
+        "encReactionMessage",  # community announcement reactions: neonize cannot decrypt them (module docstring)
         "pinInChatMessage",
         "encEventResponseMessage",
         "placeholderMessage",
@@ -328,6 +328,10 @@ def convert_message(event) -> p.IncomingMessage | None:
                 msg.timestamp = proto.timestampMS / 1000
             return msg
         return None
+    if content.HasField("pollUpdateMessage"):
+        # The vote is encrypted with the poll's secret; NeonizeClient.translate decrypts it (whatsmeow has it).
+        msg.kind, msg.target_id = p.MessageKind.POLL_VOTE, content.pollUpdateMessage.pollCreationMessageKey.ID
+        return msg
     if content.HasField("reactionMessage"):
         reaction = content.reactionMessage
         msg.kind, msg.target_id, msg.reaction = p.MessageKind.REACTION, reaction.key.ID, reaction.text
@@ -815,6 +819,13 @@ class NeonizeClient(p.WhatsAppClient):
             message = convert_message(event)
             if message is None:
                 return []
+            if message.kind == p.MessageKind.POLL_VOTE:
+                try:
+                    vote = await self.neo.decrypt_poll_vote(event)
+                except Exception as exc:  # the poll's secret is unknown to whatsmeow (a poll from before linking)
+                    logger.warning("poll vote %s of device %s not decrypted: %s", message.id, self.device_id, exc)
+                    return []
+                message.poll_selected = [bytes(option).hex() for option in vote.selectedOptions]
             # A reply to, reaction to, edit or revoke of one of our messages names it by WhatsApp's ID.
             message.id = self.ids.ours(message.id)
             message.target_id = self.ids.ours(message.target_id)
@@ -823,7 +834,8 @@ class NeonizeClient(p.WhatsAppClient):
         if isinstance(event, ev.ReceiptEv):
             return self._receipt(event)
         if isinstance(event, ev.PresenceEv):
-            last_seen = _seconds(event.LastSeen) or None
+            # Go's zero time (no last-seen: hidden, or never) arrives as -62135596800 (year 1): unknown.
+            last_seen = _seconds(event.LastSeen) if event.LastSeen > 0 else None
             return [
                 p.PresenceEvent(jid=jid_str(event.From), available=not event.Unavailable, last_seen=last_seen)
             ]
@@ -844,7 +856,7 @@ class NeonizeClient(p.WhatsAppClient):
                 )
             ]
         if isinstance(event, ev.GroupInfoEv):
-            return self._group_changes(event)
+            return await self._group_changes(event)
         if isinstance(event, ev.JoinedGroupEv):
             info = event.GroupInfo
             return [
@@ -943,8 +955,24 @@ class NeonizeClient(p.WhatsAppClient):
             )
         ]
 
-    def _group_changes(self, event) -> list[p.Event]:
-        group, actor, ts = jid_str(event.JID), jid_str(event.Sender), _seconds(event.Timestamp)
+    async def _phone_number(self, jid_pb) -> str:
+        """A participant as group_info() names them: a hidden user (@lid) by phone number when whatsmeow knows it."""
+        if jid_pb.Server != p.LID_SERVER or self.neo is None:
+            return jid_str(jid_pb)
+        try:
+            phone = await self.neo.get_pn_from_lid(jid_pb)
+        except Exception:
+            phone = None
+        return jid_str(phone) if phone is not None and phone.User else jid_str(jid_pb)
+
+    async def _group_changes(self, event) -> list[p.Event]:
+        # In an @lid group whatsmeow names people by LID; group_info() gives phone numbers: map them alike.
+        names = {}
+        for who in [event.Sender, *event.Join, *event.Leave, *event.Promote, *event.Demote]:
+            key = jid_str(who)
+            if key and key not in names:
+                names[key] = await self._phone_number(who)
+        group, actor, ts = jid_str(event.JID), names.get(jid_str(event.Sender), ""), _seconds(event.Timestamp)
         out: list[p.Event] = []
 
         def participants(action: str, jids) -> None:
@@ -955,16 +983,16 @@ class NeonizeClient(p.WhatsAppClient):
                         change=p.GroupChange.PARTICIPANTS,
                         actor=actor,
                         action=action,
-                        participants=[jid_str(j) for j in jids],
+                        participants=[names.get(jid_str(j), jid_str(j)) for j in jids],
                         timestamp=ts,
                     )
                 )
 
         participants("join" if event.JoinReason else "add", event.Join)
         leaving = list(event.Leave)
-        self_left = [j for j in leaving if jid_str(j) == actor]
+        self_left = [j for j in leaving if names.get(jid_str(j)) == actor]
         participants("leave", self_left)
-        participants("remove", [j for j in leaving if jid_str(j) != actor])
+        participants("remove", [j for j in leaving if names.get(jid_str(j)) != actor])
         participants("promote", event.Promote)
         participants("demote", event.Demote)
         if event.HasField("Name"):

@@ -152,6 +152,7 @@ class MessageKind(StrEnum):
     REACTION = "reaction"
     EDIT = "edit"
     REVOKE = "revoke"
+    POLL_VOTE = "poll_vote"
     UNKNOWN = "unknown"
 
 
@@ -405,8 +406,11 @@ class IncomingMessage:
     contact_vcard: str = ""
     poll_question: str = ""
     poll_options: list[str] = field(default_factory=list)
-    target_id: str = ""  # REACTION / EDIT / REVOKE: the message acted on
+    target_id: str = ""  # REACTION / EDIT / REVOKE / POLL_VOTE: the message acted on
     reaction: str = ""  # REACTION: the emoji ("" removes it)
+    # POLL_VOTE: the options now chosen (all of the voter's choices; none withdraws the vote), each as WhatsApp
+    # names it: the SHA-256 (hex) of the option's text.
+    poll_selected: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -1,0 +1,184 @@
+"""What the neonize backend makes of WhatsApp's events over a day: neonize's real protobuf events, and for the
+parts that store them, our real event handler on the test database."""
+
+import asyncio
+import hashlib
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from neonize.exc import GetProfilePictureError
+from neonize.proto import Neonize_pb2 as np
+from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
+
+from messaging import events
+from messaging.whatsapp import protocol as p
+from messaging.whatsapp.neonize_backend import NeonizeBackend
+from tests.conftest import make_organization
+from tests.messaging.neonize_harness import (
+    GROUP,
+    ME,
+    PEER,
+    client_on_real_neonize,
+    deliver_from_go,
+    incoming,
+    jid,
+    message_event,
+    until,
+)
+
+
+@pytest.fixture
+def client(neonize_client):
+    return neonize_client
+
+
+def _device():
+    from messaging.models import Device
+
+    return Device.objects.create(organization=make_organization(), name="Shop", jid=ME, wanted=True)
+
+
+async def _stored(emit_events: list[p.Event], device_id: int) -> None:
+    for event in emit_events:
+        event.device_id = device_id
+        await sync_to_async(events.persist)(event)
+
+
+# ---------------------------------------------------------------------------------------------- 5. acks
+
+
+async def test_go_is_not_held_while_a_message_is_stored(tmp_path, monkeypatch):
+    """whatsmeow acknowledges a message once neonize's Go handler has queued it (a buffered channel), before
+    Python sees it: blocking Go's callback bought no safety, only delayed every later event."""
+    release = threading.Event()
+    stored = []
+
+    async def slow_store(event):
+        await asyncio.to_thread(release.wait, 10)
+        stored.append(event)
+
+    c = await client_on_real_neonize(tmp_path, monkeypatch, slow_store)
+
+    def go_thread():
+        deliver_from_go(c.neo, message_event(e2e.Message(conversation="first"), msg_id="A"))
+        deliver_from_go(c.neo, message_event(e2e.Message(conversation="second"), msg_id="B"))
+        return list(stored)
+
+    assert await asyncio.wait_for(asyncio.to_thread(go_thread), 5) == []  # Go went on while storing
+    release.set()
+    await asyncio.wait_for(until(lambda: len(stored) == 2), 5)
+    assert [e.message.text for e in stored] == ["first", "second"]  # still one at a time, in order
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_message_delivered_again_after_a_restart_is_stored_once(tmp_path, monkeypatch):
+    from messaging.models import Message
+
+    device = await sync_to_async(_device)()
+    event = message_event(e2e.Message(conversation="order #12"), msg_id="3EB0AGAIN")
+    for _ in range(2):  # the first run, then a restarted process to which WhatsApp delivers it again
+        backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="")
+        c = backend.create_client(device_id=device.pk, jid=ME, emit=None)
+        await _stored(await c.translate(event), device.pk)
+    assert await Message.objects.filter(device=device, wa_id="3EB0AGAIN").acount() == 1
+
+
+# ---------------------------------------------------------------------------------------------- 6. polls
+
+
+def _vote(poll_id: str, *, sender=PEER) -> np.Message:
+    update = e2e.PollUpdateMessage(
+        pollCreationMessageKey=MessageKey(remoteJID=PEER, fromMe=True, ID=poll_id),
+        vote=e2e.PollEncValue(encPayload=b"\x01" * 16, encIV=b"\x02" * 12),
+        senderTimestampMS=1_700_000_200_000,
+    )
+    return message_event(e2e.Message(pollUpdateMessage=update), sender=sender, msg_id=f"VOTE-{sender[:4]}")
+
+
+def _poll_message(device, wa_id: str):
+    from messaging.models import Chat, Message
+
+    chat = Chat.objects.create(organization_id=device.organization_id, device=device, jid=PEER)
+    payload = {"poll_question": "Lunch?", "poll_options": ["Kebab", "Pide", "Salad"]}
+    return Message.objects.create(
+        organization_id=device.organization_id,
+        device=device,
+        chat=chat,
+        wa_id=wa_id,
+        from_me=True,
+        kind="poll",
+        payload=payload,
+        status="sent",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_poll_vote_is_decrypted_and_stored_on_the_poll(client, neo):
+    device = await sync_to_async(_device)()
+    poll = await sync_to_async(_poll_message)(device, "3EB0POLL")
+    sha = lambda text: hashlib.sha256(text.encode()).digest()  # noqa: E731 (how WhatsApp names an option)
+    neo.decrypt_poll_vote.return_value = e2e.PollVoteMessage(selectedOptions=[sha("Pide"), sha("Salad")])
+    vote = _vote("3EB0POLL")
+    (converted,) = await incoming(client, vote)
+    neo.decrypt_poll_vote.assert_awaited_once_with(vote)
+    assert (converted.message.kind, converted.message.target_id) == (p.MessageKind.POLL_VOTE, "3EB0POLL")
+    await _stored([converted], device.pk)
+    await poll.arefresh_from_db()
+    assert poll.payload["poll_votes"] == {PEER: ["Pide", "Salad"]}
+    # A changed mind replaces the vote; an empty one withdraws it.
+    neo.decrypt_poll_vote.return_value = e2e.PollVoteMessage(selectedOptions=[])
+    await _stored(await incoming(client, _vote("3EB0POLL")), device.pk)
+    await poll.arefresh_from_db()
+    assert poll.payload["poll_votes"] == {}
+
+
+async def test_a_vote_whatsmeow_cannot_decrypt_is_skipped(client, neo):
+    from neonize.exc import DecryptPollVoteError
+
+    neo.decrypt_poll_vote.side_effect = DecryptPollVoteError("failed to get original message secret key")
+    assert await incoming(client, _vote("3EB0OLD")) == []
+
+
+# ---------------------------------------------------------------------------------------------- 7. LIDs
+
+
+async def test_group_changes_in_a_lid_group_name_phone_numbers(client, neo):
+    phones = {"111": PEER, "222": ME}
+
+    async def pn_from_lid(lid):
+        return jid(phones[lid.User]) if lid.User in phones else np.JID()
+
+    neo.get_pn_from_lid.side_effect = pn_from_lid
+    event = np.GroupInfoEvent(
+        JID=jid(GROUP),
+        Sender=jid("222@lid"),
+        Timestamp=1_700_000_500,
+        Join=[jid("111@lid")],
+        Leave=[jid("222@lid"), jid("333@lid")],
+    )
+    changes = await incoming(client, event)
+    by_action = {c.action: c for c in changes}
+    assert by_action["add"].participants == [PEER] and by_action["add"].actor == ME
+    assert by_action["leave"].participants == [ME]  # the actor left by themselves: matched by phone number
+    assert by_action["remove"].participants == ["333@lid"]  # no phone number known: the LID stays
+
+
+# ---------------------------------------------------------------------------------------------- 8. presence
+
+
+async def test_presence_without_last_seen_is_unknown_not_year_one(client):
+    go_zero_time = -62135596800  # time.Time{}.Unix(): what neonize sends when WhatsApp gave no last-seen
+    (event,) = await incoming(client, np.Presence(From=jid(PEER), Unavailable=True, LastSeen=go_zero_time))
+    assert event == p.PresenceEvent(jid=PEER, available=False, last_seen=None)
+
+
+# ---------------------------------------------------------------------------------------------- 9. avatars
+
+
+async def test_a_hidden_profile_picture_is_no_picture(client, neo):
+    neo.get_profile_picture.side_effect = GetProfilePictureError(
+        "the user has hidden their profile picture from you"  # whatsmeow's ErrProfilePictureUnauthorized
+    )
+    assert await client.avatar(jid=PEER) is None
