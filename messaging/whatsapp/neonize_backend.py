@@ -48,6 +48,7 @@ from types import SimpleNamespace
 from django.conf import settings
 
 from messaging.whatsapp import protocol as p
+from messaging.whatsapp.neonize import media
 
 logger = logging.getLogger(__name__)
 
@@ -822,8 +823,11 @@ class NeonizeClient(p.WhatsAppClient):
             if message.kind == p.MessageKind.POLL_VOTE:
                 try:
                     vote = await self.neo.decrypt_poll_vote(event)
-                except Exception as exc:  # the poll's secret is unknown to whatsmeow (a poll from before linking)
-                    logger.warning("poll vote %s of device %s not decrypted: %s", message.id, self.device_id, exc)
+                except Exception as exc:
+                    # whatsmeow does not know the poll's secret (a poll from before this device was linked).
+                    logger.warning(
+                        "poll vote %s of device %s not decrypted: %s", message.id, self.device_id, exc
+                    )
                     return []
                 message.poll_selected = [bytes(option).hex() for option in vote.selectedOptions]
             # A reply to, reaction to, edit or revoke of one of our messages names it by WhatsApp's ID.
@@ -1099,19 +1103,20 @@ class NeonizeClient(p.WhatsAppClient):
                 text=body, matchedText=message.text, contextInfo=self._context(message)
             )
             return e2e.Message(extendedTextMessage=ext)
+        # neonize's image/document builders turn "@" and 5 to 16 digits in a caption into a mention (and look up
+        # "@...@g.us" as groups): the caption is set after building, so it goes out as typed.
         if kind == p.MessageKind.IMAGE:
-            built = await neo.build_image_message(
-                message.media, caption=message.caption or None, quoted=quoted, viewonce=message.view_once
-            )
+            built = await neo.build_image_message(message.media, quoted=quoted, viewonce=message.view_once)
+            built.imageMessage.caption = message.caption
         elif kind == p.MessageKind.DOCUMENT:
             built = await neo.build_document_message(
                 message.media,
-                caption=message.caption or None,
                 title=message.filename or None,
                 filename=message.filename or None,
                 mimetype=message.mime_type or None,
                 quoted=quoted,
             )
+            built.documentMessage.caption = message.caption
         elif kind == p.MessageKind.STICKER:
             # A WebP goes as it is; other images are converted to WebP by neonize.
             built = await neo.build_sticker_message(
@@ -1133,13 +1138,21 @@ class NeonizeClient(p.WhatsAppClient):
                 fileLength=upload.FileLength,
                 contextInfo=self._context(message),
             )
+            # Without its length a voice note shows 0:00, and a video no length, size or preview.
             if kind == p.MessageKind.AUDIO:
                 mime = message.mime_type or "audio/ogg; codecs=opus"
-                return e2e.Message(audioMessage=e2e.AudioMessage(mimetype=mime, PTT="ogg" in mime, **fields))
+                seconds = await asyncio.to_thread(media.audio_seconds, message.media)
+                audio = e2e.AudioMessage(mimetype=mime, PTT="ogg" in mime, seconds=seconds, **fields)
+                return e2e.Message(audioMessage=audio)
+            facts = await asyncio.to_thread(media.video_facts, message.media)
             video = e2e.VideoMessage(
                 mimetype=message.mime_type or "video/mp4",
                 caption=message.caption,
                 viewOnce=message.view_once,
+                seconds=facts.seconds,
+                width=facts.width,
+                height=facts.height,
+                JPEGThumbnail=facts.thumbnail or None,
                 **fields,
             )
             return e2e.Message(videoMessage=video)

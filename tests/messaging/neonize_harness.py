@@ -137,6 +137,7 @@ class FakeGo:
         response = np.UploadResponse(
             url="https://mmg.whatsapp.net/fake",
             DirectPath="/v/t62/fake",
+            Handle="",
             MediaKey=b"k" * 32,
             FileEncSHA256=b"e" * 32,
             FileSHA256=b"s" * 32,
@@ -146,7 +147,18 @@ class FakeGo:
 
     def SendMessage(self, uuid, to, to_size, message, message_size):  # noqa: N802
         self.sent.append((to, message))
-        response = np.SendResponse(ID="3EB0FROMGO", Timestamp=1_700_000_000)
+        timings = np.MessageDebugTimings(
+            Queue=0,
+            Marshal=0,
+            GetParticipants=0,
+            GetDevices=0,
+            GroupEncrypt=0,
+            PeerEncrypt=0,
+            Send=0,
+            Resp=0,
+            Retry=0,
+        )
+        response = np.SendResponse(ID="3EB0FROMGO", Timestamp=1_700_000_000, ServerID=0, DebugTimings=timings)
         return np.SendMessageReturnFunction(SendResponse=response).SerializeToString()
 
     # -- what whatsmeow does by itself

@@ -461,7 +461,7 @@ def test_whatsmeow_errors_become_our_error_codes(whatsmeow_says, code):
 
 
 async def test_send_image_view_once_reply(client, neo):
-    built = e2e.Message(imageMessage=e2e.ImageMessage(URL="https://mmg", caption="look"))
+    built = e2e.Message(imageMessage=e2e.ImageMessage(URL="https://mmg"))
     neo.build_image_message.return_value = built
     quote = p.QuotedMessage(id="Q2", sender=PEER, text="photo?")
     message = outgoing(
@@ -475,12 +475,12 @@ async def test_send_image_view_once_reply(client, neo):
     await client.send(message=message)
     call = neo.build_image_message.await_args
     assert call.args == (b"\x89PNG",)
-    assert call.kwargs["caption"] == "look" and call.kwargs["viewonce"] is True
+    assert "caption" not in call.kwargs and call.kwargs["viewonce"] is True  # set as typed, after building
     quoted = call.kwargs["quoted"]
     assert quoted.Info.ID == "Q2" and quoted.Info.MessageSource.Sender == jid(PEER)
     assert quoted.Message.conversation == "photo?"
     _, sent = sent_message(neo)
-    assert sent.imageMessage.URL == "https://mmg"
+    assert sent.imageMessage.URL == "https://mmg" and sent.imageMessage.caption == "look"
     assert sent.imageMessage.contextInfo.isForwarded
 
 
@@ -500,13 +500,13 @@ async def test_send_document(client, neo):
     call = neo.build_document_message.await_args
     assert call.args == (b"%PDF",)
     assert call.kwargs == {
-        "caption": "Invoice",
         "title": "fatura.pdf",
         "filename": "fatura.pdf",
         "mimetype": "application/pdf",
         "quoted": None,
     }
-    assert sent_message(neo)[1].documentMessage.fileName == "fatura.pdf"
+    document = sent_message(neo)[1].documentMessage
+    assert (document.fileName, document.caption) == ("fatura.pdf", "Invoice")
 
 
 async def test_send_sticker_webp_goes_as_is(client, neo):
