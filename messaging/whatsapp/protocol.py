@@ -1,6 +1,6 @@
 """The one contract between waportal and WhatsApp: operations, their typed inputs and results, and domain events.
 
-Both backends (`neonize_backend`, the real one, and `sandbox`, a simulated network) implement
+Both backends (`neonize`, the real one, and `sandbox`, a simulated network) implement
 `WhatsAppClient`; nothing outside `messaging/whatsapp/` knows which one runs. Every value here is made of
 plain types and dataclasses so it crosses the channel layer (msgpack) through `wire.encode`/`wire.decode`.
 """

@@ -55,7 +55,7 @@ def opened():
 
 @pytest.fixture
 def backend(neo, opened, tmp_path):
-    from messaging.whatsapp.neonize_backend import NeonizeBackend
+    from messaging.whatsapp.neonize.backend import NeonizeBackend
 
     def make_neonize(**kwargs):
         opened.append(kwargs)

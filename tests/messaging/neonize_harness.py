@@ -12,7 +12,7 @@ from neonize.proto import Neonize_pb2 as np
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 
 from messaging.whatsapp import protocol as p
-from messaging.whatsapp.neonize_backend import NeonizeBackend
+from messaging.whatsapp.neonize.backend import NeonizeBackend
 
 ME = "905550000001@s.whatsapp.net"
 PEER = "905551112233@s.whatsapp.net"

@@ -32,12 +32,9 @@ from neonize.utils.enum import (
 )
 
 from messaging.whatsapp import protocol as p
-from messaging.whatsapp.neonize_backend import (
-    NeonizeBackend,
-    delete_for_me_patch,
-    star_patch,
-    translate_error,
-)
+from messaging.whatsapp.neonize.app_state import delete_for_me_patch, star_patch
+from messaging.whatsapp.neonize.backend import NeonizeBackend
+from messaging.whatsapp.neonize.names import translate_error
 from tests.messaging.neonize_harness import (
     GROUP,
     ME,
@@ -71,7 +68,7 @@ def test_importing_the_backend_opens_no_connection_and_does_not_load_neonize(tmp
         "socket.socket.connect = refuse\n"
         "socket.create_connection = refuse\n"
         "import django; django.setup()\n"
-        "import messaging.whatsapp.neonize_backend as nb\n"
+        "import messaging.whatsapp.neonize.backend as nb\n"
         "from messaging.whatsapp import get_backend\n"
         "backend = get_backend('neonize')\n"
         "assert isinstance(backend, nb.NeonizeBackend), backend\n"
@@ -269,7 +266,7 @@ async def test_reconnect_restarts_the_connection(backend, neo, emitted):
 
 
 def test_every_gateway_operation_is_implemented():
-    from messaging.whatsapp.neonize_backend import NeonizeClient
+    from messaging.whatsapp.neonize.client import NeonizeClient
 
     assert not NeonizeClient.__abstractmethods__
     for name in p.OPERATIONS:
@@ -286,7 +283,7 @@ async def test_qr_codes_rotate_with_their_expiry(client, neo, emitted):
 
 
 async def test_linking_ends_when_the_last_qr_expires_unscanned(backend, neo, emitted, monkeypatch):
-    import messaging.whatsapp.neonize_backend as nb
+    import messaging.whatsapp.neonize.connection as nb
 
     monkeypatch.setattr(nb, "FIRST_QR_SECONDS", 0.01)
     monkeypatch.setattr(nb, "QR_GRACE_SECONDS", 0.0)

@@ -14,7 +14,7 @@ from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 
 from messaging import events
 from messaging.whatsapp import protocol as p
-from messaging.whatsapp.neonize_backend import NeonizeBackend
+from messaging.whatsapp.neonize.backend import NeonizeBackend
 from tests.conftest import make_organization
 from tests.messaging.neonize_harness import (
     GROUP,

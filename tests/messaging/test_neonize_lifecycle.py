@@ -11,7 +11,7 @@ import pytest
 from neonize.proto import Neonize_pb2 as np
 
 from messaging.whatsapp import protocol as p
-from messaging.whatsapp.neonize_backend import NeonizeBackend
+from messaging.whatsapp.neonize.backend import NeonizeBackend
 from tests.messaging.neonize_harness import ME, jid, until
 
 PG_URL = "postgres://wa:secret@127.0.0.1/waportal"
@@ -80,7 +80,7 @@ async def test_two_clients_of_one_device_never_share_a_go_session_id(emitted, tm
 async def test_collecting_the_client_of_an_old_session_does_not_stop_the_new_one(
     fake_go, emitted, tmp_path, monkeypatch
 ):
-    import messaging.whatsapp.neonize_backend as nb
+    import messaging.whatsapp.neonize.connection as nb
 
     monkeypatch.setattr(nb, "LINK_STOP_WAIT_SECONDS", 0.0)
     backend = NeonizeBackend(session_dir=tmp_path, database_url="", backoff=lambda a: 0)
@@ -159,7 +159,7 @@ async def test_stopping_before_the_first_qr_code_waits_for_it_briefly(
     fake_go, emitted, tmp_path, monkeypatch
 ):
     """Our disconnect ends whatsmeow's QR loop only through its emitter's timers, which the first code starts."""
-    import messaging.whatsapp.neonize_backend as nb
+    import messaging.whatsapp.neonize.connection as nb
 
     monkeypatch.setattr(nb, "LINK_STOP_WAIT_SECONDS", 5.0)
     backend = NeonizeBackend(session_dir=tmp_path, database_url="")

@@ -15,7 +15,7 @@ from PIL import Image
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize import media
-from messaging.whatsapp.neonize_backend import NeonizeBackend
+from messaging.whatsapp.neonize.backend import NeonizeBackend
 from tests.messaging.neonize_harness import ME, outgoing, sent_message
 
 
