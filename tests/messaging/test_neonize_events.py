@@ -141,6 +141,68 @@ async def test_a_vote_whatsmeow_cannot_decrypt_is_skipped(client, neo):
     assert await incoming(client, _vote("3EB0OLD")) == []
 
 
+def _store_with_secret(backend, device_id: int, *, chat: str, sender: str, message_id: str, secret: bytes):
+    """The device's whatsmeow store, made by neonize's Go library, holding the secret of one message."""
+    import sqlite3
+
+    from neonize.aioze.client import ClientFactory
+
+    path = backend.session_path(device_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert ClientFactory.get_all_devices_from_db(str(path)) == []  # whatsmeow makes its tables
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO whatsmeow_device (jid, registration_id, noise_key, identity_key, signed_pre_key,"
+            " signed_pre_key_id, signed_pre_key_sig, adv_key, adv_details, adv_account_sig, adv_account_sig_key,"
+            " adv_device_sig) VALUES (?, 1, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            ["905550000001:12@s.whatsapp.net", *[b"\0" * n for n in (32, 32, 32, 64, 32, 8, 64, 32, 64)]],
+        )
+        db.execute(
+            "INSERT INTO whatsmeow_message_secrets (our_jid, chat_jid, sender_jid, message_id, key) VALUES (?, ?, ?, ?, ?)",
+            ["905550000001:12@s.whatsapp.net", chat, sender, message_id, secret],
+        )
+
+
+def _encrypted_reaction(
+    emoji: str, *, secret: bytes, message_id: str, author: str, reactor: str
+) -> np.Message:
+    """What a phone sends in a community announcement group, encrypted as in whatsmeow's EncryptReaction."""
+    import os
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    info = f"{message_id}{author}{reactor}Enc Reaction".encode()
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+    iv = os.urandom(12)
+    payload = AESGCM(key).encrypt(iv, e2e.ReactionMessage(text=emoji).SerializeToString(), None)
+    target = MessageKey(remoteJID=GROUP, fromMe=False, ID=message_id, participant=author)
+    encrypted = e2e.EncReactionMessage(targetMessageKey=target, encPayload=payload, encIV=iv)
+    return message_event(
+        e2e.Message(encReactionMessage=encrypted), sender=reactor, chat=GROUP, msg_id="ENCR1"
+    )
+
+
+async def test_an_encrypted_reaction_is_decrypted_as_a_reaction(client, backend):
+    author, reactor, secret = "905557777777@s.whatsapp.net", PEER, bytes(range(32))
+    await sync_to_async(_store_with_secret)(
+        backend, client.device_id, chat=GROUP, sender=author, message_id="ANNOUNCE1", secret=secret
+    )
+    event = _encrypted_reaction("🔥", secret=secret, message_id="ANNOUNCE1", author=author, reactor=reactor)
+    (reacted,) = await incoming(client, event)
+    msg = reacted.message
+    assert (msg.kind, msg.target_id, msg.reaction, msg.sender) == (
+        p.MessageKind.REACTION,
+        "ANNOUNCE1",
+        "🔥",
+        PEER,
+    )
+    # A reaction to a message whose secret whatsmeow does not keep is skipped, not stored as "no reaction".
+    other = _encrypted_reaction("👍", secret=secret, message_id="UNKNOWN", author=author, reactor=reactor)
+    assert await incoming(client, other) == []
+
+
 # ---------------------------------------------------------------------------------------------- 7. LIDs
 
 

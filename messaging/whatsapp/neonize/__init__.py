@@ -2,7 +2,8 @@
 
 The package's parts: `backend` (devices, session stores), `client` (a device's client, assembled from
 `connection`, `events`, `sends` and `operations`), `names` (neonize's names, JIDs, errors), `incoming` (its
-messages and answers as ours), `message_ids`, `app_state`, `media` (audio/video details, no neonize).
+messages and answers as ours), `message_ids`, `app_state`, `media` (audio/video details, no neonize), `secrets`
+(encrypted reactions).
 
 neonize is imported lazily (`names.neonize_lib()`): importing any neonize module loads its Go library, and if the
 library file were missing neonize would download it from GitHub. Importing this package touches neither.
@@ -26,6 +27,8 @@ Guarantees (each has a test in tests/messaging/test_neonize_*.py):
 - a received message is stored once (by its WhatsApp ID, our database's unique key), also when WhatsApp delivers
   it again after a restart; events of a device are handled one at a time, in arrival order;
 - poll votes are decrypted (whatsmeow keeps the poll's secret) and kept on the poll as voter -> option texts;
+  encrypted reactions (community announcement groups) are decrypted with the reacted message's secret from
+  whatsmeow's store, as whatsmeow's msgsecret.go does (neonize exports no DecryptReaction), and stored as reactions;
 - people in group changes of @lid groups are named by phone number when whatsmeow knows it, as group_info() does;
 - a presence without last seen has none (not year 1); a profile picture hidden from us is no picture;
 - audio goes out with its length (mutagen), video with its length and picture size (its MP4 boxes) and, when
@@ -48,8 +51,9 @@ Worked around:
 - neonize does not tell Python when linking timed out: the last QR code's expiry ends it here.
 
 Remaining gaps:
-- encrypted reactions (community announcement groups) are dropped: neonize exports no DecryptReaction;
-- a vote on a poll whose secret whatsmeow does not have (created before this device was linked) is dropped;
+- a vote on a poll, or an encrypted reaction to a message, whose secret whatsmeow does not have (sent before this
+  device was linked) is dropped; the reaction decryption follows whatsmeow's source and its store's tables, and
+  was checked against them, not against WhatsApp;
 - a voice note goes out without a waveform, and a video without a preview when ffmpeg is not on PATH;
 - a stop before whatsmeow's first QR code that outlasts LINK_STOP_WAIT_SECONDS (a slow network) leaves a Go call
   that ends only when whatsmeow's QR channel does: it stays counted in the pool;

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 
 from messaging.whatsapp import protocol as p
+from messaging.whatsapp.neonize import secrets
 from messaging.whatsapp.neonize.client import NeonizeClient
 from messaging.whatsapp.neonize.message_ids import MessageIds
 from messaging.whatsapp.neonize.names import (
@@ -98,6 +99,14 @@ class NeonizeBackend(p.Backend):
 
     def session_path(self, device_id: int) -> Path:
         return self.session_dir / f"device-{device_id}.sqlite3"
+
+    def message_secret(self, device_id: int, **lookup) -> tuple[bytes, str] | None:
+        """whatsmeow's secret of a message (see secrets.find_secret), from the device's session store."""
+        try:
+            return secrets.find_secret(self.store_name(device_id), **lookup)
+        except Exception as exc:  # no store yet, or whatsmeow has not made its tables
+            logger.info("no message secret in the session store of device %s: %s", device_id, exc)
+            return None
 
     def message_ids(self, device_id: int) -> MessageIds:
         """The device's map of our message IDs to WhatsApp's (a local file, also with PostgreSQL sessions)."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 
 from messaging.whatsapp import protocol as p
+from messaging.whatsapp.neonize import secrets
 from messaging.whatsapp.neonize.incoming import (
     _enum_name,
+    _unwrap,
     convert_message,
 )
 from messaging.whatsapp.neonize.names import (
@@ -49,6 +52,9 @@ class Events:
         """Our domain events for one neonize protobuf event (state changes of this client included)."""
         ev = neonize_lib().ev
         if isinstance(event, ev.MessageEv):
+            content, _ = _unwrap(event.Message)
+            if content.HasField("encReactionMessage"):
+                return await self._encrypted_reaction(event, content.encReactionMessage)
             message = convert_message(event)
             if message is None:
                 return []
@@ -107,6 +113,48 @@ class Events:
                 )
             ]
         return await self._connection_event(event)
+
+    async def _encrypted_reaction(self, event, encrypted) -> list[p.Event]:
+        """A reaction in a community announcement group, decrypted (see secrets.py), as a plain reaction event."""
+        key, source = encrypted.targetMessageKey, event.Info.MessageSource
+        reactor = jid_str(source.Sender)
+        # Who wrote the reacted message, as whatsmeow's getOrigSenderFromKey finds it.
+        if key.fromMe:
+            original = reactor
+        elif source.Chat.Server in (p.USER_SERVER, p.LID_SERVER):
+            original = key.remoteJID
+        else:
+            original = key.participant
+        user, _, server = original.partition("@")
+        original = f"{user.split(':', 1)[0]}@{server}"
+        try:
+            found = await asyncio.to_thread(
+                self.backend.message_secret,
+                self.device_id,
+                our_user=p.jid_user(self.jid),
+                chat=jid_str(source.Chat),
+                sender=original,
+                message_id=key.ID,
+            )
+            if found is None:
+                raise LookupError("whatsmeow keeps no secret of the reacted message")
+            secret, stored_sender = found
+            aes_key = secrets.reaction_key(
+                secret, message_id=key.ID, original_sender=stored_sender, reactor=reactor
+            )
+            plain = secrets.decrypt(aes_key, encrypted.encIV, encrypted.encPayload)
+            reaction = neonize_lib().e2e.ReactionMessage.FromString(plain)
+        except Exception as exc:
+            logger.warning(
+                "encrypted reaction %s of device %s not decrypted: %s", event.Info.ID, self.device_id, exc
+            )
+            return []
+        reaction.key.CopyFrom(key)
+        plain_event = type(event)()
+        plain_event.CopyFrom(event)
+        plain_event.Message.Clear()
+        plain_event.Message.reactionMessage.CopyFrom(reaction)
+        return await self.translate(plain_event)
 
     async def _connection_event(self, event) -> list[p.Event]:
         ev = neonize_lib().ev

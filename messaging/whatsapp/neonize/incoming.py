@@ -46,7 +46,7 @@ _SILENT_FIELDS = frozenset(
         "messageContextInfo",
         "fastRatchetKeySenderKeyDistributionMessage",
         "keepInChatMessage",
-        "encReactionMessage",  # community announcement reactions: neonize cannot decrypt them (the package docstring)
+        "encReactionMessage",  # decrypted by the client (Events._encrypted_reaction), not here
         "pinInChatMessage",
         "encEventResponseMessage",
         "placeholderMessage",
