@@ -104,3 +104,23 @@ def fake_go(monkeypatch):
     monkeypatch.setattr(neonize_events, "event_global_loop", None)
     yield go
     go.release_all()
+
+
+@pytest.fixture
+def whatsmeow_postgres(transactional_db):
+    """whatsmeow's PostgreSQL store in the test database (PostgreSQL runs only), its tables made by neonize's Go
+    library; emptied afterwards (the test database's flush knows only Django's tables)."""
+    import psycopg
+    from django.db import connection
+    from neonize.aioze.client import ClientFactory
+
+    from tests.messaging.neonize_harness import postgres_test_url
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the shared session store is PostgreSQL's")
+    url = postgres_test_url()
+    ClientFactory.get_all_devices_from_db(url)
+    yield url
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM whatsmeow_device")  # cascades to the secrets, sessions, keys...
+        conn.execute("DELETE FROM whatsmeow_lid_map")

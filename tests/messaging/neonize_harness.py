@@ -178,3 +178,25 @@ class FakeGo:
     def release_all(self) -> None:
         for end in self._ends.values():
             end.set()
+
+
+def postgres_test_url() -> str:
+    """The URL of the test database (PostgreSQL runs only), for whatsmeow's store there."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}:{port}/{db['NAME']}?sslmode=disable"
+
+
+def insert_device(execute, device_jid: str, **names) -> None:
+    """A linked device's row in whatsmeow's device table (keys of the lengths its checks ask for)."""
+    columns = ["jid", "registration_id", "noise_key", "identity_key", "signed_pre_key", "signed_pre_key_id"]
+    columns += ["signed_pre_key_sig", "adv_key", "adv_details", "adv_account_sig", "adv_account_sig_key"]
+    columns += ["adv_device_sig", *names]
+    keys = [b"\0" * n for n in (32, 32, 32)] + [1] + [b"\0" * n for n in (64, 32, 8, 64, 32, 64)]
+    values = [device_jid, 1, *keys, *names.values()]
+    execute(
+        f"INSERT INTO whatsmeow_device ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(values))})",
+        values,
+    )

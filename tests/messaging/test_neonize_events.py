@@ -23,6 +23,7 @@ from tests.messaging.neonize_harness import (
     client_on_real_neonize,
     deliver_from_go,
     incoming,
+    insert_device,
     jid,
     message_event,
     until,
@@ -201,6 +202,35 @@ async def test_an_encrypted_reaction_is_decrypted_as_a_reaction(client, backend)
     # A reaction to a message whose secret whatsmeow does not keep is skipped, not stored as "no reaction".
     other = _encrypted_reaction("👍", secret=secret, message_id="UNKNOWN", author=author, reactor=reactor)
     assert await incoming(client, other) == []
+
+
+async def test_an_encrypted_reaction_on_the_shared_postgres_store_by_lid(whatsmeow_postgres, emitted, neo):
+    """The store shared by all devices: the device's own secret, stored under the author's LID."""
+    import psycopg
+
+    url = whatsmeow_postgres
+    author_pn, author_lid, secret = "905557777777@s.whatsapp.net", "87654321@lid", bytes(range(32, 64))
+    with psycopg.connect(url) as conn:
+        insert_device(conn.execute, "905550000001:12@s.whatsapp.net")
+        insert_device(conn.execute, "905559999999:3@s.whatsapp.net")  # another device's session
+        conn.execute("INSERT INTO whatsmeow_lid_map (lid, pn) VALUES ('87654321', '905557777777')")
+        for our, key in (
+            ("905559999999:3@s.whatsapp.net", b"x" * 32),
+            ("905550000001:12@s.whatsapp.net", secret),
+        ):
+            conn.execute(
+                "INSERT INTO whatsmeow_message_secrets (our_jid, chat_jid, sender_jid, message_id, key)"
+                " VALUES (%s, %s, %s, 'ANNOUNCE2', %s)",
+                [our, GROUP, author_lid, key],
+            )
+    backend = NeonizeBackend(database_url=url)
+    c = backend.create_client(device_id=3, jid=ME, emit=emitted)
+    c.neo = neo
+    # The key is made with the sender the secret is stored under (the LID), though the key names the number.
+    event = _encrypted_reaction("🎉", secret=secret, message_id="ANNOUNCE2", author=author_lid, reactor=PEER)
+    event.Message.encReactionMessage.targetMessageKey.participant = author_pn
+    (reacted,) = await incoming(c, event)
+    assert (reacted.message.target_id, reacted.message.reaction) == ("ANNOUNCE2", "🎉")
 
 
 # ---------------------------------------------------------------------------------------------- 7. LIDs

@@ -12,7 +12,7 @@ from neonize.proto import Neonize_pb2 as np
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize.backend import NeonizeBackend
-from tests.messaging.neonize_harness import ME, jid, until
+from tests.messaging.neonize_harness import ME, insert_device, jid, until
 
 PG_URL = "postgres://wa:secret@127.0.0.1/waportal"
 
@@ -101,27 +101,16 @@ async def test_collecting_the_client_of_an_old_session_does_not_stop_the_new_one
 # ---------------------------------------------------------------------------------------------- 3. stored names
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_a_comma_in_a_stored_name_does_not_hide_the_session(emitted):
+async def test_a_comma_in_a_stored_name_does_not_hide_the_session(whatsmeow_postgres):
     """On PostgreSQL, against whatsmeow's real store (created by neonize's Go library)."""
     import psycopg
     from asgiref.sync import sync_to_async
-    from django.db import connection
     from neonize.aioze.client import ClientFactory
 
-    if connection.vendor != "postgresql":
-        pytest.skip("the shared session store is PostgreSQL's")
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    url += "?sslmode=disable"
-    assert await sync_to_async(ClientFactory.get_all_devices_from_db)(url) == []  # whatsmeow makes its tables
+    url = whatsmeow_postgres
     with psycopg.connect(url) as conn:
-        conn.execute(
-            "INSERT INTO whatsmeow_device (jid, registration_id, noise_key, identity_key, signed_pre_key,"
-            " signed_pre_key_id, signed_pre_key_sig, adv_key, adv_details, adv_account_sig, adv_account_sig_key,"
-            " adv_device_sig, platform, business_name, push_name)"
-            " VALUES (%s, 1, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, 'android', 'Acme, Inc.', 'Acme, Inc.')",
-            ["905550000001:12@s.whatsapp.net", *[b"\0" * n for n in (32, 32, 32, 64, 32, 8, 64, 32, 64)]],
+        insert_device(
+            conn.execute, "905550000001:12@s.whatsapp.net", push_name="Acme, Inc.", business_name="Acme, Inc."
         )
     with pytest.raises(ValueError):  # why the backend does not use neonize's helper
         await sync_to_async(ClientFactory.get_all_devices_from_db)(url)
