@@ -15,6 +15,7 @@ from django.conf import settings
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize import secrets
 from messaging.whatsapp.neonize.client import NeonizeClient
+from messaging.whatsapp.neonize.connection import LINGERING_LINK_SECONDS, QR_GRACE_SECONDS
 from messaging.whatsapp.neonize.message_ids import MessageIds
 from messaging.whatsapp.neonize.names import (
     neonize_lib,
@@ -83,7 +84,17 @@ class NeonizeBackend(p.Backend):
 
         connection.add_done_callback(ended)
         with contextlib.suppress(RuntimeError):
-            self.reserve_threads(asyncio.get_running_loop())
+            loop = asyncio.get_running_loop()
+            self.reserve_threads(loop)
+            # A linking call ends when whatsmeow's codes run out; one that outlives them is stuck in Go for good.
+            loop.call_later(LINGERING_LINK_SECONDS + QR_GRACE_SECONDS, self._still_lingering, connection)
+
+    def _still_lingering(self, connection: asyncio.Future) -> None:
+        if not connection.done():
+            logger.warning(
+                "a stopped neonize connection is still in Go after %.0f s: its thread stays taken",
+                LINGERING_LINK_SECONDS,
+            )
 
     def create_client(self, *, device_id: int, jid: str | None, emit: p.EmitEvent) -> NeonizeClient:
         client = NeonizeClient(backend=self, device_id=device_id, jid=jid, emit=emit)

@@ -54,7 +54,7 @@ def _connect(store, postgres: bool):
         import psycopg
 
         return psycopg.connect(str(store), connect_timeout=10)
-    return sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    return sqlite3.connect(f"{Path(store).resolve().as_uri()}?mode=ro", uri=True)  # read only, never created
 
 
 def _alternates(conn, mark: str, sender: str) -> list[str]:
