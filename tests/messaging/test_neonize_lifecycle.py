@@ -120,6 +120,17 @@ async def test_a_comma_in_a_stored_name_does_not_hide_the_session(whatsmeow_post
     assert await backend.stored_session_jid("905559999999@s.whatsapp.net") is None
 
 
+async def test_of_two_stored_sessions_of_a_number_the_newest_is_resumed():
+    stored = [
+        "905550000001:3@s.whatsapp.net",
+        "905550000001:12@s.whatsapp.net",
+        "905559999999:20@s.whatsapp.net",
+    ]
+    backend = NeonizeBackend(database_url=PG_URL, stored_devices=lambda url: stored)
+    found = await backend.stored_session_jid(ME)
+    assert (found.User, found.Device) == ("905550000001", 12)
+
+
 # ---------------------------------------------------------------------------------------------- 4. linking
 
 

@@ -153,11 +153,10 @@ class NeonizeBackend(p.Backend):
         lister = self._stored_devices or stored_device_jids
         stored = await asyncio.to_thread(lister, self.database_url)
         user = p.jid_user(jid)
-        for value in stored:
-            found = to_jid(value)
-            if found.User == user:
-                return found
-        return None
+        sessions = [found for found in map(to_jid, stored) if found.User == user]
+        # Two sessions of one number: it was linked again while whatsmeow still kept the old one (logged out on
+        # the phone while we were offline). The phone numbers its linked devices upwards: the highest is newest.
+        return max(sessions, key=lambda found: found.Device, default=None)
 
     async def open_neonize(self, client: NeonizeClient):
         """A new neonize NewAClient for `client`'s device, on the right session store."""
