@@ -8,10 +8,7 @@ import logging
 import time
 
 from messaging.whatsapp import protocol as p
-from messaging.whatsapp.neonize.names import (
-    neonize_lib,
-    translate_error,
-)
+from messaging.whatsapp.neonize.names import neonize_lib, translate_error
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +58,11 @@ class Connection:
         if linking and running and self._qr_ready is not None and not self._qr_ready.is_set():
             # neonize's Go Neonize() loops over whatsmeow's QR channel, and our disconnect closes that channel
             # only once whatsmeow's QR emitter runs (it ends when its codes run out): wait for the first code.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.wait(
-                        [asyncio.ensure_future(self._qr_ready.wait()), connection],
-                        return_when=asyncio.FIRST_COMPLETED,
-                    ),
-                    LINK_STOP_WAIT_SECONDS,
-                )
+            first_code = asyncio.ensure_future(self._qr_ready.wait())
+            await asyncio.wait(
+                [first_code, connection], timeout=LINK_STOP_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            first_code.cancel()
         if self.neo is not None:
             with contextlib.suppress(Exception):
                 await self.neo.stop()
