@@ -42,6 +42,23 @@ def wav(seconds: float, rate: int = 8000) -> bytes:
     return out.getvalue()
 
 
+def ogg_opus(seconds: float) -> bytes:
+    """A voice note's container as phones record it (Ogg pages, Opus header), its length in the last granule."""
+    from mutagen.ogg import OggPage
+
+    def page(packets, sequence, position, *, first=False, last=False) -> bytes:
+        built = OggPage()
+        built.packets, built.sequence, built.position, built.serial = packets, sequence, position, 7
+        built.first, built.last = first, last
+        return built.write()  # with its CRC
+
+    pre_skip = 312
+    head = b"OpusHead" + bytes([1, 1]) + struct.pack("<HIhB", pre_skip, 48000, 0, 0)
+    tags = b"OpusTags" + struct.pack("<I", 8) + b"waportal" + struct.pack("<I", 0)
+    end = int(seconds * 48000) + pre_skip
+    return page([head], 0, 0, first=True) + page([tags], 1, 0) + page([b"\xf8\xff\xfe"], 2, end, last=True)
+
+
 def box(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I4s", 8 + len(body), kind) + body
 
@@ -73,6 +90,12 @@ async def test_a_voice_note_goes_out_with_its_length(client, neo, no_ffmpeg):
     audio = sent_message(neo)[1].audioMessage
     assert audio.seconds == 3  # not 0:00 on the phone
     assert audio.fileLength == 1234
+
+
+async def test_an_opus_voice_note_goes_out_with_its_length(client, neo, no_ffmpeg):
+    await client.send(message=outgoing(p.MessageKind.AUDIO, media=ogg_opus(12.0)))
+    audio = sent_message(neo)[1].audioMessage
+    assert (audio.seconds, audio.PTT, audio.mimetype) == (12, True, "audio/ogg; codecs=opus")
 
 
 async def test_a_video_goes_out_with_its_length_and_picture_size(client, neo, no_ffmpeg):
