@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -271,6 +272,21 @@ def _persist_device_event(device, event: protocol.Event) -> list[Outcome]:
     return []
 
 
+def _with_vote(payload: dict | None, voter: str, selected: list[str]) -> dict:
+    """A poll's payload with `voter`'s current choice in `poll_votes` (voter JID -> option texts).
+
+    WhatsApp names a chosen option by the SHA-256 of its text; one the poll does not list stays a hash."""
+    payload = dict(payload or {})
+    by_hash = {hashlib.sha256(o.encode()).hexdigest(): o for o in payload.get("poll_options") or []}
+    votes = dict(payload.get("poll_votes") or {})
+    if selected:
+        votes[voter] = [by_hash.get(h, h) for h in selected]
+    else:
+        votes.pop(voter, None)  # the vote was withdrawn
+    payload["poll_votes"] = votes
+    return payload
+
+
 def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
     from messaging.models import Chat, Message, MessageStatus
 
@@ -281,7 +297,7 @@ def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
         jid=chat_jid,
         defaults={"organization_id": org, "is_group": protocol.is_group(chat_jid)},
     )
-    if msg.kind in (MessageKind.REACTION, MessageKind.EDIT, MessageKind.REVOKE):
+    if msg.kind in (MessageKind.REACTION, MessageKind.EDIT, MessageKind.REVOKE, MessageKind.POLL_VOTE):
         target = (
             Message.objects.select_for_update(no_key=True).filter(device=device, wa_id=msg.target_id).first()
         )
@@ -296,6 +312,11 @@ def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
                     reactions.pop(msg.sender, None)
                 target.reactions = reactions
                 target.save(update_fields=["reactions"])
+        elif msg.kind == MessageKind.POLL_VOTE:
+            name = "message.poll_vote"
+            if target is not None:
+                target.payload = _with_vote(target.payload, msg.sender, msg.poll_selected)
+                target.save(update_fields=["payload"])
         elif msg.kind == MessageKind.EDIT:
             name = "message.edited"
             if target is not None:

@@ -20,7 +20,7 @@ def _backend(name: str) -> Backend:
         return SandboxBackend()
     if name == "neonize":
         # Importing the backend loads no neonize code: that happens when a device's client first connects.
-        from messaging.whatsapp.neonize_backend import NeonizeBackend
+        from messaging.whatsapp.neonize.backend import NeonizeBackend
 
         return NeonizeBackend()
     raise ValueError(f"unknown WhatsApp backend {name!r}")

@@ -1,6 +1,6 @@
 """The one contract between waportal and WhatsApp: operations, their typed inputs and results, and domain events.
 
-Both backends (`neonize_backend`, the real one, and `sandbox`, a simulated network) implement
+Both backends (`neonize`, the real one, and `sandbox`, a simulated network) implement
 `WhatsAppClient`; nothing outside `messaging/whatsapp/` knows which one runs. Every value here is made of
 plain types and dataclasses so it crosses the channel layer (msgpack) through `wire.encode`/`wire.decode`.
 """
@@ -158,6 +158,7 @@ class MessageKind(StrEnum):
     REACTION = "reaction"
     EDIT = "edit"
     REVOKE = "revoke"
+    POLL_VOTE = "poll_vote"
     UNKNOWN = "unknown"
 
 
@@ -411,8 +412,11 @@ class IncomingMessage:
     contact_vcard: str = ""
     poll_question: str = ""
     poll_options: list[str] = field(default_factory=list)
-    target_id: str = ""  # REACTION / EDIT / REVOKE: the message acted on
+    target_id: str = ""  # REACTION / EDIT / REVOKE / POLL_VOTE: the message acted on
     reaction: str = ""  # REACTION: the emoji ("" removes it)
+    # POLL_VOTE: the options now chosen (all of the voter's choices; none withdraws the vote), each as WhatsApp
+    # names it: the SHA-256 (hex) of the option's text.
+    poll_selected: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -11,11 +11,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from unittest.mock import create_autospec
 
 import pytest
-from neonize.aioze.client import ContactStore, NewAClient
-from neonize.aioze.events import Event as NeonizeEvents
+from neonize.aioze.client import NewAClient
 from neonize.exc import GetProfilePictureError, SendMessageError
 from neonize.proto import Neonize_pb2 as np
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
@@ -34,117 +32,29 @@ from neonize.utils.enum import (
 )
 
 from messaging.whatsapp import protocol as p
-from messaging.whatsapp.neonize_backend import (
-    NeonizeBackend,
-    delete_for_me_patch,
-    star_patch,
-    translate_error,
+from messaging.whatsapp.neonize.app_state import delete_for_me_patch, star_patch
+from messaging.whatsapp.neonize.backend import NeonizeBackend
+from messaging.whatsapp.neonize.names import translate_error
+from tests.messaging.neonize_harness import (
+    GROUP,
+    ME,
+    PEER,
+    incoming,
+    jid,
+    message_event,
+    outgoing,
+    sent_message,
 )
+from tests.messaging.neonize_harness import client_on_real_neonize as _client_on_real_neonize
+from tests.messaging.neonize_harness import deliver_from_go as _deliver_from_go
+from tests.messaging.neonize_harness import until as _until
 
-ME = "905550000001@s.whatsapp.net"
-PEER = "905551112233@s.whatsapp.net"
-GROUP = "120363000000000001@g.us"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def jid(value: str, device: int = 0) -> np.JID:
-    user, server = value.split("@")
-    return np.JID(User=user, Server=server, Device=device, RawAgent=0, Integrator=0, IsEmpty=False)
-
-
-class Recorder:
-    """The `emit` a session worker would pass: records events and lets a test wait for one."""
-
-    def __init__(self):
-        self.events: list[p.Event] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, event: p.Event) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    def of(self, cls):
-        return [e for e in self.events if isinstance(e, cls)]
-
-    async def wait_for(self, cls, count: int = 1, timeout: float = 5.0):
-        async def waiter():
-            while len(self.of(cls)) < count:
-                self._changed.clear()
-                await self._changed.wait()
-
-        await asyncio.wait_for(waiter(), timeout)
-        return self.of(cls)[count - 1]
-
-
 @pytest.fixture
-def neo():
-    client = create_autospec(NewAClient, instance=True)
-    # Instance attributes NewAClient sets in __init__ (autospec only sees the class).
-    client.contact = create_autospec(ContactStore, instance=True)
-    client.event = create_autospec(NeonizeEvents, instance=True)
-    client.qr = client.event.qr
-    client.get_me.return_value = np.Device(JID=jid(ME, device=12), PushName="Our Shop")
-    client.send_message.return_value = np.SendResponse(ID="3EB0SERVERID", Timestamp=1_700_000_000)
-    return client
-
-
-@pytest.fixture
-def opened():
-    return []
-
-
-@pytest.fixture
-def backend(neo, opened, tmp_path):
-    def make_neonize(**kwargs):
-        opened.append(kwargs)
-        return neo
-
-    return NeonizeBackend(
-        session_dir=tmp_path / "sessions",
-        database_url="",
-        make_neonize=make_neonize,
-        backoff=lambda attempt: 0,
-    )
-
-
-@pytest.fixture
-def emitted():
-    return Recorder()
-
-
-@pytest.fixture
-async def client(backend, neo, emitted):
-    """A client whose neonize connection reported Connected (through the real event path)."""
-    c = backend.create_client(device_id=7, jid=ME, emit=emitted)
-    c.neo = neo
-    await c.on_event(neo, np.Connected(status=True))
-    emitted.events.clear()
-    return c
-
-
-def outgoing(kind, **kwargs) -> p.OutgoingMessage:
-    return p.OutgoingMessage(id=kwargs.pop("id", "3EB0OURS"), to=kwargs.pop("to", PEER), kind=kind, **kwargs)
-
-
-def sent_message(neo) -> e2e.Message:
-    assert neo.send_message.await_count == 1
-    to, message = neo.send_message.await_args.args
-    return to, message
-
-
-def message_event(
-    content: e2e.Message, *, sender=PEER, chat=None, from_me=False, msg_id="MSG1", **flags
-) -> np.Message:
-    chat = chat or sender
-    source = np.MessageSource(
-        Chat=jid(chat), Sender=jid(sender), IsFromMe=from_me, IsGroup=chat.endswith("@g.us")
-    )
-    info = np.MessageInfo(MessageSource=source, ID=msg_id, Pushname="Ayşe", Timestamp=1_700_000_100)
-    return np.Message(Info=info, Message=content, **flags)
-
-
-async def incoming(client, event) -> list[p.Event]:
-    return await client.translate(event)
+def client(neonize_client):
+    return neonize_client
 
 
 # ============================================================================ importing
@@ -158,7 +68,7 @@ def test_importing_the_backend_opens_no_connection_and_does_not_load_neonize(tmp
         "socket.socket.connect = refuse\n"
         "socket.create_connection = refuse\n"
         "import django; django.setup()\n"
-        "import messaging.whatsapp.neonize_backend as nb\n"
+        "import messaging.whatsapp.neonize.backend as nb\n"
         "from messaging.whatsapp import get_backend\n"
         "backend = get_backend('neonize')\n"
         "assert isinstance(backend, nb.NeonizeBackend), backend\n"
@@ -205,7 +115,7 @@ async def test_start_opens_a_sqlite_session_per_device_and_subscribes_events(
         {
             "name": str(tmp_path / "sessions" / "device-7.sqlite3"),
             "jid": None,
-            "uuid": "device-7",
+            "uuid": "device-7-1",
             "new_device": False,
         }
     ]
@@ -221,6 +131,7 @@ async def test_start_opens_a_sqlite_session_per_device_and_subscribes_events(
         np.GroupInfoEvent,
     } <= subscribed
     neo.qr.assert_called_once_with(c.on_qr)
+    await c.on_qr(neo, b"2@code")  # linking: a stop waits for whatsmeow's first code (see NeonizeClient.stop)
     neo.stop.side_effect = lambda: neo.connect.return_value.set_result(None)
     await c.stop()
     neo.stop.assert_awaited()
@@ -236,7 +147,7 @@ async def test_the_real_neonize_client_is_made_on_the_device_store_without_conne
     assert isinstance(real, NewAClient)
     assert (real.name, real.uuid, real.new_device) == (
         str(tmp_path / "sessions" / "device-11.sqlite3"),
-        b"device-11",
+        b"device-11-1",
         False,
     )
     assert real.device_props.os == "waportal"
@@ -246,29 +157,6 @@ async def test_the_real_neonize_client_is_made_on_the_device_store_without_conne
     )
     assert real.event._qr == c.on_qr
     assert real.connect_task is None  # nothing was started
-
-
-async def _client_on_real_neonize(tmp_path, monkeypatch, emit):
-    """A client subscribed to a real NewAClient (no connection), whose Go callbacks tests call from a thread."""
-    import neonize.aioze.events as neonize_events
-
-    monkeypatch.setattr(neonize_events, "event_global_loop", asyncio.get_running_loop())
-    backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="")
-    c = backend.create_client(device_id=13, jid=ME, emit=emit)
-    c.neo = await backend.open_neonize(c)
-    c._subscribe(c.neo)
-    return c
-
-
-def _deliver_from_go(neo, event) -> None:
-    """What the Go library does with an event: call neonize's C callback with the serialized protobuf."""
-    import ctypes
-
-    from neonize.events import EVENT_TO_INT
-
-    payload = event.SerializePartialToString()
-    buffer = ctypes.create_string_buffer(payload, len(payload))
-    neo.event.execute(0, ctypes.addressof(buffer), len(payload), EVENT_TO_INT[type(event)])
 
 
 async def test_events_from_neonizes_go_callbacks_reach_emit(tmp_path, emitted, monkeypatch):
@@ -290,27 +178,8 @@ async def test_events_from_neonizes_go_callbacks_reach_emit(tmp_path, emitted, m
     c._cancel_watchdog()
 
 
-async def test_go_waits_until_a_message_is_stored_before_whatsmeow_acknowledges_it(tmp_path, monkeypatch):
-    """whatsmeow sends WhatsApp its acknowledgement when neonize's callback returns: by then the message must be
-    stored, or a crash in between loses it (WhatsApp does not send it again)."""
-    stored = []
-
-    async def slow_store(event):
-        await asyncio.sleep(0.05)  # a database write that takes a while
-        stored.append(event)
-
-    c = await _client_on_real_neonize(tmp_path, monkeypatch, slow_store)
-
-    def go_thread():
-        _deliver_from_go(c.neo, message_event(e2e.Message(conversation="keep me")))
-        return list(stored)  # what was stored when Go got control back
-
-    stored_when_acknowledged = await asyncio.to_thread(go_thread)
-    assert [e.message.text for e in stored_when_acknowledged if isinstance(e, p.MessageEvent)] == ["keep me"]
-
-
 async def test_postgres_store_resumes_the_stored_session_of_this_number(neo, opened, emitted):
-    stored = [np.Device(JID=jid("905559999999@s.whatsapp.net", device=3)), np.Device(JID=jid(ME, device=12))]
+    stored = ["905559999999:3@s.whatsapp.net", "905550000001:12@s.whatsapp.net"]
     seen = []
 
     def stored_devices(url):
@@ -329,7 +198,7 @@ async def test_postgres_store_resumes_the_stored_session_of_this_number(neo, ope
     assert opened[0]["name"] == url and opened[0]["new_device"] is False
     assert (opened[0]["jid"].User, opened[0]["jid"].Device) == ("905550000001", 12)
     # A device without a session gets a fresh one: never the first stored session of someone else.
-    assert opened[1] == {"name": url, "jid": None, "uuid": "device-2", "new_device": True}
+    assert opened[1] == {"name": url, "jid": None, "uuid": "device-2-2", "new_device": True}
 
 
 async def test_connection_that_ends_is_restarted_with_backoff(neo, emitted, tmp_path):
@@ -397,7 +266,7 @@ async def test_reconnect_restarts_the_connection(backend, neo, emitted):
 
 
 def test_every_gateway_operation_is_implemented():
-    from messaging.whatsapp.neonize_backend import NeonizeClient
+    from messaging.whatsapp.neonize.client import NeonizeClient
 
     assert not NeonizeClient.__abstractmethods__
     for name in p.OPERATIONS:
@@ -414,7 +283,7 @@ async def test_qr_codes_rotate_with_their_expiry(client, neo, emitted):
 
 
 async def test_linking_ends_when_the_last_qr_expires_unscanned(backend, neo, emitted, monkeypatch):
-    import messaging.whatsapp.neonize_backend as nb
+    import messaging.whatsapp.neonize.connection as nb
 
     monkeypatch.setattr(nb, "FIRST_QR_SECONDS", 0.01)
     monkeypatch.setattr(nb, "QR_GRACE_SECONDS", 0.0)
@@ -589,7 +458,7 @@ def test_whatsmeow_errors_become_our_error_codes(whatsmeow_says, code):
 
 
 async def test_send_image_view_once_reply(client, neo):
-    built = e2e.Message(imageMessage=e2e.ImageMessage(URL="https://mmg", caption="look"))
+    built = e2e.Message(imageMessage=e2e.ImageMessage(URL="https://mmg"))
     neo.build_image_message.return_value = built
     quote = p.QuotedMessage(id="Q2", sender=PEER, text="photo?")
     message = outgoing(
@@ -603,12 +472,12 @@ async def test_send_image_view_once_reply(client, neo):
     await client.send(message=message)
     call = neo.build_image_message.await_args
     assert call.args == (b"\x89PNG",)
-    assert call.kwargs["caption"] == "look" and call.kwargs["viewonce"] is True
+    assert "caption" not in call.kwargs and call.kwargs["viewonce"] is True  # set as typed, after building
     quoted = call.kwargs["quoted"]
     assert quoted.Info.ID == "Q2" and quoted.Info.MessageSource.Sender == jid(PEER)
     assert quoted.Message.conversation == "photo?"
     _, sent = sent_message(neo)
-    assert sent.imageMessage.URL == "https://mmg"
+    assert sent.imageMessage.URL == "https://mmg" and sent.imageMessage.caption == "look"
     assert sent.imageMessage.contextInfo.isForwarded
 
 
@@ -628,13 +497,13 @@ async def test_send_document(client, neo):
     call = neo.build_document_message.await_args
     assert call.args == (b"%PDF",)
     assert call.kwargs == {
-        "caption": "Invoice",
         "title": "fatura.pdf",
         "filename": "fatura.pdf",
         "mimetype": "application/pdf",
         "quoted": None,
     }
-    assert sent_message(neo)[1].documentMessage.fileName == "fatura.pdf"
+    document = sent_message(neo)[1].documentMessage
+    assert (document.fileName, document.caption) == ("fatura.pdf", "Invoice")
 
 
 async def test_send_sticker_webp_goes_as_is(client, neo):
@@ -1412,12 +1281,3 @@ async def test_joined_group_event(client):
         [ME],
         "Team",
     )
-
-
-# ============================================================================ helpers
-
-
-async def _until(predicate) -> None:
-    """Yield to the loop until `predicate()` holds (bounded by the caller's wait_for)."""
-    while not predicate():
-        await asyncio.sleep(0)

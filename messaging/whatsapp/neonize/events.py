@@ -1,0 +1,301 @@
+"""neonize's events as our domain events: messages, receipts, presence, group changes, connection state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from messaging.whatsapp import protocol as p
+from messaging.whatsapp.neonize import secrets
+from messaging.whatsapp.neonize.incoming import (
+    _enum_name,
+    _unwrap,
+    convert_message,
+)
+from messaging.whatsapp.neonize.names import (
+    _phone_jid,
+    _seconds,
+    jid_str,
+    neonize_lib,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _data_events() -> tuple[type, ...]:
+    """Events that are news whichever client of the device delivered them (unlike connection-state events)."""
+    ev = neonize_lib().ev
+    return (ev.MessageEv, ev.ReceiptEv, ev.PresenceEv, ev.ChatPresenceEv, ev.GroupInfoEv, ev.JoinedGroupEv)
+
+
+class Events:
+    """NeonizeClient's event handling (see client.py for its state)."""
+
+    async def on_event(self, neo, event) -> None:
+        """neonize's event callback (on our loop): translate and emit, one event at a time, in order."""
+        if neo is not self.neo and not isinstance(event, _data_events()):
+            return  # the state of a replaced client's connection is not this device's any more
+        async with self._event_order:
+            try:
+                converted = await self.translate(event)
+            except Exception:
+                logger.exception(
+                    "could not translate neonize %s for device %s", type(event).__name__, self.device_id
+                )
+                return
+            for item in converted:
+                await self._emit_event(item)
+
+    async def translate(self, event) -> list[p.Event]:
+        """Our domain events for one neonize protobuf event (state changes of this client included)."""
+        ev = neonize_lib().ev
+        if isinstance(event, ev.MessageEv):
+            content, _ = _unwrap(event.Message)
+            if content.HasField("encReactionMessage"):
+                return await self._encrypted_reaction(event, content.encReactionMessage)
+            message = convert_message(event)
+            if message is None:
+                return []
+            if message.kind == p.MessageKind.POLL_VOTE:
+                try:
+                    vote = await self.neo.decrypt_poll_vote(event)
+                except Exception as exc:
+                    # whatsmeow does not know the poll's secret (a poll from before this device was linked).
+                    logger.warning(
+                        "poll vote %s of device %s not decrypted: %s", message.id, self.device_id, exc
+                    )
+                    return []
+                message.poll_selected = [bytes(option).hex() for option in vote.selectedOptions]
+            # A reply to, reaction to, edit or revoke of one of our messages names it by WhatsApp's ID.
+            message.id = self.ids.ours(message.id)
+            message.target_id = self.ids.ours(message.target_id)
+            message.reply_to_id = self.ids.ours(message.reply_to_id)
+            return [p.MessageEvent(message=message)]
+        if isinstance(event, ev.ReceiptEv):
+            return self._receipt(event)
+        if isinstance(event, ev.PresenceEv):
+            # Go's zero time (no last-seen: hidden, or never) arrives as -62135596800 (year 1): unknown.
+            last_seen = _seconds(event.LastSeen) if event.LastSeen > 0 else None
+            return [
+                p.PresenceEvent(jid=jid_str(event.From), available=not event.Unavailable, last_seen=last_seen)
+            ]
+        if isinstance(event, ev.ChatPresenceEv):
+            src = event.MessageSource
+            state = (
+                p.ChatPresenceState.COMPOSING
+                if event.State == type(event).COMPOSING
+                else p.ChatPresenceState.PAUSED
+            )
+            media = "audio" if event.Media == type(event).AUDIO else ""
+            return [
+                p.ChatPresenceEvent(
+                    chat=jid_str(src.Chat),
+                    sender=_phone_jid(src.Sender, src.SenderAlt),
+                    state=state,
+                    media=media,
+                )
+            ]
+        if isinstance(event, ev.GroupInfoEv):
+            return await self._group_changes(event)
+        if isinstance(event, ev.JoinedGroupEv):
+            info = event.GroupInfo
+            return [
+                p.GroupChangedEvent(
+                    group=jid_str(info.JID),
+                    change=p.GroupChange.PARTICIPANTS,
+                    actor=_phone_jid(event.Sender, event.SenderPN),
+                    action="join",
+                    participants=[self.jid] if self.jid else [],
+                    name=info.GroupName.Name or None,
+                    timestamp=time.time(),
+                )
+            ]
+        return await self._connection_event(event)
+
+    async def _encrypted_reaction(self, event, encrypted) -> list[p.Event]:
+        """A reaction in a community announcement group, decrypted (see secrets.py), as a plain reaction event."""
+        key, source = encrypted.targetMessageKey, event.Info.MessageSource
+        reactor = jid_str(source.Sender)
+        # Who wrote the reacted message, as whatsmeow's getOrigSenderFromKey finds it.
+        if key.fromMe:
+            original = reactor
+        elif source.Chat.Server in (p.USER_SERVER, p.LID_SERVER):
+            original = key.remoteJID
+        else:
+            original = key.participant
+        user, _, server = original.partition("@")
+        original = f"{user.split(':', 1)[0]}@{server}"
+        try:
+            found = await asyncio.to_thread(
+                self.backend.message_secret,
+                self.device_id,
+                our_user=p.jid_user(self.jid),
+                chat=jid_str(source.Chat),
+                sender=original,
+                message_id=key.ID,
+            )
+            if found is None:
+                raise LookupError("whatsmeow keeps no secret of the reacted message")
+            secret, stored_sender = found
+            aes_key = secrets.reaction_key(
+                secret, message_id=key.ID, original_sender=stored_sender, reactor=reactor
+            )
+            plain = secrets.decrypt(aes_key, encrypted.encIV, encrypted.encPayload)
+            reaction = neonize_lib().e2e.ReactionMessage.FromString(plain)
+        except Exception as exc:
+            logger.warning(
+                "encrypted reaction %s of device %s not decrypted: %s", event.Info.ID, self.device_id, exc
+            )
+            return []
+        reaction.key.CopyFrom(key)
+        plain_event = type(event)()
+        plain_event.CopyFrom(event)
+        plain_event.Message.Clear()
+        plain_event.Message.reactionMessage.CopyFrom(reaction)
+        return await self.translate(plain_event)
+
+    async def _connection_event(self, event) -> list[p.Event]:
+        ev = neonize_lib().ev
+        np = neonize_lib().np
+        if isinstance(event, ev.ConnectedEv):
+            self._connected = True
+            self._attempt = 0
+            self._cancel_watchdog()
+            push_name = ""
+            with contextlib.suppress(Exception):
+                me = await self.neo.get_me()
+                self.jid = jid_str(me.JID) or self.jid
+                push_name = me.PushName
+            return [p.ConnectedEvent(jid=self.jid, push_name=push_name)]
+        if isinstance(event, ev.PairStatusEv):
+            if event.Status == np.PairStatus.SUCCESS:
+                self._cancel_watchdog()
+                self._fresh_session = (
+                    False  # whatsmeow's QR loop ends with the pairing; the connection goes on
+                )
+                self.jid = jid_str(event.ID)
+                return [p.PairedEvent(jid=self.jid, push_name=event.BusinessName, platform=event.Platform)]
+            return [p.DisconnectedEvent(reason=f"pairing failed: {event.Error}", will_reconnect=True)]
+        if isinstance(event, ev.DisconnectedEv):
+            self._connected = False
+            if self._stopping or self._final:
+                return []
+            # whatsmeow reconnects by itself after a dropped socket.
+            return [p.DisconnectedEvent(reason="connection lost", will_reconnect=True)]
+        if isinstance(event, ev.LoggedOutEv):
+            reason = _enum_name(event, "Reason") or "logged out from the phone"
+            self._connected = False
+            self._final = True
+            self._spawn(self._forget_session())
+            return [p.LoggedOutEvent(reason=reason)]
+        if isinstance(event, ev.ConnectFailureEv):
+            reason = " ".join(filter(None, [_enum_name(event, "Reason"), event.Message])) or "connect failure"
+            return [p.DisconnectedEvent(reason=reason, will_reconnect=True)]
+        if isinstance(event, ev.StreamErrorEv):
+            return [p.DisconnectedEvent(reason=f"stream error {event.Code}".strip(), will_reconnect=True)]
+        final_reason = None
+        if isinstance(event, ev.StreamReplacedEv):
+            final_reason = "another client connected with this session"
+        elif isinstance(event, ev.TemporaryBanEv):
+            final_reason = (
+                f"temporarily banned by WhatsApp ({_enum_name(event, 'Code')}), for {int(event.Expire)} s"
+            )
+        elif isinstance(event, ev.ClientOutdatedEv):
+            final_reason = "WhatsApp says this client version is outdated (update neonize)"
+        if final_reason is not None:
+            # whatsmeow does not reconnect after these; neither do we (a reconnect from the dashboard may).
+            self._connected = False
+            self._final = True
+            self._spawn(self.stop())
+            return [p.DisconnectedEvent(reason=final_reason, will_reconnect=False)]
+        return []
+
+    async def _forget_session(self) -> None:
+        await self.stop()
+        self.backend.remove_session(self.device_id)
+        self.jid = ""
+
+    def _receipt(self, event) -> list[p.Event]:
+        kinds = type(event)
+        mapping = {
+            kinds.DELIVERED: p.ReceiptType.DELIVERED,
+            kinds.READ: p.ReceiptType.READ,
+            kinds.PLAYED: p.ReceiptType.PLAYED,
+        }
+        # SENDER/RETRY/READ_SELF/... are about our other devices or delivery internals, not the recipient.
+        kind = mapping.get(event.Type) if event.HasField("Type") else p.ReceiptType.DELIVERED
+        if kind is None or not event.MessageIDs:
+            return []
+        src = event.MessageSource
+        return [
+            p.ReceiptEvent(
+                chat=jid_str(src.Chat),
+                sender=_phone_jid(src.Sender, src.SenderAlt),
+                message_ids=[self.ids.ours(wa) for wa in event.MessageIDs],
+                type=kind,
+                timestamp=_seconds(event.Timestamp),
+            )
+        ]
+
+    async def _phone_number(self, jid_pb) -> str:
+        """A participant as group_info() names them: a hidden user (@lid) by phone number when whatsmeow knows it."""
+        if jid_pb.Server != p.LID_SERVER or self.neo is None:
+            return jid_str(jid_pb)
+        try:
+            phone = await self.neo.get_pn_from_lid(jid_pb)
+        except Exception:
+            phone = None
+        return jid_str(phone) if phone is not None and phone.User else jid_str(jid_pb)
+
+    async def _group_changes(self, event) -> list[p.Event]:
+        # In an @lid group whatsmeow names people by LID; group_info() gives phone numbers: map them alike.
+        names = {}
+        for who in [event.Sender, *event.Join, *event.Leave, *event.Promote, *event.Demote]:
+            key = jid_str(who)
+            if key and key not in names:
+                names[key] = await self._phone_number(who)
+        group, actor, ts = jid_str(event.JID), names.get(jid_str(event.Sender), ""), _seconds(event.Timestamp)
+        out: list[p.Event] = []
+
+        def participants(action: str, jids) -> None:
+            if jids:
+                out.append(
+                    p.GroupChangedEvent(
+                        group=group,
+                        change=p.GroupChange.PARTICIPANTS,
+                        actor=actor,
+                        action=action,
+                        participants=[names.get(jid_str(j), jid_str(j)) for j in jids],
+                        timestamp=ts,
+                    )
+                )
+
+        participants("join" if event.JoinReason else "add", event.Join)
+        leaving = list(event.Leave)
+        self_left = [j for j in leaving if names.get(jid_str(j)) == actor]
+        participants("leave", self_left)
+        participants("remove", [j for j in leaving if names.get(jid_str(j)) != actor])
+        participants("promote", event.Promote)
+        participants("demote", event.Demote)
+        if event.HasField("Name"):
+            out.append(
+                p.GroupChangedEvent(
+                    group=group, change=p.GroupChange.SUBJECT, actor=actor, name=event.Name.Name, timestamp=ts
+                )
+            )
+        settings_change = {}
+        if event.HasField("Topic"):
+            settings_change["topic"] = "" if event.Topic.TopicDeleted else event.Topic.Topic
+        if event.HasField("Locked"):
+            settings_change["locked"] = bool(event.Locked.isLocked)
+        if event.HasField("Announce"):
+            settings_change["announce"] = bool(event.Announce.IsAnnounce)
+        if settings_change:
+            out.append(
+                p.GroupChangedEvent(
+                    group=group, change=p.GroupChange.SETTINGS, actor=actor, timestamp=ts, **settings_change
+                )
+            )
+        return out
