@@ -61,11 +61,14 @@ def backend(neo, opened, tmp_path):
         opened.append(kwargs)
         return neo
 
+    from tests.messaging.neonize_harness import MemoryMessageIds
+
     return NeonizeBackend(
         session_dir=tmp_path / "sessions",
         database_url="",
         make_neonize=make_neonize,
         backoff=lambda attempt: 0,
+        message_ids=MemoryMessageIds,
     )
 
 

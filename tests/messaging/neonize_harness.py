@@ -78,7 +78,7 @@ async def client_on_real_neonize(tmp_path, monkeypatch, emit):
     import neonize.aioze.events as neonize_events
 
     monkeypatch.setattr(neonize_events, "event_global_loop", asyncio.get_running_loop())
-    backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="")
+    backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="", message_ids=MemoryMessageIds)
     c = backend.create_client(device_id=13, jid=ME, emit=emit)
     c.neo = await backend.open_neonize(c)
     c._subscribe(c.neo)
@@ -200,3 +200,37 @@ def insert_device(execute, device_jid: str, **names) -> None:
         f"INSERT INTO whatsmeow_device ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(values))})",
         values,
     )
+
+
+class MemoryMessageIds:
+    """`messaging.whatsapp.sent_ids.SharedMessageIds` kept in a dict, for the neonize tests that need no database
+    (the shared store itself is tested in test_sent_ids.py and, with the neonize client, test_sent_ids.py)."""
+
+    def __init__(self, device_id: int):
+        self.device_id = device_id
+        self.rows: dict[str, tuple[str, float | None]] = {}  # ours -> (theirs or "", timestamp or None)
+
+    async def begin(self, ours):
+        from messaging.whatsapp import protocol
+
+        if ours in self.rows:
+            theirs, timestamp = self.rows[ours]
+            if timestamp is None:
+                raise protocol.SendOutcomeUnknown("a send of this message was cut off")
+            return protocol.SendResult(id=ours, timestamp=timestamp)
+        self.rows[ours] = ("", None)
+        return None
+
+    async def finish(self, ours, theirs, timestamp):
+        self.rows[ours] = (theirs or ours, timestamp)
+
+    async def abandon(self, ours):
+        if self.rows.get(ours, ("", 0))[1] is None:
+            del self.rows[ours]
+
+    async def ours(self, *theirs):
+        back = {t: o for o, (t, ts) in self.rows.items() if t}
+        return [back.get(t, t) for t in theirs]
+
+    async def theirs(self, ours):
+        return self.rows.get(ours, ("", None))[0] or ours

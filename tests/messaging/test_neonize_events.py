@@ -20,6 +20,7 @@ from tests.messaging.neonize_harness import (
     GROUP,
     ME,
     PEER,
+    MemoryMessageIds,
     client_on_real_neonize,
     deliver_from_go,
     incoming,
@@ -80,7 +81,9 @@ async def test_a_message_delivered_again_after_a_restart_is_stored_once(tmp_path
     device = await sync_to_async(_device)()
     event = message_event(e2e.Message(conversation="order #12"), msg_id="3EB0AGAIN")
     for _ in range(2):  # the first run, then a restarted process to which WhatsApp delivers it again
-        backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="")
+        backend = NeonizeBackend(
+            message_ids=MemoryMessageIds, session_dir=tmp_path / "sessions", database_url=""
+        )
         c = backend.create_client(device_id=device.pk, jid=ME, emit=None)
         await _stored(await c.translate(event), device.pk)
     assert await Message.objects.filter(device=device, wa_id="3EB0AGAIN").acount() == 1
@@ -223,7 +226,7 @@ async def test_an_encrypted_reaction_on_the_shared_postgres_store_by_lid(whatsme
                 " VALUES (%s, %s, %s, 'ANNOUNCE2', %s)",
                 [our, GROUP, author_lid, key],
             )
-    backend = NeonizeBackend(database_url=url)
+    backend = NeonizeBackend(message_ids=MemoryMessageIds, database_url=url)
     c = backend.create_client(device_id=3, jid=ME, emit=emitted)
     c.neo = neo
     # The key is made with the sender the secret is stored under (the LID), though the key names the number.

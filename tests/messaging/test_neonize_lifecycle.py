@@ -12,7 +12,7 @@ from neonize.proto import Neonize_pb2 as np
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize.backend import NeonizeBackend
-from tests.messaging.neonize_harness import ME, insert_device, jid, until
+from tests.messaging.neonize_harness import ME, MemoryMessageIds, insert_device, jid, until
 
 PG_URL = "postgres://wa:secret@127.0.0.1/waportal"
 
@@ -29,7 +29,10 @@ async def test_reconnect_after_linking_on_postgres_resumes_the_paired_session(fa
     linked with would make Go create a blank device again (a QR code instead of the session just paired)."""
     stored: list[str] = []
     backend = NeonizeBackend(
-        database_url=PG_URL, stored_devices=lambda url: list(stored), backoff=lambda a: 0
+        message_ids=MemoryMessageIds,
+        database_url=PG_URL,
+        stored_devices=lambda url: list(stored),
+        backoff=lambda a: 0,
     )
     c = backend.create_client(device_id=1, jid=None, emit=emitted)
     await c.start()
@@ -48,7 +51,12 @@ async def test_reconnect_after_linking_on_postgres_resumes_the_paired_session(fa
 
 async def test_a_connection_that_ends_reconnects_to_the_same_session(fake_go, emitted):
     stored = ["905550000001:12@s.whatsapp.net"]
-    backend = NeonizeBackend(database_url=PG_URL, stored_devices=lambda url: stored, backoff=lambda a: 0)
+    backend = NeonizeBackend(
+        message_ids=MemoryMessageIds,
+        database_url=PG_URL,
+        stored_devices=lambda url: stored,
+        backoff=lambda a: 0,
+    )
     c = backend.create_client(device_id=1, jid=ME, emit=emitted)
     await c.start()
     await _connects(fake_go, 1)
@@ -64,12 +72,14 @@ async def test_a_connection_that_ends_reconnects_to_the_same_session(fake_go, em
 
 async def test_two_clients_of_one_device_never_share_a_go_session_id(emitted, tmp_path):
     """Go keys a client's connection by this ID, and neonize's finalizer of a collected client stops its ID."""
-    backend = NeonizeBackend(session_dir=tmp_path, database_url="")
+    backend = NeonizeBackend(message_ids=MemoryMessageIds, session_dir=tmp_path, database_url="")
     c = backend.create_client(device_id=7, jid=None, emit=emitted)
     first, second = await backend.open_neonize(c), await backend.open_neonize(c)
     assert first.uuid != second.uuid
     resumed = NeonizeBackend(
-        database_url=PG_URL, stored_devices=lambda url: ["905550000001:12@s.whatsapp.net"]
+        message_ids=MemoryMessageIds,
+        database_url=PG_URL,
+        stored_devices=lambda url: ["905550000001:12@s.whatsapp.net"],
     )
     r = resumed.create_client(device_id=8, jid=ME, emit=emitted)
     a, b = await resumed.open_neonize(r), await resumed.open_neonize(r)
@@ -83,7 +93,9 @@ async def test_collecting_the_client_of_an_old_session_does_not_stop_the_new_one
     import messaging.whatsapp.neonize.connection as nb
 
     monkeypatch.setattr(nb, "LINK_STOP_WAIT_SECONDS", 0.0)
-    backend = NeonizeBackend(session_dir=tmp_path, database_url="", backoff=lambda a: 0)
+    backend = NeonizeBackend(
+        message_ids=MemoryMessageIds, session_dir=tmp_path, database_url="", backoff=lambda a: 0
+    )
     c = backend.create_client(device_id=7, jid=ME, emit=emitted)
     await c.start()
     await _connects(fake_go, 1)
@@ -114,7 +126,7 @@ async def test_a_comma_in_a_stored_name_does_not_hide_the_session(whatsmeow_post
         )
     with pytest.raises(ValueError):  # why the backend does not use neonize's helper
         await sync_to_async(ClientFactory.get_all_devices_from_db)(url)
-    backend = NeonizeBackend(database_url=url)
+    backend = NeonizeBackend(message_ids=MemoryMessageIds, database_url=url)
     found = await backend.stored_session_jid(ME)
     assert (found.User, found.Device) == ("905550000001", 12)
     assert await backend.stored_session_jid("905559999999@s.whatsapp.net") is None
@@ -126,7 +138,9 @@ async def test_of_two_stored_sessions_of_a_number_the_newest_is_resumed():
         "905550000001:12@s.whatsapp.net",
         "905559999999:20@s.whatsapp.net",
     ]
-    backend = NeonizeBackend(database_url=PG_URL, stored_devices=lambda url: stored)
+    backend = NeonizeBackend(
+        message_ids=MemoryMessageIds, database_url=PG_URL, stored_devices=lambda url: stored
+    )
     found = await backend.stored_session_jid(ME)
     assert (found.User, found.Device) == ("905550000001", 12)
 
@@ -138,7 +152,7 @@ async def test_stopping_while_linking_returns_and_counts_the_go_call_until_it_en
     fake_go, emitted, tmp_path
 ):
     fake_go.linking = True
-    backend = NeonizeBackend(session_dir=tmp_path, database_url="")
+    backend = NeonizeBackend(message_ids=MemoryMessageIds, session_dir=tmp_path, database_url="")
     c = backend.create_client(device_id=9, jid=None, emit=emitted)
     await c.start()
     await emitted.wait_for(p.QRCodeEvent)
@@ -162,7 +176,7 @@ async def test_stopping_before_the_first_qr_code_waits_for_it_briefly(
     import messaging.whatsapp.neonize.connection as nb
 
     monkeypatch.setattr(nb, "LINK_STOP_WAIT_SECONDS", 5.0)
-    backend = NeonizeBackend(session_dir=tmp_path, database_url="")
+    backend = NeonizeBackend(message_ids=MemoryMessageIds, session_dir=tmp_path, database_url="")
     c = backend.create_client(device_id=9, jid=None, emit=emitted)
     await c.start()
     await _connects(fake_go, 1)

@@ -16,7 +16,7 @@ from PIL import Image
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize import media
 from messaging.whatsapp.neonize.backend import NeonizeBackend
-from tests.messaging.neonize_harness import ME, outgoing, sent_message
+from tests.messaging.neonize_harness import ME, MemoryMessageIds, outgoing, sent_message
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_mp4_headers_of_both_versions_and_files_that_are_not_mp4():
 
 
 async def _connected_real_client(tmp_path):
-    backend = NeonizeBackend(session_dir=tmp_path / "sessions", database_url="")
+    backend = NeonizeBackend(message_ids=MemoryMessageIds, session_dir=tmp_path / "sessions", database_url="")
     c = backend.create_client(device_id=21, jid=ME, emit=_ignore)
     c.neo = await backend.open_neonize(c)
     await c.on_event(c.neo, np.Connected(status=True))

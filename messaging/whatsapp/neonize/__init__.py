@@ -2,7 +2,7 @@
 
 The package's parts: `backend` (devices, session stores), `client` (a device's client, assembled from
 `connection`, `events`, `sends` and `operations`), `names` (neonize's names, JIDs, errors), `incoming` (its
-messages and answers as ours), `message_ids`, `app_state`, `media` (audio/video details, no neonize), `secrets`
+messages and answers as ours), `app_state`, `media` (audio/video details, no neonize), `secrets`
 (encrypted reactions).
 
 neonize is imported lazily (`names.neonize_lib()`): importing any neonize module loads its Go library, and if the
@@ -43,10 +43,14 @@ itself, are stored once.)
 
 Worked around:
 - neonize cannot send with our pre-generated message ID (its Go `SendMessage` passes no `SendRequestExtra`,
-  so whatsmeow picks the ID). `MessageIds` keeps, per device, which WhatsApp ID each of our IDs went out as,
-  and the client translates both ways: receipts, reactions, edits, revokes and quotes of our messages come
-  back with our ID, and revoke/edit/react/quote of our ID use WhatsApp's; nothing outside this package sees
-  the difference. The same map makes a repeated send of one ID a no-op, across restarts of the process too;
+  so whatsmeow picks the ID). `messaging.whatsapp.sent_ids` keeps, per device and in the shared database,
+  which WhatsApp ID each of our IDs went out as, and the client translates both ways: receipts, reactions,
+  edits, revokes and quotes of our messages come back with our ID, whichever worker sent them, and
+  revoke/edit/react/quote of our ID use WhatsApp's; nothing outside this package sees the difference. The
+  attempt is recorded before the send: a message that went out is never sent again, and one whose send was
+  cut off (a worker died or timed out mid-send) is not sent again either: the outbox marks it `unknown`
+  ("Sent?") and a person decides. Exactly once by ID therefore holds on this backend too, at the price of
+  asking a person in that rare case (whatsmeow cannot list what a chat received to check by itself);
 - neonize's audio/video builders need ffmpeg: we upload and describe those ourselves (`media`);
 - neonize does not tell Python when linking timed out: the last QR code's expiry ends it here.
 

@@ -16,11 +16,11 @@ from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize import secrets
 from messaging.whatsapp.neonize.client import NeonizeClient
 from messaging.whatsapp.neonize.connection import LINGERING_LINK_SECONDS, QR_GRACE_SECONDS
-from messaging.whatsapp.neonize.message_ids import MessageIds
 from messaging.whatsapp.neonize.names import (
     neonize_lib,
     to_jid,
 )
+from messaging.whatsapp.sent_ids import SharedMessageIds
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class NeonizeBackend(p.Backend):
         make_neonize: Callable[..., object] | None = None,
         stored_devices: Callable[[str], list] | None = None,
         backoff: Callable[[int], float] = default_backoff,
+        message_ids: Callable[[int], SharedMessageIds] = SharedMessageIds,
     ):
         if session_dir is None:
             session_dir = getattr(settings, "WA_SESSION_DIR", None) or Path(settings.DATA_DIR) / "sessions"
@@ -52,6 +53,7 @@ class NeonizeBackend(p.Backend):
         self._make_neonize = make_neonize
         self._stored_devices = stored_devices
         self.backoff = backoff
+        self._message_ids = message_ids
         self.clients: dict[int, NeonizeClient] = {}
         self.lingering: set[asyncio.Future] = set()  # Go calls of stopped clients that have not returned yet
         # Each neonize client gets a Go session ID of its own: Go keys clients, stop signals and event channels
@@ -119,9 +121,10 @@ class NeonizeBackend(p.Backend):
             logger.info("no message secret in the session store of device %s: %s", device_id, exc)
             return None
 
-    def message_ids(self, device_id: int) -> MessageIds:
-        """The device's map of our message IDs to WhatsApp's (a local file, also with PostgreSQL sessions)."""
-        return MessageIds(self.session_dir / f"device-{device_id}.ids.sqlite3")
+    def message_ids(self, device_id: int) -> SharedMessageIds:
+        """The device's map of our message IDs to WhatsApp's, in the shared database (`sent_ids`): any worker
+        that holds the number later matches receipts of what this one sent, and sends nothing twice."""
+        return self._message_ids(device_id)
 
     def store_name(self, device_id: int) -> str:
         """neonize's `name`: the whatsmeow store (a PostgreSQL URL, or this device's SQLite file)."""
@@ -129,10 +132,7 @@ class NeonizeBackend(p.Backend):
 
     def remove_session(self, device_id: int) -> None:
         """Delete the device's SQLite session and ID map (PostgreSQL rows are deleted by whatsmeow's Logout)."""
-        client = self.clients.get(device_id)
-        if client is not None:
-            client.ids.close()
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError):  # the per-worker ID map of earlier versions
             (self.session_dir / f"device-{device_id}.ids.sqlite3").unlink()
         if self.database_url:
             return

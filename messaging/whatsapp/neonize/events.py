@@ -69,12 +69,12 @@ class Events:
                     return []
                 message.poll_selected = [bytes(option).hex() for option in vote.selectedOptions]
             # A reply to, reaction to, edit or revoke of one of our messages names it by WhatsApp's ID.
-            message.id = self.ids.ours(message.id)
-            message.target_id = self.ids.ours(message.target_id)
-            message.reply_to_id = self.ids.ours(message.reply_to_id)
+            message.id, message.target_id, message.reply_to_id = await self.ids.ours(
+                message.id, message.target_id, message.reply_to_id
+            )
             return [p.MessageEvent(message=message)]
         if isinstance(event, ev.ReceiptEv):
-            return self._receipt(event)
+            return await self._receipt(event)
         if isinstance(event, ev.PresenceEv):
             # Go's zero time (no last-seen: hidden, or never) arrives as -62135596800 (year 1): unknown.
             last_seen = _seconds(event.LastSeen) if event.LastSeen > 0 else None
@@ -217,7 +217,7 @@ class Events:
         self.backend.remove_session(self.device_id)
         self.jid = ""
 
-    def _receipt(self, event) -> list[p.Event]:
+    async def _receipt(self, event) -> list[p.Event]:
         kinds = type(event)
         mapping = {
             kinds.DELIVERED: p.ReceiptType.DELIVERED,
@@ -233,7 +233,7 @@ class Events:
             p.ReceiptEvent(
                 chat=jid_str(src.Chat),
                 sender=_phone_jid(src.Sender, src.SenderAlt),
-                message_ids=[self.ids.ours(wa) for wa in event.MessageIDs],
+                message_ids=await self.ids.ours(*event.MessageIDs),
                 type=kind,
                 timestamp=_seconds(event.Timestamp),
             )

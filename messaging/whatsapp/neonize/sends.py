@@ -40,20 +40,27 @@ class Sending:
     # -- sending
 
     async def send(self, *, message: p.OutgoingMessage) -> p.SendResult:
-        # neonize cannot send with our ID (see the package docstring), so a retry of the same outgoing message
-        # within this process returns the first result instead of sending again.
-        earlier = self.ids.sent(message.id)
-        if earlier is not None:
-            return earlier
+        # neonize cannot send with our ID (see the package docstring). The shared map (`sent_ids`) records the
+        # attempt first: a retry of a message that went out returns the first result, and one whose earlier
+        # attempt was cut off (this or another worker died, or it timed out) raises SendOutcomeUnknown.
         neo = self._client()
         to = to_jid(message.to)
         wa_message = await self._call(self._build, neo, message)
-        response = await self._call(neo.send_message, to, wa_message)
+        earlier = await self.ids.begin(message.id)
+        if earlier is not None:
+            return earlier
+        try:
+            response = await self._call(neo.send_message, to, wa_message)
+        except p.UpstreamTimeout:
+            raise  # it may have reached WhatsApp: the attempt stays recorded, a retry is "unknown"
+        except p.WhatsAppError:
+            await self.ids.abandon(message.id)  # refused before it left: a retry may send it
+            raise
         timestamp = _seconds(response.Timestamp) or time.time()
-        self.ids.remember(message.id, response.ID or message.id, timestamp)
+        await self.ids.finish(message.id, response.ID or message.id, timestamp)
         return p.SendResult(id=message.id, timestamp=timestamp)
 
-    def _quoted(self, message: p.OutgoingMessage):
+    def _quoted(self, message: p.OutgoingMessage, quoted_id: str):
         """A neonize message event standing for the quoted message (what neonize's builders take)."""
         q = message.reply_to
         if q is None:
@@ -66,16 +73,16 @@ class Sending:
             IsGroup=p.is_group(message.to),
         )
         return lib.np.Message(
-            Info=lib.np.MessageInfo(ID=self.ids.wa(q.id), MessageSource=source),
+            Info=lib.np.MessageInfo(ID=quoted_id, MessageSource=source),
             Message=lib.e2e.Message(conversation=q.text),
         )
 
-    def _context(self, message: p.OutgoingMessage):
+    def _context(self, message: p.OutgoingMessage, quoted_id: str = ""):
         e2e = neonize_lib().e2e
         context = e2e.ContextInfo()
         if message.reply_to is not None:
             q = message.reply_to
-            context.stanzaID = self.ids.wa(q.id)
+            context.stanzaID = quoted_id
             context.participant = q.sender
             context.quotedMessage.CopyFrom(e2e.Message(conversation=q.text))
         if message.is_forwarded:
@@ -87,7 +94,9 @@ class Sending:
         lib = neonize_lib()
         e2e, enum = lib.e2e, lib.enum
         kind = p.MessageKind(message.kind)
-        quoted = self._quoted(message)
+        # A quote of one of our messages names it by WhatsApp's ID.
+        quoted_id = await self.ids.theirs(message.reply_to.id) if message.reply_to is not None else ""
+        quoted = self._quoted(message, quoted_id)
         if kind in p.MEDIA_KINDS and not message.media:
             raise p.InvalidRequest(f"a {kind} message needs the media bytes")
         if kind == p.MessageKind.TEXT:
@@ -95,14 +104,14 @@ class Sending:
                 return e2e.Message(conversation=message.text)
             return e2e.Message(
                 extendedTextMessage=e2e.ExtendedTextMessage(
-                    text=message.text, contextInfo=self._context(message)
+                    text=message.text, contextInfo=self._context(message, quoted_id)
                 )
             )
         if kind == p.MessageKind.LINK:
             body = f"{message.caption}\n{message.text}" if message.caption else message.text
             # No preview fetch: neonize would fetch the page from this server (the API validates URLs, not neonize).
             ext = e2e.ExtendedTextMessage(
-                text=body, matchedText=message.text, contextInfo=self._context(message)
+                text=body, matchedText=message.text, contextInfo=self._context(message, quoted_id)
             )
             return e2e.Message(extendedTextMessage=ext)
         # neonize's image/document builders turn "@" and 5 to 16 digits in a caption into a mention (and look up
@@ -138,7 +147,7 @@ class Sending:
                 fileEncSHA256=upload.FileEncSHA256,
                 fileSHA256=upload.FileSHA256,
                 fileLength=upload.FileLength,
-                contextInfo=self._context(message),
+                contextInfo=self._context(message, quoted_id),
             )
             # Without its length a voice note shows 0:00, and a video no length, size or preview.
             if kind == p.MessageKind.AUDIO:
@@ -166,7 +175,7 @@ class Sending:
                     f"contact_phone: {message.contact_phone!r} is not a phone number"
                 ) from exc
             contact = e2e.ContactMessage(
-                displayName=message.contact_name, vcard=vcard, contextInfo=self._context(message)
+                displayName=message.contact_name, vcard=vcard, contextInfo=self._context(message, quoted_id)
             )
             return e2e.Message(contactMessage=contact)
         elif kind == p.MessageKind.LOCATION:
@@ -176,7 +185,7 @@ class Sending:
                 degreesLatitude=message.latitude,
                 degreesLongitude=message.longitude,
                 name=message.text or None,
-                contextInfo=self._context(message),
+                contextInfo=self._context(message, quoted_id),
             )
             return e2e.Message(locationMessage=location)
         elif kind == p.MessageKind.POLL:
@@ -223,21 +232,25 @@ class Sending:
 
     async def revoke(self, *, chat: str, message_id: str, sender: str) -> p.SendResult:
         neo = self._client()
-        revoke = await self._call(neo.build_revoke, to_jid(chat), to_jid(sender), self.ids.wa(message_id))
+        revoke = await self._call(
+            neo.build_revoke, to_jid(chat), to_jid(sender), await self.ids.theirs(message_id)
+        )
         response = await self._call(neo.send_message, to_jid(chat), revoke)
         return p.SendResult(id=message_id, timestamp=_seconds(response.Timestamp) or time.time())
 
     async def edit(self, *, chat: str, message_id: str, text: str) -> p.SendResult:
         neo = self._client()
         lib = neonize_lib()
-        edit = lib.build_edit(to_jid(chat), self.ids.wa(message_id), lib.e2e.Message(conversation=text))
+        edit = lib.build_edit(
+            to_jid(chat), await self.ids.theirs(message_id), lib.e2e.Message(conversation=text)
+        )
         response = await self._call(neo.send_message, to_jid(chat), edit)
         return p.SendResult(id=message_id, timestamp=_seconds(response.Timestamp) or time.time())
 
     async def react(self, *, chat: str, message_id: str, sender: str, emoji: str) -> p.SendResult:
         neo = self._client()
         reaction = await self._call(
-            neo.build_reaction, to_jid(chat), to_jid(sender), self.ids.wa(message_id), emoji
+            neo.build_reaction, to_jid(chat), to_jid(sender), await self.ids.theirs(message_id), emoji
         )
         response = await self._call(neo.send_message, to_jid(chat), reaction)
         return p.SendResult(id=message_id, timestamp=_seconds(response.Timestamp) or time.time())
