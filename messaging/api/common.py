@@ -370,15 +370,24 @@ KIND_WORDS = {
 
 @dataclass(slots=True)
 class Media:
-    data: bytes
+    """A checked file to send: `file` is the upload (on disk when large) or the fetched URL's temporary file,
+    never read whole here; `data` reads it, for the small pictures that go to WhatsApp as bytes."""
+
+    file: Any
     mime_type: str
     filename: str
+
+    @property
+    def data(self) -> bytes:
+        self.file.seek(0)
+        return self.file.read()
 
 
 def media_input(
     *, kind: str, field: str, upload=None, url: str | None = None, url_field: str | None = None
 ) -> Media:
-    """One file of `kind` from an upload or a URL (exactly one): size-capped (413) and type-checked (415)."""
+    """One file of `kind` from an upload or a URL (exactly one): size-capped (413) and type-checked (415) by
+    its size and its first bytes, without reading it into memory."""
     url = (url or "").strip() if isinstance(url, str) else ""
     url_field = url_field or f"{field}_url"
     if upload is not None and url:
@@ -391,14 +400,13 @@ def media_input(
     if upload is not None:
         if upload.size is not None and upload.size > limit:
             raise field_error(field, f"is larger than {limit} bytes.", status=413, code="PAYLOAD_TOO_LARGE")
-        data = upload.read(limit + 1)
-        declared, filename, source_field = upload.content_type or "", upload.name or "", field
+        file, declared, filename, source_field = upload, upload.content_type or "", upload.name or "", field
     else:
-        from messaging.safe_fetch import fetch_url
+        from messaging.safe_fetch import fetch_to_file
 
         timeout = float(getattr(settings, "API_MEDIA_FETCH_TIMEOUT", 20.0))
         try:
-            data, declared, filename = fetch_url(url, field=url_field, max_bytes=limit, timeout=timeout)
+            file, declared, filename = fetch_to_file(url, field=url_field, max_bytes=limit, timeout=timeout)
         except DjangoValidationError as exc:
             problem = (
                 " ".join(exc.message_dict.get(url_field, exc.messages))
@@ -411,7 +419,7 @@ def media_input(
             raise field_error(url_field, problem) from None
         source_field = url_field
     try:
-        mime, filename = media.check(data, kind, declared=declared, filename=filename)
+        mime, filename = media.check(file, kind, declared=declared, filename=filename)
     except media.MediaRefused as refused:
         if refused.reason == "too_large":
             raise field_error(
@@ -422,4 +430,4 @@ def media_input(
                 source_field, f"must be {KIND_WORDS[kind]}.", status=415, code="UNSUPPORTED_MEDIA_TYPE"
             ) from None
         raise field_error(source_field, "the file is empty.") from None
-    return Media(data, mime, filename)
+    return Media(file, mime, filename)

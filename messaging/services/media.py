@@ -4,6 +4,9 @@ A size limit per kind (WhatsApp's own; settings.API_MEDIA_MAX_BYTES overrides an
 from the file's first bytes: a declared content type is not trusted. `check` refuses with `MediaRefused`,
 whose `reason` each caller words in its own way (the API in English with its codes, the dashboard in the
 user's language next to the field).
+
+A file to check may be bytes or a file object (an upload Django spooled to disk, a fetched URL in a temporary
+file): only its first bytes are read, and its size is asked of it, so a 100 MB document is never in memory.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import mimetypes
 from django.conf import settings
 
 MB = 1024 * 1024
+HEAD_BYTES = 64  # what `sniff` reads of a file
 MEDIA_MAX_BYTES = {
     "image": 16 * MB,
     "audio": 16 * MB,
@@ -48,7 +52,7 @@ def max_bytes(kind: str) -> int:
 
 def sniff(data: bytes, kind: str) -> str:
     """The content type a file's first bytes say it is, or ""."""
-    head = data[:64]
+    head = data[:HEAD_BYTES]
     if head.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -83,18 +87,41 @@ def sniff(data: bytes, kind: str) -> str:
     return ""
 
 
-def check(data: bytes, kind: str, *, declared: str = "", filename: str = "") -> tuple[str, str]:
+def size_of(source) -> int:
+    """The size of bytes or of a file object (Django's File and uploads know theirs)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return len(source)
+    size = getattr(source, "size", None)
+    if size is None:
+        position = source.tell()
+        size = source.seek(0, 2)
+        source.seek(position)
+    return int(size)
+
+
+def head_of(source) -> bytes:
+    """The first bytes of bytes or of a file object, which is left at its start."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source[:HEAD_BYTES])
+    source.seek(0)
+    head = source.read(HEAD_BYTES)
+    source.seek(0)
+    return head
+
+
+def check(data, kind: str, *, declared: str = "", filename: str = "") -> tuple[str, str]:
     """The content type and file name to send a file of `kind` with, or MediaRefused.
 
-    `declared`: the content type the uploader or the URL's server gave (used only for documents, which may
+    `data`: the file's bytes or a file object (only its head is read). `declared`: the content type the uploader or the URL's server gave (used only for documents, which may
     be anything); `filename`: its name, made up from the type when there is none.
     """
-    if not data:
+    size = size_of(data)
+    if not size:
         raise MediaRefused("empty")
     limit = max_bytes(kind)
-    if len(data) > limit:
+    if size > limit:
         raise MediaRefused("too_large", limit=limit)
-    found = sniff(data, kind)
+    found = sniff(head_of(data), kind)
     declared = (declared or "").split(";", 1)[0].strip().lower()
     if kind in ALLOWED_TYPES:
         if found not in ALLOWED_TYPES[kind]:
