@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.services import record_audit
 from messaging import events, gateway, runtime
 from messaging.models import Chat, Device, Message, MessageStatus
+from messaging.services import text as text_rules
 from messaging.whatsapp import protocol
 
 __all__ = ["queue_message"]
@@ -64,6 +65,9 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     lease = getattr(device, "lease", None)  # RelatedObjectDoesNotExist is an AttributeError too
     channel = lease.channel_name if lease is not None and lease.is_live else None
     outgoing = dict(outgoing)
+    # Text the database would refuse mid-transaction (a lone surrogate, a NUL) is bad input, said as such.
+    if (bad := text_rules.problem_at({k: v for k, v in outgoing.items() if k != "media"})) is not None:
+        raise ValidationError({text_rules.field_path(bad[0][:1]): bad[1]})
     try:
         to = protocol.normalize_jid(outgoing.pop("to", ""))
     except ValueError as exc:
