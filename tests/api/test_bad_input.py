@@ -67,24 +67,6 @@ def test_the_outbox_refuses_unstorable_text_from_any_caller(org, device):
     assert not Message.objects.exists()
 
 
-@pytest.mark.django_db
-def test_a_dashboard_form_with_a_nul_is_a_400_naming_the_field(owner_client, device):
-    from django.urls import reverse
-
-    answer = owner_client.post(
-        reverse("messaging:compose", args=[device.pk]), {"to": PHONE, "kind": "text", "text": "a\x00b"}
-    )
-    assert answer.status_code == 400 and answer.content.decode().startswith("text:")
-    # what Django decodes from a form is never a surrogate: invalid UTF-8 becomes U+FFFD, and is sent as such
-    answer = owner_client.post(
-        reverse("messaging:compose", args=[device.pk]),
-        "to=905551112233&kind=text&text=%ED%A0%80",
-        content_type="application/x-www-form-urlencoded",
-    )
-    assert answer.status_code < 500
-    assert Message.objects.get().text == "\ufffd\ufffd\ufffd"
-
-
 # Every code point, surrogates included, with the characters that break text more often than others. (A list
 # joined, not st.text: that leaves surrogates out even of an alphabet that has them.)
 ANY_TEXT = st.lists(
