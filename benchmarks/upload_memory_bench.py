@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -174,6 +175,11 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
         log.close()
+        for entry in Path(
+            data_dir
+        ).iterdir():  # the files, the stored copies and the database: GBs; keep the log
+            if entry != log_path:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
     print(
         f"Upload memory benchmark: {args.concurrent} x {args.mb} MB through POST /send/file, "
