@@ -20,6 +20,7 @@ import httpcore
 import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.utils.translation import gettext as _
 
 ALLOWED_SCHEMES = ("http", "https")
@@ -191,10 +192,22 @@ def _filename(response: httpx.Response, url: str) -> str:
 
 
 def fetch_url(url: str, *, field: str, max_bytes: int, timeout: float = 30.0) -> tuple[bytes, str, str]:
-    """GET a user-given URL safely; returns (body, content type, file name).
+    """GET a user-given URL safely; returns (body, content type, file name). See `fetch_to_file`."""
+    file, content_type, filename = fetch_to_file(url, field=field, max_bytes=max_bytes, timeout=timeout)
+    with file:
+        file.seek(0)
+        return file.read(), content_type, filename
 
-    Redirects are followed (at most MAX_REDIRECTS), each target checked like the first; the body is read
-    in chunks and refused once it passes `max_bytes`. Every failure is a ValidationError naming `field`.
+
+def fetch_to_file(
+    url: str, *, field: str, max_bytes: int, timeout: float = 30.0
+) -> tuple[TemporaryUploadedFile, str, str]:
+    """GET a user-given URL safely into a temporary file; returns (file, content type, file name).
+
+    Redirects are followed (at most MAX_REDIRECTS), each target checked like the first; the body is written
+    to disk in chunks as it comes (a 100 MB document is never in memory) and refused once it passes
+    `max_bytes`. The file is an upload as Django makes them: storage moves it into place. Every failure is a
+    ValidationError naming `field`.
     """
     current = validate_public_url(url, field=field)
     too_large = _("The file is larger than %(max)s bytes.") % {"max": max_bytes}
@@ -212,16 +225,22 @@ def fetch_url(url: str, *, field: str, max_bytes: int, timeout: float = 30.0) ->
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > max_bytes:
                         raise _refuse(field, too_large, "too_large")
-                    chunks: list[bytes] = []
-                    size = 0
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise _refuse(field, too_large, "too_large")
-                        chunks.append(chunk)
                     content_type = response.headers.get("content-type", "application/octet-stream")
                     content_type = content_type.split(";", 1)[0].strip() or "application/octet-stream"
-                    return b"".join(chunks), content_type, _filename(response, current)
+                    filename = _filename(response, current)
+                    file = TemporaryUploadedFile(filename, content_type, 0, None)
+                    try:
+                        for chunk in response.iter_bytes():
+                            file.size += len(chunk)
+                            if file.size > max_bytes:
+                                raise _refuse(field, too_large, "too_large")
+                            file.write(chunk)
+                        file.flush()
+                        file.seek(0)
+                    except BaseException:
+                        file.close()
+                        raise
+                    return file, content_type, filename
             except UnsafeTarget:
                 message = _("Private, loopback and link-local addresses are not allowed.")
                 raise _refuse(field, message, "private_target") from None

@@ -851,11 +851,50 @@ async def _release(claimed: list) -> None:
 
 
 async def _send_many(client, messages: list[protocol.OutgoingMessage]) -> list:
-    """`client.send_many`, or one at a time for a client without it (a test double)."""
+    """`client.send_many` (or one at a time for a client without it: a test double), results as it gives them.
+
+    A client that does not read stored files itself (READS_MEDIA_PATH) gets each message with a stored file
+    in a send of its own, its bytes read just before it: a claimed batch of large files is never in memory
+    at once. The runs stop where a run stopped (an error other than a refusal of one message)."""
     send_many = getattr(client, "send_many", None)
-    if send_many is None:
-        return await protocol.send_in_order(client, messages)
-    return await send_many(messages=messages)
+
+    async def send(run: list[protocol.OutgoingMessage]) -> list:
+        if send_many is None:
+            return await protocol.send_in_order(client, run)
+        return await send_many(messages=run)
+
+    if getattr(client, "READS_MEDIA_PATH", False) or not any(m.media_path for m in messages):
+        return await send(messages)
+    results: list = []
+    for run in _media_runs(messages):
+        try:
+            if run[0].media_path:
+                run = [await asyncio.to_thread(protocol.with_media, run[0])]
+            answered = await send(run)
+        except protocol.REFUSALS as exc:  # its file is gone: that message alone is refused
+            answered = [exc]
+        except Exception as exc:
+            if not results:
+                raise
+            answered = [exc]  # the earlier runs went out: their results count
+        results.extend(answered)
+        last = answered[-1] if answered else None
+        if len(answered) < len(run) or (
+            isinstance(last, Exception) and not isinstance(last, protocol.REFUSALS)
+        ):
+            break
+    return results
+
+
+def _media_runs(messages: list[protocol.OutgoingMessage]) -> list[list[protocol.OutgoingMessage]]:
+    """`messages` in order, cut so that each message with a stored file is a run of its own."""
+    runs: list[list[protocol.OutgoingMessage]] = []
+    for message in messages:
+        if message.media_path or not runs or runs[-1][-1].media_path:
+            runs.append([message])
+        else:
+            runs[-1].append(message)
+    return runs
 
 
 def _devices_with_pending(device_ids) -> set[int]:

@@ -12,7 +12,7 @@ from ninja.openapi.docs import DocsBase
 
 from groups.api import router as group_router
 from messaging.api import app, chat, devices, message, newsletter, send, user
-from messaging.api.common import AUTH, install_error_handlers
+from messaging.api.common import AUTH, ApiParser, install_error_handlers
 
 
 class LocalSwagger(DocsBase):
@@ -81,6 +81,7 @@ api = WaportalAPI(
     docs_url="/docs",
     docs=LocalSwagger(),
     auth=AUTH,
+    parser=ApiParser(),
 )
 install_error_handlers(api)
 

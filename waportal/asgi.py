@@ -12,7 +12,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from waportal import daphne_uploads  # noqa: E402
 from waportal.routing import websocket_urlpatterns  # noqa: E402
+
+daphne_uploads.install()
 
 application = ProtocolTypeRouter(
     {

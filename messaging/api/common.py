@@ -8,6 +8,7 @@ puts on the NinjaAPI, with a message that names the offending field.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,11 +27,12 @@ from django.utils import timezone
 from ninja import Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 from ninja.security import APIKeyHeader, HttpBasicAuth, HttpBearer
 
 from accounts.models import ApiKey, ApiKeyAccess, hash_api_key
 from messaging.models import Device, DeviceStatus
-from messaging.services import media
+from messaging.services import media, text
 from messaging.whatsapp import protocol
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,47 @@ def field_error(field: str, problem: str, *, status: int = 400, code: str = "VAL
     return ApiError(
         status, code, f"{field}: {problem}", field=field, results=[{"field": field, "error": problem}]
     )
+
+
+# ------------------------------------------------------------------------------------------ JSON bodies
+
+
+def is_json(content_type: str) -> bool:
+    """application/json (any parameters, e.g. charset) or a +json type such as application/merge-patch+json."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+class ApiParser(Parser):
+    """How the API reads its input (django-ninja calls `parse_body` for every endpoint that takes a JSON body,
+    when the body is not empty, and `parse_querydict` for the query, a form and its files).
+
+    A body not said to be JSON is 415; text that could not be stored (`messaging.services.text`) is 400
+    naming its field, wherever it came from. Raised in `parse_body`, an ApiError reaches the handlers as the
+    cause of django-ninja's "Cannot parse request body" (see `install_error_handlers`)."""
+
+    def parse_body(self, request):
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if not is_json(content_type):
+            raise ApiError(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "body: this endpoint takes JSON; send it with 'Content-Type: application/json' (it came as "
+                f"{content_type.split(';', 1)[0].strip() or 'no Content-Type'}).",
+                field="body",
+            )
+        data = json.loads(request.body)
+        if (bad := text.problem_at(data)) is not None:
+            raise field_error(text.field_path(bad[0]), bad[1])
+        return data
+
+    def parse_querydict(self, data, list_fields, request):
+        parsed = super().parse_querydict(data, list_fields, request)
+        if (bad := text.problem_at(parsed)) is not None:
+            raise field_error(text.field_path(bad[0][:1]), bad[1])
+        return parsed
 
 
 # WhatsApp's refusals (protocol.ErrorCode) and the HTTP status each gets.
@@ -162,6 +205,8 @@ def install_error_handlers(api) -> None:
         )
 
     def http_error(request, exc: HttpError):
+        if isinstance(exc.__cause__, ApiError):  # refused by ApiParser
+            return _response(api, request, exc.__cause__)
         codes = {
             400: "VALIDATION_ERROR",
             403: "FORBIDDEN",
@@ -370,15 +415,24 @@ KIND_WORDS = {
 
 @dataclass(slots=True)
 class Media:
-    data: bytes
+    """A checked file to send: `file` is the upload (on disk when large) or the fetched URL's temporary file,
+    never read whole here; `data` reads it, for the small pictures that go to WhatsApp as bytes."""
+
+    file: Any
     mime_type: str
     filename: str
+
+    @property
+    def data(self) -> bytes:
+        self.file.seek(0)
+        return self.file.read()
 
 
 def media_input(
     *, kind: str, field: str, upload=None, url: str | None = None, url_field: str | None = None
 ) -> Media:
-    """One file of `kind` from an upload or a URL (exactly one): size-capped (413) and type-checked (415)."""
+    """One file of `kind` from an upload or a URL (exactly one): size-capped (413) and type-checked (415) by
+    its size and its first bytes, without reading it into memory."""
     url = (url or "").strip() if isinstance(url, str) else ""
     url_field = url_field or f"{field}_url"
     if upload is not None and url:
@@ -391,14 +445,13 @@ def media_input(
     if upload is not None:
         if upload.size is not None and upload.size > limit:
             raise field_error(field, f"is larger than {limit} bytes.", status=413, code="PAYLOAD_TOO_LARGE")
-        data = upload.read(limit + 1)
-        declared, filename, source_field = upload.content_type or "", upload.name or "", field
+        file, declared, filename, source_field = upload, upload.content_type or "", upload.name or "", field
     else:
-        from messaging.safe_fetch import fetch_url
+        from messaging.safe_fetch import fetch_to_file
 
         timeout = float(getattr(settings, "API_MEDIA_FETCH_TIMEOUT", 20.0))
         try:
-            data, declared, filename = fetch_url(url, field=url_field, max_bytes=limit, timeout=timeout)
+            file, declared, filename = fetch_to_file(url, field=url_field, max_bytes=limit, timeout=timeout)
         except DjangoValidationError as exc:
             problem = (
                 " ".join(exc.message_dict.get(url_field, exc.messages))
@@ -411,7 +464,7 @@ def media_input(
             raise field_error(url_field, problem) from None
         source_field = url_field
     try:
-        mime, filename = media.check(data, kind, declared=declared, filename=filename)
+        mime, filename = media.check(file, kind, declared=declared, filename=filename)
     except media.MediaRefused as refused:
         if refused.reason == "too_large":
             raise field_error(
@@ -422,4 +475,4 @@ def media_input(
                 source_field, f"must be {KIND_WORDS[kind]}.", status=415, code="UNSUPPORTED_MEDIA_TYPE"
             ) from None
         raise field_error(source_field, "the file is empty.") from None
-    return Media(data, mime, filename)
+    return Media(file, mime, filename)

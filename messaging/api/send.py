@@ -246,7 +246,7 @@ def _media_send(request, *, kind: str, field: str, upload, url, phone, caption="
     outgoing = {
         "to": phone,
         "kind": "document" if kind == "document" else kind,
-        "media": media.data,
+        "media": media.file,
         "mime_type": media.mime_type,
         "filename": media.filename,
         "caption": caption or "",

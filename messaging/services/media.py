@@ -5,6 +5,9 @@ from the file's first bytes: a declared content type is not trusted. `check` ref
 whose `reason` each caller words in its own way (the API in English with its codes, the dashboard in the
 user's language next to the field). `identify` names the type a stored file is kept and served under (a
 received file's sender says what it likes), and `INLINE_TYPES` the few a browser may show on our origin.
+
+A file to check may be bytes or a file object (an upload Django spooled to disk, a fetched URL in a temporary
+file): only its first bytes are read, and its size is asked of it, so a 100 MB document is never in memory.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import mimetypes
 from django.conf import settings
 
 MB = 1024 * 1024
+HEAD_BYTES = 64  # what `sniff` reads of a file
+MARKUP_HEAD_BYTES = 4096  # what is read to tell HTML, SVG or XML (an XML prolog or doctype may come first)
 MEDIA_MAX_BYTES = {
     "image": 16 * MB,
     "audio": 16 * MB,
@@ -92,7 +97,7 @@ def max_bytes(kind: str) -> int:
 
 def sniff(data: bytes, kind: str) -> str:
     """The content type a file's first bytes say it is, or ""."""
-    head = data[:64]
+    head = data[:HEAD_BYTES]
     if head.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -165,7 +170,7 @@ def identify(data: bytes, kind: str = "document", filename: str = "") -> str:
     """The content type a stored file is kept and served under, read from its bytes (its first few KB are
     enough): never a sender's word. The file name only refines a type the bytes have shown (which office
     document a ZIP file is, a CSV among texts); bytes that say nothing are UNKNOWN_TYPE."""
-    head = data[:4096]
+    head = data[:MARKUP_HEAD_BYTES]
     found = sniff(head, kind)
     if found == "application/pdf" or (not found and b"%PDF-" in head[:1024]):
         return "application/pdf"  # browsers find the header anywhere in the first KB
@@ -190,19 +195,43 @@ def identify(data: bytes, kind: str = "document", filename: str = "") -> str:
     return UNKNOWN_TYPE
 
 
-def check(data: bytes, kind: str, *, declared: str = "", filename: str = "") -> tuple[str, str]:
+def size_of(source) -> int:
+    """The size of bytes or of a file object (Django's File and uploads know theirs)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return len(source)
+    size = getattr(source, "size", None)
+    if size is None:
+        position = source.tell()
+        size = source.seek(0, 2)
+        source.seek(position)
+    return int(size)
+
+
+def head_of(source, size: int = HEAD_BYTES) -> bytes:
+    """The first `size` bytes of bytes or of a file object, which is left at its start."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source[:size])
+    source.seek(0)
+    head = source.read(size)
+    source.seek(0)
+    return head
+
+
+def check(data, kind: str, *, declared: str = "", filename: str = "") -> tuple[str, str]:
     """The content type and file name to send a file of `kind` with, or MediaRefused.
 
-    `declared`: the content type the uploader or the URL's server gave (used only for documents, which may
+    `data`: the file's bytes or a file object (only its head is read). `declared`: the content type the uploader or the URL's server gave (used only for documents, which may
     be anything); `filename`: its name, made up from the type when there is none.
     """
-    if not data:
+    size = size_of(data)
+    if not size:
         raise MediaRefused("empty")
     limit = max_bytes(kind)
-    if len(data) > limit:
+    if size > limit:
         raise MediaRefused("too_large", limit=limit)
     # Markup too: a document that is HTML or SVG is sent (and stored) as what it is, whatever it was declared.
-    found = sniff(data, kind) or _markup(data[:4096])
+    head = head_of(data, MARKUP_HEAD_BYTES)
+    found = sniff(head, kind) or _markup(head)
     declared = (declared or "").split(";", 1)[0].strip().lower()
     if kind in ALLOWED_TYPES:
         if found not in ALLOWED_TYPES[kind]:

@@ -7,7 +7,7 @@ import contextlib
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -16,6 +16,7 @@ from accounts.services import record_audit
 from messaging import events, gateway, runtime
 from messaging.models import Chat, Device, Message, MessageStatus
 from messaging.services import downloads
+from messaging.services import text as text_rules
 from messaging.whatsapp import protocol
 
 __all__ = ["queue_message"]
@@ -65,13 +66,16 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     lease = getattr(device, "lease", None)  # RelatedObjectDoesNotExist is an AttributeError too
     channel = lease.channel_name if lease is not None and lease.is_live else None
     outgoing = dict(outgoing)
+    # Text the database would refuse mid-transaction (a lone surrogate, a NUL) is bad input, said as such.
+    if (bad := text_rules.problem_at({k: v for k, v in outgoing.items() if k != "media"})) is not None:
+        raise ValidationError({text_rules.field_path(bad[0][:1]): bad[1]})
     try:
         to = protocol.normalize_jid(outgoing.pop("to", ""))
     except ValueError as exc:
         raise ValidationError({"to": str(exc)}) from None
     kind = _kind(outgoing.pop("kind", "text"))
-    media = outgoing.pop("media", None)
-    if kind in protocol.MEDIA_KINDS and not media:
+    media = _media_file(outgoing.pop("media", None))
+    if kind in protocol.MEDIA_KINDS and (media is None or not media.size):
         raise ValidationError({"media": f"a {kind} message needs the file."})
     reply_to_id = (outgoing.pop("reply_to_id", "") or "").strip()
     text = outgoing.pop("text", "") or ""
@@ -107,7 +111,7 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
         text=text,
         caption=caption,
         media_mime=mime_type,
-        media_size=len(media) if media else None,
+        media_size=media.size if media is not None else None,
         media_filename=filename,
         payload=payload,
         reply_to_id=reply_to_id,
@@ -117,9 +121,10 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
         status=MessageStatus.QUEUED,
         timestamp=now,
     )
-    if media:
-        # Not under the sender's file name: see downloads.stored_name.
-        message.media.save(downloads.stored_name(message.wa_id, mime_type), ContentFile(media), save=False)
+    if media is not None and media.size:
+        # Not under the sender's file name (see downloads.stored_name); storage moves an upload Django spooled
+        # to disk into place, and copies any other file in chunks.
+        message.media.save(downloads.stored_name(message.wa_id, mime_type), media, save=False)
 
     preview = events.preview_of(message.kind, text, caption)
 
@@ -202,6 +207,15 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     return message
 
 
+def _media_file(media) -> File | None:
+    """The file to store: bytes as they are, or a file object (an upload, a fetched URL), never read whole."""
+    if media is None or isinstance(media, File):
+        return media
+    if isinstance(media, bytes | bytearray | memoryview):
+        return ContentFile(bytes(media))
+    return File(media)
+
+
 def _touch_chat(device_id: int, jid: str, at, preview: str) -> int | None:
     """Make this the chat's last message; returns the chat's id, None when the device has no such chat yet.
 
@@ -225,10 +239,15 @@ def _touch_chat(device_id: int, jid: str, at, preview: str) -> int | None:
 def outgoing_of(message: Message) -> protocol.OutgoingMessage:
     """The protocol message to send for a stored outbox row (same ID every attempt: WhatsApp dedups by it)."""
     payload = message.payload or {}
-    media = None
+    media, media_path = None, ""
     if message.media:
-        with message.media.open("rb") as fh:
-            media = fh.read()
+        # The stored file's path, not its bytes: a claimed batch is up to CLAIM_BATCH messages, each file up
+        # to 100 MB. The session worker reads it for the backend when it sends it (`protocol.with_media`).
+        try:
+            media_path = message.media.path
+        except NotImplementedError:  # a storage with no local files
+            with message.media.open("rb") as fh:
+                media = fh.read()
     reply_to = None
     if message.reply_to_id:
         quoted = payload.get("reply_to") or {}
@@ -245,6 +264,7 @@ def outgoing_of(message: Message) -> protocol.OutgoingMessage:
         text=message.text,
         caption=message.caption,
         media=media,
+        media_path=media_path,
         mime_type=message.media_mime,
         filename=message.media_filename,
         view_once=message.view_once,

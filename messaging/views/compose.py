@@ -93,10 +93,8 @@ class ComposeForm(forms.Form):
                 self.add_error("file", _("Upload a file, or give its URL below."))
             elif upload.size is not None and upload.size > media.max_bytes(kind):
                 self.add_error("file", self._too_large(media.max_bytes(kind)))
-            else:
-                upload.seek(0)
-                content = upload.read(media.max_bytes(kind) + 1)
-                self._accept("file", kind, content, upload.content_type or "", upload.name or "")
+            else:  # checked by its size and first bytes, sent as the file (on disk when large), not read
+                self._accept("file", kind, upload, upload.content_type or "", upload.name or "")
         elif kind == "contact":
             self._need("contact_name", "contact_phone")
         elif kind == "link":
@@ -115,14 +113,14 @@ class ComposeForm(forms.Form):
                 self.add_error("max_answer", _("At most as many answers as options."))
         return data
 
-    file_to_send: tuple[bytes, str, str] | None = None  # (data, content type, file name)
+    file_to_send: tuple[object, str, str] | None = None  # (the file, content type, file name)
     fetched = False  # whether it came from the media URL (errors of the outbox then belong to that field)
 
     @staticmethod
     def _too_large(limit: int) -> str:
         return _("The file is too large: at most %(size)s for this kind.") % {"size": filesizeformat(limit)}
 
-    def _accept(self, field: str, kind: str, data: bytes, declared: str, filename: str) -> None:
+    def _accept(self, field: str, kind: str, data, declared: str, filename: str) -> None:
         """Keep the file to send if it may be sent as `kind` (by its size and its own first bytes), else say
         why next to `field`."""
         try:
@@ -145,12 +143,14 @@ class ComposeForm(forms.Form):
 
     def _fetch(self, url: str, kind: str) -> None:
         """Fetch a media URL the way the API does (safe_fetch: no private addresses, size and time capped)."""
-        from messaging.safe_fetch import fetch_url
+        from messaging.safe_fetch import fetch_to_file
 
         limit = media.max_bytes(kind)
         timeout = float(getattr(settings, "API_MEDIA_FETCH_TIMEOUT", 20.0))
         try:
-            data, content_type, filename = fetch_url(url, field="media_url", max_bytes=limit, timeout=timeout)
+            data, content_type, filename = fetch_to_file(
+                url, field="media_url", max_bytes=limit, timeout=timeout
+            )
         except ValidationError as exc:
             codes = {e.code for errors in getattr(exc, "error_dict", {}).values() for e in errors}
             if "too_large" in codes:

@@ -11,7 +11,7 @@ import abc
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 # ---------------------------------------------------------------------------------------------- JIDs
@@ -187,6 +187,9 @@ class OutgoingMessage:
     text: str = ""  # TEXT body; LINK: the link; the caption of media goes in `caption`
     caption: str = ""
     media: bytes | None = None
+    # The stored file, in place of `media` for a stored message: a client whose READS_MEDIA_PATH is true reads
+    # (streams) it itself; others are handed `media` read from it just before their send (`with_media`).
+    media_path: str = ""
     mime_type: str = ""
     filename: str = ""
     view_once: bool = False
@@ -495,6 +498,10 @@ class WhatsAppClient(abc.ABC):
     device's lease. Events (QR codes, messages, receipts, ...) are handed to `emit` as they happen.
     """
 
+    # Whether `send`/`send_many` read a stored message's file from `OutgoingMessage.media_path` themselves.
+    # False: the session worker hands them `media` bytes instead, one such message at a time (`with_media`).
+    READS_MEDIA_PATH: bool = False
+
     # -- lifecycle
     @abc.abstractmethod
     async def start(self) -> None:
@@ -660,6 +667,19 @@ class Backend(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the backend holds (called when the worker stops)."""
+
+
+def with_media(message: OutgoingMessage) -> OutgoingMessage:
+    """`message` with its stored file (`media_path`) read into `media`, for a client that needs the bytes;
+    InvalidRequest (a refusal of this message) when the file cannot be read."""
+    if not message.media_path or message.media is not None:
+        return message
+    try:
+        with open(message.media_path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise InvalidRequest(f"the stored file cannot be read: {exc.strerror or exc}") from None
+    return replace(message, media=data, media_path="")
 
 
 # Refusals of one message (it will never go out as it is); other errors stop a run of sends.

@@ -224,3 +224,38 @@ def test_a_request_body_over_the_servers_limit_is_413(api, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     error(api.post("/send/message", {"phone": PEER, "message": "x" * 2000}), 413, "PAYLOAD_TOO_LARGE", "body")
     assert not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_file_is_streamed_from_disk_never_read_whole(wa, org, api_key, settings, monkeypatch):
+    """An upload bigger than FILE_UPLOAD_MAX_MEMORY_SIZE is spooled to disk by Django; the send checks its
+    first bytes, moves it into the media storage and reads it again only to hand it to the backend."""
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    from messaging.models import SandboxMedia
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    wa.linked_device(org)
+    data = PDF + bytes(range(256)) * 2048  # ~512 KB, eight times the in-memory limit
+    uploads, whole_reads = [], []
+    real_read = TemporaryUploadedFile.read
+
+    def read(self, size=-1):  # (FileProxyMixin.read is a property; this shadows it for the test)
+        uploads.append(self)
+        if size is None or size < 0 or size >= len(data):
+            whole_reads.append(size)
+        return real_read.fget(self)(size)
+
+    monkeypatch.setattr(TemporaryUploadedFile, "read", read)
+    answer = ApiClient(api_key).post_form(
+        "/send/file", {"phone": wa.peers[-1], "file": upload("big.pdf", data)}
+    )
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["results"]["status"] == "sent"
+    assert uploads and not whole_reads  # the upload was a file on disk, and only its head was read
+    message = Message.objects.get(wa_id=answer.json()["results"]["message_id"])
+    assert message.media_size == len(data) and message.media_mime == "application/pdf"
+    with message.media.open("rb") as stored:
+        assert stored.read() == data
+    received = {m["id"]: m for m in wa.sandbox.received_by(wa.peers[-1])}[message.wa_id]
+    assert bytes(SandboxMedia.objects.get(token=received["media"]["ref"]["sandbox"]).data) == data

@@ -234,3 +234,60 @@ def test_when_a_worker_dies_the_survivors_share_grows_and_they_take_its_numbers(
     finally:
         runtime_harness.run(one.stop())
         runtime_harness.run(two.stop())
+
+
+class _RecordingClient:
+    """Records each call of send_many; refuses (as WhatsApp would) a message whose text is "refuse"."""
+
+    def __init__(self, *, fail_on: str = ""):
+        self.runs: list[list[protocol.OutgoingMessage]] = []
+        self.fail_on = fail_on
+
+    async def send_many(self, *, messages):
+        self.runs.append(messages)
+        results = []
+        for m in messages:
+            if m.text == self.fail_on:
+                results.append(protocol.NotConnected("offline"))
+                break
+            results.append(protocol.SendResult(id=m.id, timestamp=0))
+        return results
+
+
+def _out(n: int, *, path: str = "") -> protocol.OutgoingMessage:
+    kind = protocol.MessageKind.DOCUMENT if path else protocol.MessageKind.TEXT
+    return protocol.OutgoingMessage(id=f"M{n}", to=JID, kind=kind, text=f"t{n}", media_path=path)
+
+
+@pytest.mark.django_db(transaction=False)
+async def test_a_batch_hands_each_stored_file_to_the_backend_alone_read_just_before(tmp_path):
+    from messaging.sessions import _send_many
+
+    first, second = tmp_path / "a.pdf", tmp_path / "b.pdf"
+    first.write_bytes(b"%PDF-first")
+    second.write_bytes(b"%PDF-second")
+    client = _RecordingClient()
+    batch = [_out(1), _out(2), _out(3, path=str(first)), _out(4, path=str(second)), _out(5), _out(6)]
+    results = await _send_many(client, batch)
+    assert [r.id for r in results] == ["M1", "M2", "M3", "M4", "M5", "M6"]
+    assert [[m.id for m in run] for run in client.runs] == [["M1", "M2"], ["M3"], ["M4"], ["M5", "M6"]]
+    assert client.runs[1][0].media == b"%PDF-first" and client.runs[2][0].media == b"%PDF-second"
+    assert batch[2].media is None  # the claimed batch itself keeps only the paths
+
+    # a file gone from the storage refuses that message alone; the others still go
+    first.unlink()
+    client = _RecordingClient()
+    results = await _send_many(client, [_out(1, path=str(first)), _out(2)])
+    assert isinstance(results[0], protocol.InvalidRequest) and results[1].id == "M2"
+
+    # an error that stops a run stops the runs after it too (they go out on the next try)
+    client = _RecordingClient(fail_on="t2")
+    results = await _send_many(client, [_out(1), _out(2), _out(3, path=str(second)), _out(4)])
+    assert [type(r).__name__ for r in results] == ["SendResult", "NotConnected"]
+    assert len(client.runs) == 1
+
+    # a backend that reads stored files itself gets the batch as it is
+    client = _RecordingClient()
+    client.READS_MEDIA_PATH = True
+    await _send_many(client, [_out(1), _out(2, path=str(second))])
+    assert [[m.media_path for m in run] for run in client.runs] == [["", str(second)]]

@@ -260,9 +260,8 @@ def test_media_url_errors_speak_turkish(operator_client, device):
 def test_a_viewer_cannot_make_the_server_fetch_a_url(viewer_client, device, media_server, monkeypatch):
     from messaging import safe_fetch
 
-    monkeypatch.setattr(
-        safe_fetch, "fetch_url", lambda *a, **k: pytest.fail("a viewer made the server fetch")
-    )
+    for name in ("fetch_url", "fetch_to_file"):
+        monkeypatch.setattr(safe_fetch, name, lambda *a, **k: pytest.fail("a viewer made the server fetch"))
     response = viewer_client.post(
         reverse("messaging:compose", args=[device.pk]),
         {"to": "905551112233", "kind": "image", "media_url": f"{media_server}/pic.png"},
