@@ -21,7 +21,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from messaging import runtime
+from messaging import gateway, runtime
 from messaging.whatsapp import protocol
 
 logger = logging.getLogger(__name__)
@@ -634,8 +634,19 @@ async def publish(outcome: Outcome) -> None:
                 waiter.set_result(message)
             else:
                 await layer.group_send(outbox_group(outcome.device_id, wa_id), message)
-    except Exception:
-        logger.exception("live push of %s for device %s failed", outcome.name, outcome.device_id)
+    except Exception as exc:
+        if isinstance(
+            exc, gateway.CHANNEL_LAYER_ERRORS
+        ):  # Redis is down: the pages catch up when they reload
+            logger.warning(
+                "live push of %s for device %s skipped: the channel layer is unavailable (%s: %s)",
+                outcome.name,
+                outcome.device_id,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            logger.exception("live push of %s for device %s failed", outcome.name, outcome.device_id)
     for listener in list(_listeners):
         try:
             listener(outcome.name, outcome.device_id, data)

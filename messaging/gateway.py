@@ -6,6 +6,7 @@ own, with WA_COMMAND_TIMEOUT, so the caller gets a result or a clear error, neve
 
 - NotConnected: no live lease (no worker holds the device) or the device's client is not connected;
 - UpstreamTimeout: the worker did not answer in time;
+- Unavailable: the channel layer (Redis) cannot be reached, so no command can go out (retry after a while);
 - any other protocol.WhatsAppError as the backend raised it, rebuilt from its stable code.
 
 `call` is for sync code (views, services) in any thread but the runtime loop's own; do not call it inside a
@@ -29,6 +30,32 @@ from messaging import runtime
 from messaging.whatsapp import protocol, wire
 
 logger = logging.getLogger(__name__)
+
+try:  # the production channel layer's errors (channels_redis on redis-py); the in-memory layer raises none
+    from redis.exceptions import RedisError
+except ImportError:  # pragma: no cover - redis is installed with channels_redis
+    RedisError = OSError
+
+# What the channel layer raises when Redis is gone or restarting. redis.exceptions.TimeoutError is one of them:
+# it is not the built-in TimeoutError that asyncio.wait_for raises.
+CHANNEL_LAYER_ERRORS = (RedisError, OSError)
+# Seconds a client is told to wait (Retry-After) when the channel layer is down.
+RETRY_AFTER_SECONDS = 5
+
+
+class Unavailable(protocol.WhatsAppError):
+    """The channel layer cannot be reached: nothing was sent to a session worker. Safe to retry later."""
+
+    code = protocol.ErrorCode.UNAVAILABLE
+    retry_after = RETRY_AFTER_SECONDS
+
+    def __init__(self, message: str = "", **kwargs):
+        super().__init__(
+            message
+            or "The session workers cannot be reached right now (the message bus is down); try again shortly.",
+            **kwargs,
+        )
+
 
 # Message types on a worker's channel.
 COMMAND = "gateway.command"
@@ -112,17 +139,37 @@ async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, t
         raise protocol.UpstreamTimeout(
             "The session worker holding this device is overloaded; try again shortly."
         ) from None
-    try:
-        reply = await asyncio.wait_for(layer.receive(reply_to), timeout)
-    except TimeoutError:
+    except CHANNEL_LAYER_ERRORS as exc:
+        logger.warning("gateway: the channel layer is unavailable (%s: %s)", type(exc).__name__, exc)
+        raise Unavailable() from None
+    reply = await _receive_reply(layer, reply_to, timeout)
+    if reply is None:
         raise protocol.UpstreamTimeout(
             f"WhatsApp did not answer in time ({timeout:g} s) for {op}; try again shortly."
-        ) from None
+        )
     if error := reply.get("error"):
         raise protocol.error_from_code(
             error.get("code", ""), error.get("message", "WhatsApp refused the operation.")
         )
     return wire.decode(reply.get("result"))
+
+
+async def _receive_reply(layer, reply_to: str, timeout: float) -> dict | None:
+    """The reply on `reply_to`, or None after `timeout` (the caller's, not the Redis client's read timeout).
+
+    The command is out by now: should the channel layer fail meanwhile, keep waiting for the reply (it is
+    kept in Redis) until the deadline, so the answer is a 504 on time, never a 500."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            return await asyncio.wait_for(layer.receive(reply_to), remaining)
+        except TimeoutError:
+            return None
+        except CHANNEL_LAYER_ERRORS as exc:
+            logger.warning("gateway: waiting for a reply on %s: %s: %s", reply_to, type(exc).__name__, exc)
+            await asyncio.sleep(min(0.5, max(0.0, deadline - loop.time())))
+    return None
 
 
 def run_sync(make_coro: Callable[[], Awaitable], *, timeout: float | None = None):
@@ -160,6 +207,7 @@ async def notify_worker(device_id: int, message: dict, *, channel: str | None = 
 
     `channel`: the holding worker's channel when the caller has just read the lease (saves reading it again).
     Returns whether a holding worker was found. Losing a nudge is harmless: workers also poll on heartbeat.
+    Never raises for the channel layer: with Redis down the nudge is lost, and the heartbeat finds the work.
     """
     layer = get_channel_layer()
     if not channel:
@@ -171,6 +219,13 @@ async def notify_worker(device_id: int, message: dict, *, channel: str | None = 
         await layer.send(WORKERS_CHANNEL, {"type": CLAIM, "device_id": device_id})
     except ChannelFull:
         logger.warning("channel full while nudging a session worker about device %s", device_id)
+    except CHANNEL_LAYER_ERRORS as exc:
+        logger.warning(
+            "could not nudge a session worker about device %s (%s: %s); its heartbeat will find the work",
+            device_id,
+            type(exc).__name__,
+            exc,
+        )
     return False
 
 
@@ -212,7 +267,11 @@ async def subscribe(group: str) -> str:
 
 
 async def unsubscribe(group: str, channel: str) -> None:
-    await get_channel_layer().group_discard(group, channel)
+    """Leave `group`. Best effort: should the channel layer fail, the membership expires by itself."""
+    try:
+        await get_channel_layer().group_discard(group, channel)
+    except CHANNEL_LAYER_ERRORS as exc:
+        logger.warning("could not leave %s (%s: %s)", group, type(exc).__name__, exc)
 
 
 async def wait_subscribed(

@@ -663,8 +663,17 @@ class SessionWorker:
                 message = await layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("session worker %s: receiving on %s failed", self.worker_id, channel)
+            except Exception as exc:
+                if isinstance(exc, gateway.CHANNEL_LAYER_ERRORS):  # Redis is down or restarting
+                    logger.warning(
+                        "session worker %s: the channel layer is unavailable (%s: %s); the heartbeat still "
+                        "sends queued messages",
+                        self.worker_id,
+                        type(exc).__name__,
+                        exc,
+                    )
+                else:
+                    logger.exception("session worker %s: receiving on %s failed", self.worker_id, channel)
                 try:
                     await asyncio.wait_for(self._stopped.wait(), 1.0)
                     return
@@ -732,6 +741,8 @@ class SessionWorker:
         if reply_to:
             try:
                 await get_channel_layer().send(reply_to, reply)
+            except gateway.CHANNEL_LAYER_ERRORS as exc:  # the caller gets a 504 from its own timeout
+                logger.warning("could not answer on %s (%s: %s)", reply_to, type(exc).__name__, exc)
             except Exception:
                 logger.exception("could not answer on %s", reply_to)
 

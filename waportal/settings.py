@@ -196,12 +196,35 @@ else:
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 
+
+def _channel_layer_host(url: str) -> dict:
+    """The Redis connection of the channel layer, made to ride out a Redis restart.
+
+    - socket_timeout above channels_redis's blocking pop (5 s): redis-py's default read timeout is also 5 s, so
+      an idle receive raised redis.exceptions.TimeoutError (a traceback in every idle worker, every few seconds,
+      and a command waiting for its answer failed after 5 s instead of WA_COMMAND_TIMEOUT);
+    - a short connect timeout: with Redis down, a request is told so at once (it answers `queued` or 503);
+    - one quick retry on a connection error and a health check of idle connections: after Redis comes back,
+      the pooled connections that died with it are replaced instead of failing the next command.
+    """
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
+    return {
+        "address": url,
+        "socket_timeout": 15,
+        "socket_connect_timeout": float(os.environ.get("REDIS_CONNECT_TIMEOUT", "2")),
+        "health_check_interval": 10,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+    }
+
+
 # Channels: in-memory in the one embedded process, Redis between production processes.
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+            "CONFIG": {"hosts": [_channel_layer_host(REDIS_URL)], "capacity": 1000, "expiry": 60},
         }
     }
 else:

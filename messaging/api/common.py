@@ -81,6 +81,7 @@ WHATSAPP_STATUS = {
     protocol.ErrorCode.INVALID: 400,
     protocol.ErrorCode.TIMEOUT: 504,
     protocol.ErrorCode.UPSTREAM: 502,
+    protocol.ErrorCode.UNAVAILABLE: 503,
 }
 
 # Where a request's input did not validate: these parts of a pydantic location are not field names.
@@ -137,8 +138,12 @@ def install_error_handlers(api) -> None:
 
     def whatsapp_error(request, exc: protocol.WhatsAppError):
         code = str(exc.code)
+        # Nothing was done and it may work in a while (the session workers cannot be reached): say when.
+        headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None
         return _response(
-            api, request, ApiError(WHATSAPP_STATUS.get(exc.code, 502), code, exc.message or code)
+            api,
+            request,
+            ApiError(WHATSAPP_STATUS.get(exc.code, 502), code, exc.message or code, headers=headers),
         )
 
     def not_found(request, exc):
