@@ -1,5 +1,7 @@
 """The session worker on a fake backend: leases, commands, the outbox and restarts, through the channel layer."""
 
+import os
+
 import pytest
 
 from messaging import gateway
@@ -157,3 +159,33 @@ def test_a_client_that_cannot_be_made_does_not_keep_the_lease(runtime_harness, o
     worker = runtime_harness.start_worker()
     assert worker.held == set()
     assert not DeviceLease.objects.filter(device=device).exists()
+
+
+@pytest.mark.production
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the production channel layer)")
+def test_an_idle_worker_logs_no_traceback(runtime_harness, org, caplog):
+    """Idle on Redis for longer than the Redis client's read timeout (5 s): its receives wait quietly (they
+    raised redis.exceptions.TimeoutError, logged with a traceback every few seconds: the client's read timeout
+    was the same 5 s as channels_redis's blocking pop)."""
+    import logging
+    import threading
+
+    device = _linked(org)
+    runtime_harness.backend = FakeBackend()
+    runtime_harness.lease_seconds = 0.9  # a heartbeat every 0.3 s
+    worker = runtime_harness.start_worker()
+    runtime_harness.wait_event("device.connected", device=device, since_start=True)
+    caplog.set_level(logging.WARNING)
+    beats, enough = [0], threading.Event()
+    heartbeat = worker.heartbeat
+
+    async def counted():
+        await heartbeat()
+        beats[0] += 1
+        if beats[0] >= 25:  # 7.5 s: past the 5 s read timeout and the 5 s blocking pop, more than once
+            enough.set()
+
+    worker.heartbeat = counted
+    assert enough.wait(60)
+    # Nothing to say at all: no traceback, and no warning that the channel layer failed.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
