@@ -44,10 +44,11 @@ def requeue_stalled() -> int:
 
 @app.task(name="messaging.cleanup_expired", ignore_result=True)
 def cleanup() -> dict:
-    """Expired QR codes and delivery logs past WEBHOOK_LOG_RETENTION_DAYS."""
+    """Expired QR codes, delivery logs past WEBHOOK_LOG_RETENTION_DAYS and API idempotency keys past 24 h."""
     from messaging import webhooks
+    from messaging.api import idempotency
 
-    result = webhooks.cleanup()
+    result = {**webhooks.cleanup(), "idempotency_keys": idempotency.forget_expired()}
     logger.info("clean-up: %s", result)
     return result
 
