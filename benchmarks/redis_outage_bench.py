@@ -8,8 +8,10 @@ then Redis is stopped for `--outage` seconds, started again, and they go on for 
 - 5xx: answers with a status of 500 or more (other answers are listed by status too);
 - lost: sends answered 200 whose message is not `sent` (or further) `--settle` seconds after the load;
 - duplicated: texts stored more than once (one request, one row);
-- recovery: from Redis being back to the first send answered `sent` again (the live path works), and to the
-  last message queued meanwhile being sent.
+- recovery: from Redis being back to the first WhatsApp command answered again (a probe sends one every
+  0.25 s: the channel layer works again), to the first send answered `sent` again and to the last message
+  answered `queued` being sent (the backlog of the outage: the worker sends it while Redis is down too);
+- commands: the probe's answers while Redis was down (503 with Retry-After expected).
 
     .venv/bin/python benchmarks/redis_outage_bench.py \
         --database-url postgres://postgres@127.0.0.1:5432/waportal_faults_gateway [--redis-port 6390]
@@ -42,6 +44,7 @@ def main() -> None:
         raise SystemExit(f"something already listens on port {args.redis_port}: choose another --redis-port")
     redis.start()
     answers: list[tuple[float, int, str, str, str]] = []  # (at, status, text, message_id, result status)
+    probes: list[tuple[float, int, str]] = []  # (at, status, Retry-After)
     lock = threading.Lock()
     counter = iter(range(10**9))
     try:
@@ -73,7 +76,21 @@ def main() -> None:
                         with lock:
                             answers.append((time.time(), status, text, mid, state))
 
+            def prober():  # a WhatsApp command (through the channel layer to the worker) every 0.25 s
+                with httpx.Client(
+                    base_url=stack.base, headers={"Authorization": f"Bearer {stack.key}"}, timeout=60
+                ) as http:
+                    while time.time() < stop_at:
+                        try:
+                            r = http.get("/user/my/privacy")
+                            status, retry_after = r.status_code, r.headers.get("Retry-After", "")
+                        except httpx.HTTPError:
+                            status, retry_after = 0, ""
+                        probes.append((time.time(), status, retry_after))
+                        time.sleep(0.25)
+
             threads = [threading.Thread(target=client) for _ in range(args.concurrency)]
+            threads.append(threading.Thread(target=prober))
             for t in threads:
                 t.start()
             time.sleep(args.before)
@@ -132,6 +149,17 @@ def main() -> None:
         + (f"{first_sent - up_at:.1f} s" if first_sent else "never")
         + ", last message answered `queued` sent "
         + (f"{drained_at - up_at:+.1f} s" if drained_at else "(none queued)")
+    )
+    probes_during = collections.Counter(
+        f"{status}" + (" with Retry-After" if retry else "")
+        for at, status, retry in probes
+        if down_at <= at < up_at
+    )
+    probe_back = next((at for at, status, _ in probes if at > up_at and status == 200), None)
+    print(
+        f"  commands (GET /user/my/privacy every 0.25 s): while Redis was down {dict(probes_during)}; "
+        f"5xx other than 503: {sum(1 for _, s, _ in probes if s >= 500 and s != 503 or s == 0)}; "
+        "first 200 after Redis came back: " + (f"{probe_back - up_at:.1f} s" if probe_back else "never")
     )
     print(f"  answered an error although stored (a retry would send it twice): {len(stored_despite_error)}")
     print(

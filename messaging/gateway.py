@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import async_to_sync
@@ -41,6 +42,29 @@ except ImportError:  # pragma: no cover - redis is installed with channels_redis
 CHANNEL_LAYER_ERRORS = (RedisError, OSError)
 # Seconds a client is told to wait (Retry-After) when the channel layer is down.
 RETRY_AFTER_SECONDS = 5
+
+
+# After the channel layer failed, what only pushes or nudges skips it for this long instead of each waiting for
+# its own connection error: a worker sending its backlog while Redis is down would otherwise crawl (each sent
+# message has three live pushes to skip).
+SKIP_LAYER_AFTER_FAILURE = 1.0
+_layer_failed_at: float | None = None
+
+
+def layer_recently_failed() -> bool:
+    failed_at = _layer_failed_at
+    return failed_at is not None and time.monotonic() - failed_at < SKIP_LAYER_AFTER_FAILURE
+
+
+def note_layer_failure() -> None:
+    global _layer_failed_at
+    _layer_failed_at = time.monotonic()
+
+
+def note_layer_working() -> None:
+    """A call of the channel layer went through (it is back): stop skipping it."""
+    global _layer_failed_at
+    _layer_failed_at = None
 
 
 class Unavailable(protocol.WhatsAppError):
@@ -119,7 +143,18 @@ def call(device, op: str, **kwargs):
     # The lease is read here, in the caller's thread, so the command never waits on the worker's DB thread.
     channel = _route(device)
     device_id = _device_id(device)
+    release_db_connection()
     return run_sync(lambda: send_command(channel, device_id, op, kwargs), timeout=command_timeout() + 5)
+
+
+def release_db_connection() -> None:
+    """With the connection pool (DB_POOL_SIZE), give this thread's connection back to it before waiting on a
+    session worker: a request waiting up to WA_COMMAND_TIMEOUT must not hold one of its few connections (the
+    next query takes one again). Not inside a transaction, and not without the pool (nothing to give back to)."""
+    from django.db import connection
+
+    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
+        connection.close()
 
 
 async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, timeout: float | None = None):
@@ -140,8 +175,10 @@ async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, t
             "The session worker holding this device is overloaded; try again shortly."
         ) from None
     except CHANNEL_LAYER_ERRORS as exc:
+        note_layer_failure()
         logger.warning("gateway: the channel layer is unavailable (%s: %s)", type(exc).__name__, exc)
         raise Unavailable() from None
+    note_layer_working()
     reply = await _receive_reply(layer, reply_to, timeout)
     if reply is None:
         raise protocol.UpstreamTimeout(
@@ -209,6 +246,8 @@ async def notify_worker(device_id: int, message: dict, *, channel: str | None = 
     Returns whether a holding worker was found. Losing a nudge is harmless: workers also poll on heartbeat.
     Never raises for the channel layer: with Redis down the nudge is lost, and the heartbeat finds the work.
     """
+    if layer_recently_failed():
+        return False
     layer = get_channel_layer()
     if not channel:
         channel = await runtime.db(worker_channel, device_id)
@@ -220,6 +259,7 @@ async def notify_worker(device_id: int, message: dict, *, channel: str | None = 
     except ChannelFull:
         logger.warning("channel full while nudging a session worker about device %s", device_id)
     except CHANNEL_LAYER_ERRORS as exc:
+        note_layer_failure()
         logger.warning(
             "could not nudge a session worker about device %s (%s: %s); its heartbeat will find the work",
             device_id,
@@ -263,6 +303,7 @@ async def subscribe(group: str) -> str:
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
+    note_layer_working()
     return channel
 
 

@@ -679,6 +679,7 @@ class SessionWorker:
                     return
                 except TimeoutError:
                     continue
+            gateway.note_layer_working()
             self._spawn(self.dispatch(message))
 
     def _spawn(self, coro) -> asyncio.Task:

@@ -108,8 +108,35 @@ TEMPLATES = [
     },
 ]
 
+
+def _database(url: str) -> dict:
+    """The DATABASE_URL database, with a bounded number of connections per process.
+
+    Each process (web, session worker, celery worker) holds at most DB_POOL_SIZE connections to PostgreSQL, in
+    Django's psycopg pool; a request takes one for its duration and gives it back. Without the pool
+    (DB_POOL_SIZE=0) every thread keeps a connection of its own for DB_CONN_MAX_AGE seconds: the web tier's
+    threads come and go with requests, and at 8 concurrent clients it held ~100 connections, PostgreSQL's
+    default limit. The README says how to size them: the sum over all processes must stay below
+    PostgreSQL's max_connections.
+    """
+    database = dj_database_url.parse(url)
+    pool_size = int(os.environ.get("DB_POOL_SIZE", "8"))
+    if database["ENGINE"] == "django.db.backends.postgresql" and pool_size > 0:
+        database["CONN_MAX_AGE"] = 0  # (the pool requires it: a connection goes back to it when closed)
+        database.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": pool_size,
+            # How long a request waits for a free connection before it is answered 503 (Retry-After).
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
+            "max_idle": 60,
+        }
+    else:
+        database["CONN_MAX_AGE"] = float(os.environ.get("DB_CONN_MAX_AGE", "0"))
+    return database
+
+
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
+    "default": _database(DATABASE_URL)
     if DATABASE_URL
     else {
         "ENGINE": "waportal.sqlite",  # Django's, with one writer at a time in-process

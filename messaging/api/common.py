@@ -21,6 +21,7 @@ from django.core.exceptions import (
     SuspiciousOperation,
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404
 from django.utils import timezone
 from ninja import Schema
@@ -189,7 +190,24 @@ def install_error_handlers(api) -> None:
             ApiError(500, "INTERNAL_ERROR", "Something went wrong on our side; it was logged. Try again."),
         )
 
+    def database_unavailable(request, exc: OperationalError):
+        """PostgreSQL at its connection limit, this process's pool exhausted, the database restarting: not the
+        client's doing, and it passes. A request takes its connection at its first query and keeps it, so the
+        pool's and PostgreSQL's limits refuse it before it has written anything."""
+        logger.warning("API %s %s: the database is unavailable: %s", request.method, request.path, exc)
+        return _response(
+            api,
+            request,
+            ApiError(
+                503,
+                "SERVICE_UNAVAILABLE",
+                "The database is busy or unavailable right now; try again shortly.",
+                headers={"Retry-After": "5"},
+            ),
+        )
+
     api.add_exception_handler(Exception, internal)
+    api.add_exception_handler(OperationalError, database_unavailable)
     api.add_exception_handler(ApiError, api_error)
     api.add_exception_handler(NinjaValidationError, ninja_validation)
     api.add_exception_handler(DjangoValidationError, django_validation)

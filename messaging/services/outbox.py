@@ -185,6 +185,7 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
             if listening is not None:
                 _nudge_only(lambda: gateway.unsubscribe(group, listening))
             raise
+        gateway.release_db_connection()  # (the wait below may last WA_SEND_WAIT_SECONDS)
         if listening is None:  # the channel layer is down: stored, and the worker's heartbeat sends it
             _nudge_only(nudge)
         else:

@@ -129,3 +129,15 @@ def test_a_command_while_the_channel_layer_is_down_is_503_with_retry_after(api):
         answer = api.get("/user/my/privacy")
     error(answer, 503, "SERVICE_UNAVAILABLE")
     assert int(answer["Retry-After"]) > 0
+
+
+@pytest.mark.django_db
+def test_a_database_at_its_connection_limit_is_503_with_retry_after(api):
+    from django.db import OperationalError
+
+    with mock.patch(
+        "messaging.gateway.call", side_effect=OperationalError("sorry, too many clients already")
+    ):
+        answer = api.get("/user/my/privacy")
+    body = error(answer, 503, "SERVICE_UNAVAILABLE")
+    assert "too many" not in body["message"] and int(answer["Retry-After"]) > 0

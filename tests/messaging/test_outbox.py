@@ -275,7 +275,10 @@ def _channel_layer_down(monkeypatch):
     from channels.layers import get_channel_layer
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    from messaging import gateway
+
     layer = get_channel_layer()
+    monkeypatch.setattr(gateway, "_layer_failed_at", None)  # (and back to None after: the layer is back)
 
     async def refused(*args, **kwargs):
         raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
