@@ -189,3 +189,20 @@ def test_an_idle_worker_logs_no_traceback(runtime_harness, org, caplog):
     assert enough.wait(60)
     # Nothing to say at all: no traceback, and no warning that the channel layer failed.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_linking_while_the_channel_layer_is_down_still_gets_a_qr(runtime_harness, org, owner, monkeypatch):
+    """No nudge reaches a worker: the request answers (no 500), and the worker's heartbeat, which takes the
+    wanted devices nobody holds, starts the link."""
+    from messaging.services import devices
+    from tests.messaging.test_outbox import _channel_layer_down
+
+    backend = runtime_harness.backend = FakeBackend()
+    worker = runtime_harness.start_worker()
+    device = devices.create_device(organization=org, name="New", actor=owner)
+    with monkeypatch.context() as down:
+        _channel_layer_down(down)
+        devices.start_linking(organization=org, device=device, actor=owner, wait=0.2)
+        runtime_harness.run(worker.heartbeat())
+        runtime_harness.wait_event("device.qr", device=device)
+    assert device.pk in backend.clients and device.pk in worker.held
