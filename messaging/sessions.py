@@ -596,6 +596,8 @@ class SessionWorker:
 
         sent: list = []
         go_on = True
+        # A full batch leaves more behind, most likely: those stored while Redis is down come with no nudge.
+        full = len(batch) >= outbox.CLAIM_BATCH
         try:
             timeout = (gateway.command_timeout() + SEND_TIMEOUT_EXTRA) * len(batch)
             try:
@@ -631,9 +633,14 @@ class SessionWorker:
             raise
         if not sent:
             return go_on, batch, False
-        # Look for more with that write only when a nudge came meanwhile: every message stored after this
-        # batch was claimed is followed by one (and the heartbeat looks too, should a nudge be lost).
-        look = go_on and not batch and device_id in self._drain_again
+        # Look for more with that write when a nudge came meanwhile (every message stored after this batch was
+        # claimed is followed by one), or when the batch was full or nudges cannot come (the channel layer is
+        # down: without this, a backlog would go out one batch per heartbeat). The heartbeat looks too.
+        look = (
+            go_on
+            and not batch
+            and (device_id in self._drain_again or full or gateway.layer_recently_failed())
+        )
         if look:
             self._drain_again.discard(device_id)  # this look covers what was stored before it
         following = await self._record_sent(sent, device_id, claim=look)

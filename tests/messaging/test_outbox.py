@@ -324,3 +324,17 @@ def test_when_the_channel_layer_is_back_sends_are_answered_sent_again(wa, org, m
     assert after.status == MessageStatus.SENT
     wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == queued.wa_id)
     assert [len(_received(wa, peer, m.wa_id)) for m in (queued, after)] == [1, 1]
+
+
+def test_a_backlog_stored_with_no_nudge_goes_out_in_one_drain_not_a_batch_per_heartbeat(wa, org):
+    """As after a Redis outage: many messages stored while no nudge could reach the worker."""
+    device = wa.linked_device(org)
+    peer = wa.peers[2]
+    wa.stop_worker()
+    backlog = [_queue(org, device, peer, f"backlog {i}") for i in range(3 * outbox.CLAIM_BATCH + 5)]
+    wa.lease_seconds = 300  # no heartbeat comes during the test: the drain of the connection sends them all
+    wa.start_worker()
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == backlog[-1].wa_id, timeout=60)
+    assert Message.objects.filter(device=device, status=MessageStatus.QUEUED).count() == 0
+    texts = [m["text"] for m in wa.sandbox.sent_to(peer)]
+    assert all(texts.count(m.text) == 1 for m in backlog)
