@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
-from messaging import runtime
+from messaging import gateway, runtime
 from messaging.services.media import UNKNOWN_TYPE
 from messaging.whatsapp import protocol
 
@@ -643,16 +643,27 @@ async def publish(outcome: Outcome) -> None:
         # A socket in both groups receives it twice; consumers drop the repeat by this id.
         "eid": uuid.uuid4().hex,
     }
+    groups = [f"org-{outcome.organization_id}", f"device-{outcome.device_id}"]
+    if outcome.name in SEND_RESULTS and (wa_id := outcome.payload.get("id")):
+        waiter = _send_waiters.pop((outcome.device_id, wa_id), None)
+        if waiter is not None:  # the request waits in this process: it is the only one waiting
+            waiter.set_result(message)
+        else:
+            groups.append(outbox_group(outcome.device_id, wa_id))
     layer = get_channel_layer()
     try:
-        await layer.group_send(f"org-{outcome.organization_id}", message)
-        await layer.group_send(f"device-{outcome.device_id}", message)
-        if outcome.name in SEND_RESULTS and (wa_id := outcome.payload.get("id")):
-            waiter = _send_waiters.pop((outcome.device_id, wa_id), None)
-            if waiter is not None:  # the request waits in this process: it is the only one waiting
-                waiter.set_result(message)
-            else:
-                await layer.group_send(outbox_group(outcome.device_id, wa_id), message)
+        if not gateway.layer_recently_failed():  # (else skipped at once: it is down, see gateway)
+            for group in groups:
+                await layer.group_send(group, message)
+    except gateway.CHANNEL_LAYER_ERRORS as exc:  # Redis is down: the pages catch up when they reload
+        gateway.note_layer_failure()
+        logger.warning(
+            "live push of %s for device %s skipped: the channel layer is unavailable (%s: %s)",
+            outcome.name,
+            outcome.device_id,
+            type(exc).__name__,
+            exc,
+        )
     except Exception:
         logger.exception("live push of %s for device %s failed", outcome.name, outcome.device_id)
     for listener in list(_listeners):

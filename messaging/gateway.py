@@ -6,6 +6,7 @@ own, with WA_COMMAND_TIMEOUT, so the caller gets a result or a clear error, neve
 
 - NotConnected: no live lease (no worker holds the device) or the device's client is not connected;
 - UpstreamTimeout: the worker did not answer in time;
+- Unavailable: the channel layer (Redis) cannot be reached, so no command can go out (retry after a while);
 - any other protocol.WhatsAppError as the backend raised it, rebuilt from its stable code.
 
 `call` is for sync code (views, services) in any thread but the runtime loop's own; do not call it inside a
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import async_to_sync
@@ -29,6 +31,55 @@ from messaging import runtime
 from messaging.whatsapp import protocol, wire
 
 logger = logging.getLogger(__name__)
+
+try:  # the production channel layer's errors (channels_redis on redis-py); the in-memory layer raises none
+    from redis.exceptions import RedisError
+except ImportError:  # pragma: no cover - redis is installed with channels_redis
+    RedisError = OSError
+
+# What the channel layer raises when Redis is gone or restarting. redis.exceptions.TimeoutError is one of them:
+# it is not the built-in TimeoutError that asyncio.wait_for raises.
+CHANNEL_LAYER_ERRORS = (RedisError, OSError)
+# Seconds a client is told to wait (Retry-After) when the channel layer is down.
+RETRY_AFTER_SECONDS = 5
+
+
+# After the channel layer failed, what only pushes or nudges skips it for this long instead of each waiting for
+# its own connection error: a worker sending its backlog while Redis is down would otherwise crawl (each sent
+# message has three live pushes to skip).
+SKIP_LAYER_AFTER_FAILURE = 1.0
+_layer_failed_at: float | None = None
+
+
+def layer_recently_failed() -> bool:
+    failed_at = _layer_failed_at
+    return failed_at is not None and time.monotonic() - failed_at < SKIP_LAYER_AFTER_FAILURE
+
+
+def note_layer_failure() -> None:
+    global _layer_failed_at
+    _layer_failed_at = time.monotonic()
+
+
+def note_layer_working() -> None:
+    """A call of the channel layer went through (it is back): stop skipping it."""
+    global _layer_failed_at
+    _layer_failed_at = None
+
+
+class Unavailable(protocol.WhatsAppError):
+    """The channel layer cannot be reached: nothing was sent to a session worker. Safe to retry later."""
+
+    code = protocol.ErrorCode.UNAVAILABLE
+    retry_after = RETRY_AFTER_SECONDS
+
+    def __init__(self, message: str = "", **kwargs):
+        super().__init__(
+            message
+            or "The session workers cannot be reached right now (the message bus is down); try again shortly.",
+            **kwargs,
+        )
+
 
 # Message types on a worker's channel.
 COMMAND = "gateway.command"
@@ -92,7 +143,18 @@ def call(device, op: str, **kwargs):
     # The lease is read here, in the caller's thread, so the command never waits on the worker's DB thread.
     channel = _route(device)
     device_id = _device_id(device)
+    release_db_connection()
     return run_sync(lambda: send_command(channel, device_id, op, kwargs), timeout=command_timeout() + 5)
+
+
+def release_db_connection() -> None:
+    """With the connection pool (DB_POOL_SIZE), give this thread's connection back to it before waiting on a
+    session worker: a request waiting up to WA_COMMAND_TIMEOUT must not hold one of its few connections (the
+    next query takes one again). Not inside a transaction, and not without the pool (nothing to give back to)."""
+    from django.db import connection
+
+    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
+        connection.close()
 
 
 async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, timeout: float | None = None):
@@ -112,17 +174,39 @@ async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, t
         raise protocol.UpstreamTimeout(
             "The session worker holding this device is overloaded; try again shortly."
         ) from None
-    try:
-        reply = await asyncio.wait_for(layer.receive(reply_to), timeout)
-    except TimeoutError:
+    except CHANNEL_LAYER_ERRORS as exc:
+        note_layer_failure()
+        logger.warning("gateway: the channel layer is unavailable (%s: %s)", type(exc).__name__, exc)
+        raise Unavailable() from None
+    note_layer_working()
+    reply = await _receive_reply(layer, reply_to, timeout)
+    if reply is None:
         raise protocol.UpstreamTimeout(
             f"WhatsApp did not answer in time ({timeout:g} s) for {op}; try again shortly."
-        ) from None
+        )
     if error := reply.get("error"):
         raise protocol.error_from_code(
             error.get("code", ""), error.get("message", "WhatsApp refused the operation.")
         )
     return wire.decode(reply.get("result"))
+
+
+async def _receive_reply(layer, reply_to: str, timeout: float) -> dict | None:
+    """The reply on `reply_to`, or None after `timeout` (the caller's, not the Redis client's read timeout).
+
+    The command is out by now: should the channel layer fail meanwhile, keep waiting for the reply (it is
+    kept in Redis) until the deadline, so the answer is a 504 on time, never a 500."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            return await asyncio.wait_for(layer.receive(reply_to), remaining)
+        except TimeoutError:
+            return None
+        except CHANNEL_LAYER_ERRORS as exc:
+            logger.warning("gateway: waiting for a reply on %s: %s: %s", reply_to, type(exc).__name__, exc)
+            await asyncio.sleep(min(0.5, max(0.0, deadline - loop.time())))
+    return None
 
 
 def run_sync(make_coro: Callable[[], Awaitable], *, timeout: float | None = None):
@@ -160,7 +244,10 @@ async def notify_worker(device_id: int, message: dict, *, channel: str | None = 
 
     `channel`: the holding worker's channel when the caller has just read the lease (saves reading it again).
     Returns whether a holding worker was found. Losing a nudge is harmless: workers also poll on heartbeat.
+    Never raises for the channel layer: with Redis down the nudge is lost, and the heartbeat finds the work.
     """
+    if layer_recently_failed():
+        return False
     layer = get_channel_layer()
     if not channel:
         channel = await runtime.db(worker_channel, device_id)
@@ -171,6 +258,14 @@ async def notify_worker(device_id: int, message: dict, *, channel: str | None = 
         await layer.send(WORKERS_CHANNEL, {"type": CLAIM, "device_id": device_id})
     except ChannelFull:
         logger.warning("channel full while nudging a session worker about device %s", device_id)
+    except CHANNEL_LAYER_ERRORS as exc:
+        note_layer_failure()
+        logger.warning(
+            "could not nudge a session worker about device %s (%s: %s); its heartbeat will find the work",
+            device_id,
+            type(exc).__name__,
+            exc,
+        )
     return False
 
 
@@ -208,11 +303,16 @@ async def subscribe(group: str) -> str:
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
+    note_layer_working()
     return channel
 
 
 async def unsubscribe(group: str, channel: str) -> None:
-    await get_channel_layer().group_discard(group, channel)
+    """Leave `group`. Best effort: should the channel layer fail, the membership expires by itself."""
+    try:
+        await get_channel_layer().group_discard(group, channel)
+    except CHANNEL_LAYER_ERRORS as exc:
+        logger.warning("could not leave %s (%s: %s)", group, type(exc).__name__, exc)
 
 
 async def wait_subscribed(

@@ -661,6 +661,8 @@ class SessionWorker:
 
         sent: list = []
         go_on = True
+        # A full batch leaves more behind, most likely: those stored while Redis is down come with no nudge.
+        full = len(batch) >= outbox.CLAIM_BATCH
         try:
             timeout = (gateway.command_timeout() + SEND_TIMEOUT_EXTRA) * len(batch)
             try:
@@ -699,9 +701,14 @@ class SessionWorker:
             raise
         if not sent:
             return go_on, batch, False
-        # Look for more with that write only when a nudge came meanwhile: every message stored after this
-        # batch was claimed is followed by one (and the heartbeat looks too, should a nudge be lost).
-        look = go_on and not batch and device_id in self._drain_again
+        # Look for more with that write when a nudge came meanwhile (every message stored after this batch was
+        # claimed is followed by one), or when the batch was full or nudges cannot come (the channel layer is
+        # down: without this, a backlog would go out one batch per heartbeat). The heartbeat looks too.
+        look = (
+            go_on
+            and not batch
+            and (device_id in self._drain_again or full or gateway.layer_recently_failed())
+        )
         if look:
             self._drain_again.discard(device_id)  # this look covers what was stored before it
         following = await self._record_sent(sent, device_id, claim=look)
@@ -731,13 +738,23 @@ class SessionWorker:
                 message = await layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("session worker %s: receiving on %s failed", self.worker_id, channel)
+            except Exception as exc:
+                if isinstance(exc, gateway.CHANNEL_LAYER_ERRORS):  # Redis is down or restarting
+                    logger.warning(
+                        "session worker %s: the channel layer is unavailable (%s: %s); the heartbeat still "
+                        "sends queued messages",
+                        self.worker_id,
+                        type(exc).__name__,
+                        exc,
+                    )
+                else:
+                    logger.exception("session worker %s: receiving on %s failed", self.worker_id, channel)
                 try:
                     await asyncio.wait_for(self._stopped.wait(), 1.0)
                     return
                 except TimeoutError:
                     continue
+            gateway.note_layer_working()
             self._spawn(self.dispatch(message))
 
     def _spawn(self, coro) -> asyncio.Task:
@@ -800,6 +817,8 @@ class SessionWorker:
         if reply_to:
             try:
                 await get_channel_layer().send(reply_to, reply)
+            except gateway.CHANNEL_LAYER_ERRORS as exc:  # the caller gets a 504 from its own timeout
+                logger.warning("could not answer on %s (%s: %s)", reply_to, type(exc).__name__, exc)
             except Exception:
                 logger.exception("could not answer on %s", reply_to)
 

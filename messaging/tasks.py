@@ -11,10 +11,11 @@ logger = logging.getLogger(__name__)
 
 @app.task(name="messaging.cleanup_expired", ignore_result=True)
 def cleanup() -> dict:
-    """Expired QR codes and delivery logs past WEBHOOK_LOG_RETENTION_DAYS."""
+    """Expired QR codes, delivery logs past WEBHOOK_LOG_RETENTION_DAYS and API idempotency keys past 24 h."""
+    from messaging.api import idempotency
     from messaging.webhooks import delivery
 
-    result = delivery.cleanup()
+    result = {**delivery.cleanup(), "idempotency_keys": idempotency.forget_expired()}
     logger.info("clean-up: %s", result)
     return result
 

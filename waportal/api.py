@@ -13,6 +13,7 @@ from ninja.openapi.docs import DocsBase
 from groups.api import router as group_router
 from messaging.api import app, chat, devices, message, newsletter, send, user
 from messaging.api.common import AUTH, ApiParser, install_error_handlers
+from messaging.api.idempotency import idempotent_urls
 
 
 class LocalSwagger(DocsBase):
@@ -32,6 +33,12 @@ the key as password. A read-only key cannot send or change anything (403).
 
 **Device**: choose the linked number with the `X-Device-Id` header or the `device_id` query parameter; with
 exactly one device in the organization it is the default.
+
+**Retries**: send an `Idempotency-Key` header (any unique string of up to 255 characters, a UUID say) with a
+POST, and retry with the same key after a timeout, a dropped connection or a 5xx: within 24 hours the same key
+from the same organization gets the first answer again (with `Idempotent-Replayed: true`) and nothing is sent
+or changed twice. The same key with another request is a 422 `IDEMPOTENCY_KEY_REUSED`; while the first request
+is still running, a 409 `IDEMPOTENCY_KEY_IN_USE`. Answers 429, 500 and 503 are not kept: the retry runs.
 
 **Answers**: always `{"code": "SUCCESS" | <ERROR_CODE>, "message": "...", "results": ...}`; an error message
 names the offending field.
@@ -57,11 +64,24 @@ DEVICE_PARAMETERS = [
 ]
 
 
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retry safely: the same key within 24 hours answers the first answer again and does nothing "
+    "twice (see the description at the top).",
+    "schema": {"type": "string", "maxLength": 255},
+}
+
+
 class WaportalAPI(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
-        """django-ninja's document, plus the device choice every device-bound operation reads from the request."""
+        """django-ninja's document, plus the headers every operation reads from the request: the device choice
+        (device-bound operations) and Idempotency-Key (every POST, see messaging.api.idempotency)."""
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         for path, item in schema["paths"].items():
+            if post := item.get("post"):
+                post.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
             if path.startswith(_NO_DEVICE_CHOICE):
                 continue
             for operation in item.values():
@@ -94,4 +114,4 @@ api.add_router("", group_router)
 api.add_router("", newsletter.router)
 api.add_router("", devices.router)
 
-urls = api.urls
+urls = idempotent_urls(api.urls)  # Idempotency-Key on every POST, once for the whole API

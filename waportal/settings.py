@@ -114,8 +114,35 @@ TEMPLATES = [
     },
 ]
 
+
+def _database(url: str) -> dict:
+    """The DATABASE_URL database, with a bounded number of connections per process.
+
+    Each process (web, session worker, celery worker) holds at most DB_POOL_SIZE connections to PostgreSQL, in
+    Django's psycopg pool; a request takes one for its duration and gives it back. Without the pool
+    (DB_POOL_SIZE=0) every thread keeps a connection of its own for DB_CONN_MAX_AGE seconds: the web tier's
+    threads come and go with requests, and at 8 concurrent clients it held ~100 connections, PostgreSQL's
+    default limit. The README says how to size them: the sum over all processes must stay below
+    PostgreSQL's max_connections.
+    """
+    database = dj_database_url.parse(url)
+    pool_size = int(os.environ.get("DB_POOL_SIZE", "8"))
+    if database["ENGINE"] == "django.db.backends.postgresql" and pool_size > 0:
+        database["CONN_MAX_AGE"] = 0  # (the pool requires it: a connection goes back to it when closed)
+        database.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": pool_size,
+            # How long a request waits for a free connection before it is answered 503 (Retry-After).
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
+            "max_idle": 60,
+        }
+    else:
+        database["CONN_MAX_AGE"] = float(os.environ.get("DB_CONN_MAX_AGE", "0"))
+    return database
+
+
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
+    "default": _database(DATABASE_URL)
     if DATABASE_URL
     else {
         "ENGINE": "waportal.sqlite",  # Django's, with one writer at a time in-process
@@ -202,12 +229,35 @@ else:
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024
 
+
+def _channel_layer_host(url: str) -> dict:
+    """The Redis connection of the channel layer, made to ride out a Redis restart.
+
+    - socket_timeout above channels_redis's blocking pop (5 s): redis-py's default read timeout is also 5 s, so
+      an idle receive raised redis.exceptions.TimeoutError (a traceback in every idle worker, every few seconds,
+      and a command waiting for its answer failed after 5 s instead of WA_COMMAND_TIMEOUT);
+    - a short connect timeout: with Redis down, a request is told so at once (it answers `queued` or 503);
+    - one quick retry on a connection error and a health check of idle connections: after Redis comes back,
+      the pooled connections that died with it are replaced instead of failing the next command.
+    """
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
+    return {
+        "address": url,
+        "socket_timeout": 15,
+        "socket_connect_timeout": float(os.environ.get("REDIS_CONNECT_TIMEOUT", "2")),
+        "health_check_interval": 10,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+    }
+
+
 # Channels: in-memory in the one embedded process, Redis between production processes.
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+            "CONFIG": {"hosts": [_channel_layer_host(REDIS_URL)], "capacity": 1000, "expiry": 60},
         }
     }
 else:

@@ -22,6 +22,7 @@ from django.core.exceptions import (
     SuspiciousOperation,
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404
 from django.utils import timezone
 from ninja import Schema
@@ -124,6 +125,7 @@ WHATSAPP_STATUS = {
     protocol.ErrorCode.INVALID: 400,
     protocol.ErrorCode.TIMEOUT: 504,
     protocol.ErrorCode.UPSTREAM: 502,
+    protocol.ErrorCode.UNAVAILABLE: 503,
 }
 
 # Where a request's input did not validate: these parts of a pydantic location are not field names.
@@ -180,8 +182,12 @@ def install_error_handlers(api) -> None:
 
     def whatsapp_error(request, exc: protocol.WhatsAppError):
         code = str(exc.code)
+        # Nothing was done and it may work in a while (the session workers cannot be reached): say when.
+        headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None
         return _response(
-            api, request, ApiError(WHATSAPP_STATUS.get(exc.code, 502), code, exc.message or code)
+            api,
+            request,
+            ApiError(WHATSAPP_STATUS.get(exc.code, 502), code, exc.message or code, headers=headers),
         )
 
     def not_found(request, exc):
@@ -229,7 +235,24 @@ def install_error_handlers(api) -> None:
             ApiError(500, "INTERNAL_ERROR", "Something went wrong on our side; it was logged. Try again."),
         )
 
+    def database_unavailable(request, exc: OperationalError):
+        """PostgreSQL at its connection limit, this process's pool exhausted, the database restarting: not the
+        client's doing, and it passes. A request takes its connection at its first query and keeps it, so the
+        pool's and PostgreSQL's limits refuse it before it has written anything."""
+        logger.warning("API %s %s: the database is unavailable: %s", request.method, request.path, exc)
+        return _response(
+            api,
+            request,
+            ApiError(
+                503,
+                "SERVICE_UNAVAILABLE",
+                "The database is busy or unavailable right now; try again shortly.",
+                headers={"Retry-After": "5"},
+            ),
+        )
+
     api.add_exception_handler(Exception, internal)
+    api.add_exception_handler(OperationalError, database_unavailable)
     api.add_exception_handler(ApiError, api_error)
     api.add_exception_handler(NinjaValidationError, ninja_validation)
     api.add_exception_handler(DjangoValidationError, django_validation)

@@ -194,8 +194,8 @@ def start_linking(*, organization, device, actor=None, api_key=None, wait: float
             ),
             timeout=wait + 5,
         )
-    except protocol.WhatsAppError:
-        pass  # no answer in time: the QR is pushed live when it comes
+    except (protocol.WhatsAppError, *gateway.CHANNEL_LAYER_ERRORS):
+        pass  # no answer in time (or Redis is down): the QR is pushed live when it comes, or shown on reload
     device.refresh_from_db()
     return device
 

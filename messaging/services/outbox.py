@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,6 +21,8 @@ from messaging.services import text as text_rules
 from messaging.whatsapp import protocol
 
 __all__ = ["queue_message"]
+
+logger = logging.getLogger(__name__)
 
 # Give up on a message that keeps failing for reasons other than WhatsApp's refusal.
 MAX_ATTEMPTS = 5
@@ -175,30 +178,32 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
                 with contextlib.suppress(concurrent.futures.TimeoutError):
                     result = outcome.result(timeout=wait)
             else:  # it is stopping: whichever worker holds the device next sends it
-                gateway.run_sync(
-                    lambda: gateway.notify_worker(device.pk, {"type": gateway.OUTBOX}), timeout=5
-                )
+                _nudge_only(lambda: gateway.notify_worker(device.pk, {"type": gateway.OUTBOX}))
         finally:
             events.stop_expecting(device.pk, wa_id)
     elif device.is_connected and channel:
         # Listen for the message's outcome before it is stored: the worker may send it the moment it is
         # committed, and nothing has to be read again to see whether that happened already.
         group = events.outbox_group(device.pk, wa_id)
-        listening = gateway.run_sync(lambda: gateway.subscribe(group), timeout=5)
+        listening = _nudge_only(lambda: gateway.subscribe(group))
         try:
             store()
         except BaseException:
-            gateway.run_sync(lambda: gateway.unsubscribe(group, listening), timeout=5)
+            if listening is not None:
+                _nudge_only(lambda: gateway.unsubscribe(group, listening))
             raise
-
-        result = gateway.run_sync(
-            lambda: gateway.wait_subscribed(listening, group, match=sent, timeout=wait, first=nudge),
-            timeout=wait + 5,
-        )
+        gateway.release_db_connection()  # (the wait below may last WA_SEND_WAIT_SECONDS)
+        if listening is None:  # the channel layer is down: stored, and the worker's heartbeat sends it
+            _nudge_only(nudge)
+        else:
+            result = _nudge_only(
+                lambda: gateway.wait_subscribed(listening, group, match=sent, timeout=wait, first=nudge),
+                timeout=wait + 5,
+            )
     else:
         store()
         # Offline: still tell the workers (one may be about to hold it); it is sent when the device connects.
-        gateway.run_sync(nudge, timeout=5)
+        _nudge_only(nudge)
     if isinstance(result, dict):  # the message.sent / message.failed event: it says how the send went
         message.status = result["data"].get("status") or message.status
         message.error = result["data"].get("error", "")
@@ -214,6 +219,21 @@ def _media_file(media) -> File | None:
     if isinstance(media, bytes | bytearray | memoryview):
         return ContentFile(bytes(media))
     return File(media)
+
+
+def _nudge_only(make_coro, *, timeout: float = 5):
+    """Run a channel-layer step of a send (subscribe, nudge, wait for the outcome); None if the layer fails.
+
+    The message is in the database before any of these matter: they only make it go out (and be answered
+    `sent`) sooner. With Redis down it is answered `queued`, and the holding worker's heartbeat, which looks
+    for unsent messages, sends it."""
+    try:
+        return gateway.run_sync(make_coro, timeout=timeout)
+    except (*gateway.CHANNEL_LAYER_ERRORS, protocol.UpstreamTimeout) as exc:
+        logger.warning(
+            "send: the channel layer failed (%s: %s); the message stays queued", type(exc).__name__, exc
+        )
+        return None
 
 
 def _touch_chat(device_id: int, jid: str, at, preview: str) -> int | None:

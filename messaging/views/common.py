@@ -66,6 +66,8 @@ def error_text(exc: Exception) -> str:
             return _("The device is not connected. Link it or reconnect it, then try again.")
         if exc.code == protocol.ErrorCode.TIMEOUT:
             return _("WhatsApp did not answer in time; try again shortly.")
+        if exc.code == protocol.ErrorCode.UNAVAILABLE:
+            return _("The session workers cannot be reached right now; try again in a few seconds.")
         return exc.message
     return str(exc)
 

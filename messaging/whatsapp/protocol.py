@@ -78,6 +78,8 @@ class ErrorCode(StrEnum):
     INVALID = "VALIDATION_ERROR"
     TIMEOUT = "UPSTREAM_TIMEOUT"
     UPSTREAM = "UPSTREAM_ERROR"
+    # Not WhatsApp's: the web tier cannot reach the session workers (the channel layer is down).
+    UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
 class WhatsAppError(Exception):

@@ -1,5 +1,7 @@
 """The /send endpoints: behaviour on the sandbox (the conventions every endpoint keeps: test_conventions.py)."""
 
+import os
+
 import pytest
 
 from messaging.models import Message
@@ -259,3 +261,120 @@ def test_a_large_file_is_streamed_from_disk_never_read_whole(wa, org, api_key, s
         assert stored.read() == data
     received = {m["id"]: m for m in wa.sandbox.received_by(wa.peers[-1])}[message.wa_id]
     assert bytes(SandboxMedia.objects.get(token=received["media"]["ref"]["sandbox"]).data) == data
+
+
+# ------------------------------------------------------------------------------------------ Redis gone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_while_the_channel_layer_is_down_is_queued_and_goes_out_once(wa, org, api_key, monkeypatch):
+    from messaging import runtime
+    from tests.messaging.test_outbox import _channel_layer_down
+
+    device = wa.linked_device(org)
+    peer = wa.peers[0]
+    monkeypatch.setattr(runtime, "local_worker", lambda channel: None)  # the web process holds no worker
+    api = ApiClient(api_key)
+    with monkeypatch.context() as down:
+        _channel_layer_down(down)
+        answer = api.post("/send/message", {"phone": peer, "message": "Redis is down"})
+        assert answer.status_code == 200, answer.content
+        wa_id = answer.json()["results"]["message_id"]
+        assert answer.json()["results"]["status"] in ("queued", "sent")  # (sent: a heartbeat came first)
+        wa.run(wa.worker.heartbeat())  # no nudge reaches the worker: its heartbeat finds the message
+        wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == wa_id)
+    again = api.post("/send/message", {"phone": peer, "message": "Redis is back"}).json()
+    assert again["results"]["status"] == "sent"
+    assert [m["text"] for m in wa.sandbox.received_by(peer)].count("Redis is down") == 1
+    assert Message.objects.filter(device=device, text="Redis is down").count() == 1
+
+
+@pytest.fixture
+def own_redis(settings, tmp_path):
+    """A redis-server of the test's own (the shared one is never stopped), as the channel layer."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    from waportal.settings import _channel_layer_host
+
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    class OwnRedis:
+        def start(self):
+            self.process = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 10
+            while True:  # (a server that is starting: there is no event to wait for but its port)
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    return
+                except OSError:
+                    assert time.monotonic() < deadline, "redis-server did not start"
+                    time.sleep(0.02)
+
+        def stop(self):
+            self.process.terminate()
+            self.process.wait(10)
+
+    redis = OwnRedis()
+    redis.start()
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [_channel_layer_host(f"redis://127.0.0.1:{port}/0")], "capacity": 1000},
+        }
+    }
+    yield redis
+    if redis.process.poll() is None:
+        redis.stop()
+
+
+@pytest.mark.production
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the production channel layer)")
+@pytest.mark.django_db(transaction=True)
+def test_on_redis_a_send_during_an_outage_is_queued_sent_once_and_sends_recover(
+    own_redis, wa, org, api_key, monkeypatch
+):
+    from messaging import runtime
+
+    device = wa.linked_device(org)
+    peer = wa.peers[1]
+    monkeypatch.setattr(runtime, "local_worker", lambda channel: None)  # the web process holds no worker
+    api = ApiClient(api_key)
+    assert (
+        api.post("/send/message", {"phone": peer, "message": "before"}).json()["results"]["status"] == "sent"
+    )
+
+    own_redis.stop()
+    answer = api.post("/send/message", {"phone": peer, "message": "during"})
+    assert answer.status_code == 200, answer.content
+    wa_id = answer.json()["results"]["message_id"]
+    assert answer.json()["results"]["status"] in ("queued", "sent")  # (sent: a heartbeat came first)
+    wa.run(wa.worker.heartbeat())  # Redis or not, the heartbeat sends what is queued
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == wa_id)
+
+    own_redis.start()  # the pooled connections to the old server are dead: they are replaced, not a 500
+    after = api.post("/send/message", {"phone": peer, "message": "after"})
+    assert after.status_code == 200, after.content
+    assert after.json()["results"]["status"] == "sent"
+    texts = [m["text"] for m in wa.sandbox.received_by(peer)]
+    assert [texts.count(t) for t in ("before", "during", "after")] == [1, 1, 1]

@@ -119,3 +119,25 @@ def test_an_unexpected_failure_is_a_500_envelope_without_a_traceback(api):
     with mock.patch("messaging.gateway.call", side_effect=RuntimeError("secret internals")):
         body = error(api.get("/user/my/privacy"), 500, "INTERNAL_ERROR")
     assert "secret" not in body["message"] and "Traceback" not in body["message"]
+
+
+@pytest.mark.django_db
+def test_a_command_while_the_channel_layer_is_down_is_503_with_retry_after(api):
+    from messaging import gateway
+
+    with mock.patch("messaging.gateway.call", side_effect=gateway.Unavailable()):
+        answer = api.get("/user/my/privacy")
+    error(answer, 503, "SERVICE_UNAVAILABLE")
+    assert int(answer["Retry-After"]) > 0
+
+
+@pytest.mark.django_db
+def test_a_database_at_its_connection_limit_is_503_with_retry_after(api):
+    from django.db import OperationalError
+
+    with mock.patch(
+        "messaging.gateway.call", side_effect=OperationalError("sorry, too many clients already")
+    ):
+        answer = api.get("/user/my/privacy")
+    body = error(answer, 503, "SERVICE_UNAVAILABLE")
+    assert "too many" not in body["message"] and int(answer["Retry-After"]) > 0

@@ -1,5 +1,6 @@
 """gateway.call: the web tier's door to the worker holding a device; clear errors, never a hang."""
 
+import os
 import time
 from datetime import timedelta
 
@@ -76,3 +77,76 @@ async def _new_channel():
     from channels.layers import get_channel_layer
 
     return await get_channel_layer().new_channel()
+
+
+def _stuck_device(runtime_harness, org):
+    """A device whose lease names a channel nobody listens on: a command to it is never answered."""
+    device = Device.objects.create(organization=org, name="Stuck", wanted=True)
+    nobody = runtime_harness.run(_new_channel())
+    DeviceLease.objects.create(
+        device=device,
+        worker_id="stuck",
+        channel_name=nobody,
+        expires_at=timezone.now() + timedelta(minutes=1),
+    )
+    return device
+
+
+def test_the_redis_clients_read_timeout_is_not_the_answer_the_configured_timeout_is(
+    runtime_harness, org, settings, monkeypatch
+):
+    """redis.exceptions.TimeoutError (the Redis client's own read timeout) is not the built-in TimeoutError:
+    it used to end the wait early as a 500. The caller waits WA_COMMAND_TIMEOUT and gets UPSTREAM_TIMEOUT."""
+    from channels.layers import get_channel_layer
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    settings.WA_COMMAND_TIMEOUT = 0.6
+    device = _stuck_device(runtime_harness, org)
+    layer = get_channel_layer()
+    receive = layer.receive
+    read_timeouts = []
+
+    async def receive_timing_out_first(channel):
+        if not read_timeouts:
+            read_timeouts.append(channel)
+            raise RedisTimeout("Timeout reading from 127.0.0.1:6379")
+        return await receive(channel)
+
+    monkeypatch.setattr(layer, "receive", receive_timing_out_first)
+    started = time.monotonic()
+    with pytest.raises(protocol.UpstreamTimeout):
+        gateway.call(device, "contacts")
+    assert read_timeouts
+    assert 0.6 <= time.monotonic() - started < 5
+
+
+def test_with_the_channel_layer_down_a_command_is_unavailable_and_says_when_to_retry(
+    runtime_harness, org, monkeypatch
+):
+    from channels.layers import get_channel_layer
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    device = _stuck_device(runtime_harness, org)
+
+    async def refused(*args, **kwargs):
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(get_channel_layer(), "send", refused)
+    with pytest.raises(gateway.Unavailable) as info:
+        gateway.call(device, "contacts")
+    assert info.value.code == "SERVICE_UNAVAILABLE" and info.value.retry_after > 0
+
+
+@pytest.mark.production
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the production channel layer)")
+def test_on_redis_a_command_nobody_answers_is_a_504_after_the_configured_timeout(
+    runtime_harness, org, settings
+):
+    """On channels_redis, waiting longer than redis-py's 5 s default read timeout still ends in UPSTREAM_TIMEOUT
+    at WA_COMMAND_TIMEOUT (it was a redis TimeoutError, a 500, after 5 s)."""
+    settings.WA_COMMAND_TIMEOUT = 6.5
+    device = _stuck_device(runtime_harness, org)
+    started = time.monotonic()
+    with pytest.raises(protocol.UpstreamTimeout):
+        gateway.call(device, "contacts")
+    assert 6.5 <= time.monotonic() - started < 9

@@ -268,3 +268,73 @@ def test_a_drain_stopped_while_it_claims_gives_the_claim_back(wa, org, monkeypat
     wa.run(wa.worker.heartbeat())
     wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
     assert Message.objects.get(pk=message.pk).attempts == 1
+
+
+def _channel_layer_down(monkeypatch):
+    """Every call of the channel layer fails as channels_redis does with Redis gone."""
+    from channels.layers import get_channel_layer
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from messaging import gateway
+
+    layer = get_channel_layer()
+    monkeypatch.setattr(gateway, "_layer_failed_at", None)  # (and back to None after: the layer is back)
+
+    async def refused(*args, **kwargs):
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    for name in ("send", "receive", "group_add", "group_discard", "group_send"):
+        monkeypatch.setattr(layer, name, refused)
+
+
+def test_with_the_channel_layer_down_a_send_is_stored_queued_and_the_heartbeat_sends_it_once(
+    wa, org, monkeypatch
+):
+    from messaging import runtime
+
+    device = wa.linked_device(org)
+    peer = wa.peers[0]
+    # As in production, where the web process holds no worker: the nudge and the outcome go over the layer.
+    monkeypatch.setattr(runtime, "local_worker", lambda channel: None)
+    _channel_layer_down(monkeypatch)
+    message = _queue(org, device, peer, "while Redis is down")  # (it raised the layer's error)
+    # Queued; or, should the worker's own heartbeat have come between the write and the answer, sent.
+    assert message.status in (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT)
+    assert Message.objects.filter(wa_id=message.wa_id).count() == 1
+
+    # No nudge can reach the worker: its heartbeat, which looks for unsent messages, sends it.
+    wa.run(wa.worker.heartbeat())
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == message.wa_id)
+    wa.run(wa.worker.heartbeat())
+    assert len(_received(wa, peer, message.wa_id)) == 1
+    assert Message.objects.get(pk=message.pk).attempts == 1
+
+
+def test_when_the_channel_layer_is_back_sends_are_answered_sent_again(wa, org, monkeypatch):
+    from messaging import runtime
+
+    device = wa.linked_device(org)
+    peer = wa.peers[1]
+    monkeypatch.setattr(runtime, "local_worker", lambda channel: None)
+    with monkeypatch.context() as down:
+        _channel_layer_down(down)
+        queued = _queue(org, device, peer, "during")
+    assert queued.status in (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT)
+    after = _queue(org, device, peer, "after")  # its nudge also makes the worker send the queued one
+    assert after.status == MessageStatus.SENT
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == queued.wa_id)
+    assert [len(_received(wa, peer, m.wa_id)) for m in (queued, after)] == [1, 1]
+
+
+def test_a_backlog_stored_with_no_nudge_goes_out_in_one_drain_not_a_batch_per_heartbeat(wa, org):
+    """As after a Redis outage: many messages stored while no nudge could reach the worker."""
+    device = wa.linked_device(org)
+    peer = wa.peers[2]
+    wa.stop_worker()
+    backlog = [_queue(org, device, peer, f"backlog {i}") for i in range(3 * outbox.CLAIM_BATCH + 5)]
+    wa.lease_seconds = 300  # no heartbeat comes during the test: the drain of the connection sends them all
+    wa.start_worker()
+    wa.wait_event("message.sent", device=device, predicate=lambda d: d["id"] == backlog[-1].wa_id, timeout=60)
+    assert Message.objects.filter(device=device, status=MessageStatus.QUEUED).count() == 0
+    texts = [m["text"] for m in wa.sandbox.sent_to(peer)]
+    assert all(texts.count(m.text) == 1 for m in backlog)

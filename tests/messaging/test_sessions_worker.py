@@ -1,5 +1,7 @@
 """The session worker on a fake backend: leases, commands, the outbox and restarts, through the channel layer."""
 
+import os
+
 import pytest
 
 from messaging import gateway
@@ -291,3 +293,50 @@ async def test_a_batch_hands_each_stored_file_to_the_backend_alone_read_just_bef
     client.READS_MEDIA_PATH = True
     await _send_many(client, [_out(1), _out(2, path=str(second))])
     assert [[m.media_path for m in run] for run in client.runs] == [["", str(second)]]
+
+
+@pytest.mark.production
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (the production channel layer)")
+def test_an_idle_worker_logs_no_traceback(runtime_harness, org, caplog):
+    """Idle on Redis for longer than the Redis client's read timeout (5 s): its receives wait quietly (they
+    raised redis.exceptions.TimeoutError, logged with a traceback every few seconds: the client's read timeout
+    was the same 5 s as channels_redis's blocking pop)."""
+    import logging
+    import threading
+
+    device = _linked(org)
+    runtime_harness.backend = FakeBackend()
+    runtime_harness.lease_seconds = 0.9  # a heartbeat every 0.3 s
+    worker = runtime_harness.start_worker()
+    runtime_harness.wait_event("device.connected", device=device, since_start=True)
+    caplog.set_level(logging.WARNING)
+    beats, enough = [0], threading.Event()
+    heartbeat = worker.heartbeat
+
+    async def counted():
+        await heartbeat()
+        beats[0] += 1
+        if beats[0] >= 25:  # 7.5 s: past the 5 s read timeout and the 5 s blocking pop, more than once
+            enough.set()
+
+    worker.heartbeat = counted
+    assert enough.wait(60)
+    # Nothing to say at all: no traceback, and no warning that the channel layer failed.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_linking_while_the_channel_layer_is_down_still_gets_a_qr(runtime_harness, org, owner, monkeypatch):
+    """No nudge reaches a worker: the request answers (no 500), and the worker's heartbeat, which takes the
+    wanted devices nobody holds, starts the link."""
+    from messaging.services import devices
+    from tests.messaging.test_outbox import _channel_layer_down
+
+    backend = runtime_harness.backend = FakeBackend()
+    worker = runtime_harness.start_worker()
+    device = devices.create_device(organization=org, name="New", actor=owner)
+    with monkeypatch.context() as down:
+        _channel_layer_down(down)
+        devices.start_linking(organization=org, device=device, actor=owner, wait=0.2)
+        runtime_harness.run(worker.heartbeat())
+        runtime_harness.wait_event("device.qr", device=device)
+    assert device.pk in backend.clients and device.pk in worker.held

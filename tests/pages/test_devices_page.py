@@ -276,3 +276,19 @@ def test_list_page_query_count_stays_bounded_with_leases(owner_client, org, djan
     with django_assert_max_num_queries(12):
         body = owner_client.get(reverse("messaging:devices")).content.decode()
     assert body.count("data-unheld") == 10  # 5 without a lease + 5 expired; 5 held
+
+
+def test_pairing_while_the_session_workers_cannot_be_reached_says_so_next_to_the_field(operator_client, org):
+    from unittest import mock
+
+    from messaging import gateway
+
+    device = make_device(org)
+    with mock.patch("messaging.gateway.call", side_effect=gateway.Unavailable()):
+        response = operator_client.post(
+            reverse("messaging:device_pair", args=[device.pk]),
+            {"phone": "905551112233"},
+            HTTP_HX_REQUEST="true",
+        )
+    assert response.status_code == 200
+    assert "The session workers cannot be reached right now" in response.content.decode()
