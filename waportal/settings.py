@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it times and counts every answer, the other middleware's included.
+    "waportal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Above the middleware that set cookies, so it sees them all on the way out.
     "waportal.secure_cookies.SecureCookiesOverHttpsMiddleware",
@@ -219,6 +221,9 @@ WA_BACKEND = os.environ.get("WA_BACKEND", "neonize")
 if WA_BACKEND not in {"neonize", "sandbox"}:
     raise ImproperlyConfigured(f"WA_BACKEND must be 'neonize' or 'sandbox', not {WA_BACKEND!r}")
 WA_SESSION_DIR = DATA_DIR / "sessions"
+# /metrics (Prometheus) answers only a scraper sending this as a Bearer token; unset: no /metrics at all (404).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
 WA_LEASE_SECONDS = float(os.environ.get("WA_LEASE_SECONDS", "15"))
 WA_COMMAND_TIMEOUT = float(os.environ.get("WA_COMMAND_TIMEOUT", "20"))
 # How long "link a number" waits for the first QR code; how many numbers one session worker holds (0: any).
