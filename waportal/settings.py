@@ -9,6 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
+from waportal import media_storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -168,6 +170,9 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"
+# Media files: under MEDIA_ROOT, or in an S3-compatible bucket (s3://key:secret@host/bucket?region=...).
+MEDIA_STORAGE_URL = os.environ.get("MEDIA_STORAGE_URL", "")
+STORAGES = media_storage.storages(MEDIA_STORAGE_URL)
 
 # Email, for invitations (Django 6.1's MAILERS). SMTP_URL is smtp://user:password@host:587 (STARTTLS unless
 # ?tls=0) or smtps://user:password@host:465; without it mail goes to the console (the process's log), and
