@@ -163,3 +163,52 @@ def test_no_key_or_a_wrong_or_revoked_key_is_401(org, api_key):
     for answer in asyncio.run(scenario()):
         assert answer.status_code == 401, answer.text
         assert "API key" in answer.json()["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_sends_a_picture_and_manages_a_group(wa, org, api_key):
+    import base64
+
+    from accounts.models import AuditEvent
+    from tests.api.endpoints import PNG
+
+    device = wa.linked_device(org)
+    first, second = wa.peers[0], wa.peers[1]
+
+    async def scenario():
+        async with session(api_key) as client:
+            picture = await client.call_tool(
+                "send_media",
+                {
+                    "phone": first,
+                    "kind": "image",
+                    "data_base64": base64.b64encode(PNG).decode(),
+                    "caption": "Bak",
+                },
+            )
+            not_base64 = await client.call_tool(
+                "send_media", {"phone": first, "kind": "image", "data_base64": "%%"}
+            )
+            group = await client.call_tool("create_group", {"title": "Ajanlar", "participants": [first]})
+            added = await client.call_tool(
+                "update_group_participants",
+                {"group_id": group.structured_content["group_id"], "participants": [second], "action": "add"},
+            )
+            info = await client.call_tool("group_info", {"group_id": group.structured_content["group_id"]})
+        return picture, not_base64, group, added, info
+
+    picture, not_base64, group, added, info = asyncio.run(scenario())
+    assert not picture.is_error, text_of(picture)
+    received = {m["id"]: m for m in wa.sandbox.received_by(first)}[picture.structured_content["message_id"]]
+    assert received["kind"] == "image" and received["caption"] == "Bak"
+    assert not_base64.is_error and "data_base64" in text_of(not_base64)
+    assert not group.is_error, text_of(group)
+    assert [r["status"] for r in added.structured_content["results"]] == ["success"]
+    members = {p["jid"] for p in info.structured_content["participants"]}
+    assert {f"{first}@s.whatsapp.net", f"{second}@s.whatsapp.net"} <= members
+    # audited under the key, as the REST API's calls are
+    assert set(AuditEvent.objects.filter(api_key__isnull=False).values_list("action", flat=True)) >= {
+        "group.create",
+        "group.participants.add",
+    }
+    assert device.messages.filter(kind="image", from_me=True).count() == 1
