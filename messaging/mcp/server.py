@@ -20,6 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import ValidationError
 
 from accounts.models import ApiKeyAccess
 from messaging.api.common import key_for
@@ -33,7 +34,28 @@ INSTRUCTIONS = (
 )
 
 
-class ReadOnlyServer(MCPServer):
+def invalid_arguments(error: ValidationError) -> str:
+    """Arguments that failed the tool's schema, said as the REST API says it: `field: problem`, one each."""
+    problems = []
+    for err in error.errors():
+        field = ".".join(str(part) for part in err.get("loc", ()))
+        problem = "is required" if err.get("type") == "missing" else str(err.get("msg", "is not valid"))
+        problems.append(f"{field}: {problem.removeprefix('Value error, ')}" if field else problem)
+    return "; ".join(problems)
+
+
+class WaportalServer(MCPServer):
+    async def call_tool(self, name, arguments, context=None):
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            # The SDK's own text is pydantic's report (types, input echoed, a link); an agent needs the field.
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(invalid_arguments(exc.__cause__)) from exc.__cause__
+            raise
+
+
+class ReadOnlyServer(WaportalServer):
     """The server a read-only key talks to: its tool list has no write tool, and calling one is refused."""
 
     async def call_tool(self, name, arguments, context=None):
@@ -43,7 +65,7 @@ class ReadOnlyServer(MCPServer):
 
 
 def build_server(*, write: bool) -> MCPServer:
-    server = (MCPServer if write else ReadOnlyServer)(
+    server = (WaportalServer if write else ReadOnlyServer)(
         name="waportal", instructions=INSTRUCTIONS, warn_on_duplicate_tools=False
     )
     for entry in TOOLS:
