@@ -9,6 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
+from waportal import media_storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -72,6 +74,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it times and counts every answer, the other middleware's included.
+    "waportal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Above the middleware that set cookies, so it sees them all on the way out.
     "waportal.secure_cookies.SecureCookiesOverHttpsMiddleware",
@@ -194,6 +198,9 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"
+# Media files: under MEDIA_ROOT, or in an S3-compatible bucket (s3://key:secret@host/bucket?region=...).
+MEDIA_STORAGE_URL = os.environ.get("MEDIA_STORAGE_URL", "")
+STORAGES = media_storage.storages(MEDIA_STORAGE_URL)
 
 # Email, for invitations (Django 6.1's MAILERS). SMTP_URL is smtp://user:password@host:587 (STARTTLS unless
 # ?tls=0) or smtps://user:password@host:465; without it mail goes to the console (the process's log), and
@@ -270,6 +277,9 @@ WA_BACKEND = os.environ.get("WA_BACKEND", "neonize")
 if WA_BACKEND not in {"neonize", "sandbox"}:
     raise ImproperlyConfigured(f"WA_BACKEND must be 'neonize' or 'sandbox', not {WA_BACKEND!r}")
 WA_SESSION_DIR = DATA_DIR / "sessions"
+# /metrics (Prometheus) answers only a scraper sending this as a Bearer token; unset: no /metrics at all (404).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
 WA_LEASE_SECONDS = float(os.environ.get("WA_LEASE_SECONDS", "15"))
 WA_COMMAND_TIMEOUT = float(os.environ.get("WA_COMMAND_TIMEOUT", "20"))
 # How long "link a number" waits for the first QR code; how many numbers one session worker holds (0: any).

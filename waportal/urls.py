@@ -7,10 +7,12 @@ from django.views.i18n import set_language
 
 from accounts.views import home
 from waportal import api
+from waportal.metrics import metrics
 
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics, name="metrics"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("accounts/", include("accounts.urls")),
     path("dashboard/", include("messaging.urls")),

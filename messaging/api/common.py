@@ -343,7 +343,13 @@ class Acting:
 
 
 def _chosen_device(request, organization) -> Device:
-    raw = (request.headers.get("X-Device-Id") or request.GET.get("device_id") or "").strip()
+    return choose_device(organization, request.headers.get("X-Device-Id") or request.GET.get("device_id"))
+
+
+def choose_device(organization, raw: str | int | None) -> Device:
+    """The organization's device named by `raw` (its ID or its number), or its only one when `raw` is empty;
+    an ApiError naming device_id otherwise (404 for a device of another organization)."""
+    raw = str(raw if raw is not None else "").strip()
     if raw:
         if raw.isdigit() and len(raw) < 19:
             device = organization.devices.select_related("lease").filter(pk=int(raw)).first()

@@ -10,6 +10,7 @@ policy (no script, an opaque origin) should a browser render it anyway.
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
 from django.http import FileResponse
 
@@ -72,12 +73,66 @@ def store_media(message, data: bytes) -> None:
     )
 
 
+class StreamedFileResponse(FileResponse):
+    """A FileResponse that an ASGI server streams: Django would read a file's (sync) chunks all into memory
+    first (`sync_to_async(list)`), so each chunk is read in a thread of its own as it is sent instead."""
+
+    async def __aiter__(self):
+        chunks = iter(self.streaming_content)
+        end = object()
+        while (chunk := await sync_to_async(next, thread_sensitive=False)(chunks, end)) is not end:
+            yield chunk
+
+
+class ObjectStream:
+    """An object of an S3-compatible store, read as it is served. django-storages' S3File would first copy it
+    whole into memory (a SpooledTemporaryFile that, by default, never rolls over to disk)."""
+
+    def __init__(self, s3_file):
+        answer = s3_file.obj.get()
+        self._body = answer["Body"]
+        self.size = answer.get("ContentLength")
+        self.name = s3_file.name
+
+    def read(self, size: int = -1) -> bytes:
+        return self._body.read(None if size is None or size < 0 else size)
+
+    def close(self) -> None:
+        self._body.close()
+
+
+class Rest:
+    """The rest of a file whose first bytes were read already (to type it), for a store that cannot seek."""
+
+    def __init__(self, head: bytes, file):
+        self._head = head
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size is None or size < 0:
+                head, self._head = self._head, b""
+                return head + self._file.read()
+            head, self._head = self._head[:size], self._head[size:]
+            return head
+        return self._file.read(size)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _open_stored(field_file):
+    """The stored file opened for reading, as a stream where the store is remote (see ObjectStream)."""
+    opened = field_file.open("rb").file
+    return ObjectStream(opened) if hasattr(opened, "obj") else field_file
+
+
 def media_file(device, message):
     """The message's media, opened for reading: the stored file, or else fetched from WhatsApp by its
     reference and stored. NoMedia when there is none; WhatsApp's errors (not connected, ...) pass through."""
     if message.media:
         try:
-            return message.media.open("rb")
+            return _open_stored(message.media)
         except FileNotFoundError:
             pass  # cleaned up, or lost: WhatsApp may still have it
     ref = (message.payload or {}).get("media_ref")
@@ -86,7 +141,7 @@ def media_file(device, message):
             "the stored file of this message is gone." if message.media else "this message has no media."
         )
     store_media(message, gateway.call(device, "download_media", ref=ref))
-    return message.media.open("rb")
+    return _open_stored(message.media)
 
 
 def media_response(message, file) -> FileResponse:
@@ -94,11 +149,18 @@ def media_response(message, file) -> FileResponse:
     attachment; never sniffed, always sandboxed. The type is read again from the bytes (a file stored before
     types came from bytes has its sender's word in `media_mime`)."""
     head = file.read(4096)
-    file.seek(0)
     mime = media.identify(head, message.kind, message.media_filename)
     inline = mime in media.INLINE_TYPES
     filename = offered_name(message.media_filename) or stored_name(message.wa_id, mime)
-    response = FileResponse(file, as_attachment=not inline, filename=filename, content_type=mime)
+    size = getattr(file, "size", None)
+    if isinstance(file, ObjectStream):
+        body = Rest(head, file)
+    else:
+        file.seek(0)
+        body = file
+    response = StreamedFileResponse(body, as_attachment=not inline, filename=filename, content_type=mime)
+    if size is not None and "Content-Length" not in response:
+        response["Content-Length"] = str(size)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = DOWNLOAD_CSP
     return response
