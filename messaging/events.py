@@ -454,9 +454,8 @@ def persist(event: protocol.Event) -> list[Outcome]:
     from messaging.models import WebhookEndpoint
 
     # A read before the write lock: for an organization without webhooks (the common case), nothing more.
-    receiving = WebhookEndpoint.objects.filter(
-        organization__devices=event.device_id, active=True, paused_at__isnull=True
-    ).exists()
+    # A paused endpoint counts: its events are stored and held until it answers again.
+    receiving = WebhookEndpoint.objects.filter(organization__devices=event.device_id, active=True).exists()
     with transaction.atomic():
         receipt = isinstance(event, protocol.ReceiptEvent)
         device = _device(event.device_id, only=("id", "organization_id") if receipt else ())
@@ -518,13 +517,12 @@ def record_status(
 
 
 def webhooks_receiving(organization_id: int) -> bool:
-    """Whether the organization has an endpoint receiving now. Asked before a write's transaction (a read
-    needs no write lock), so that `outcome_of_message` in it costs nothing more when nobody receives."""
+    """Whether the organization has an active endpoint (a paused one too: its events are held for it). Asked
+    before a write's transaction (a read needs no write lock), so that `outcome_of_message` in it costs
+    nothing more when nobody receives."""
     from messaging.models import WebhookEndpoint
 
-    return WebhookEndpoint.objects.filter(
-        organization_id=organization_id, active=True, paused_at__isnull=True
-    ).exists()
+    return WebhookEndpoint.objects.filter(organization_id=organization_id, active=True).exists()
 
 
 def outcome_of_message(message, name: str, *, receiving: bool) -> list[Outcome]:

@@ -235,7 +235,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     # Live "disconnected" for numbers whose session worker died, when no other worker takes them over.
     "announce-unheld-devices": {"task": "messaging.announce_unheld_devices", "schedule": WA_LEASE_SECONDS},
-    "webhooks-requeue-stalled": {"task": "messaging.requeue_stalled_webhooks", "schedule": 60.0},
+    # Also frees a killed worker's claim (held WEBHOOK_TIMEOUT_SECONDS + 5) soon after it lapses.
+    "webhooks-requeue-stalled": {"task": "messaging.requeue_stalled_webhooks", "schedule": 10.0},
     "cleanup-expired-data": {"task": "messaging.cleanup_expired", "schedule": 3600.0},
 }
 
@@ -244,12 +245,14 @@ API_MEDIA_FETCH_TIMEOUT = float(os.environ.get("API_MEDIA_FETCH_TIMEOUT", "20"))
 
 # Webhook targets on private, loopback or link-local addresses (self-hosted receivers).
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
-# Delivery: per-attempt timeout, retries with exponential backoff (base, cap), pause after consecutive failures.
+# Delivery: per-attempt timeout, retries with exponential backoff (base, cap); an endpoint whose every attempt
+# failed for WEBHOOK_PAUSE_AFTER_HOURS is paused (its events held) and probed every WEBHOOK_PROBE_SECONDS.
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "10"))
 WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "15"))
 WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
-WEBHOOK_PAUSE_AFTER_FAILURES = int(os.environ.get("WEBHOOK_PAUSE_AFTER_FAILURES", "20"))
+WEBHOOK_PAUSE_AFTER_HOURS = float(os.environ.get("WEBHOOK_PAUSE_AFTER_HOURS", "1"))
+WEBHOOK_PROBE_SECONDS = float(os.environ.get("WEBHOOK_PROBE_SECONDS", "60"))
 WEBHOOK_LOG_RETENTION_DAYS = int(os.environ.get("WEBHOOK_LOG_RETENTION_DAYS", "30"))
 # Threads of the in-process task worker (embedded default only).
 # A dedicated Celery queue for webhook deliveries (workers started with -Q); unset: Celery's default queue.
