@@ -671,11 +671,39 @@ async def deliver(outcomes: list[Outcome]) -> None:
         await runtime.db(dispatch_webhooks, outcomes)
 
 
+# A received event is retried on a database error, never dropped (a busy SQLite file, PostgreSQL restarting or
+# at its connection limit): waits between tries, the last one repeating. `persist` is safe to run again: a
+# rolled-back try wrote nothing, and a stored message is recognised by its ID.
+PERSIST_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+async def _persist_until_stored(event: protocol.Event) -> list[Outcome]:
+    from django.db import InterfaceError, OperationalError
+
+    tries = 0
+    while True:
+        try:
+            return await runtime.db(persist, event)
+        # Only the database being busy or away; a bug (ProgrammingError, IntegrityError...) fails as before.
+        except (OperationalError, InterfaceError) as exc:
+            delay = PERSIST_RETRY_DELAYS[min(tries, len(PERSIST_RETRY_DELAYS) - 1)]
+            tries += 1
+            logger.warning(
+                "storing %s of device %s failed (%s); try %d again in %gs",
+                type(event).__name__,
+                event.device_id,
+                exc,
+                tries + 1,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+
 async def handle(
     event: protocol.Event, *, download: Callable[..., Awaitable[bytes]] | None = None
 ) -> list[Outcome]:
     """Persist `event`, fetch media of a received message, push it live, hand it to webhooks."""
-    outcomes = await runtime.db(persist, event)
+    outcomes = await _persist_until_stored(event)
     for outcome in outcomes:
         if outcome.media_message_id and download is not None:
             try:

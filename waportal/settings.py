@@ -112,11 +112,13 @@ DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)
     if DATABASE_URL
     else {
-        "ENGINE": "waportal.sqlite",  # Django's, with one writer at a time in-process
+        "ENGINE": "waportal.sqlite",  # Django's, with one writer at a time, in turn, across processes
         "NAME": DATA_DIR / "waportal.sqlite3",
-        # WAL and a busy timeout: the web tier, session workers and tasks share the file.
+        # WAL (reads never wait for the writer) and IMMEDIATE transactions (a transaction that writes never
+        # upgrades a read). Writers wait at waportal.sqlite's lock, without a time limit; SQLite's busy timeout
+        # only guards connections that bypass it (the sqlite3 shell).
         "OPTIONS": {
-            "timeout": 20,
+            "timeout": float(os.environ.get("SQLITE_BUSY_TIMEOUT", "20")),
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
