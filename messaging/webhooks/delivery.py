@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -436,6 +437,11 @@ def enqueue_waiting_on_commit(endpoint) -> None:
         enqueue_on_commit(endpoint.pk, device_id)
 
 
+# Waits between tries to record an attempt the database refused (busy, restarting): the receiver has it, and
+# a delivery left `sending` would hold its queue until its claim lapses, then be sent again.
+RECORD_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0)
+
+
 def drain(endpoint_id: int, device_id: int | None) -> int:
     """Deliver what is due for this (endpoint, device), oldest first, one at a time; returns how many attempts."""
     done = 0
@@ -443,8 +449,27 @@ def drain(endpoint_id: int, device_id: int | None) -> int:
         delivery = claim_next(endpoint_id, device_id)
         if delivery is None:
             return done
-        record(delivery, post(delivery, delivery.endpoint))
+        _record_until_stored(delivery, post(delivery, delivery.endpoint))
         done += 1
+
+
+def _record_until_stored(delivery, outcome: Outcome):
+    from django.db import InterfaceError, OperationalError, close_old_connections
+
+    for delay in (*RECORD_RETRY_DELAYS, None):
+        try:
+            return record(delivery, outcome)
+        except (OperationalError, InterfaceError):
+            if delay is None:
+                raise  # its claim lapses (CLAIM_GRACE_SECONDS) and it is sent again, with the same key
+            logger.warning(
+                "recording attempt %s of delivery %s failed; again in %gs",
+                delivery.attempts,
+                delivery.pk,
+                delay,
+            )
+            close_old_connections()
+            time.sleep(delay)
 
 
 def requeue_stalled() -> int:

@@ -150,3 +150,31 @@ def test_a_dead_senders_claim_lapses_within_the_timeout_plus_five_seconds(
     assert webhooks.record(again, Outcome(status_code=200)) is not None
     delivery.refresh_from_db()
     assert delivery.status == "succeeded"
+
+
+def test_an_attempt_the_database_refused_to_record_is_recorded_again_not_sent_again(
+    allow_private, receiver, org, monkeypatch
+):
+    from django.db import OperationalError
+
+    monkeypatch.setattr(webhooks.delivery, "enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(webhooks.delivery, "RECORD_RETRY_DELAYS", (0.01,))
+    real_record, refused = webhooks.delivery.record, []
+
+    def busy_once(delivery, outcome):
+        if not refused:
+            refused.append(delivery.pk)
+            raise OperationalError("database is locked")
+        return real_record(delivery, outcome)
+
+    monkeypatch.setattr(webhooks.delivery, "record", busy_once)
+    device = make_device(org)
+    endpoint = webhooks.create_endpoint(organization=org, url=f"{receiver.url}/hook", events=["message"])
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, organization=org, event="message", device=device, body="{}"
+    )
+
+    assert webhooks.drain(endpoint.pk, device.pk) == 1
+    assert refused == [delivery.pk] and len(receiver.requests) == 1
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and delivery.attempts == 1
