@@ -476,9 +476,8 @@ def persist(event: protocol.Event) -> list[Outcome]:
     from messaging.models import WebhookEndpoint
 
     # A read before the write lock: for an organization without webhooks (the common case), nothing more.
-    receiving = WebhookEndpoint.objects.filter(
-        organization__devices=event.device_id, active=True, paused_at__isnull=True
-    ).exists()
+    # A paused endpoint counts: its events are stored and held until it answers again.
+    receiving = WebhookEndpoint.objects.filter(organization__devices=event.device_id, active=True).exists()
     with transaction.atomic():
         receipt = isinstance(event, protocol.ReceiptEvent)
         device = _device(event.device_id, only=("id", "organization_id") if receipt else ())
@@ -540,13 +539,12 @@ def record_status(
 
 
 def webhooks_receiving(organization_id: int) -> bool:
-    """Whether the organization has an endpoint receiving now. Asked before a write's transaction (a read
-    needs no write lock), so that `outcome_of_message` in it costs nothing more when nobody receives."""
+    """Whether the organization has an active endpoint (a paused one too: its events are held for it). Asked
+    before a write's transaction (a read needs no write lock), so that `outcome_of_message` in it costs
+    nothing more when nobody receives."""
     from messaging.models import WebhookEndpoint
 
-    return WebhookEndpoint.objects.filter(
-        organization_id=organization_id, active=True, paused_at__isnull=True
-    ).exists()
+    return WebhookEndpoint.objects.filter(organization_id=organization_id, active=True).exists()
 
 
 def outcome_of_message(message, name: str, *, receiving: bool) -> list[Outcome]:
@@ -703,11 +701,39 @@ async def deliver(outcomes: list[Outcome]) -> None:
         await runtime.db(dispatch_webhooks, outcomes)
 
 
+# A received event is retried on a database error, never dropped (a busy SQLite file, PostgreSQL restarting or
+# at its connection limit): waits between tries, the last one repeating. `persist` is safe to run again: a
+# rolled-back try wrote nothing, and a stored message is recognised by its ID.
+PERSIST_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+async def _persist_until_stored(event: protocol.Event) -> list[Outcome]:
+    from django.db import InterfaceError, OperationalError
+
+    tries = 0
+    while True:
+        try:
+            return await runtime.db(persist, event)
+        # Only the database being busy or away; a bug (ProgrammingError, IntegrityError...) fails as before.
+        except (OperationalError, InterfaceError) as exc:
+            delay = PERSIST_RETRY_DELAYS[min(tries, len(PERSIST_RETRY_DELAYS) - 1)]
+            tries += 1
+            logger.warning(
+                "storing %s of device %s failed (%s); try %d again in %gs",
+                type(event).__name__,
+                event.device_id,
+                exc,
+                tries + 1,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+
 async def handle(
     event: protocol.Event, *, download: Callable[..., Awaitable[bytes]] | None = None
 ) -> list[Outcome]:
     """Persist `event`, fetch media of a received message, push it live, hand it to webhooks."""
-    outcomes = await runtime.db(persist, event)
+    outcomes = await _persist_until_stored(event)
     for outcome in outcomes:
         if outcome.media_message_id and download is not None:
             try:

@@ -149,11 +149,13 @@ DATABASES = {
     "default": _database(DATABASE_URL)
     if DATABASE_URL
     else {
-        "ENGINE": "waportal.sqlite",  # Django's, with one writer at a time in-process
+        "ENGINE": "waportal.sqlite",  # Django's, with one writer at a time, in turn, across processes
         "NAME": DATA_DIR / "waportal.sqlite3",
-        # WAL and a busy timeout: the web tier, session workers and tasks share the file.
+        # WAL (reads never wait for the writer) and IMMEDIATE transactions (a transaction that writes never
+        # upgrades a read). Writers wait at waportal.sqlite's lock, without a time limit; SQLite's busy timeout
+        # only guards connections that bypass it (the sqlite3 shell).
         "OPTIONS": {
-            "timeout": 20,
+            "timeout": float(os.environ.get("SQLITE_BUSY_TIMEOUT", "20")),
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
@@ -301,7 +303,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     # Live "disconnected" for numbers whose session worker died, when no other worker takes them over.
     "announce-unheld-devices": {"task": "messaging.announce_unheld_devices", "schedule": WA_LEASE_SECONDS},
-    "webhooks-requeue-stalled": {"task": "messaging.requeue_stalled_webhooks", "schedule": 60.0},
+    # Also frees a killed worker's claim (held WEBHOOK_TIMEOUT_SECONDS + 5) soon after it lapses.
+    "webhooks-requeue-stalled": {"task": "messaging.requeue_stalled_webhooks", "schedule": 10.0},
     "cleanup-expired-data": {"task": "messaging.cleanup_expired", "schedule": 3600.0},
 }
 
@@ -310,12 +313,14 @@ API_MEDIA_FETCH_TIMEOUT = float(os.environ.get("API_MEDIA_FETCH_TIMEOUT", "20"))
 
 # Webhook targets on private, loopback or link-local addresses (self-hosted receivers).
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
-# Delivery: per-attempt timeout, retries with exponential backoff (base, cap), pause after consecutive failures.
+# Delivery: per-attempt timeout, retries with exponential backoff (base, cap); an endpoint whose every attempt
+# failed for WEBHOOK_PAUSE_AFTER_HOURS is paused (its events held) and probed every WEBHOOK_PROBE_SECONDS.
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "10"))
 WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "15"))
 WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
-WEBHOOK_PAUSE_AFTER_FAILURES = int(os.environ.get("WEBHOOK_PAUSE_AFTER_FAILURES", "20"))
+WEBHOOK_PAUSE_AFTER_HOURS = float(os.environ.get("WEBHOOK_PAUSE_AFTER_HOURS", "1"))
+WEBHOOK_PROBE_SECONDS = float(os.environ.get("WEBHOOK_PROBE_SECONDS", "60"))
 WEBHOOK_LOG_RETENTION_DAYS = int(os.environ.get("WEBHOOK_LOG_RETENTION_DAYS", "30"))
 # Threads of the in-process task worker (embedded default only).
 # A dedicated Celery queue for webhook deliveries (workers started with -Q); unset: Celery's default queue.

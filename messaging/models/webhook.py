@@ -52,10 +52,15 @@ class WebhookEndpoint(models.Model):
     # Only events of these devices; none selected means every device of the organization.
     devices = models.ManyToManyField("messaging.Device", blank=True, related_name="webhook_endpoints")
     active = models.BooleanField(_("active"), default=True)
-    # Set when deliveries kept failing; a paused endpoint receives nothing until an admin resumes it.
+    # Set when every attempt failed for WEBHOOK_PAUSE_AFTER_HOURS: its events are still stored, and held;
+    # one of them is sent as a probe every WEBHOOK_PROBE_SECONDS, and the first 2xx (or Resume) lifts it.
     paused_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=300, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # The first failed attempt since the last success (None: the last attempt succeeded).
+    failing_since = models.DateTimeField(null=True, blank=True)
+    # While paused: when the next probe may go (one at a time across the endpoint's queues).
+    next_probe_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(

@@ -9,12 +9,24 @@ delivery waiting for a retry does not hold the others back (order is kept "as fa
 Idempotency-Key header, the same on every attempt and redelivery, lets a receiver drop repeats.
 
 Retries: network errors, 5xx and 429 are retried with exponential backoff and jitter (Retry-After honoured);
-other answers are final. After WEBHOOK_PAUSE_AFTER_FAILURES failed attempts in a row the endpoint is paused
-and its organization's dashboard says so until an admin resumes it.
+other answers are final.
+
+A pause loses nothing (as Stripe and GitHub do it). Pausing goes by time, not by attempts: a backlog makes
+many failed attempts in seconds. An endpoint is paused once every attempt has failed for
+WEBHOOK_PAUSE_AFTER_HOURS, or when a delivery runs out of attempts while every attempt since the first
+failure failed (the receiver is down, not refusing that one event): that delivery is then held, not given
+up. A paused endpoint's events are still stored, and held. Every WEBHOOK_PROBE_SECONDS one of them goes as
+a probe; the first 2xx resumes the endpoint by itself (as does its Resume button), and what was held goes
+out, oldest first.
+
+A claim is held for WEBHOOK_TIMEOUT_SECONDS + 5 (CLAIM_GRACE_SECONDS): a worker killed mid-attempt frees its
+queue that soon (`requeue_stalled` runs every 10 s), and a late recording of an attempt
+whose claim was taken over is dropped.
 
 Settings (read with defaults): WEBHOOK_TIMEOUT_SECONDS (10), WEBHOOK_MAX_ATTEMPTS (10),
-WEBHOOK_RETRY_BASE_SECONDS (15), WEBHOOK_RETRY_MAX_SECONDS (3600), WEBHOOK_PAUSE_AFTER_FAILURES (20),
-WEBHOOK_LOG_RETENTION_DAYS (30), WEBHOOK_ALLOW_PRIVATE_TARGETS (False), WEBHOOK_TASK_QUEUE (Celery's default).
+WEBHOOK_RETRY_BASE_SECONDS (15), WEBHOOK_RETRY_MAX_SECONDS (3600), WEBHOOK_PAUSE_AFTER_HOURS (1),
+WEBHOOK_PROBE_SECONDS (60), WEBHOOK_LOG_RETENTION_DAYS (30), WEBHOOK_ALLOW_PRIVATE_TARGETS (False),
+WEBHOOK_TASK_QUEUE (Celery's default).
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -38,6 +51,8 @@ TEST_EVENT = "webhook.test"
 # The Celery task that drains one (endpoint, device) queue (messaging.webhooks.tasks), enqueued by name so
 # that this module does not import the tasks module that imports it.
 DELIVER_TASK = "messaging.deliver_webhooks"
+# How much longer than one attempt's time limit a claim is held: a dead worker's claim lapses that soon.
+CLAIM_GRACE_SECONDS = 5
 
 # Our internal event names (messaging.events) -> the public names of the webhook contract (WEBHOOK_EVENTS).
 # Internal events missing here (device.status, device.pair_code, presence...) are not sent to webhooks.
@@ -66,9 +81,8 @@ def matching_endpoints(device, public_event: str):
     from messaging.models import WebhookEndpoint
 
     endpoints = (
-        WebhookEndpoint.objects.filter(
-            organization_id=device.organization_id, active=True, paused_at__isnull=True
-        )
+        # A paused endpoint still gets its events stored: they are held until it answers again.
+        WebhookEndpoint.objects.filter(organization_id=device.organization_id, active=True)
         .filter(Q(devices__isnull=True) | Q(devices=device))
         .distinct()
     )
@@ -167,8 +181,23 @@ def _key_filter(endpoint_id: int, device_id: int | None) -> Q:
     )
 
 
+def _pause_after() -> timedelta:
+    return timedelta(hours=float(setting("WEBHOOK_PAUSE_AFTER_HOURS", 1)))
+
+
+def _probe_every() -> timedelta:
+    return timedelta(seconds=float(setting("WEBHOOK_PROBE_SECONDS", 60)))
+
+
+def claim_seconds() -> float:
+    return float(setting("WEBHOOK_TIMEOUT_SECONDS", 10)) + CLAIM_GRACE_SECONDS
+
+
 def claim_next(endpoint_id: int, device_id: int | None):
-    """Take the oldest due delivery of this (endpoint, device), unless one is already in flight."""
+    """Take the oldest due delivery of this (endpoint, device), unless one is already in flight.
+
+    Of a paused endpoint only test events go, and one probe per WEBHOOK_PROBE_SECONDS across its queues: the
+    oldest held delivery that has attempts left (else the oldest), whatever its retry time."""
     from messaging.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
     S = WebhookDeliveryStatus
@@ -192,34 +221,62 @@ def claim_next(endpoint_id: int, device_id: int | None):
             Q(status__in=[S.PENDING, S.RETRYING], next_attempt_at__lte=now)
             | Q(status=S.SENDING, locked_until__lte=now)  # its sender died
         )
-        if not endpoint.receiving:
-            due = due.filter(is_test=True)  # a test event still goes to a paused or inactive endpoint
         held = queue.filter(held_until__gt=now).order_by("id").values_list("id", flat=True).first()
-        if held is not None:
-            due = due.filter(id__lt=held)  # what came after a held delivery waits for it, to keep the order
-        delivery = due.order_by("id").first()  # ids grow in the order events were stored
+        probing = (
+            endpoint.active
+            and endpoint.paused_at is not None
+            and (endpoint.next_probe_at is None or endpoint.next_probe_at <= now)
+        )
+        delivery = None
+        if probing:
+            waiting = queue.filter(
+                Q(status__in=[S.PENDING, S.RETRYING]) | Q(status=S.SENDING, locked_until__lte=now),
+                is_test=False,
+            )
+            if held is not None:
+                waiting = waiting.filter(id__lt=held)
+            max_attempts = int(setting("WEBHOOK_MAX_ATTEMPTS", 10))
+            # Not the one event the receiver may be refusing again and again, if there is another.
+            delivery = (
+                waiting.filter(attempts__lt=max_attempts).order_by("id").first()
+                or waiting.order_by("id").first()
+            )
+            if delivery is not None:
+                endpoint.next_probe_at = now + _probe_every()
+                endpoint.save(update_fields=["next_probe_at", "updated_at"])
+        if delivery is None:
+            if not endpoint.receiving:
+                due = due.filter(is_test=True)  # a test event still goes to a paused or inactive endpoint
+            if held is not None:
+                due = due.filter(id__lt=held)  # what came after a held delivery waits for it, in order
+            delivery = due.order_by("id").first()  # ids grow in the order events were stored
         if delivery is None:
             return None
         delivery.status = S.SENDING
         delivery.attempts += 1
-        delivery.locked_until = now + timedelta(seconds=float(setting("WEBHOOK_TIMEOUT_SECONDS", 10)) + 60)
+        delivery.locked_until = now + timedelta(seconds=claim_seconds())
         delivery.save(update_fields=["status", "attempts", "locked_until", "updated_at"])
         delivery.endpoint = endpoint
         return delivery
 
 
 def record(delivery, outcome: Outcome):
-    """Write the attempt, move the delivery on (done, retry later, failed) and the endpoint's failure count."""
+    """Write the attempt, move the delivery on (done, retry later, failed, held) and the endpoint's state:
+    failing since when, paused, resumed by a probe that got through."""
     from accounts.services import record_audit
     from messaging.models import WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
     S = WebhookDeliveryStatus
     now = timezone.now()
     retry_at = None
+    resumed = False
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=delivery.endpoint_id).first()
         if endpoint is None:
             return None  # deleted while we were sending
+        counts = not delivery.is_test
+        # Every attempt since an earlier one failed: the receiver is down, not refusing this one event.
+        was_failing = endpoint.failing_since is not None
         if outcome.succeeded:
             delivery.status = S.SUCCEEDED
             delivery.delivered_at = now
@@ -227,12 +284,21 @@ def record(delivery, outcome: Outcome):
             retry_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, outcome.retry_after))
             delivery.status = S.RETRYING
             delivery.next_attempt_at = retry_at
+        elif outcome.retryable and counts and (endpoint.paused_at is not None or was_failing):
+            # Out of attempts while the receiver is down: held (the endpoint pauses, below), not given up.
+            retry_at = now + _probe_every()
+            delivery.status = S.RETRYING
+            delivery.next_attempt_at = retry_at
         else:
             delivery.status = S.FAILED
         delivery.locked_until = None
         delivery.last_status_code = outcome.status_code
         delivery.last_error = outcome.error[:500]
-        still_there = WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        # Only while the claim is still ours: once it lapsed (CLAIM_GRACE_SECONDS) another sender may have
+        # taken the delivery over, and this late result must not overwrite what that one records.
+        still_there = WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=S.SENDING, attempts=delivery.attempts
+        ).update(
             status=delivery.status,
             delivered_at=delivery.delivered_at,
             next_attempt_at=delivery.next_attempt_at,
@@ -242,7 +308,7 @@ def record(delivery, outcome: Outcome):
             updated_at=now,
         )
         if not still_there:
-            return None  # cleaned up while we were sending
+            return None  # cleaned up, or taken over, while we were sending
         attempt = WebhookAttempt.objects.create(
             delivery=delivery,
             number=delivery.attempts,
@@ -254,25 +320,45 @@ def record(delivery, outcome: Outcome):
             succeeded=outcome.succeeded,
             retry_at=retry_at,
         )
-        if not delivery.is_test:
+        if counts:
             if outcome.succeeded:
                 endpoint.consecutive_failures = 0
                 endpoint.last_success_at = now
+                endpoint.failing_since = None
+                if endpoint.paused_at is not None:  # a probe got through: the receiver is back
+                    resumed = True
+                    _lift_pause(endpoint, now)
+                    record_audit(
+                        organization=endpoint.organization,
+                        action="webhook.resume",
+                        obj=endpoint,
+                        details={"by": "probe", "delivery": delivery.pk},
+                    )
+                    logger.info("webhook endpoint %s answered a probe: resumed", endpoint.pk)
             else:
                 endpoint.consecutive_failures += 1
                 endpoint.last_failure_at = now
-                threshold = int(setting("WEBHOOK_PAUSE_AFTER_FAILURES", 20))
-                if endpoint.paused_at is None and endpoint.consecutive_failures >= threshold:
+                if endpoint.failing_since is None:
+                    endpoint.failing_since = now - timedelta(milliseconds=outcome.duration_ms)
+                failing_for = now - endpoint.failing_since
+                out_of_attempts = delivery.status == S.RETRYING and delivery.attempts >= int(
+                    setting("WEBHOOK_MAX_ATTEMPTS", 10)
+                )
+                if endpoint.paused_at is None and (failing_for >= _pause_after() or out_of_attempts):
                     endpoint.paused_at = now
+                    endpoint.next_probe_at = now + _probe_every()
                     endpoint.pause_reason = (
-                        f"{endpoint.consecutive_failures} failed attempts in a row; last: "
+                        f"every attempt failed for {_duration(failing_for)}; last: "
                         f"{outcome.status_code or outcome.error}"
                     )[:300]
                     record_audit(
                         organization=endpoint.organization,
                         action="webhook.pause",
                         obj=endpoint,
-                        details={"failures": endpoint.consecutive_failures},
+                        details={
+                            "failing_since": endpoint.failing_since.isoformat(),
+                            "failures": endpoint.consecutive_failures,
+                        },
                     )
                     logger.warning("webhook endpoint %s paused: %s", endpoint.pk, endpoint.pause_reason)
             endpoint.save(
@@ -280,14 +366,20 @@ def record(delivery, outcome: Outcome):
                     "consecutive_failures",
                     "last_success_at",
                     "last_failure_at",
+                    "failing_since",
                     "paused_at",
                     "pause_reason",
+                    "next_probe_at",
                     "updated_at",
                 ]
             )
+            if resumed:
+                enqueue_waiting_on_commit(endpoint)
         transaction.on_commit(
             lambda: attempt_recorded.send(WebhookDelivery, delivery=delivery, attempt=attempt)
         )
+    if endpoint.paused_at is not None and counts:
+        retry_at = endpoint.next_probe_at  # its next probe: nothing of it goes before then
     if retry_at is not None:
         enqueue(
             delivery.endpoint_id,
@@ -297,6 +389,59 @@ def record(delivery, outcome: Outcome):
     return attempt
 
 
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+def _lift_pause(endpoint, now) -> None:
+    """Unpause `endpoint` (the caller saves it, locked): what it held is due now, to go out oldest first."""
+    from messaging.models import WebhookDeliveryStatus
+
+    endpoint.paused_at = None
+    endpoint.pause_reason = ""
+    endpoint.next_probe_at = None
+    endpoint.consecutive_failures = 0
+    endpoint.failing_since = None
+    endpoint.deliveries.filter(
+        status=WebhookDeliveryStatus.RETRYING, next_attempt_at__gt=now, is_test=False
+    ).update(next_attempt_at=now)
+
+
+def resume(endpoint, now=None) -> None:
+    """Lift a pause by hand (the Resume button): inside the caller's transaction, `endpoint` row-locked."""
+    now = now or timezone.now()
+    _lift_pause(endpoint, now)
+    endpoint.save(
+        update_fields=[
+            "paused_at",
+            "pause_reason",
+            "next_probe_at",
+            "consecutive_failures",
+            "failing_since",
+            "updated_at",
+        ]
+    )
+    enqueue_waiting_on_commit(endpoint)
+
+
+def enqueue_waiting_on_commit(endpoint) -> None:
+    """Once committed, a drain of each of the endpoint's queues that has something waiting."""
+    for device_id in set(
+        endpoint.deliveries.filter(status__in=["pending", "retrying"]).values_list("device_id", flat=True)
+    ):
+        enqueue_on_commit(endpoint.pk, device_id)
+
+
+# Waits between tries to record an attempt the database refused (busy, restarting): the receiver has it, and
+# a delivery left `sending` would hold its queue until its claim lapses, then be sent again.
+RECORD_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0)
+
+
 def drain(endpoint_id: int, device_id: int | None) -> int:
     """Deliver what is due for this (endpoint, device), oldest first, one at a time; returns how many attempts."""
     done = 0
@@ -304,8 +449,27 @@ def drain(endpoint_id: int, device_id: int | None) -> int:
         delivery = claim_next(endpoint_id, device_id)
         if delivery is None:
             return done
-        record(delivery, post(delivery, delivery.endpoint))
+        _record_until_stored(delivery, post(delivery, delivery.endpoint))
         done += 1
+
+
+def _record_until_stored(delivery, outcome: Outcome):
+    from django.db import InterfaceError, OperationalError, close_old_connections
+
+    for delay in (*RECORD_RETRY_DELAYS, None):
+        try:
+            return record(delivery, outcome)
+        except (OperationalError, InterfaceError):
+            if delay is None:
+                raise  # its claim lapses (CLAIM_GRACE_SECONDS) and it is sent again, with the same key
+            logger.warning(
+                "recording attempt %s of delivery %s failed; again in %gs",
+                delivery.attempts,
+                delivery.pk,
+                delay,
+            )
+            close_old_connections()
+            time.sleep(delay)
 
 
 def requeue_stalled() -> int:
@@ -318,11 +482,17 @@ def requeue_stalled() -> int:
     keys = (
         WebhookDelivery.objects.filter(
             Q(status__in=[S.PENDING, S.RETRYING], next_attempt_at__lte=now - timedelta(seconds=30))
+            | Q(status__in=[S.PENDING, S.RETRYING], endpoint__next_probe_at__lte=now)
             | Q(status=S.SENDING, locked_until__lte=now)
         )
         .exclude(held_until__gt=now)  # release_held enqueues it, or this does once the hold has passed
-        # An inactive or paused endpoint's queue waits (resume_endpoint enqueues it); test events still go.
-        .filter(Q(endpoint__active=True, endpoint__paused_at__isnull=True) | Q(is_test=True))
+        # An inactive endpoint's queue waits (update_endpoint enqueues it), a paused one's until its next
+        # probe is due; test events still go.
+        .filter(
+            Q(endpoint__active=True, endpoint__paused_at__isnull=True)
+            | Q(endpoint__active=True, endpoint__next_probe_at__lte=now)
+            | Q(is_test=True)
+        )
         .values_list("endpoint_id", "device_id")
         .distinct()
     )

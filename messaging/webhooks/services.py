@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from messaging import safe_fetch
-from messaging.webhooks.delivery import TEST_EVENT, enqueue_on_commit
+from messaging.webhooks.delivery import TEST_EVENT, enqueue_on_commit, resume
 from messaging.webhooks.wire import envelope
 
 
@@ -113,15 +113,12 @@ def rotate_secret(*, organization, endpoint, actor=None, ip_address=None):
 
 
 def resume_endpoint(*, organization, endpoint, actor=None, ip_address=None):
-    """Lift a pause: the failure count starts again and what waited is delivered."""
+    """Lift a pause: the failure count starts again and what was held is delivered, oldest first."""
     from accounts.services import record_audit
 
     with transaction.atomic():
         endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
-        endpoint.paused_at = None
-        endpoint.pause_reason = ""
-        endpoint.consecutive_failures = 0
-        endpoint.save(update_fields=["paused_at", "pause_reason", "consecutive_failures", "updated_at"])
+        resume(endpoint)
         record_audit(
             organization=organization,
             action="webhook.resume",
@@ -129,10 +126,6 @@ def resume_endpoint(*, organization, endpoint, actor=None, ip_address=None):
             obj=endpoint,
             ip_address=ip_address,
         )
-        for device_id in set(
-            endpoint.deliveries.filter(status__in=["pending", "retrying"]).values_list("device_id", flat=True)
-        ):
-            enqueue_on_commit(endpoint.pk, device_id)
     return endpoint
 
 

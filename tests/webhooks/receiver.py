@@ -22,6 +22,7 @@ class Received:
     path: str
     headers: dict
     body: bytes
+    status: int = 0  # what it was answered
 
 
 class Receiver:
@@ -53,7 +54,11 @@ class Receiver:
                         answer = receiver.default
                     receiver.requests.append(
                         Received(
-                            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                            self.command,
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            answer.status,
                         )
                     )
                     receiver._cond.notify_all()
@@ -101,4 +106,11 @@ class Receiver:
         with self._cond:
             if not self._cond.wait_for(lambda: len(self.requests) >= count, timeout=timeout):
                 raise AssertionError(f"expected {count} requests, got {len(self.requests)} in {timeout}s")
+            return list(self.requests)
+
+    def wait_until(self, predicate, timeout: float = 10.0, what: str = "requests") -> list[Received]:
+        """Until `predicate(requests so far)` holds (checked on each request)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self.requests), timeout=timeout):
+                raise AssertionError(f"waited {timeout}s for {what}; got {len(self.requests)} requests")
             return list(self.requests)
