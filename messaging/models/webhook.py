@@ -21,6 +21,7 @@ WEBHOOK_EVENTS = {
     "message": _("Message received"),
     "message.sent": _("Message sent"),
     "message.failed": _("Message failed to send"),
+    "message.unknown": _("Message sending cut off (sent?)"),
     "message.receipt": _("Receipt (delivered, read, played)"),
     "message.edited": _("Message edited"),
     "message.revoked": _("Message revoked"),

@@ -60,6 +60,7 @@ EVENT_NAMES = {
     "message": "message",
     "message.sent": "message.sent",
     "message.failed": "message.failed",
+    "message.unknown": "message.unknown",
     "message.receipt": "message.receipt",
     "message.edited": "message.edited",
     "message.revoked": "message.revoked",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from messaging.models import Device, Message, MessageStatus, SentMessageId
+from messaging.models import Device, Message, MessageStatus, SentMessageId, WebhookDelivery, WebhookEndpoint
 from messaging.services import outbox
 from messaging.whatsapp import protocol
 from messaging.whatsapp.sent_ids import SharedMessageIds
@@ -77,9 +77,14 @@ def test_a_send_cut_off_by_a_dead_worker_becomes_unknown_and_the_rest_go_out_onc
     Message.objects.filter(pk=cut.pk).update(status=MessageStatus.SENDING, attempts=1)
     SentMessageId.objects.create(device=device, message_id=cut.wa_id)
 
+    WebhookEndpoint.objects.create(
+        organization=org, url="https://hooks.example.com/wa", events=["message.unknown"], secret="whsec_x"
+    )
     backend = runtime_harness.backend = IdPickingBackend()
     worker = runtime_harness.start_worker()
     unknown = runtime_harness.wait_event("message.unknown", device=device, since_start=True)
+    # Stored with the status change: a webhook receiver hears of it too.
+    assert WebhookDelivery.objects.filter(event="message.unknown", organization=org).count() == 1
     assert unknown["id"] == cut.wa_id and unknown["status"] == "unknown" and "cut off" in unknown["error"]
     runtime_harness.wait_event(
         "message.sent", device=device, predicate=lambda d: d["id"] == after.wa_id, since_start=True
