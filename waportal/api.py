@@ -13,6 +13,7 @@ from ninja.openapi.docs import DocsBase
 from groups.api import router as group_router
 from messaging.api import app, chat, devices, message, newsletter, send, user
 from messaging.api.common import AUTH, install_error_handlers
+from messaging.api.openapi import complete
 
 
 class LocalSwagger(DocsBase):
@@ -37,39 +38,11 @@ exactly one device in the organization it is the default.
 names the offending field.
 """
 
-# Where a device is named in the path (/devices/{device_id}...) or not chosen at all, these do not apply.
-_NO_DEVICE_CHOICE = ("/devices", "/app/devices", "/app/login/qr/")
-DEVICE_PARAMETERS = [
-    {
-        "name": "X-Device-Id",
-        "in": "header",
-        "required": False,
-        "description": "The device (linked number) to act with: its ID, or its number. Optional with one device.",
-        "schema": {"type": "string"},
-    },
-    {
-        "name": "device_id",
-        "in": "query",
-        "required": False,
-        "description": "The same as the X-Device-Id header.",
-        "schema": {"type": "string"},
-    },
-]
-
 
 class WaportalAPI(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
-        """django-ninja's document, plus the device choice every device-bound operation reads from the request."""
-        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
-        for path, item in schema["paths"].items():
-            if path.startswith(_NO_DEVICE_CHOICE):
-                continue
-            for operation in item.values():
-                names = {p["name"] for p in operation.get("parameters", [])}
-                operation.setdefault("parameters", []).extend(
-                    p for p in DEVICE_PARAMETERS if p["name"] not in names
-                )
-        return schema
+        """django-ninja's document, plus the device choice and the error answers (messaging.api.openapi)."""
+        return complete(super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
 
 
 api = WaportalAPI(

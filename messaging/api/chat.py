@@ -6,7 +6,8 @@ from django.db.models import Q
 from ninja import Path, Query, Router, Schema
 from pydantic import Field
 
-from messaging.api.common import AUTH, ApiError, Envelope, acting, jid, ok
+from messaging.api.common import AUTH, ApiError, Envelope, acting, ok
+from messaging.api.fields import Jid
 from messaging.events import message_payload, rfc3339
 from messaging.models import Chat
 
@@ -47,9 +48,9 @@ def chats(request, page: Query[Page]):
 
 
 @router.get("/chat/{chat_jid}/messages", response=Envelope, summary="Messages of one chat, newest first")
-def chat_messages(request, page: Query[Page], chat_jid: str = Path(..., max_length=200)):
+def chat_messages(request, page: Query[Page], chat_jid: Path[Jid]):
     ctx = acting(request)
-    chat = Chat.objects.filter(device=ctx.device, jid=jid(chat_jid, "chat_jid")).first()
+    chat = Chat.objects.filter(device=ctx.device, jid=chat_jid).first()
     if chat is None:
         raise ApiError(404, "NOT_FOUND", "chat_jid: no such chat on this device.", field="chat_jid")
     rows = chat.messages.filter(deleted_for_me_at__isnull=True)
