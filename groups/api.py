@@ -11,7 +11,7 @@ from pydantic import Field
 from groups import services
 from messaging import gateway
 from messaging.api.common import AUTH, Envelope, acting, media_input, ok
-from messaging.api.fields import GroupJid, Participant
+from messaging.api.fields import GroupJid, InviteLink, MediaUrl, Participant, text
 
 router = Router(tags=["group"], auth=AUTH)
 
@@ -30,7 +30,7 @@ def _participants_message(rows: list[dict], verb: str) -> str:
 
 
 class CreateIn(Schema):
-    title: str = Field(max_length=100, examples=["Yeni Grup"])
+    title: text(100) = Field(examples=["Yeni Grup"])
     participants: list[Participant] = Field(min_length=1, max_length=1024)
 
 
@@ -80,7 +80,7 @@ def demote_participants(request, payload: ParticipantsIn):
 
 
 class JoinIn(Schema):
-    link: str = Field(max_length=300, examples=["https://chat.whatsapp.com/INVITE_CODE"])
+    link: InviteLink
 
 
 @router.post("/group/join-with-link", response=Envelope, summary="Join a group by its invite link")
@@ -149,7 +149,7 @@ def invite_link(request, query: Query[InviteQuery]):
 
 
 class NameIn(GroupIn):
-    name: str = Field(max_length=100)
+    name: text(100)
 
 
 @router.post("/group/name", response=Envelope, summary="Rename a group")
@@ -172,7 +172,7 @@ def set_topic(request, payload: TopicIn):
 
 class PhotoForm(Schema):
     group_id: GroupJid
-    photo_url: str | None = Field(None, max_length=2000)
+    photo_url: MediaUrl = None
 
 
 @router.post(

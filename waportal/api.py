@@ -14,6 +14,7 @@ from groups.api import router as group_router
 from messaging.api import app, chat, devices, message, newsletter, send, user
 from messaging.api.common import AUTH, ApiParser, install_error_handlers
 from messaging.api.idempotency import idempotent_urls
+from messaging.api.openapi import complete
 
 
 class LocalSwagger(DocsBase):
@@ -44,52 +45,12 @@ is still running, a 409 `IDEMPOTENCY_KEY_IN_USE`. Answers 429, 500 and 503 are n
 names the offending field.
 """
 
-# Where a device is named in the path (/devices/{device_id}...) or not chosen at all, these do not apply.
-_NO_DEVICE_CHOICE = ("/devices", "/app/devices", "/app/login/qr/")
-DEVICE_PARAMETERS = [
-    {
-        "name": "X-Device-Id",
-        "in": "header",
-        "required": False,
-        "description": "The device (linked number) to act with: its ID, or its number. Optional with one device.",
-        "schema": {"type": "string"},
-    },
-    {
-        "name": "device_id",
-        "in": "query",
-        "required": False,
-        "description": "The same as the X-Device-Id header.",
-        "schema": {"type": "string"},
-    },
-]
-
-
-IDEMPOTENCY_PARAMETER = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": "Retry safely: the same key within 24 hours answers the first answer again and does nothing "
-    "twice (see the description at the top).",
-    "schema": {"type": "string", "maxLength": 255},
-}
-
 
 class WaportalAPI(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
-        """django-ninja's document, plus the headers every operation reads from the request: the device choice
-        (device-bound operations) and Idempotency-Key (every POST, see messaging.api.idempotency)."""
-        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
-        for path, item in schema["paths"].items():
-            if post := item.get("post"):
-                post.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
-            if path.startswith(_NO_DEVICE_CHOICE):
-                continue
-            for operation in item.values():
-                names = {p["name"] for p in operation.get("parameters", [])}
-                operation.setdefault("parameters", []).extend(
-                    p for p in DEVICE_PARAMETERS if p["name"] not in names
-                )
-        return schema
+        """django-ninja's document, plus the device choice, Idempotency-Key and the error answers
+        (messaging.api.openapi)."""
+        return complete(super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params))
 
 
 api = WaportalAPI(

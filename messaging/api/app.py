@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ninja import Router
 
-from messaging.api.common import AUTH, Acting, Envelope, acting, ok
+from messaging.api.common import AUTH, Acting, Envelope, acting, ok, require_linked
 from messaging.api.devices import device_row, login_answer, pair_answer, status_row
+from messaging.api.fields import PhoneDigits
 from messaging.services import devices as device_services
 
 router = Router(tags=["app"], auth=AUTH)
@@ -38,7 +39,7 @@ def login(request):
 
 
 @router.get("/app/login-with-code", response=Envelope, summary="Link by pairing code: answers pair_code")
-def login_with_code(request, phone: str):
+def login_with_code(request, phone: PhoneDigits):
     ctx = _device_or_first(request)
     return pair_answer(ctx, ctx.device, phone)
 
@@ -55,7 +56,7 @@ def logout(request):
 @router.get("/app/reconnect", response=Envelope, summary="Connect the linked device again")
 def reconnect(request):
     ctx = acting(request, write=True)
-    request.api_field_names = {"device": "device_id"}
+    require_linked(ctx.device)
     device = device_services.reconnect_device(
         organization=ctx.organization, device=ctx.device, api_key=ctx.api_key
     )

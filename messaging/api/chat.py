@@ -6,7 +6,8 @@ from ninja import Path, Query, Router, Schema
 from pydantic import Field
 
 from messaging import selectors
-from messaging.api.common import AUTH, ApiError, Envelope, acting, jid, ok
+from messaging.api.common import AUTH, ApiError, Envelope, acting, ok
+from messaging.api.fields import Jid
 
 router = Router(tags=["chat"], auth=AUTH)
 
@@ -24,9 +25,9 @@ def chats(request, page: Query[Page]):
 
 
 @router.get("/chat/{chat_jid}/messages", response=Envelope, summary="Messages of one chat, newest first")
-def chat_messages(request, page: Query[Page], chat_jid: str = Path(..., max_length=200)):
+def chat_messages(request, page: Query[Page], chat_jid: Path[Jid]):
     ctx = acting(request)
-    chat = selectors.chat_of(ctx.device, jid(chat_jid, "chat_jid"))
+    chat = selectors.chat_of(ctx.device, chat_jid)
     if chat is None:
         raise ApiError(404, "NOT_FOUND", "chat_jid: no such chat on this device.", field="chat_jid")
     return ok(selectors.message_page(chat, search=page.search, limit=page.limit, offset=page.offset))

@@ -10,9 +10,9 @@ from django.core import signing
 from django.http import HttpResponse
 from django.utils import timezone
 from ninja import Router, Schema, Status
-from pydantic import Field
 
-from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok, phone_digits
+from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok, require_linked
+from messaging.api.fields import JsonObject, PhoneDigits, text
 from messaging.events import rfc3339
 from messaging.models import Device, DeviceStatus
 from messaging.models.device import UNHELD_REASON
@@ -94,8 +94,8 @@ def owned(ctx, device_id: int) -> Device:
 # ------------------------------------------------------------------------------------------ endpoints
 
 
-class DeviceIn(Schema):
-    name: str = Field("WhatsApp", max_length=80)
+class DeviceIn(JsonObject):
+    name: text(80) = "WhatsApp"
 
 
 @router.get("/devices", response=Envelope, summary="The organization's devices")
@@ -139,11 +139,11 @@ def device_login(request, device_id: int):
 
 
 class PairIn(Schema):
-    phone: str = Field(examples=["905xxxxxxxxx"], max_length=40)
+    phone: PhoneDigits
 
 
-def pair_answer(ctx, device: Device, phone) -> dict:
-    digits = phone_digits(phone)
+def pair_answer(ctx, device: Device, digits: str) -> dict:
+    """Start linking by pairing code; `digits` is the phone number (fields.PhoneDigits)."""
     code = device_services.pair_device(
         organization=ctx.organization, device=device, phone=digits, api_key=ctx.api_key
     )
@@ -171,9 +171,10 @@ def device_logout(request, device_id: int):
 @router.post("/devices/{device_id}/reconnect", response=Envelope, summary="Connect a linked device again")
 def device_reconnect(request, device_id: int):
     ctx = acting(request, write=True, device=False)
-    request.api_field_names = {"device": "device_id"}
+    device = owned(ctx, device_id)
+    require_linked(device)
     device = device_services.reconnect_device(
-        organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key
+        organization=ctx.organization, device=device, api_key=ctx.api_key
     )
     return ok(status_row(device), "Reconnecting.")
 

@@ -6,14 +6,12 @@ from django.http import HttpResponse
 from ninja import Path, Router, Schema
 from pydantic import Field
 
-from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, jid, ok
-from messaging.api.fields import Jid, Text
+from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok
+from messaging.api.fields import Emoji, Jid, MessageId, Text
 from messaging.models import Message
 from messaging.services import downloads, messages
 
 router = Router(tags=["message"], auth=AUTH)
-
-MessageId = Path(..., max_length=128, pattern=r"^[^\s/]+$", examples=["3EB0A1B2C3D4E5F6A7B8C9"])
 
 
 class ChatIn(Schema):
@@ -21,7 +19,7 @@ class ChatIn(Schema):
 
 
 class ReactionIn(ChatIn):
-    emoji: str = Field(max_length=16, description="One emoji; empty removes the reaction.", examples=["👍"])
+    emoji: Emoji = Field(description="One emoji; empty removes the reaction.", examples=["👍"])
 
 
 class UpdateIn(ChatIn):
@@ -42,39 +40,39 @@ def _act(request, service, message_id: str, chat: str, done: str, **kwargs) -> d
 
 
 @router.post("/message/{message_id}/revoke", response=Envelope, summary="Delete a message for everyone")
-def revoke(request, payload: ChatIn, message_id: str = MessageId):
+def revoke(request, payload: ChatIn, message_id: Path[MessageId]):
     return _act(request, messages.revoke_message, message_id, payload.phone, "revoked")
 
 
 @router.post("/message/{message_id}/delete", response=Envelope, summary="Delete a message for me only")
-def delete_for_me(request, payload: ChatIn, message_id: str = MessageId):
+def delete_for_me(request, payload: ChatIn, message_id: Path[MessageId]):
     return _act(request, messages.delete_message_for_me, message_id, payload.phone, "deleted")
 
 
 @router.post("/message/{message_id}/reaction", response=Envelope, summary="React to a message")
-def reaction(request, payload: ReactionIn, message_id: str = MessageId):
+def reaction(request, payload: ReactionIn, message_id: Path[MessageId]):
     return _act(request, messages.react_message, message_id, payload.phone, "reacted", emoji=payload.emoji)
 
 
 @router.post(
     "/message/{message_id}/update", response=Envelope, summary="Edit a message sent from this number"
 )
-def update(request, payload: UpdateIn, message_id: str = MessageId):
+def update(request, payload: UpdateIn, message_id: Path[MessageId]):
     return _act(request, messages.edit_message, message_id, payload.phone, "edited", text=payload.message)
 
 
 @router.post("/message/{message_id}/read", response=Envelope, summary="Mark a message read")
-def read(request, payload: ChatIn, message_id: str = MessageId):
+def read(request, payload: ChatIn, message_id: Path[MessageId]):
     return _act(request, messages.mark_read, message_id, payload.phone, "read")
 
 
 @router.post("/message/{message_id}/star", response=Envelope, summary="Star a message")
-def star(request, payload: ChatIn, message_id: str = MessageId):
+def star(request, payload: ChatIn, message_id: Path[MessageId]):
     return _act(request, messages.star_message, message_id, payload.phone, "starred", starred=True)
 
 
 @router.post("/message/{message_id}/unstar", response=Envelope, summary="Remove a message's star")
-def unstar(request, payload: ChatIn, message_id: str = MessageId):
+def unstar(request, payload: ChatIn, message_id: Path[MessageId]):
     return _act(request, messages.star_message, message_id, payload.phone, "unstarred", starred=False)
 
 
@@ -90,11 +88,11 @@ def unstar(request, payload: ChatIn, message_id: str = MessageId):
         }
     },
 )
-def download(request, message_id: str = MessageId, phone: str | None = None) -> HttpResponse:
+def download(request, message_id: Path[MessageId], phone: Jid = None) -> HttpResponse:
     ctx = acting(request)
     found = Message.objects.select_related("chat").filter(device=ctx.device, wa_id=message_id)
     if phone:
-        found = found.filter(chat__jid=jid(phone))
+        found = found.filter(chat__jid=phone)
     message = found.first()
     if message is None:
         raise ApiError(

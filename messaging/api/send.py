@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
 from ninja import File, Form, Router, Schema
 from ninja.files import UploadedFile
 from pydantic import Field, field_validator
 
 from messaging.api.common import AUTH, Acting, ApiError, Envelope, acting, media_input, ok, require_linked
-from messaging.api.fields import Jid, PhoneDigits, Text
+from messaging.api.fields import HttpUrl, Jid, MediaUrl, PhoneDigits, PollOption, Text, text
 from messaging.models import MessageStatus
 from messaging.services import profile
 from messaging.services.outbox import queue_message
@@ -82,7 +80,7 @@ def send_message(request, payload: TextIn):
 
 class ContactIn(Schema):
     phone: Jid
-    contact_name: Text = Field(max_length=200)
+    contact_name: text(200)
     contact_phone: PhoneDigits
     is_forwarded: bool = False
 
@@ -101,24 +99,11 @@ def send_contact(request, payload: ContactIn):
     )
 
 
-_url_validator = URLValidator(schemes=["http", "https"])
-
-
 class LinkIn(Schema):
     phone: Jid
-    link: str = Field(max_length=2000, examples=["https://www.google.com"])
+    link: HttpUrl
     caption: str = Field("", max_length=65536)
     is_forwarded: bool = False
-
-    @field_validator("link")
-    @classmethod
-    def _http_link(cls, value: str) -> str:
-        value = value.strip()
-        try:
-            _url_validator(value)
-        except DjangoValidationError:
-            raise ValueError("must be an http(s) URL") from None
-        return value
 
 
 @router.post("/send/link", response=SendEnvelope, summary="Send a link with a caption")
@@ -160,28 +145,34 @@ def send_location(request, payload: LocationIn):
 
 class PollIn(Schema):
     phone: Jid
-    question: Text = Field(max_length=255)
-    options: list[str] = Field(min_length=2, max_length=12)
-    max_answer: int = Field(1, ge=1, le=12)
+    question: text(255)
+    options: list[PollOption] = Field(min_length=2, max_length=12, json_schema_extra={"uniqueItems": True})
+    max_answer: int = Field(1, ge=1, le=12, description="At most the number of options.")
 
-    @field_validator("options")
+    @field_validator("options", mode="before")
     @classmethod
-    def _distinct_options(cls, options: list[str]) -> list[str]:
-        cleaned = [option.strip() for option in options]
-        if any(not option for option in cleaned):
-            raise ValueError("an option is empty")
-        if any(len(option) > 100 for option in cleaned):
-            raise ValueError("an option is longer than 100 characters")
-        if len(set(cleaned)) != len(cleaned):
-            raise ValueError("options must be different from each other")
-        return cleaned
+    def _distinct_options(cls, options):
+        # As given (uniqueItems); options alike once their blanks are dropped are 422, in send_poll.
+        if isinstance(options, list) and all(isinstance(o, str) for o in options):
+            if len(set(options)) != len(options):
+                raise ValueError("options must be different from each other")
+        return options
 
 
 @router.post("/send/poll", response=SendEnvelope, summary="Send a poll")
 def send_poll(request, payload: PollIn):
+    # Checks that the document cannot state (options alike but for blanks around them; more answers than
+    # options) are 422: the request is as documented, and cannot be done.
+    if len({option.strip() for option in payload.options}) != len(payload.options):
+        raise ApiError(
+            422,
+            "VALIDATION_ERROR",
+            "options: must be different from each other (blanks around an option do not count).",
+            field="options",
+        )
     if payload.max_answer > len(payload.options):
         raise ApiError(
-            400,
+            422,
             "VALIDATION_ERROR",
             "max_answer: must not be more than the number of options.",
             field="max_answer",
@@ -234,7 +225,7 @@ class ImageForm(Schema):
     caption: str = Field("", max_length=65536)
     view_once: bool = False
     compress: bool = False
-    image_url: str | None = Field(None, max_length=2000)
+    image_url: MediaUrl = None
     is_forwarded: bool = False
 
 
@@ -276,7 +267,7 @@ class VideoForm(Schema):
     caption: str = Field("", max_length=65536)
     view_once: bool = False
     compress: bool = False
-    video_url: str | None = Field(None, max_length=2000)
+    video_url: MediaUrl = None
     is_forwarded: bool = False
 
 
@@ -298,7 +289,7 @@ def send_video(request, data: Form[VideoForm], video: File[UploadedFile] = None)
 
 class AudioForm(Schema):
     phone: Jid
-    audio_url: str | None = Field(None, max_length=2000)
+    audio_url: MediaUrl = None
     is_forwarded: bool = False
 
 
@@ -318,7 +309,7 @@ def send_audio(request, data: Form[AudioForm], audio: File[UploadedFile] = None)
 class FileForm(Schema):
     phone: Jid
     caption: str = Field("", max_length=65536)
-    file_url: str | None = Field(None, max_length=2000)
+    file_url: MediaUrl = None
     is_forwarded: bool = False
 
 
@@ -340,7 +331,7 @@ def send_file(request, data: Form[FileForm], file: File[UploadedFile] = None):
 
 class StickerForm(Schema):
     phone: Jid
-    sticker_url: str | None = Field(None, max_length=2000)
+    sticker_url: MediaUrl = None
     is_forwarded: bool = False
 
 

@@ -6,20 +6,11 @@ from dataclasses import asdict
 
 from ninja import File, Form, Router, Schema
 from ninja.files import UploadedFile
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from messaging import gateway
-from messaging.api.common import (
-    AUTH,
-    ApiError,
-    Envelope,
-    acting,
-    field_error,
-    jid,
-    media_input,
-    ok,
-    phone_digits,
-)
+from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, media_input, ok
+from messaging.api.fields import Jid, JsonObject, MediaUrl, PhoneDigits, text
 from messaging.services import profile
 
 router = Router(tags=["user"], auth=AUTH)
@@ -30,8 +21,8 @@ def _rows(items) -> list[dict]:
 
 
 @router.get("/user/info", response=Envelope, summary="A WhatsApp user's info")
-def user_info(request, phone: str):
-    target = jid(phone)
+def user_info(request, phone: Jid):
+    target = phone
     ctx = acting(request)
     found = gateway.call(ctx.device, "user_info", jids=[target])
     if not found:
@@ -41,8 +32,8 @@ def user_info(request, phone: str):
 
 
 @router.get("/user/avatar", response=Envelope, summary="A user's (or group's) profile picture")
-def user_avatar(request, phone: str, is_preview: bool = False, is_community: bool = False):
-    target = jid(phone)
+def user_avatar(request, phone: Jid, is_preview: bool = False, is_community: bool = False):
+    target = phone
     ctx = acting(request)
     avatar = gateway.call(ctx.device, "avatar", jid=target, preview=is_preview, community=is_community)
     if avatar is None:
@@ -54,7 +45,7 @@ def user_avatar(request, phone: str, is_preview: bool = False, is_community: boo
 
 class AvatarForm(Schema):
     # Accepted only so a clear error names the field: the picture itself is a file.
-    avatar_url: str | None = Field(None, max_length=2000)
+    avatar_url: MediaUrl = None
 
 
 @router.post("/user/avatar", response=Envelope, summary="Change this number's profile picture")
@@ -72,16 +63,20 @@ def set_avatar(
     return ok({"picture_id": picture_id}, "Profile picture changed.")
 
 
-class PushNameIn(Schema):
-    push_name: str | None = Field(None, max_length=25)
-    pushname: str | None = Field(None, max_length=25, description="The same as push_name (older clients).")
+class PushNameIn(JsonObject):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["push_name"]}, {"required": ["pushname"]}]}
+    )
+
+    push_name: text(25) = None
+    pushname: text(25) = Field(None, description="The same as push_name (older clients); push_name wins.")
 
 
 @router.post("/user/pushname", response=Envelope, summary="Change the name others see")
 def set_push_name(request, payload: PushNameIn):
     ctx = acting(request, write=True)
-    name = (payload.push_name or payload.pushname or "").strip()
-    if not name:
+    name = payload.push_name if payload.push_name is not None else payload.pushname
+    if name is None:
         raise field_error("push_name", "is required.")
     name = profile.set_push_name(name=name, **ctx.service_kwargs())
     return ok({"push_name": name}, "Push name changed.")
@@ -112,8 +107,8 @@ def my_contacts(request):
 
 
 @router.get("/user/check", response=Envelope, summary="Is this number on WhatsApp?")
-def check(request, phone: str):
-    digits = phone_digits(phone)
+def check(request, phone: PhoneDigits):
+    digits = phone
     ctx = acting(request)
     found = gateway.call(ctx.device, "check_numbers", phones=[digits])
     row = found[0] if found else None
@@ -129,7 +124,7 @@ def check(request, phone: str):
 
 
 @router.get("/user/business-profile", response=Envelope, summary="A business account's profile")
-def business_profile(request, phone: str):
-    target = jid(phone)
+def business_profile(request, phone: Jid):
+    target = phone
     ctx = acting(request)
     return ok(asdict(gateway.call(ctx.device, "business_profile", jid=target)))

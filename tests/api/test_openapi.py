@@ -1,29 +1,12 @@
-"""The OpenAPI document and the docs page, and a property-based run over every operation: never a 5xx."""
+"""The OpenAPI document (what it declares; tests/api/test_schemathesis.py checks it against the server) and the docs page."""
 
-from collections import Counter
+import re
 
 import pytest
-import schemathesis
-from django.core.handlers.wsgi import WSGIHandler
 from django.test import Client
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
-from schemathesis.generation import GenerationMode
 
 from tests.api.conftest import PEER
 from tests.api.endpoints import ENDPOINTS, MESSAGE_ID
-
-# Operations that end the device's session (or make a second device) would turn the rest of the run into
-# "not connected" answers; each has its own example-based tests.
-SKIP = {
-    ("GET", "/app/logout"),
-    ("GET", "/app/reconnect"),
-    ("POST", "/devices"),
-    ("DELETE", "/devices/{device_id}"),
-    ("POST", "/devices/{device_id}/logout"),
-    ("POST", "/devices/{device_id}/reconnect"),
-}
-EXAMPLES = 3  # per operation and generation mode: keeps the whole run well under a minute
 
 
 @pytest.mark.django_db
@@ -60,39 +43,47 @@ def test_docs_page_is_served_from_our_own_static_files():
         assert response.status_code == 200, asset
 
 
-@pytest.mark.django_db(transaction=True)
-def test_generated_requests_never_get_a_5xx(wa, org, api_key):
-    wa.linked_device(org)
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", WSGIHandler())
-    headers = {"Authorization": f"Bearer {api_key}"}
-    failures: list[str] = []
-    calls = 0
-    statuses: Counter = Counter()
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        if (operation.method.upper(), operation.path) in SKIP:
-            continue
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+@pytest.mark.django_db
+def test_every_operation_declares_its_failures_with_the_error_envelope():
+    document = Client().get("/openapi.json").json()
+    assert set(document["components"]["schemas"]["Error"]["required"]) == {"code", "message", "results"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert "401" in responses and "500" in responses, (method, path)
+            if operation.get("requestBody"):
+                assert {"400", "413", "415"} <= set(responses), (method, path)
+            for status, response in responses.items():
+                if status.startswith(("4", "5")):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+    send = document["paths"]["/send/message"]["post"]["responses"]
+    assert {"422", "503", "504"} <= set(send)
 
-            @given(case=operation.as_strategy(generation_mode=mode))
-            @hypothesis_settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                database=None,
-                derandomize=True,
-                suppress_health_check=list(HealthCheck),
-            )
-            def run(case):
-                nonlocal calls
-                calls += 1
-                response = case.call(headers=headers)
-                statuses[response.status_code // 100] += 1
-                if response.status_code >= 500:
-                    failures.append(
-                        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
-                    )
 
-            run()
-    assert calls > 100
-    assert statuses[2] > 20, statuses  # valid requests got through, not only refusals
-    assert not failures, "\n".join(failures[:20])
+@pytest.mark.django_db
+def test_identifiers_have_the_patterns_the_server_enforces(api):
+    document = Client().get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    phone = schemas["TextIn"]["properties"]["phone"]["anyOf"][0]["pattern"]
+    group = schemas["GroupIn"]["properties"]["group_id"]["anyOf"][0]["pattern"]
+    for value, valid in [
+        ("905551234567", True),
+        ("+90 555 123-45-67", True),
+        ("905551234567@s.whatsapp.net", True),
+        ("120363000000000000@g.us", True),
+        ("905xxxxxxxxx", False),  # the old example
+        ("hello", False),
+    ]:
+        assert bool(re.search(phone, value)) is valid, value
+        answer = api.post("/send/message", {"phone": value, "message": "x"})
+        assert (answer.status_code != 400) is valid, (value, answer.content)
+    assert re.search(group, "120363000000000000@g.us") and not re.search(group, "905551234567@s.whatsapp.net")
+    # The document's own example of POST /group is accepted (it was refused: 905xxxxxxxxx is not a number).
+    example = {
+        name: prop["examples"][0] if "examples" in prop else [prop["items"]["examples"][0]]
+        for name, prop in schemas["CreateIn"]["properties"].items()
+    }
+    assert example["participants"] == ["905551234567"], example
+    answer = api.post("/group", example)
+    assert answer.status_code != 400, answer.content

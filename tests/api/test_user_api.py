@@ -93,7 +93,7 @@ def test_avatar_upload_is_checked(api, settings):
         api.post_form("/user/avatar", {"avatar": upload("me.png", PNG)}), 413, "PAYLOAD_TOO_LARGE", "avatar"
     )
     error(api.post("/user/pushname", {"push_name": "x" * 26}), 400, "VALIDATION_ERROR", "push_name")
-    error(api.post("/user/pushname", {"pushname": "   "}), 400, "VALIDATION_ERROR", "push_name")
+    error(api.post("/user/pushname", {"pushname": "   "}), 400, "VALIDATION_ERROR", "pushname")
 
 
 @pytest.mark.django_db
@@ -104,7 +104,7 @@ def test_avatar_upload_is_checked(api, settings):
         (protocol.UpstreamTimeout, 504),
         (protocol.NotFound, 404),
         (protocol.Forbidden, 403),
-        (protocol.InvalidRequest, 400),
+        (protocol.InvalidRequest, 422),  # well-formed as documented, refused by WhatsApp
         (protocol.NotSupported, 501),
     ],
 )
