@@ -43,6 +43,9 @@ is still running, a 409 `IDEMPOTENCY_KEY_IN_USE`. Answers 429, 500 and 503 are n
 
 **Answers**: always `{"code": "SUCCESS" | <ERROR_CODE>, "message": "...", "results": ...}`; an error message
 names the offending field.
+
+**Text**: any text field, in any body or query, may hold any Unicode character except NUL (`\\u0000`) and lone
+surrogates, which cannot be stored: such a value is a 400 naming its field.
 """
 
 
