@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
-from ninja import Path, Query, Router, Schema
-from pydantic import Field
+from datetime import UTC, datetime
 
-from messaging.api.common import AUTH, ApiError, Envelope, acting, jid, ok
+from ninja import Path, Query, Router, Schema
+from pydantic import Field, field_validator
+
+from messaging import history
+from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, jid, ok
 from messaging.events import message_payload, rfc3339
 from messaging.models import Chat
 
@@ -17,6 +19,20 @@ class Page(Schema):
     limit: int = Field(25, ge=1, le=200)
     offset: int = Field(0, ge=0, le=10_000_000)
     search: str = Field("", max_length=200)
+
+
+class MessageQuery(Page):
+    """The peer's filters: media only, mine or theirs, a time range (RFC 3339, or Unix seconds)."""
+
+    media_only: bool = False
+    is_from_me: bool | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _chat_row(chat: Chat) -> dict:
@@ -37,30 +53,28 @@ def _page(total: int, page: Page, data: list) -> dict:
 @router.get("/chats", response=Envelope, summary="The device's chats, most recent first")
 def chats(request, page: Query[Page]):
     ctx = acting(request)
-    rows = Chat.objects.filter(device=ctx.device)
-    if page.search.strip():
-        term = page.search.strip()
-        rows = rows.filter(Q(name__icontains=term) | Q(jid__icontains=term))
-    total = rows.count()
-    rows = rows.order_by("-last_message_at", "-id")[page.offset : page.offset + page.limit]
+    rows, total = history.device_chats(ctx.device, search=page.search, offset=page.offset, limit=page.limit)
     return ok(_page(total, page, [_chat_row(c) for c in rows]))
 
 
 @router.get("/chat/{chat_jid}/messages", response=Envelope, summary="Messages of one chat, newest first")
-def chat_messages(request, page: Query[Page], chat_jid: str = Path(..., max_length=200)):
+def chat_messages(request, page: Query[MessageQuery], chat_jid: str = Path(..., max_length=200)):
     ctx = acting(request)
     chat = Chat.objects.filter(device=ctx.device, jid=jid(chat_jid, "chat_jid")).first()
     if chat is None:
         raise ApiError(404, "NOT_FOUND", "chat_jid: no such chat on this device.", field="chat_jid")
-    rows = chat.messages.filter(deleted_for_me_at__isnull=True)
-    if page.search.strip():
-        term = page.search.strip()
-        rows = rows.filter(Q(text__icontains=term) | Q(caption__icontains=term))
-    total = rows.count()
-    found = rows.order_by("-timestamp", "-id")[page.offset : page.offset + page.limit]
+    if page.start_time and page.end_time and page.start_time > page.end_time:
+        raise field_error("end_time", "must not be before start_time.")
+    filters = history.MessageFilter(
+        search=page.search,
+        media_only=page.media_only,
+        is_from_me=page.is_from_me,
+        start_time=page.start_time,
+        end_time=page.end_time,
+    )
+    found, total = history.chat_messages(chat, filters, offset=page.offset, limit=page.limit)
     data = []
     for message in found:
-        message.chat = chat
         row = message_payload(message)
         row.update(
             reactions=message.reactions or {},
