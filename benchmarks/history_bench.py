@@ -194,7 +194,13 @@ def measure(client, path: str, requests: int, **headers) -> dict:
         cpu.append((time.thread_time() - cpu_started) * 1000)
     if response.status_code != 200:
         raise SystemExit(f"{path}: {response.status_code} {response.content[:300]!r}")
-    with CaptureQueriesContext(connection) as queries:
+    executed = []  # (sql, params) as sent: the captured text has the parameters inlined, plans differ
+
+    def keep(execute, sql, params, many, context):
+        executed.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with CaptureQueriesContext(connection) as queries, connection.execute_wrapper(keep):
         client.get(path, **headers)
     timings = sorted(timings[2:])
     return {
@@ -202,7 +208,7 @@ def measure(client, path: str, requests: int, **headers) -> dict:
         "cpu50": statistics.median(cpu[2:]),
         "p99": timings[min(len(timings) - 1, round(0.99 * (len(timings) - 1)))],
         "queries": len(queries.captured_queries),
-        "sql": [q["sql"] for q in queries.captured_queries],
+        "sql": executed,
         "response": response,
     }
 
@@ -291,16 +297,20 @@ def main() -> None:
         if kind == "api":
             pagination = r["response"].json()["results"]["pagination"]
             extra = f"  (rows {len(r['response'].json()['results']['data'])}, total {pagination['total']:,})"
-        print(f"  {label:<48} {r['p50']:8.1f} {r['p99']:8.1f} {r['cpu50']:8.1f} {r['queries']:8d}{extra}{flag}")
+        print(
+            f"  {label:<48} {r['p50']:8.1f} {r['p99']:8.1f} {r['cpu50']:8.1f} {r['queries']:8d}{extra}{flag}"
+        )
         if args.explain and kind == "api":
             table = "messaging_message" if "/messages" in path else "messaging_chat"
-            sql = next((q for q in r["sql"] if f'FROM "{table}"' in q and "ORDER BY" in q), None)
+            sql, params = next(
+                ((q, p) for q, p in r["sql"] if f'FROM "{table}"' in q and "ORDER BY" in q), (None, None)
+            )
             if sql:
                 with connection.cursor() as cursor:
                     prefix = (
                         "EXPLAIN ANALYZE " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
                     )
-                    cursor.execute(prefix + sql)
+                    cursor.execute(prefix + sql, params)
                     for row in cursor.fetchall():
                         print("        " + " | ".join(str(x) for x in row))
     print(f"  over the 50 ms budget (p99): {', '.join(slow) if slow else 'none'}")

@@ -22,14 +22,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from messaging.models import Chat, Message
-from messaging.models.chat import HAS_MEDIA, SEARCH_VECTOR, VISIBLE
+from messaging.models.chat import MEDIA_KIND_NAMES, SEARCH_VECTOR, VISIBLE
 
 # Ids read past the page to tell the total without counting a whole chat (see the module docstring).
 TOTAL_LOOKAHEAD = 1000
 WORD = re.compile(r"\w+")
+# The media condition as literal SQL, word for word that of the msg_chat_media partial index: SQLite uses a
+# partial index only when the query repeats its condition, and a Django `kind__in` sends the kinds as bound
+# parameters, which SQLite cannot match (it then walked every visible message's row: 70 ms at 1M).
+HAS_MEDIA_SQL = RawSQL(
+    '"messaging_message"."kind" IN (' + ", ".join(f"'{kind}'" for kind in MEDIA_KIND_NAMES) + ")",
+    (),
+    output_field=BooleanField(),
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ def chat_messages(
     """The chat's messages, newest first, filtered; each filter served by its own index."""
     rows = Message.objects.filter(VISIBLE, chat=chat)
     if filters.media_only:
-        rows = rows.filter(HAS_MEDIA)
+        rows = rows.filter(HAS_MEDIA_SQL)
     if filters.is_from_me is not None:
         rows = rows.filter(from_me=filters.is_from_me)
     if filters.start_time is not None:

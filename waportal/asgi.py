@@ -14,9 +14,29 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from waportal.routing import websocket_urlpatterns  # noqa: E402
 
+
+def with_floor(app):
+    """For benchmarks/api_send_bench.py only: GET /__floor__ answered before Django, by the same server, so
+    that the cost of our cheapest endpoint over the server's own can be read. Routed only when the benchmark
+    sets WAPORTAL_BENCH_FLOOR=1."""
+    body = b'{"code": "SUCCESS", "message": "floor", "results": null}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+    async def floor(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/__floor__":
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return floor
+
+
+http_app = with_floor(django_asgi_app) if os.environ.get("WAPORTAL_BENCH_FLOOR") == "1" else django_asgi_app
+
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_app,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
