@@ -106,6 +106,13 @@ def run_load(base: str, key: str, *, requests: int, concurrency: int, make_reque
     return summary(latencies, wall, outcomes)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the server process has used so far: per request, a figure that other load on
+    the machine does not inflate the way it does wall-clock throughput."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(latencies: list[float], wall: float, outcomes: dict[str, int]) -> dict:
     return {
         "requests": len(latencies),
@@ -225,11 +232,14 @@ def main() -> None:
             run_load(base, key, requests=args.warmup, concurrency=args.concurrency, make_request=make)
         per_round = max(1, args.requests // args.rounds)
         rounds: dict[str, list[dict]] = {name: [] for name, _ in loads}
+        cpu: dict[str, float] = {name: 0.0 for name, _ in loads}
         for _ in range(args.rounds):
             for name, make in loads:
+                before = cpu_seconds(server.pid)
                 rounds[name].append(
                     run_load(base, key, requests=per_round, concurrency=args.concurrency, make_request=make)
                 )
+                cpu[name] += cpu_seconds(server.pid) - before
         results = {name: combined(runs) for name, runs in rounds.items()}
         round_ratios = [s["rps"] / c["rps"] for c, s in zip(rounds["cheapest"], rounds["send"], strict=True)]
         floor_ratios = [c["rps"] / f["rps"] for f, c in zip(rounds["floor"], rounds["cheapest"], strict=True)]
@@ -254,7 +264,7 @@ def main() -> None:
     for name, r in results.items():
         print(
             f"  {labels[name]:<50} {r['rps']:8.1f} req/s   p50 {r['p50_ms']:7.1f} ms   p99 {r['p99_ms']:7.1f} ms"
-            f"   answers: {r['outcomes']}"
+            f"   server CPU {cpu[name] / r['requests'] * 1000:5.2f} ms/req   answers: {r['outcomes']}"
         )
     print(f"  server log: {log_path}")
     ratio = results["send"]["rps"] / results["cheapest"]["rps"]
@@ -263,6 +273,12 @@ def main() -> None:
         f" by round: {', '.join(f'{r:.2f}' for r in round_ratios)}"
     )
     floor_ratio = results["cheapest"]["rps"] / results["floor"]["rps"]
+    per_request = {name: cpu[name] / results[name]["requests"] for name in cpu}
+    print(
+        "  by server CPU per request (steadier on a busy machine): "
+        f"send / cheapest {per_request['cheapest'] / per_request['send']:.2f}, "
+        f"cheapest / floor {per_request['floor'] / per_request['cheapest']:.2f}"
+    )
     print(
         f"  cheapest / floor throughput ratio: {floor_ratio:.2f} "
         f"(target >= 0.5: {'met' if floor_ratio >= 0.5 else 'NOT met'});"
