@@ -116,10 +116,6 @@ DATABASES = {
     else {
         "ENGINE": "waportal.sqlite",  # Django's, with one writer at a time in-process
         "NAME": DATA_DIR / "waportal.sqlite3",
-        # Kept between requests: opening one (connect, PRAGMAs, Django's SQL functions) and closing it was a
-        # quarter of the request thread's time on the cheapest API endpoint (py-spy).
-        "CONN_MAX_AGE": 600,
-        "CONN_HEALTH_CHECKS": True,
         # WAL and a busy timeout: the web tier, session workers and tasks share the file.
         "OPTIONS": {
             "timeout": 20,
