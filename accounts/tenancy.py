@@ -2,8 +2,6 @@
 
 from functools import wraps
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -26,35 +24,16 @@ def current_membership(request) -> Membership | None:
 
 
 class CurrentOrganizationMiddleware:
-    """Sets request.membership and request.organization (None when signed out or in no organization).
-
-    Both sync and async, so that under ASGI the stack stays in the event loop (waportal/static_middleware.py);
-    there, a request without a session cookie (an API call) is signed out without a thread hop."""
-
-    sync_capable = True
-    async_capable = True
+    """Sets request.membership and request.organization (None when signed out or in no organization)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self._is_async = iscoroutinefunction(get_response)
-        if self._is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request):
-        if self._is_async:
-            return self._acall(request)
-        self._set(request, current_membership(request))
-        return self.get_response(request)
-
-    async def _acall(self, request):
-        signed_in = settings.SESSION_COOKIE_NAME in request.COOKIES
-        self._set(request, await sync_to_async(current_membership)(request) if signed_in else None)
-        return await self.get_response(request)
-
-    @staticmethod
-    def _set(request, membership):
+        membership = current_membership(request)
         request.membership = membership
         request.organization = membership.organization if membership else None
+        return self.get_response(request)
 
 
 def member_required(role: str = Role.VIEWER, *, write: bool = False):

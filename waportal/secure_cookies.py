@@ -7,30 +7,13 @@ a browser that came over HTTPS gets cookies it will only send back over HTTPS. P
 True anyway (SECURE_SSL_REDIRECT keeps it on HTTPS); this covers every cookie there too (language, messages).
 """
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-
 
 class SecureCookiesOverHttpsMiddleware:
-    # Both, so that under ASGI the stack stays in the event loop (no thread hop: waportal/static_middleware.py).
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response):
         self.get_response = get_response
-        self._is_async = iscoroutinefunction(get_response)
-        if self._is_async:
-            markcoroutinefunction(self)
 
     def __call__(self, request):
-        if self._is_async:
-            return self._acall(request)
-        return self._secure(request, self.get_response(request))
-
-    async def _acall(self, request):
-        return self._secure(request, await self.get_response(request))
-
-    @staticmethod
-    def _secure(request, response):
+        response = self.get_response(request)
         if request.is_secure():
             for morsel in response.cookies.values():
                 morsel["secure"] = True

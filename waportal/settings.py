@@ -74,7 +74,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Above the middleware that set cookies, so it sees them all on the way out.
     "waportal.secure_cookies.SecureCookiesOverHttpsMiddleware",
-    "waportal.static_middleware.AsyncCapableWhiteNoiseMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

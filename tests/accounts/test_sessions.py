@@ -1,7 +1,6 @@
 """Session cookies: Secure whenever the request came over HTTPS, and a configurable lifetime."""
 
 import pytest
-from django.test import AsyncClient
 from django.urls import reverse
 
 from tests.conftest import make_user
@@ -51,43 +50,3 @@ def test_session_lasts_session_cookie_age(client, db, settings):
     response = _sign_in(client)
     assert response.cookies["sessionid"]["max-age"] == 3600
     assert 3590 <= client.session.get_expiry_age() <= 3600
-
-
-# ------------------------------------------------------------------------------------------ under ASGI
-# The middleware run in the event loop there (no sync-only one left: waportal/static_middleware.py); the same
-# behaviour must come out of that path.
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_under_asgi_a_signed_in_page_knows_its_organization_and_cookies_are_secure(
-    async_client, org, owner, cookies_not_secure_by_setting
-):
-    await async_client.aforce_login(owner)
-    response = await async_client.get(reverse("accounts:organization_new"), secure=True)
-    assert response.status_code == 200
-    assert response.asgi_request.organization == org
-    assert response.asgi_request.membership.user_id == owner.pk
-    login_page = await AsyncClient().get(reverse("accounts:login"), secure=True)
-    assert login_page.cookies["csrftoken"]["secure"] is True
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_under_asgi_an_api_call_without_a_session_is_signed_out(async_client, org):
-    from asgiref.sync import sync_to_async
-
-    from tests.conftest import make_api_key
-
-    key = await sync_to_async(make_api_key)(org)
-    response = await async_client.get("/app/devices", headers={"Authorization": f"Bearer {key}"})
-    assert response.status_code == 200
-    assert response.asgi_request.organization is None and response.asgi_request.membership is None
-
-
-@pytest.mark.django_db
-async def test_under_asgi_static_files_are_served_and_the_benchmark_floor_is_not_routed(
-    async_client, settings
-):
-    settings.WHITENOISE_AUTOREFRESH = True  # find the file in STATICFILES_DIRS, as DEBUG does
-    response = await async_client.get("/static/css/waportal.css")
-    assert response.status_code == 200 and response["Content-Type"].startswith("text/css")
-    assert (await async_client.get("/__floor__")).status_code == 404
