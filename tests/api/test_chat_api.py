@@ -143,9 +143,9 @@ def test_offset_pages_of_each_filter_cover_the_history_once_newest_first(api, de
 
 
 @pytest.mark.django_db
-def test_search_matches_word_prefixes_on_every_database(api, device):
+def test_search_finds_whole_words_in_any_case_on_every_database(api, device):
     _history(device, 60)
-    texts, _ = _texts(api, f"/chat/{PEER}/messages", search="need")
+    texts, _ = _texts(api, f"/chat/{PEER}/messages", search="Needle")
     assert texts == _expected(60, lambda i: i % 25 == 7)
     texts, _ = _texts(api, f"/chat/{PEER}/messages", search="nothing-like-this")
     assert texts == []
