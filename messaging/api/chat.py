@@ -50,14 +50,32 @@ def _page(total: int, page: Page, data: list) -> dict:
     return {"data": data, "pagination": {"limit": page.limit, "offset": page.offset, "total": total}}
 
 
-@router.get("/chats", response=Envelope, summary="The device's chats, most recent first")
+@router.get(
+    "/chats",
+    response=Envelope,
+    summary="The device's chats, most recent first",
+    description="`pagination.total`: as for GET /chat/{chat_jid}/messages (exact up to 1000 rows past the page).",
+)
 def chats(request, page: Query[Page]):
     ctx = acting(request)
     rows, total = history.device_chats(ctx.device, search=page.search, offset=page.offset, limit=page.limit)
     return ok(_page(total, page, [_chat_row(c) for c in rows]))
 
 
-@router.get("/chat/{chat_jid}/messages", response=Envelope, summary="Messages of one chat, newest first")
+HISTORY_NOTES = (
+    "`pagination.total` is exact when the history ends within 1000 rows after the page; past that it is a "
+    "lower bound (offset + limit + 1000) that grows as you page, so `while offset < total` reaches the end "
+    "without the server counting a whole chat on every request. `search` matches messages holding every word "
+    "of it (whole words, any case) on PostgreSQL, and the text as typed (any case) on SQLite."
+)
+
+
+@router.get(
+    "/chat/{chat_jid}/messages",
+    response=Envelope,
+    summary="Messages of one chat, newest first",
+    description=HISTORY_NOTES,
+)
 def chat_messages(request, page: Query[MessageQuery], chat_jid: str = Path(..., max_length=200)):
     ctx = acting(request)
     chat = Chat.objects.filter(device=ctx.device, jid=jid(chat_jid, "chat_jid")).first()
