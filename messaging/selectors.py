@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
-
+from messaging import history
 from messaging.events import message_payload, rfc3339
 from messaging.models import Chat, Message
 
@@ -37,13 +36,8 @@ def page(total: int, limit: int, offset: int, data: list) -> dict:
 
 
 def chat_page(device, *, search: str = "", limit: int = 25, offset: int = 0) -> dict:
-    """The device's chats, most recent first, filtered by name or JID."""
-    rows = Chat.objects.filter(device=device)
-    term = search.strip()
-    if term:
-        rows = rows.filter(Q(name__icontains=term) | Q(jid__icontains=term))
-    total = rows.count()
-    rows = rows.order_by("-last_message_at", "-id")[offset : offset + limit]
+    """The device's chats, most recent first, filtered by name or JID (see `history.device_chats`)."""
+    rows, total = history.device_chats(device, search=search, offset=offset, limit=limit)
     return page(total, limit, offset, [chat_row(c) for c in rows])
 
 
@@ -51,26 +45,19 @@ def chat_of(device, jid: str) -> Chat | None:
     return Chat.objects.filter(device=device, jid=jid).first()
 
 
-def message_page(chat: Chat, *, search: str = "", limit: int = 25, offset: int = 0) -> dict:
-    """One chat's messages, newest first (those deleted for me left out), filtered by text or caption."""
-    rows = chat.messages.filter(deleted_for_me_at__isnull=True)
-    term = search.strip()
-    if term:
-        rows = rows.filter(Q(text__icontains=term) | Q(caption__icontains=term))
-    total = rows.count()
-    found = rows.order_by("-timestamp", "-id")[offset : offset + limit]
-    data = []
-    for message in found:
-        message.chat = chat
-        data.append(message_row(message))
-    return {**page(total, limit, offset, data), "chat": chat_row(chat)}
+def message_page(
+    chat: Chat, filters: history.MessageFilter | None = None, *, limit: int = 25, offset: int = 0
+) -> dict:
+    """One chat's messages, newest first (those deleted for me left out), filtered (see `history`)."""
+    found, total = history.chat_messages(chat, filters or history.MessageFilter(), offset=offset, limit=limit)
+    return {**page(total, limit, offset, [message_row(m) for m in found]), "chat": chat_row(chat)}
 
 
 def search_messages(device, term: str, *, limit: int = 25, offset: int = 0) -> dict:
-    """Messages of every chat of the device whose text or caption holds `term`, newest first."""
-    rows = Message.objects.filter(device=device, deleted_for_me_at__isnull=True).filter(
-        Q(text__icontains=term) | Q(caption__icontains=term)
-    )
-    total = rows.count()
-    found = rows.select_related("chat").order_by("-timestamp", "-id")[offset : offset + limit]
+    """Messages of every chat of the device that match `term` (see `history.search_messages`), newest first."""
+    rows = history.search_messages(Message.objects.filter(history.VISIBLE, device=device), term)
+    found, total = history.offset_page(rows, ("-timestamp", "-id"), offset=offset, limit=limit)
+    chats = Chat.objects.in_bulk({m.chat_id for m in found})
+    for message in found:
+        message.chat = chats[message.chat_id]
     return page(total, limit, offset, [message_row(m) for m in found])

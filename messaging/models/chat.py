@@ -1,6 +1,9 @@
 """Chats, messages (received and the outbox of sent ones) and contacts of a linked device."""
 
+from django.contrib.postgres.search import SearchVector
 from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -18,7 +21,17 @@ class Chat(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["device", "jid"], name="one_chat_per_jid")]
-        indexes = [models.Index(fields=["device", "-last_message_at", "-id"])]
+        indexes = [
+            models.Index(fields=["device", "-last_message_at", "-id"]),
+            # The inbox orders by activity (last message, else creation): with 100,000 chats a page must not sort
+            # them all.
+            models.Index(
+                F("device"),
+                Coalesce("last_message_at", "created_at").desc(),
+                F("id").desc(),
+                name="chat_device_activity",
+            ),
+        ]
 
     def __str__(self):
         return self.name or self.jid
@@ -49,6 +62,22 @@ STATUS_ORDER = {
     MessageStatus.READ: 4,
     MessageStatus.PLAYED: 5,
 }
+
+
+# What the history endpoints read: not deleted for me; `media_only` means a media kind (protocol.MEDIA_KINDS).
+VISIBLE = Q(deleted_for_me_at__isnull=True)
+MEDIA_KIND_NAMES = ("audio", "document", "image", "sticker", "video")
+HAS_MEDIA = Q(kind__in=MEDIA_KIND_NAMES)
+# The words of a message, for PostgreSQL full-text search: the "simple" configuration (no stemming, no stop
+# words) because chats mix languages. Its GIN index (on this very expression, so no column to keep in step)
+# exists on PostgreSQL only: see search_index() and the migration that creates it.
+SEARCH_VECTOR = SearchVector("text", "caption", config="simple")
+
+
+def search_index():
+    from django.contrib.postgres.indexes import GinIndex
+
+    return GinIndex(SEARCH_VECTOR, name="msg_search_fts")
 
 
 class Message(models.Model):
@@ -91,9 +120,28 @@ class Message(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["device", "wa_id"], name="one_message_per_wa_id")]
+        # History reads never see messages deleted for me, so their indexes leave them out (smaller, and a
+        # deep OFFSET walks only what it returns). One per filter the API offers, each in reading order. The
+        # trailing columns are those of the partial condition: SQLite (3.40) reads an index-only page of ids
+        # only when the index holds every column the query names (PostgreSQL would not need them).
         indexes = [
             models.Index(fields=["chat", "-timestamp", "-id"]),
             models.Index(fields=["device", "status"]),
+            models.Index(
+                fields=["chat", "-timestamp", "-id", "deleted_for_me_at"],
+                condition=VISIBLE,
+                name="msg_chat_visible",
+            ),
+            models.Index(
+                fields=["chat", "from_me", "-timestamp", "-id", "deleted_for_me_at"],
+                condition=VISIBLE,
+                name="msg_chat_from_me",
+            ),
+            models.Index(
+                fields=["chat", "-timestamp", "-id", "kind", "deleted_for_me_at"],
+                condition=VISIBLE & HAS_MEDIA,
+                name="msg_chat_media",
+            ),
         ]
 
     def __str__(self):

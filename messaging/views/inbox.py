@@ -48,7 +48,8 @@ def chats_page(device, *, search: str = "", after: str = ""):
     cursor = decode_cursor(after) if after else None
     if cursor:
         when, pk = cursor
-        chats = chats.filter(Q(activity__lt=when) | Q(activity=when, id__lt=pk))
+        # The leading `<=` bounds the index range; an OR alone would make the database walk from the newest.
+        chats = chats.filter(Q(activity__lte=when), Q(activity__lt=when) | Q(id__lt=pk))
     rows = list(chats.order_by("-activity", "-id")[: CHATS_PER_PAGE + 1])
     more = len(rows) > CHATS_PER_PAGE
     rows = rows[:CHATS_PER_PAGE]
@@ -64,7 +65,7 @@ def messages_page(chat, *, before: str = ""):
     cursor = decode_cursor(before) if before else None
     if cursor:
         when, pk = cursor
-        messages = messages.filter(Q(timestamp__lt=when) | Q(timestamp=when, id__lt=pk))
+        messages = messages.filter(Q(timestamp__lte=when), Q(timestamp__lt=when) | Q(id__lt=pk))
     rows = list(messages.order_by("-timestamp", "-id")[: MESSAGES_PER_PAGE + 1])
     more = len(rows) > MESSAGES_PER_PAGE
     rows = rows[:MESSAGES_PER_PAGE]

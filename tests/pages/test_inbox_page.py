@@ -183,3 +183,60 @@ def test_the_conversation_shows_no_stray_flash(owner_client, device):
     make_message(chat, text="plain")
     body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk])).content.decode()
     assert 'class="flash' not in body
+
+
+def _queries(client, url, params=None) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url, params or {}).status_code == 200
+    return len(captured.captured_queries)
+
+
+def test_conversation_query_count_is_the_same_for_a_short_and_a_long_history(owner_client, device):
+    short, long = make_chat(device), make_chat(device)
+    make_history(short, 10)
+    make_history(long, 2000)
+    url = lambda chat: reverse("messaging:conversation", args=[device.pk, chat.pk])  # noqa: E731
+    _queries(owner_client, url(short))  # warm the session
+    deep = Message.objects.filter(chat=long).order_by("-timestamp", "-id")[1500]
+    from messaging.views.inbox import encode_cursor
+
+    counts = {
+        _queries(owner_client, url(short)),
+        _queries(owner_client, url(long)),
+        _queries(owner_client, url(long), {"before": encode_cursor(deep.timestamp, deep.pk)}),
+    }
+    assert len(counts) == 1, counts
+
+
+def test_deep_older_page_is_the_right_one(owner_client, device):
+    chat = make_chat(device)
+    make_history(chat, 500)
+    deep = Message.objects.filter(chat=chat).order_by("-timestamp", "-id")[300]  # message number 199
+    from messaging.views.inbox import encode_cursor
+
+    older = owner_client.get(
+        reverse("messaging:conversation", args=[device.pk, chat.pk]),
+        {"before": encode_cursor(deep.timestamp, deep.pk)},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert "message number 198<" in older and "message number 159<" in older
+    assert "message number 199<" not in older and "message number 158<" not in older
+
+
+def test_inbox_query_count_is_the_same_for_few_and_many_chats(owner_client, device):
+    url = reverse("messaging:inbox", args=[device.pk])
+    for i in range(5):
+        make_chat(device, name=f"c{i}")
+    _queries(owner_client, url)  # warm the session
+    few = _queries(owner_client, url)
+    for i in range(200):
+        make_chat(device, name=f"more {i}")
+    chats = list(device.chats.order_by("-last_message_at", "-id"))
+    from messaging.views.inbox import encode_cursor
+
+    after = encode_cursor(chats[150].last_message_at, chats[150].pk)
+    assert _queries(owner_client, url) == few
+    assert _queries(owner_client, url, {"after": after}) == few
