@@ -183,3 +183,84 @@ def test_the_conversation_shows_no_stray_flash(owner_client, device):
     make_message(chat, text="plain")
     body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk])).content.decode()
     assert 'class="flash' not in body
+
+
+def test_opening_a_chat_clears_its_unread_count_and_its_row(owner_client, device):
+    chat = make_chat(device, name="Ayşe", unread=4)
+    make_message(chat, text="merhaba")
+    url = reverse("messaging:conversation", args=[device.pk, chat.pk])
+    pane = owner_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="conversation-pane").content.decode()
+    chat.refresh_from_db()
+    assert chat.unread_count == 0
+    # The pane alone (the list stays), with the chat's row swapped in place without its badge.
+    assert 'id="conversation-pane"' in pane and 'id="chat-list-body"' not in pane
+    row = pane.split(f'id="chat-{chat.pk}-row"')[1].split("</a>")[0]
+    assert 'hx-swap-oob="true"' in row and "data-unread" not in row
+    # Already read: no row to swap the next time.
+    again = owner_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="conversation-pane").content.decode()
+    assert "hx-swap-oob" not in again
+
+
+def test_a_conversation_opens_beside_the_chat_list(owner_client, device):
+    open_chat = make_chat(device, name="Open one")
+    make_chat(device, name="Another one")
+    body = owner_client.get(
+        reverse("messaging:conversation", args=[device.pk, open_chat.pk])
+    ).content.decode()
+    assert 'id="chat-list-body"' in body and "Another one" in body
+    assert f'data-chat="{open_chat.pk}"' in body and "data-enter-sends" in body
+    assert 'class="inbox has-chat"' in body
+    inbox = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    assert "pane-empty" in inbox and "Choose a chat" in inbox
+
+
+def test_filters_show_unread_chats_or_groups(owner_client, device):
+    make_chat(device, name="Quiet person")
+    make_chat(device, name="Loud person", unread=2)
+    make_chat(device, name="Team group", jid="120363000000000001@g.us")
+    from messaging.models import Chat
+
+    Chat.objects.filter(name="Team group").update(is_group=True)
+    url = reverse("messaging:inbox", args=[device.pk])
+    unread = owner_client.get(url, {"filter": "unread"}).content.decode()
+    assert "Loud person" in unread and "Quiet person" not in unread and "Team group" not in unread
+    groups = owner_client.get(
+        url, {"filter": "groups"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="chat-list-body"
+    )
+    body = groups.content.decode()
+    assert "Team group" in body and "Loud person" not in body and 'data-filter="groups"' in body
+    # Filter and search together; an unknown filter is no filter.
+    assert "Loud person" not in owner_client.get(url, {"filter": "unread", "q": "quiet"}).content.decode()
+    assert "Quiet person" in owner_client.get(url, {"filter": "bogus"}).content.decode()
+
+
+def test_a_failed_reply_keeps_the_text_and_shows_an_error(operator_client, device, monkeypatch):
+    from django.core.exceptions import ValidationError
+
+    def refuse(**kwargs):
+        raise ValidationError({"text": "too long for WhatsApp."})
+
+    monkeypatch.setattr("messaging.services.outbox.queue_message", refuse)
+    chat = make_chat(device)
+    response = operator_client.post(
+        reverse("messaging:chat_send", args=[device.pk, chat.pk]),
+        {"text": "line one\nline two"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert "too long for WhatsApp." in body and 'role="alert"' in body
+    assert ">line one\nline two</textarea>" in body
+
+
+def test_chats_show_names_and_formatted_numbers_never_raw_jids(owner_client, device):
+    from messaging.models import Contact
+
+    named = make_chat(device, jid="905551112233@s.whatsapp.net")
+    Contact.objects.create(organization=device.organization, device=device, jid=named.jid, push_name="Elif")
+    unnamed = make_chat(device, jid="905554445566@s.whatsapp.net")
+    inbox = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    assert "Elif" in inbox and "+90 555 444 55 66" in inbox
+    assert ">905554445566@s.whatsapp.net<" not in inbox
+    conv = owner_client.get(reverse("messaging:conversation", args=[device.pk, named.pk])).content.decode()
+    assert "<h2>Elif</h2>" in conv and "+90 555 111 22 33" in conv
+    assert unnamed.pk
