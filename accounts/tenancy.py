@@ -5,6 +5,7 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Role
 
@@ -54,7 +55,9 @@ def member_required(role: str = Role.VIEWER, *, write: bool = False):
                 # In no organization yet (a fresh superuser, say): led to create one, not to a bare 404.
                 return redirect("accounts:organization_new")
             if not request.membership.has_role(minimum):
-                raise PermissionDenied(f"This needs the {minimum} role.")
+                raise PermissionDenied(
+                    _("This needs the %(role)s role or a higher one.") % {"role": Role(minimum).label}
+                )
             return view(request, *args, **kwargs)
 
         return wrapper

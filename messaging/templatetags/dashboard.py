@@ -54,6 +54,25 @@ def _jid_kind_label(jid: str) -> str:
     return ""
 
 
+@register.filter
+def audit_action(code: str) -> str:
+    """An audit action code as words ("message.queue" → "Sent a message")."""
+    from accounts.audit_actions import label
+
+    return label(code)
+
+
+@register.filter
+def jid_or_text(value) -> str:
+    """A value that is a person's JID as their formatted number; anything else as it is."""
+    if isinstance(value, str) and value.endswith(USER_SERVERS_SUFFIXES):
+        return phone(value) or value
+    return value
+
+
+USER_SERVERS_SUFFIXES = tuple("@" + server for server in USER_SERVERS)
+
+
 @register.simple_tag
 def jid_name(jid: str, names: dict | None = None) -> str:
     """The best name of a JID: a known name, else its formatted number, else what kind of chat it is."""

@@ -276,3 +276,16 @@ def test_list_page_query_count_stays_bounded_with_leases(owner_client, org, djan
     with django_assert_max_num_queries(12):
         body = owner_client.get(reverse("messaging:devices")).content.decode()
     assert body.count("data-unheld") == 10  # 5 without a lease + 5 expired; 5 held
+
+
+def test_a_held_connected_number_is_online_now_with_its_number_formatted_and_no_worker_id(
+    owner_client, device
+):
+    _lease(device, seconds=60, worker="vm:8344:2155c4")
+    device.last_seen_at = device.created_at
+    device.save(update_fields=["last_seen_at"])
+    body = owner_client.get(reverse("messaging:devices")).content.decode()
+    meta = body[body.index(f'id="device-{device.pk}-meta"') :].split("</span>")[0]
+    assert "online now" in meta and "seen" not in meta
+    assert "+90 555 12" in meta  # +90 555 12x xx xx, not +905551200001
+    assert "vm:8344:2155c4" not in body
