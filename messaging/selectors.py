@@ -44,3 +44,40 @@ def name_chats(device, chats: list) -> list:
         for chat in chats:
             chat.known_name = found.get(chat.jid, "")
     return chats
+
+
+RECIPIENTS_LIMIT = 500  # the picker's choices: the most recent chats, then other contacts; typing still works
+
+
+def recipients(device) -> list[tuple[str, str]]:
+    """Choices for a "to" field, as (what to send to, how a person knows it): recent chats first (groups by
+    their subject), then the number's other contacts; two queries whatever their number."""
+    from django.db.models.functions import Coalesce
+
+    from messaging.templatetags.dashboard import jid_name, phone
+
+    chats = list(
+        device.chats.annotate(activity=Coalesce("last_message_at", "created_at"))
+        .order_by("-activity", "-id")
+        .only("jid", "name", "is_group")[:RECIPIENTS_LIMIT]
+    )
+    names = {c.jid: c.name for c in chats if c.name}
+    jids = [c.jid for c in chats]
+    seen = set(jids)
+    for jid, name, push_name, business_name in device.contacts.order_by(
+        "name", "push_name", "jid"
+    ).values_list("jid", "name", "push_name", "business_name")[:RECIPIENTS_LIMIT]:
+        best = name or push_name or business_name
+        if best:
+            names[jid] = best
+        if jid not in seen:
+            seen.add(jid)
+            jids.append(jid)
+    choices = []
+    for jid in jids[:RECIPIENTS_LIMIT]:
+        number = phone(jid)
+        value = jid.split("@", 1)[0] if number else jid
+        name = names.get(jid, "")
+        label = f"{name} · {number}" if name and number else jid_name(jid, names)
+        choices.append((value, label))
+    return choices

@@ -229,6 +229,9 @@ def chat_send(request, device_id: int, chat_id: int):
         )
     except WRITE_ERRORS as exc:
         error = error_text(exc)
+    if message is not None and message.status == "failed":
+        # Refused at once: said as an error, the text kept to fix and send again.
+        error = message.error or _("The message could not be sent.")
     if not request.htmx:
         return done(
             request,

@@ -264,3 +264,13 @@ def test_chats_show_names_and_formatted_numbers_never_raw_jids(owner_client, dev
     conv = owner_client.get(reverse("messaging:conversation", args=[device.pk, named.pk])).content.decode()
     assert "<h2>Elif</h2>" in conv and "+90 555 111 22 33" in conv
     assert unnamed.pk
+
+
+def test_a_reply_refused_at_once_is_an_error_and_keeps_the_text(operator_client, device, monkeypatch):
+    chat = make_chat(device)
+    failed = make_message(chat, from_me=True, status="failed", text="x", error="number is banned")
+    monkeypatch.setattr("messaging.services.outbox.queue_message", lambda **kwargs: failed)
+    body = operator_client.post(
+        reverse("messaging:chat_send", args=[device.pk, chat.pk]), {"text": "keep me"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert 'role="alert">number is banned' in body and ">keep me</textarea>" in body
