@@ -134,8 +134,11 @@ class ComposeForm(forms.Form):
             elif (
                 refused.reason == "type" and refused.found and refused.found not in media.ALLOWED_TYPES[kind]
             ):
+                # No article before either word: "a image", "a application/pdf" read wrong in English.
                 self.add_error(
-                    field, _("A %(kind)s cannot be a %(type)s file.") % {"kind": kind, "type": refused.found}
+                    field,
+                    _("%(kind)s messages cannot carry %(type)s files.")
+                    % {"kind": dict(KINDS)[kind], "type": refused.found},
                 )
             elif refused.reason == "type":  # said to be one, but its content is not
                 self.add_error(field, _("This file's content is not a valid %(kind)s.") % {"kind": kind})

@@ -138,6 +138,18 @@ def conversation(request, device_id: int, chat_id: int):
     return render(request, "messaging/conversation.html", context)
 
 
+@member_required()
+@require_POST
+def chat_seen(request, device_id: int, chat_id: int):
+    """The open conversation got a message while someone was looking at it: it is read, as one opened.
+    Answers the chat's row (without its unread count) for the list beside it."""
+    device = org_device(request, device_id)
+    chat = _chat(device, chat_id)
+    service(MESSAGES).clear_unread(organization=request.organization, chat=chat)
+    name_chats(device, [chat])
+    return render(request, "messaging/inbox.html#chat_row", page_context(request, chat=chat))
+
+
 def _message(device, chat, message_id: int) -> Message:
     return get_object_or_404(Message.objects.filter(device=device, chat=chat), pk=message_id)
 

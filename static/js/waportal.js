@@ -3,11 +3,14 @@
 
 // After the live socket comes back, re-render the sections marked data-refresh-on-reconnect, so nothing
 // missed while offline is lost (the ws extension reconnects by itself, with backoff).
-document.addEventListener("htmx:wsOpen", function () {
-  document.querySelectorAll("[data-refresh-on-reconnect]").forEach(function (el) {
-    if (el.dataset.wsOpened) { htmx.trigger(el, "refresh"); }
-    el.dataset.wsOpened = "1";
-  });
+// The mark is on the socket's element, not on the sections: one swapped in after the first open (the
+// conversation the inbox opens beside its list) is refreshed on a reconnect too.
+document.addEventListener("htmx:wsOpen", function (evt) {
+  var socket = evt.target && evt.target.dataset ? evt.target : document.body;
+  if (socket.dataset.wsOpened) {
+    socket.querySelectorAll("[data-refresh-on-reconnect]").forEach(function (el) { htmx.trigger(el, "refresh"); });
+  }
+  socket.dataset.wsOpened = "1";
 });
 
 // An element pushed twice (a message sent from this tab arrives again over the socket) keeps one copy.
@@ -145,3 +148,18 @@ document.addEventListener("DOMContentLoaded", markOpenChat);
 document.addEventListener("htmx:afterSettle", markOpenChat);
 document.addEventListener("htmx:oobAfterSwap", markOpenChat);
 document.addEventListener("htmx:wsAfterMessage", markOpenChat);
+
+// A message that arrives in the conversation open on screen is read as it arrives: the chat's row loses its
+// unread count (after the socket's fragments are in, and only while the tab is being looked at).
+function markOpenChatSeen() {
+  var pane = document.getElementById("conversation-pane");
+  if (!pane || !pane.dataset.seenUrl || document.visibilityState !== "visible") { return; }
+  var row = document.getElementById("chat-" + pane.dataset.chat + "-row");
+  if (!row || !row.querySelector("[data-unread]") || pane.dataset.seenPending) { return; }
+  pane.dataset.seenPending = "1";
+  htmx.ajax("POST", pane.dataset.seenUrl, { target: "#" + row.id, swap: "outerHTML" }).finally(function () {
+    delete pane.dataset.seenPending;
+  });
+}
+document.addEventListener("htmx:wsAfterMessage", markOpenChatSeen);
+document.addEventListener("visibilitychange", markOpenChatSeen);

@@ -109,6 +109,8 @@ def test_inbox_names_layouts_errors_and_roles(asgi_server, chromium):
     # A message from A while the chat is open arrives in it.
     _peer_says(phone, device_id, a, "Third from A")
     page.wait_for_selector("#conversation-pane .msg-in:has-text('Third from A')")
+    # ... and is read as it arrives: the row, preview updated, shows no unread count.
+    page.wait_for_selector(f"#{row_a_id}:has-text('Third from A'):not(:has([data-unread]))")
     shot(page, "02-conversation-two-panes-en-1280")
     # Filters: unread only (B, never opened), then all again.
     page.click(".chat-filters a[data-filter=unread]")

@@ -208,7 +208,7 @@ def test_a_document_by_url_takes_its_type_from_its_name_when_the_server_does_not
     "path, kind, says",
     [
         ("/missing.png", "image", "The URL answered 404."),
-        ("/notes.txt", "image", "A image cannot be a text/plain file."),
+        ("/notes.txt", "image", "Image messages cannot carry text/plain files."),
         ("/big.webp", "sticker", "The file is too large: at most 1.0\xa0MB for this kind."),
         ("/empty.png", "image", "The URL answered with an empty file."),
     ],

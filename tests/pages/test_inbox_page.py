@@ -274,3 +274,40 @@ def test_a_reply_refused_at_once_is_an_error_and_keeps_the_text(operator_client,
         reverse("messaging:chat_send", args=[device.pk, chat.pk]), {"text": "keep me"}, HTTP_HX_REQUEST="true"
     ).content.decode()
     assert 'role="alert">number is banned' in body and ">keep me</textarea>" in body
+
+
+def test_a_message_seen_in_the_open_conversation_clears_the_count(
+    viewer_client, owner_client, device, other_device
+):
+    chat = make_chat(device, name="Open", unread=2)
+    row = viewer_client.post(
+        reverse("messaging:chat_seen", args=[device.pk, chat.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert row.status_code == 200 and f'id="chat-{chat.pk}-row"' in row.content.decode()
+    assert "data-unread" not in row.content.decode()
+    chat.refresh_from_db()
+    assert chat.unread_count == 0
+    theirs = make_chat(other_device, unread=3)
+    assert (
+        owner_client.post(reverse("messaging:chat_seen", args=[other_device.pk, theirs.pk])).status_code
+        == 404
+    )
+    theirs.refresh_from_db()
+    assert theirs.unread_count == 3
+
+
+def test_a_pushed_row_of_an_existing_chat_goes_to_the_top_with_its_name_count_and_preview(device):
+    from messaging import live
+    from messaging.models import Contact
+
+    chat = make_chat(device, jid="905553334455@s.whatsapp.net", unread=1)
+    Contact.objects.create(organization=device.organization, device=device, jid=chat.jid, name="Deniz")
+    message = make_message(chat, text="newest words")
+    chat.unread_count, chat.last_message_preview = 2, "newest words"
+    chat.save()
+    pushed = "".join(
+        live.render_event(event="message", device=device, data={"message_pk": message.pk, "chat_pk": chat.pk})
+    )
+    row = pushed.split(f'hx-swap-oob="afterbegin:#chat-list-{device.pk}">')[1]
+    assert row.lstrip().startswith(f'<a id="chat-{chat.pk}-row"')
+    assert "Deniz" in row and 'data-unread="2"' in row and "newest words" in row
