@@ -118,7 +118,7 @@ def conversation(request, device_id: int, chat_id: int):
         context = page_context(request, device=device, chat=chat, chat_messages=chat_messages, older=older)
         return render(request, "messaging/conversation.html#older_page", {**context, "reactions": REACTIONS})
     # Opening a chat is reading it: its unread count goes (WhatsApp's read receipts stay a choice: "Mark all
-    # read"). Not on a re-fetch after a reconnect, which only refreshes what is on screen.
+    # read"). A re-fetch after a reconnect counts too: the conversation is on screen.
     row_changed = service(MESSAGES).clear_unread(organization=request.organization, chat=chat)
     name_chats(device, [chat])
     latest_unread = next((m for m in reversed(chat_messages) if not m.from_me and not m.read_by_me_at), None)
