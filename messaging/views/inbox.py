@@ -114,6 +114,8 @@ def conversation(request, device_id: int, chat_id: int):
     chat = _chat(device, chat_id)
     # Not "messages": that name is the flash messages' in the base layout.
     chat_messages, older = messages_page(chat, before=request.GET.get("before", ""))
+    for message in chat_messages:
+        message.chat = chat  # the template asks whether the sender is the chat itself (no query per message)
     if request.htmx and request.GET.get("before"):
         context = page_context(request, device=device, chat=chat, chat_messages=chat_messages, older=older)
         return render(request, "messaging/conversation.html#older_page", {**context, "reactions": REACTIONS})

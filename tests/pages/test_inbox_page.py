@@ -311,3 +311,14 @@ def test_a_pushed_row_of_an_existing_chat_goes_to_the_top_with_its_name_count_an
     row = pushed.split(f'hx-swap-oob="afterbegin:#chat-list-{device.pk}">')[1]
     assert row.lstrip().startswith(f'<a id="chat-{chat.pk}-row"')
     assert "Deniz" in row and 'data-unread="2"' in row and "newest words" in row
+
+
+def test_a_group_message_with_no_push_name_shows_the_senders_number(owner_client, device):
+    from messaging.models import Chat
+
+    group = make_chat(device, name="Team", jid="120363000000000077@g.us")
+    Chat.objects.filter(pk=group.pk).update(is_group=True)
+    message = make_message(group, text="from a stranger")
+    Message.objects.filter(pk=message.pk).update(sender_jid="905556667788@s.whatsapp.net", sender_name="")
+    body = owner_client.get(reverse("messaging:conversation", args=[device.pk, group.pk])).content.decode()
+    assert '<small class="msg-sender">+90 555 666 77 88</small>' in body
