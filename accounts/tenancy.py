@@ -4,7 +4,8 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Role
 
@@ -40,7 +41,8 @@ def member_required(role: str = Role.VIEWER, *, write: bool = False):
     """Guard a view: signed in, a member of the current organization, with at least `role`.
 
     `write=True` is shorthand for the operator role, the least that may change anything. A signed-out
-    visitor is sent to the login page; a member below the role gets 403.
+    visitor is sent to the login page, a user in no organization to the page that creates one; a member below
+    the role gets 403.
     """
     minimum = Role.OPERATOR if write and role == Role.VIEWER else role
 
@@ -50,9 +52,12 @@ def member_required(role: str = Role.VIEWER, *, write: bool = False):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if request.membership is None:
-                raise Http404("You are not a member of any organization.")
+                # In no organization yet (a fresh superuser, say): led to create one, not to a bare 404.
+                return redirect("accounts:organization_new")
             if not request.membership.has_role(minimum):
-                raise PermissionDenied(f"This needs the {minimum} role.")
+                raise PermissionDenied(
+                    _("This needs the %(role)s role or a higher one.") % {"role": Role(minimum).label}
+                )
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -8,6 +8,7 @@ from accounts import views
 app_name = "accounts"
 
 urlpatterns = [
+    path("setup/", views.setup, name="setup"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", views.PasswordChangeView.as_view(), name="password_change"),

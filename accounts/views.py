@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import services
+from accounts import first_run, services
 from accounts.models import ApiKeyAccess, Invitation, Role, User
 from accounts.signals import password_changed
 from accounts.tenancy import SESSION_KEY, member_required
@@ -28,7 +28,8 @@ AUDIT_PAGE_SIZE = 50
 
 def home(request):
     if not request.user.is_authenticated:
-        return redirect("accounts:login")
+        # A fresh install has nobody to sign in: its one-time setup comes first.
+        return redirect("accounts:setup" if first_run.needs_setup() else "accounts:login")
     if getattr(request, "membership", None) is None:
         return redirect("accounts:organization_new")
     # The dashboard's numbers page is the landing page once it exists; the organization page otherwise.
@@ -41,6 +42,39 @@ def home(request):
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "needs_setup": first_run.needs_setup()}
+
+
+@require_http_methods(["GET", "POST"])
+def setup(request):
+    """The one-time setup of a fresh install: the first owner and their organization, behind the token the
+    server printed in its log. Gone (to the sign-in page) once anyone exists."""
+    if not first_run.needs_setup():
+        return redirect("accounts:login")
+    token = request.POST.get("token") or request.GET.get("token", "")
+    context = {"token": token, "token_ok": first_run.token_is_right(token), "errors": {}, "values": {}}
+    if request.method == "POST":
+        values = {key: request.POST.get(key, "") for key in ("email", "organization")}
+        try:
+            user = first_run.create_first_owner(
+                token=token,
+                email=values["email"],
+                password=request.POST.get("password", ""),
+                organization_name=values["organization"],
+                ip_address=services.client_ip(request),
+            )
+        except ValidationError as exc:
+            context.update(errors=exc.message_dict, values=values)
+            return render(request, "accounts/setup.html", context, status=400)
+        except PermissionDenied as exc:
+            context.update(error=str(exc), values=values)
+            return render(request, "accounts/setup.html", context, status=403)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, _("Welcome! Link your first WhatsApp number to start."))
+        return redirect("home")
+    return render(request, "accounts/setup.html", context, status=200 if context["token_ok"] else 403)
 
 
 # --- passwords -----------------------------------------------------------------------------------

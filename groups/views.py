@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
 from messaging import gateway
+from messaging.selectors import names_for
 from messaging.views.common import (
     WRITE_ERRORS,
     done,
@@ -120,7 +121,18 @@ def _detail_context(request, device, jid: str) -> dict:
             context["requests"] = gateway.call(device, "join_requests", jid=jid)
         except WRITE_ERRORS:
             context["requests"] = []
+    context["names"] = _names(request, device, info.participants, context["requests"])
     return context
+
+
+def _names(request, device, participants, requests) -> dict[str, str]:
+    """Names for the people listed, in one query: the team's contacts first, then what WhatsApp says."""
+    jids = [p.jid for p in participants] + [r.jid for r in requests]
+    names = names_for(request.organization, jids, device=device)
+    for p in participants:
+        if getattr(p, "display_name", "") and p.jid not in names:
+            names[p.jid] = p.display_name
+    return names
 
 
 @member_required()

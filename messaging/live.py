@@ -89,6 +89,9 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
                 )
         chat = _chat(device, data.get("chat_pk"))
         if chat is not None and event in NEW_MESSAGE_EVENTS:
+            from messaging.selectors import name_chats
+
+            name_chats(device, [chat])  # a contact's name, as the page shows it
             row = render_to_string("messaging/inbox.html#chat_row", {"chat": chat})
             fragments.append(f'<div hx-swap-oob="afterbegin:#chat-list-{device.pk}">{row}</div>')
             if event == "message" and message is not None and not message.from_me:

@@ -32,6 +32,7 @@ urlpatterns = [
     path("devices/<int:device_id>/chats/", inbox.chat_list, name="inbox"),
     path("devices/<int:device_id>/chats/<int:chat_id>/", inbox.conversation, name="conversation"),
     path("devices/<int:device_id>/chats/<int:chat_id>/send/", inbox.chat_send, name="chat_send"),
+    path("devices/<int:device_id>/chats/<int:chat_id>/seen/", inbox.chat_seen, name="chat_seen"),
     path(
         "devices/<int:device_id>/chats/<int:chat_id>/messages/<int:message_id>/download/",
         inbox.message_download,

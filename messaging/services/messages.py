@@ -213,6 +213,18 @@ def mark_read(
     return target.message
 
 
+def clear_unread(*, organization, chat) -> bool:
+    """Someone opened the chat on the dashboard: its unread count goes to 0 (no read receipt is sent; that is
+    mark_read). One conditional UPDATE, so two people opening it at once do no harm; True when it changed."""
+    from messaging.models import Chat
+
+    changed = Chat.objects.filter(organization=organization, pk=chat.pk, unread_count__gt=0).update(
+        unread_count=0
+    )
+    chat.unread_count = 0
+    return bool(changed)
+
+
 def star_message(
     *, organization, device, chat: str, message_id: str, starred: bool = True, actor=None, api_key=None
 ) -> Message | None:

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.tenancy import member_required
+from messaging.selectors import recipients
 from messaging.services import media
 from messaging.views.common import WRITE_ERRORS, error_text, field_errors, org_device, page_context, service
 
@@ -131,8 +132,11 @@ class ComposeForm(forms.Form):
             elif (
                 refused.reason == "type" and refused.found and refused.found not in media.ALLOWED_TYPES[kind]
             ):
+                # No article before either word: "a image", "a application/pdf" read wrong in English.
                 self.add_error(
-                    field, _("A %(kind)s cannot be a %(type)s file.") % {"kind": kind, "type": refused.found}
+                    field,
+                    _("%(kind)s messages cannot carry %(type)s files.")
+                    % {"kind": dict(KINDS)[kind], "type": refused.found},
                 )
             elif refused.reason == "type":  # said to be one, but its content is not
                 self.add_error(field, _("This file's content is not a valid %(kind)s.") % {"kind": kind})
@@ -218,8 +222,10 @@ def compose(request, device_id: int):
             except WRITE_ERRORS as exc:  # WhatsApp refused or the worker timed out: show it, keep the input
                 form.add_error(None, error_text(exc))
             else:
-                kind = form.cleaned_data["kind"]
-                form = ComposeForm(initial={"kind": kind, "to": form.cleaned_data["to"]})
+                # A send that failed at once keeps what was typed, to fix and send again.
+                if sent.status != "failed":
+                    kind = form.cleaned_data["kind"]
+                    form = ComposeForm(initial={"kind": kind, "to": form.cleaned_data["to"]})
     else:
         kind = request.GET.get("kind", "text")
         form = ComposeForm(
@@ -230,7 +236,12 @@ def compose(request, device_id: int):
             }
         )
     kind = form["kind"].value() or "text"
-    context = page_context(request, device=device, form=form, kind=kind, kinds=KINDS, sent=sent)
+    # The recipient field offers the number's chats and contacts by name (a <datalist>: searchable as one
+    # types, and any other number can still be typed).
+    form.fields["to"].widget.attrs["list"] = "recipients"
+    context = page_context(
+        request, device=device, form=form, kind=kind, kinds=KINDS, sent=sent, recipients=recipients(device)
+    )
     if request.htmx and request.method == "POST":
         return render(request, "messaging/compose.html#form", context)
     if request.htmx and request.htmx.target == "compose-form":

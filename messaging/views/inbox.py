@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
 from messaging.models import Message
+from messaging.selectors import name_chats
 from messaging.services import downloads
 from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
 
@@ -38,9 +39,18 @@ def decode_cursor(value: str) -> tuple[datetime, int] | None:
         return None
 
 
-def chats_page(device, *, search: str = "", after: str = ""):
-    """One page of chats, most recent first, keyset on (activity, id); returns (chats, next cursor or "")."""
+FILTERS = {"", "unread", "groups"}
+
+
+def chats_page(device, *, search: str = "", after: str = "", filter: str = ""):
+    """One page of chats, most recent first, keyset on (activity, id); returns (chats, next cursor or "").
+
+    `filter`: "unread" (chats with unread messages) or "groups" (group chats only)."""
     chats = device.chats.annotate(activity=Coalesce("last_message_at", "created_at"))
+    if filter == "unread":
+        chats = chats.filter(unread_count__gt=0)
+    elif filter == "groups":
+        chats = chats.filter(is_group=True)
     if search:
         chats = chats.filter(
             Q(name__icontains=search) | Q(jid__icontains=search) | Q(last_message_preview__icontains=search)
@@ -52,7 +62,7 @@ def chats_page(device, *, search: str = "", after: str = ""):
         chats = chats.filter(Q(activity__lte=when), Q(activity__lt=when) | Q(id__lt=pk))
     rows = list(chats.order_by("-activity", "-id")[: CHATS_PER_PAGE + 1])
     more = len(rows) > CHATS_PER_PAGE
-    rows = rows[:CHATS_PER_PAGE]
+    rows = name_chats(device, rows[:CHATS_PER_PAGE])
     return rows, (encode_cursor(rows[-1].activity, rows[-1].pk) if more else "")
 
 
@@ -77,14 +87,21 @@ def messages_page(chat, *, before: str = ""):
 @require_GET
 def chat_list(request, device_id: int):
     device = org_device(request, device_id)
-    search = request.GET.get("q", "").strip()[:100]
-    chats, next_cursor = chats_page(device, search=search, after=request.GET.get("after", ""))
-    context = page_context(request, device=device, chats=chats, next_cursor=next_cursor, search=search)
+    context = page_context(request, device=device, **_chat_list(request, device))
     if request.htmx and request.GET.get("after"):
         return render(request, "messaging/inbox.html#chat_page", context)
     if request.htmx and request.htmx.target == "chat-list-body":
         return render(request, "messaging/inbox.html#chat_list_body", context)
     return render(request, "messaging/inbox.html", context)
+
+
+def _chat_list(request, device) -> dict:
+    """The chat list's part of the context, from ?q= (search), ?filter= and ?after= (the next page)."""
+    search = request.GET.get("q", "").strip()[:100]
+    chosen = request.GET.get("filter", "")
+    chosen = chosen if chosen in FILTERS else ""
+    chats, next_cursor = chats_page(device, search=search, after=request.GET.get("after", ""), filter=chosen)
+    return {"chats": chats, "next_cursor": next_cursor, "search": search, "filter": chosen}
 
 
 def _chat(device, chat_id: int):
@@ -98,6 +115,15 @@ def conversation(request, device_id: int, chat_id: int):
     chat = _chat(device, chat_id)
     # Not "messages": that name is the flash messages' in the base layout.
     chat_messages, older = messages_page(chat, before=request.GET.get("before", ""))
+    for message in chat_messages:
+        message.chat = chat  # the template asks whether the sender is the chat itself (no query per message)
+    if request.htmx and request.GET.get("before"):
+        context = page_context(request, device=device, chat=chat, chat_messages=chat_messages, older=older)
+        return render(request, "messaging/conversation.html#older_page", {**context, "reactions": REACTIONS})
+    # Opening a chat is reading it: its unread count goes (WhatsApp's read receipts stay a choice: "Mark all
+    # read"). A re-fetch after a reconnect counts too: the conversation is on screen.
+    row_changed = service(MESSAGES).clear_unread(organization=request.organization, chat=chat)
+    name_chats(device, [chat])
     latest_unread = next((m for m in reversed(chat_messages) if not m.from_me and not m.read_by_me_at), None)
     context = page_context(
         request,
@@ -107,10 +133,24 @@ def conversation(request, device_id: int, chat_id: int):
         older=older,
         reactions=REACTIONS,
         latest_unread=latest_unread,
+        row_changed=row_changed and bool(request.htmx),
     )
-    if request.htmx and request.GET.get("before"):
-        return render(request, "messaging/conversation.html#older_page", context)
+    if request.htmx and request.htmx.target == "conversation-pane":
+        return render(request, "messaging/conversation.html#pane", context)
+    context.update(_chat_list(request, device))
     return render(request, "messaging/conversation.html", context)
+
+
+@member_required()
+@require_POST
+def chat_seen(request, device_id: int, chat_id: int):
+    """The open conversation got a message while someone was looking at it: it is read, as one opened.
+    Answers the chat's row (without its unread count) for the list beside it."""
+    device = org_device(request, device_id)
+    chat = _chat(device, chat_id)
+    service(MESSAGES).clear_unread(organization=request.organization, chat=chat)
+    name_chats(device, [chat])
+    return render(request, "messaging/inbox.html#chat_row", page_context(request, chat=chat))
 
 
 def _message(device, chat, message_id: int) -> Message:
@@ -204,6 +244,9 @@ def chat_send(request, device_id: int, chat_id: int):
         )
     except WRITE_ERRORS as exc:
         error = error_text(exc)
+    if message is not None and message.status == "failed":
+        # Refused at once: said as an error, the text kept to fix and send again.
+        error = message.error or _("The message could not be sent.")
     if not request.htmx:
         return done(
             request,

@@ -3,30 +3,48 @@
 
 // After the live socket comes back, re-render the sections marked data-refresh-on-reconnect, so nothing
 // missed while offline is lost (the ws extension reconnects by itself, with backoff).
-document.addEventListener("htmx:wsOpen", function () {
-  document.querySelectorAll("[data-refresh-on-reconnect]").forEach(function (el) {
-    if (el.dataset.wsOpened) { htmx.trigger(el, "refresh"); }
-    el.dataset.wsOpened = "1";
-  });
+// The mark is on the socket's element, not on the sections: one swapped in after the first open (the
+// conversation the inbox opens beside its list) is refreshed on a reconnect too.
+document.addEventListener("htmx:wsOpen", function (evt) {
+  var socket = evt.target && evt.target.dataset ? evt.target : document.body;
+  if (socket.dataset.wsOpened) {
+    socket.querySelectorAll("[data-refresh-on-reconnect]").forEach(function (el) { htmx.trigger(el, "refresh"); });
+  }
+  socket.dataset.wsOpened = "1";
 });
 
 // An element pushed twice (a message sent from this tab arrives again over the socket) keeps one copy.
 // data-dedupe="keep": the new copy takes the old one's place (messages keep their order);
 // data-dedupe="move": the old copy goes, the new one stays where it was put (a chat moves to the top).
-function dedupe(container) {
+// "New" is the node the mutation added; without one (a whole list swapped in), the first copy stays.
+function dedupe(container, added) {
   var seen = {};
   var mode = container.dataset.dedupe;
   Array.prototype.slice.call(container.children).forEach(function (child) {
     if (!child.id) { return; }
     var earlier = seen[child.id];
     if (earlier) {
-      if (mode === "keep") { earlier.replaceWith(child); } else { earlier.remove(); }
+      if (mode === "keep") {
+        earlier.replaceWith(child);
+      } else if (added && added.indexOf(earlier) !== -1 && added.indexOf(child) === -1) {
+        child.remove();
+        return;
+      } else if (added && added.indexOf(child) !== -1) {
+        earlier.remove();
+      } else {
+        child.remove();
+        return;
+      }
     }
     seen[child.id] = child;
   });
 }
 var dedupeObserver = new MutationObserver(function (records) {
-  records.forEach(function (r) { if (r.target.dataset && r.target.dataset.dedupe) { dedupe(r.target); } });
+  records.forEach(function (r) {
+    if (r.target.dataset && r.target.dataset.dedupe) {
+      dedupe(r.target, Array.prototype.slice.call(r.addedNodes));
+    }
+  });
 });
 // A container swapped in whole (a list re-fetched after a reconnect) is watched from the swap on, and what
 // was pushed into it before that (between the swap and the settle, say) is deduplicated at once.
@@ -108,3 +126,40 @@ document.addEventListener("submit", function (evt) {
   var form = evt.target;
   if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) { evt.preventDefault(); }
 }, true);
+
+// The reply box: Enter sends, Shift+Enter starts a new line (not while an input method is composing a word).
+document.addEventListener("keydown", function (evt) {
+  var el = evt.target;
+  if (evt.key !== "Enter" || evt.shiftKey || evt.isComposing || !el.matches || !el.matches("[data-enter-sends]")) { return; }
+  evt.preventDefault();
+  if (el.form && el.value.trim()) { el.form.requestSubmit(); }
+});
+
+// The inbox marks the row of the chat open in the right-hand pane (rows pushed live know nothing of it).
+function markOpenChat() {
+  var pane = document.getElementById("conversation-pane");
+  var open = pane && pane.dataset.chat ? "chat-" + pane.dataset.chat + "-row" : "";
+  document.querySelectorAll(".chat-row").forEach(function (row) {
+    row.classList.toggle("open", row.id === open);
+    if (row.id === open) { row.setAttribute("aria-current", "true"); } else { row.removeAttribute("aria-current"); }
+  });
+}
+document.addEventListener("DOMContentLoaded", markOpenChat);
+document.addEventListener("htmx:afterSettle", markOpenChat);
+document.addEventListener("htmx:oobAfterSwap", markOpenChat);
+document.addEventListener("htmx:wsAfterMessage", markOpenChat);
+
+// A message that arrives in the conversation open on screen is read as it arrives: the chat's row loses its
+// unread count (after the socket's fragments are in, and only while the tab is being looked at).
+function markOpenChatSeen() {
+  var pane = document.getElementById("conversation-pane");
+  if (!pane || !pane.dataset.seenUrl || document.visibilityState !== "visible") { return; }
+  var row = document.getElementById("chat-" + pane.dataset.chat + "-row");
+  if (!row || !row.querySelector("[data-unread]") || pane.dataset.seenPending) { return; }
+  pane.dataset.seenPending = "1";
+  htmx.ajax("POST", pane.dataset.seenUrl, { target: "#" + row.id, swap: "outerHTML" }).finally(function () {
+    delete pane.dataset.seenPending;
+  });
+}
+document.addEventListener("htmx:wsAfterMessage", markOpenChatSeen);
+document.addEventListener("visibilitychange", markOpenChatSeen);

@@ -83,3 +83,14 @@ def test_htmx_filter_answers_only_the_table(owner_client, org):
         and "the-phone" in body
         and "<html" not in body
     )
+
+
+def test_actions_read_as_words_in_both_languages(owner_client, owner, org):
+    record_audit(organization=org, action="message.queue", actor=owner)
+    record_audit(organization=org, action="something.new", actor=owner)
+    page = owner_client.get(reverse("accounts:audit_log")).content.decode()
+    assert ">Sent a message</span>" in page and "<code>message.queue</code>" not in page
+    assert ">something.new</span>" in page  # an action nobody named yet shows as itself
+    assert '<option value="message.queue" >Sent a message</option>' in page
+    owner_client.cookies["django_language"] = "tr"
+    assert "Mesaj gönderdi" in owner_client.get(reverse("accounts:audit_log")).content.decode()

@@ -18,6 +18,8 @@ CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 EMAIL, PASSWORD = "browser@example.com", "a long browser password"
 START_TIMEOUT = 60.0
+# Where the browser tests leave screenshots for a person to look at (git-ignored; named at the end of the run).
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
 
 SETUP_USER = f"""
 import django
@@ -193,3 +195,8 @@ def chromium(chromium_browser):
     browser = CspCheckedBrowser(chromium_browser)
     yield browser
     assert not browser.violations, "Content-Security-Policy violations:\n" + "\n".join(browser.violations)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if SCREENSHOTS.is_dir() and any(SCREENSHOTS.glob("*.png")):
+        terminalreporter.write_line(f"browser screenshots: {SCREENSHOTS}")

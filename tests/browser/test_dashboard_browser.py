@@ -91,7 +91,7 @@ def test_link_chat_and_manage_a_group_live(asgi_server, chromium, tmp_path):
     row.click()
     page.wait_for_selector(".msg-in:has-text('Merhaba from the simulated phone')")
     page.evaluate("window.__sameDocument = true")
-    page.fill("#send-form input[name=text]", "Hello from the dashboard")
+    page.fill("#send-form textarea[name=text]", "Hello from the dashboard")
     page.click("#send-button")
     page.wait_for_selector(".msg-out:has-text('Hello from the dashboard') .ticks")
     page.wait_for_selector(".msg-out:has-text('Hello from the dashboard') .ticks[data-status='read']")

@@ -208,7 +208,7 @@ def test_a_document_by_url_takes_its_type_from_its_name_when_the_server_does_not
     "path, kind, says",
     [
         ("/missing.png", "image", "The URL answered 404."),
-        ("/notes.txt", "image", "A image cannot be a text/plain file."),
+        ("/notes.txt", "image", "Image messages cannot carry text/plain files."),
         ("/big.webp", "sticker", "The file is too large: at most 1.0\xa0MB for this kind."),
         ("/empty.png", "image", "The URL answered with an empty file."),
     ],
@@ -275,3 +275,50 @@ def test_another_organizations_number_cannot_be_sent_media_by_url(owner_client, 
         {"to": "905551112233", "kind": "image", "media_url": f"{media_server}/pic.png"},
     )
     assert response.status_code == 404 and not Message.objects.exists()
+
+
+def test_the_recipient_picker_offers_chats_and_contacts_by_name(
+    operator_client, device, django_assert_max_num_queries
+):
+    from messaging.models import Contact
+    from tests.pages.conftest import make_chat
+
+    make_chat(device, name="Ayşe Yılmaz", jid="905551112233@s.whatsapp.net")
+    make_chat(device, name="Support team", jid="120363000000000009@g.us")
+    for i in range(30):
+        Contact.objects.create(
+            organization=device.organization,
+            device=device,
+            jid=f"9055577{i:05d}@s.whatsapp.net",
+            push_name=f"P{i}",
+        )
+    with django_assert_max_num_queries(14):
+        body = operator_client.get(reverse("messaging:compose", args=[device.pk])).content.decode()
+    assert 'list="recipients"' in body and '<datalist id="recipients">' in body
+    assert '<option value="905551112233">Ayşe Yılmaz · +90 555 111 22 33</option>' in body
+    assert '<option value="120363000000000009@g.us">Support team</option>' in body
+    assert "P29 · +90 555 770 00 29" in body
+    # Typing a number nobody knows still sends (the picker only suggests).
+    response = operator_client.post(
+        reverse("messaging:compose", args=[device.pk]), {"kind": "text", "to": "905559998877", "text": "hi"}
+    )
+    assert (
+        response.status_code in (200, 302)
+        and Message.objects.filter(chat__jid="905559998877@s.whatsapp.net").exists()
+    )
+
+
+def test_a_send_that_fails_at_once_is_an_error_and_keeps_the_text(operator_client, device, monkeypatch):
+    from tests.pages.conftest import make_chat, make_message
+
+    failed = make_message(
+        make_chat(device), from_me=True, status="failed", text="x", error="number is banned"
+    )
+    monkeypatch.setattr("messaging.services.outbox.queue_message", lambda **kwargs: failed)
+    body = operator_client.post(
+        reverse("messaging:compose", args=[device.pk]),
+        {"kind": "text", "to": "905551112233", "text": "keep this text"},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert 'class="flash-error sent-result" role="alert"' in body and "number is banned" in body
+    assert "keep this text" in body

@@ -31,6 +31,7 @@ def policy(response) -> dict[str, list[str]]:
         ("owner_client", "accounts:audit_log"),
     ],
 )
+@pytest.mark.django_db  # the sign-in page asks whether anyone exists yet (the first-run hint)
 def test_every_page_forbids_inline_code_and_eval(request, who, page):
     response = request.getfixturevalue(who).get(reverse(page))
     assert response.status_code == 200

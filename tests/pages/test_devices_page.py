@@ -292,3 +292,30 @@ def test_pairing_while_the_session_workers_cannot_be_reached_says_so_next_to_the
         )
     assert response.status_code == 200
     assert "The session workers cannot be reached right now" in response.content.decode()
+
+
+def test_a_held_connected_number_is_online_now_with_its_number_formatted_and_no_worker_id(
+    owner_client, device
+):
+    _lease(device, seconds=60, worker="vm:8344:2155c4")
+    device.last_seen_at = device.created_at
+    device.save(update_fields=["last_seen_at"])
+    body = owner_client.get(reverse("messaging:devices")).content.decode()
+    meta = body[body.index(f'id="device-{device.pk}-meta"') :].split("</span>")[0]
+    assert "online now" in meta and "seen" not in meta
+    assert "+90 555 12" in meta  # +90 555 12x xx xx, not +905551200001
+    assert "vm:8344:2155c4" not in body
+
+
+def test_a_status_reason_that_repeats_the_status_is_not_said_twice(owner_client, org):
+    from tests.pages.conftest import make_device
+
+    plain = make_device(org, name="Plain", status="logged_out")
+    plain.status_reason = "Logged out."
+    plain.save(update_fields=["status_reason"])
+    banned = make_device(org, name="Banned", status="logged_out")
+    banned.status_reason = "the account is banned"
+    banned.save(update_fields=["status_reason"])
+    body = owner_client.get(reverse("messaging:devices")).content.decode()
+    assert "Logged out: Logged out." not in body and ">Logged out</span>" in body
+    assert "Logged out: the account is banned" in body

@@ -240,3 +240,142 @@ def test_inbox_query_count_is_the_same_for_few_and_many_chats(owner_client, devi
     after = encode_cursor(chats[150].last_message_at, chats[150].pk)
     assert _queries(owner_client, url) == few
     assert _queries(owner_client, url, {"after": after}) == few
+
+
+def test_opening_a_chat_clears_its_unread_count_and_its_row(owner_client, device):
+    chat = make_chat(device, name="Ayşe", unread=4)
+    make_message(chat, text="merhaba")
+    url = reverse("messaging:conversation", args=[device.pk, chat.pk])
+    pane = owner_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="conversation-pane").content.decode()
+    chat.refresh_from_db()
+    assert chat.unread_count == 0
+    # The pane alone (the list stays), with the chat's row swapped in place without its badge.
+    assert 'id="conversation-pane"' in pane and 'id="chat-list-body"' not in pane
+    row = pane.split(f'id="chat-{chat.pk}-row"')[1].split("</a>")[0]
+    assert 'hx-swap-oob="true"' in row and "data-unread" not in row
+    # Already read: no row to swap the next time.
+    again = owner_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="conversation-pane").content.decode()
+    assert "hx-swap-oob" not in again
+
+
+def test_a_conversation_opens_beside_the_chat_list(owner_client, device):
+    open_chat = make_chat(device, name="Open one")
+    make_chat(device, name="Another one")
+    body = owner_client.get(
+        reverse("messaging:conversation", args=[device.pk, open_chat.pk])
+    ).content.decode()
+    assert 'id="chat-list-body"' in body and "Another one" in body
+    assert f'data-chat="{open_chat.pk}"' in body and "data-enter-sends" in body
+    assert 'class="inbox has-chat"' in body
+    inbox = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    assert "pane-empty" in inbox and "Choose a chat" in inbox
+
+
+def test_filters_show_unread_chats_or_groups(owner_client, device):
+    make_chat(device, name="Quiet person")
+    make_chat(device, name="Loud person", unread=2)
+    make_chat(device, name="Team group", jid="120363000000000001@g.us")
+    from messaging.models import Chat
+
+    Chat.objects.filter(name="Team group").update(is_group=True)
+    url = reverse("messaging:inbox", args=[device.pk])
+    unread = owner_client.get(url, {"filter": "unread"}).content.decode()
+    assert "Loud person" in unread and "Quiet person" not in unread and "Team group" not in unread
+    groups = owner_client.get(
+        url, {"filter": "groups"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="chat-list-body"
+    )
+    body = groups.content.decode()
+    assert "Team group" in body and "Loud person" not in body and 'data-filter="groups"' in body
+    # Filter and search together; an unknown filter is no filter.
+    assert "Loud person" not in owner_client.get(url, {"filter": "unread", "q": "quiet"}).content.decode()
+    assert "Quiet person" in owner_client.get(url, {"filter": "bogus"}).content.decode()
+
+
+def test_a_failed_reply_keeps_the_text_and_shows_an_error(operator_client, device, monkeypatch):
+    from django.core.exceptions import ValidationError
+
+    def refuse(**kwargs):
+        raise ValidationError({"text": "too long for WhatsApp."})
+
+    monkeypatch.setattr("messaging.services.outbox.queue_message", refuse)
+    chat = make_chat(device)
+    response = operator_client.post(
+        reverse("messaging:chat_send", args=[device.pk, chat.pk]),
+        {"text": "line one\nline two"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert "too long for WhatsApp." in body and 'role="alert"' in body
+    assert ">line one\nline two</textarea>" in body
+
+
+def test_chats_show_names_and_formatted_numbers_never_raw_jids(owner_client, device):
+    from messaging.models import Contact
+
+    named = make_chat(device, jid="905551112233@s.whatsapp.net")
+    Contact.objects.create(organization=device.organization, device=device, jid=named.jid, push_name="Elif")
+    unnamed = make_chat(device, jid="905554445566@s.whatsapp.net")
+    inbox = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    assert "Elif" in inbox and "+90 555 444 55 66" in inbox
+    assert ">905554445566@s.whatsapp.net<" not in inbox
+    conv = owner_client.get(reverse("messaging:conversation", args=[device.pk, named.pk])).content.decode()
+    assert "<h2>Elif</h2>" in conv and "+90 555 111 22 33" in conv
+    assert unnamed.pk
+
+
+def test_a_reply_refused_at_once_is_an_error_and_keeps_the_text(operator_client, device, monkeypatch):
+    chat = make_chat(device)
+    failed = make_message(chat, from_me=True, status="failed", text="x", error="number is banned")
+    monkeypatch.setattr("messaging.services.outbox.queue_message", lambda **kwargs: failed)
+    body = operator_client.post(
+        reverse("messaging:chat_send", args=[device.pk, chat.pk]), {"text": "keep me"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert 'role="alert">number is banned' in body and ">keep me</textarea>" in body
+
+
+def test_a_message_seen_in_the_open_conversation_clears_the_count(
+    viewer_client, owner_client, device, other_device
+):
+    chat = make_chat(device, name="Open", unread=2)
+    row = viewer_client.post(
+        reverse("messaging:chat_seen", args=[device.pk, chat.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert row.status_code == 200 and f'id="chat-{chat.pk}-row"' in row.content.decode()
+    assert "data-unread" not in row.content.decode()
+    chat.refresh_from_db()
+    assert chat.unread_count == 0
+    theirs = make_chat(other_device, unread=3)
+    assert (
+        owner_client.post(reverse("messaging:chat_seen", args=[other_device.pk, theirs.pk])).status_code
+        == 404
+    )
+    theirs.refresh_from_db()
+    assert theirs.unread_count == 3
+
+
+def test_a_pushed_row_of_an_existing_chat_goes_to_the_top_with_its_name_count_and_preview(device):
+    from messaging import live
+    from messaging.models import Contact
+
+    chat = make_chat(device, jid="905553334455@s.whatsapp.net", unread=1)
+    Contact.objects.create(organization=device.organization, device=device, jid=chat.jid, name="Deniz")
+    message = make_message(chat, text="newest words")
+    chat.unread_count, chat.last_message_preview = 2, "newest words"
+    chat.save()
+    pushed = "".join(
+        live.render_event(event="message", device=device, data={"message_pk": message.pk, "chat_pk": chat.pk})
+    )
+    row = pushed.split(f'hx-swap-oob="afterbegin:#chat-list-{device.pk}">')[1]
+    assert row.lstrip().startswith(f'<a id="chat-{chat.pk}-row"')
+    assert "Deniz" in row and 'data-unread="2"' in row and "newest words" in row
+
+
+def test_a_group_message_with_no_push_name_shows_the_senders_number(owner_client, device):
+    from messaging.models import Chat
+
+    group = make_chat(device, name="Team", jid="120363000000000077@g.us")
+    Chat.objects.filter(pk=group.pk).update(is_group=True)
+    message = make_message(group, text="from a stranger")
+    Message.objects.filter(pk=message.pk).update(sender_jid="905556667788@s.whatsapp.net", sender_name="")
+    body = owner_client.get(reverse("messaging:conversation", args=[device.pk, group.pk])).content.decode()
+    assert '<small class="msg-sender">+90 555 666 77 88</small>' in body

@@ -481,3 +481,21 @@ def test_a_pushed_row_speaks_the_language_of_the_tab(wa, org, op):
     html = _next_frame(wa, tab, "Yeni hat")
     assert "Gelen kutusu" in html and "Inbox" not in html
     wa.run(tab.disconnect())
+
+
+def test_group_participants_show_names_and_formatted_numbers_not_jids(wa, org, op):
+    from messaging.models import Contact
+    from messaging.templatetags.dashboard import phone
+
+    device = wa.linked_device(org)
+    a, b = wa.peers[0], wa.peers[1]
+    Contact.objects.create(organization=org, device=device, jid=f"{a}@s.whatsapp.net", name="Saved Name")
+    response = op.post(
+        reverse("groups:create", args=[device.pk]), {"name": "Named team", "participants": f"{a}, {b}"}
+    )
+    page = op.get(response["Location"]).content.decode()
+    row = page[page.index(f'data-participant="{a}@s.whatsapp.net"') :]
+    row = row[: row.index("</tr>")]
+    assert "Saved Name" in row and phone(a) in row and f">{a}@s.whatsapp.net" not in row
+    other = page[page.index(f'data-participant="{b}@s.whatsapp.net"') :]
+    assert phone(b) in other[: other.index("</tr>")]

@@ -25,4 +25,22 @@ class Command(BaseCommand):
                 "REDIS_URL is set: also starting session workers and tasks here (use --web-only to not)."
             )
         self.stdout.write(f"waportal on http://{host}:{port}/  backend={settings.WA_BACKEND}")
+        self._announce_setup(host, port)
         serve(host=host, port=port, embedded=embedded)
+
+    def _announce_setup(self, host: str, port: int) -> None:
+        """A fresh install has no account: say where the one-time setup page is, with its token."""
+        from django.db import DatabaseError
+
+        from accounts import first_run
+
+        try:
+            if not first_run.needs_setup():
+                return
+        except DatabaseError:  # not migrated yet: `make run` migrates first; nothing to say here
+            return
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        self.stdout.write(
+            self.style.WARNING("No account exists yet. Create the first one (this link works once):")
+            + f"\n    {first_run.setup_url(f'http://{shown}:{port}')}\n"
+        )
