@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import asdict
 
+from django.http import HttpResponse
 from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from pydantic import Field
 
 from groups import services
 from messaging import gateway
-from messaging.api.common import AUTH, Envelope, acting, media_input, ok
+from messaging.api.common import AUTH, Envelope, acting, field_error, media_input, ok
 from messaging.api.fields import GroupJid, Participant
 
 router = Router(tags=["group"], auth=AUTH)
@@ -137,6 +140,52 @@ def info(request, query: Query[GroupQuery]):
     return ok(asdict(gateway.call(ctx.device, "group_info", jid=query.group_id)))
 
 
+def _participant_rows(group) -> list[dict]:
+    """The peer's participant rows (its clients parse exactly these fields)."""
+    return [
+        {
+            "jid": p.jid,
+            "phone_number": p.jid.split("@", 1)[0] if p.jid.endswith("@s.whatsapp.net") else "",
+            "display_name": p.display_name,
+            "is_admin": p.is_admin or p.is_super_admin,
+            "is_super_admin": p.is_super_admin,
+        }
+        for p in group.participants
+    ]
+
+
+@router.get("/group/participants", response=Envelope, summary="A group's participants")
+def participants(request, query: Query[GroupQuery]):
+    ctx = acting(request)
+    group = gateway.call(ctx.device, "group_info", jid=query.group_id)
+    return ok({"group_id": group.jid, "name": group.name, "participants": _participant_rows(group)})
+
+
+CSV_COLUMNS = ["jid", "phone_number", "display_name", "is_admin", "is_super_admin"]
+
+
+@router.get(
+    "/group/participants/export",
+    summary="A group's participants as CSV (errors are the JSON envelope)",
+    openapi_extra={
+        "responses": {
+            200: {"description": "The CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}
+        }
+    },
+)
+def export_participants(request, query: Query[GroupQuery]) -> HttpResponse:
+    ctx = acting(request)
+    group = gateway.call(ctx.device, "group_info", jid=query.group_id)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(_participant_rows(group))
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    filename = group.jid.split("@", 1)[0]
+    response["Content-Disposition"] = f'attachment; filename="group-{filename}-participants.csv"'
+    return response
+
+
 class InviteQuery(GroupQuery):
     reset: bool = Field(False, description="Revoke the current link and make a new one.")
 
@@ -176,11 +225,20 @@ class PhotoForm(Schema):
 
 
 @router.post(
-    "/group/photo", response=Envelope, summary="Set a group's picture (multipart: photo file or photo_url)"
+    "/group/photo",
+    response=Envelope,
+    summary="Set a group's picture (multipart: photo or image file, or photo_url)",
 )
-def set_photo(request, data: Form[PhotoForm], photo: File[UploadedFile] = None):
+def set_photo(
+    request,
+    data: Form[PhotoForm],
+    photo: File[UploadedFile] = None,
+    image: File[UploadedFile] = None,
+):
     ctx = acting(request, write=True)
-    media = media_input(kind="photo", field="photo", upload=photo, url=data.photo_url)
+    if photo is not None and image is not None:
+        raise field_error("photo", "send the picture once, as `photo` (or `image`), not both.")
+    media = media_input(kind="photo", field="photo", upload=photo or image, url=data.photo_url)
     picture_id = services.set_group_photo(group_id=data.group_id, image=media.data, **ctx.service_kwargs())
     return ok({"group_id": data.group_id, "picture_id": picture_id}, "Group picture set.")
 

@@ -259,6 +259,8 @@ ENDPOINTS: list[Endpoint] = [
     E("group", "GET", "/group/participant-requests", {"group_id": GROUP}, required=("group_id",)),
     E("group", "POST", "/group/leave", {"group_id": GROUP}, write=True, required=("group_id",)),
     E("group", "GET", "/group/info", {"group_id": GROUP}, required=("group_id",)),
+    E("group", "GET", "/group/participants", {"group_id": GROUP}, required=("group_id",)),
+    E("group", "GET", "/group/participants/export", {"group_id": GROUP}, required=("group_id",)),
     E("group", "GET", "/group/invite-link", {"group_id": GROUP}, required=("group_id",)),
     E(
         "group",

@@ -1,0 +1,180 @@
+"""Conformance to the reference server (go-whatsapp-web-multidevice v9.2) as /work/shared/spec/PEER-V9.md states it.
+
+Written from the peer's documented shapes, not from our answers: a client with a strict response model must
+parse what we send. `shape(...)` checks the envelope, whether `results` is there, and the type of each field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from tests.api.conftest import ApiClient
+from tests.api.endpoints import PNG, upload
+
+# Every route of PEER-V9.md's table of "endpoints beyond the seed" (method, path as django-ninja spells it).
+PEER_ROUTES = [
+    ("get", "/app/status"),
+    ("get", "/app/info"),
+    ("get", "/health"),
+    ("get", "/devices"),
+    ("post", "/devices"),
+    ("get", "/devices/{device_id}"),
+    ("delete", "/devices/{device_id}"),
+    ("get", "/devices/{device_id}/login"),
+    ("post", "/devices/{device_id}/login/code"),
+    ("post", "/devices/{device_id}/logout"),
+    ("post", "/devices/{device_id}/reconnect"),
+    ("get", "/devices/{device_id}/status"),
+    ("get", "/devices/{device_id}/webhook"),
+    ("patch", "/devices/{device_id}/webhook"),
+    ("get", "/user/business-profile"),
+    ("post", "/send/sticker"),
+    ("post", "/send/chat-presence"),
+    ("post", "/message/{message_id}/forward"),
+    ("get", "/message/{message_id}/download"),
+    ("get", "/group/info"),
+    ("get", "/group/info-from-link"),
+    ("get", "/group/invite-link"),
+    ("get", "/group/participants"),
+    ("get", "/group/participants/export"),
+    ("post", "/group/photo"),
+    ("post", "/group/name"),
+    ("post", "/group/topic"),
+    ("post", "/group/locked"),
+    ("post", "/group/announce"),
+    ("get", "/newsletter/messages"),
+    ("get", "/chats"),
+    ("get", "/chat/{chat_jid}/messages"),
+    ("post", "/chat/{chat_jid}/pin"),
+    ("post", "/chat/{chat_jid}/archive"),
+    ("post", "/chat/{chat_jid}/disappearing"),
+    ("post", "/chat/{chat_jid}/label"),
+    ("post", "/call/reject"),
+]
+
+
+# Routes of the table we do not serve yet (each commit that adds one takes it out of here).
+NOT_YET = {
+    ("get", "/app/info"),
+    ("get", "/health"),
+    ("get", "/devices/{device_id}/webhook"),
+    ("patch", "/devices/{device_id}/webhook"),
+    ("post", "/message/{message_id}/forward"),
+    ("get", "/group/info-from-link"),
+    ("get", "/newsletter/messages"),
+    ("post", "/chat/{chat_jid}/pin"),
+    ("post", "/chat/{chat_jid}/archive"),
+    ("post", "/chat/{chat_jid}/disappearing"),
+    ("post", "/chat/{chat_jid}/label"),
+    ("post", "/call/reject"),
+}
+
+
+def _route_params():
+    return [
+        pytest.param(
+            method,
+            path,
+            id=f"{method} {path}",
+            marks=[pytest.mark.xfail(strict=True, reason="not served yet")]
+            if (method, path) in NOT_YET
+            else [],
+        )
+        for method, path in PEER_ROUTES
+    ]
+
+
+def shape(response, fields: dict | None = None, *, results: bool | type = True) -> dict | list | None:
+    """The peer's success envelope: 200, code SUCCESS, a message; `results` absent when results=False, else of
+    the given type (dict by default) with each of `fields` present and of its type. Returns `results`."""
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["code"] == "SUCCESS" and isinstance(body["message"], str), body
+    if results is False:
+        assert "results" not in body, body
+        return None
+    assert "results" in body, body
+    kind = dict if results is True else results
+    assert isinstance(body["results"], kind), body
+    for name, typ in (fields or {}).items():
+        assert name in body["results"], (name, body)
+        assert isinstance(body["results"][name], typ), (name, body["results"][name])
+    return body["results"]
+
+
+def rows_shape(rows: list, fields: dict) -> None:
+    assert isinstance(rows, list) and rows
+    for row in rows:
+        for name, typ in fields.items():
+            assert name in row and isinstance(row[name], typ), (name, row)
+
+
+_OPENAPI: dict = {}  # the document, read once for all the routes
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "path"), _route_params())
+def test_openapi_lists_every_route_of_the_peer(client, method, path):
+    paths = _OPENAPI.get("paths") or _OPENAPI.setdefault("paths", client.get("/openapi.json").json()["paths"])
+    assert path in paths and method in paths[path], f"{method.upper()} {path} is not in /openapi.json"
+
+
+# ------------------------------------------------------------------------------------------ group
+
+
+@pytest.mark.django_db(transaction=True)
+def test_group_participants_export_and_photo_as_the_peer(wa, org, api_key):
+    wa.linked_device(org)
+    api = ApiClient(api_key)
+    a, b = wa.sandbox.peer_phones("echo")[:2]
+    group = api.post("/group", {"title": "Peer", "participants": [a, b]}).json()["results"]["group_id"]
+
+    listed = shape(
+        api.get("/group/participants", {"group_id": group}),
+        {"group_id": str, "name": str, "participants": list},
+    )
+    assert listed["group_id"] == group and listed["name"] == "Peer"
+    rows_shape(
+        listed["participants"],
+        {"jid": str, "phone_number": str, "is_admin": bool, "is_super_admin": bool},
+    )
+    assert {r["phone_number"] for r in listed["participants"]} >= {a, b}
+
+    exported = api.get("/group/participants/export", {"group_id": group})
+    assert exported.status_code == 200 and exported["Content-Type"].startswith("text/csv")
+    assert "attachment" in exported["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(exported.content.decode())))
+    assert {r["phone_number"] for r in table} == {r["phone_number"] for r in listed["participants"]}
+
+    # The peer's clients upload the picture as `image`.
+    photo = shape(
+        api.post_form("/group/photo", {"group_id": group, "image": upload("g.png", PNG)}),
+        {"picture_id": str},
+    )
+    assert photo["picture_id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_group_photo_refuses_two_pictures_naming_the_field(wa, org, api_key):
+    wa.linked_device(org)
+    api = ApiClient(api_key)
+    answer = api.post_form(
+        "/group/photo",
+        {"group_id": "120363000000000001@g.us", "image": upload("a.png", PNG), "photo": upload("b.png", PNG)},
+    )
+    assert answer.status_code == 400 and answer.json()["message"].startswith("photo:")
+
+
+# ------------------------------------------------------------------------------------------ user
+
+
+@pytest.mark.django_db(transaction=True)
+def test_business_profile_of_a_personal_number_is_empty_not_404(wa, org, api_key):
+    wa.linked_device(org)
+    api = ApiClient(api_key)
+    plain = next(p for p in wa.sandbox.network_summary()["peers"] if not p["business"])
+    profile = shape(api.get("/user/business-profile", {"phone": plain["jid"]}))
+    assert profile["email"] == "" and profile["categories"] == []
