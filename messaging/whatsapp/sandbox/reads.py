@@ -158,7 +158,8 @@ def _business_profile(jid: str) -> BusinessProfile:
     if account is None:
         raise NotFound(f"{p.jid_user(jid)} is not on WhatsApp.")
     if not account.business:
-        raise NotFound(f"{p.jid_user(jid)} is not a business account.")
+        # What WhatsApp (and the peer server) answers for a personal account: an empty profile, not an error.
+        return BusinessProfile(jid=account.jid)
     b = account.business
     return BusinessProfile(
         jid=account.jid,
