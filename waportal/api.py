@@ -38,7 +38,7 @@ names the offending field.
 """
 
 # Where a device is named in the path (/devices/{device_id}...) or not chosen at all, these do not apply.
-_NO_DEVICE_CHOICE = ("/devices", "/app/devices", "/app/login/qr/")
+_NO_DEVICE_CHOICE = ("/devices", "/app/devices", "/app/login/qr/", "/app/info", "/health")
 DEVICE_PARAMETERS = [
     {
         "name": "X-Device-Id",

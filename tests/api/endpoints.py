@@ -75,6 +75,7 @@ ENDPOINTS: list[Endpoint] = [
     E("app", "GET", "/app/reconnect", write=True, offline=200),
     E("app", "GET", "/app/devices", offline=200),
     E("app", "GET", "/app/status", offline=200),
+    E("app", "GET", "/app/info", offline=200),
     # user
     E("user", "GET", "/user/info", {"phone": PEER}, required=("phone",)),
     E("user", "GET", "/user/avatar", {"phone": PEER, "is_preview": "true"}, required=("phone",)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from unittest import mock
 
 import pytest
 
@@ -58,8 +59,6 @@ PEER_ROUTES = [
 
 # Routes of the table we do not serve yet (each commit that adds one takes it out of here).
 NOT_YET = {
-    ("get", "/app/info"),
-    ("get", "/health"),
     ("get", "/devices/{device_id}/webhook"),
     ("patch", "/devices/{device_id}/webhook"),
     ("post", "/message/{message_id}/forward"),
@@ -120,6 +119,35 @@ _OPENAPI: dict = {}  # the document, read once for all the routes
 def test_openapi_lists_every_route_of_the_peer(client, method, path):
     paths = _OPENAPI.get("paths") or _OPENAPI.setdefault("paths", client.get("/openapi.json").json()["paths"])
     assert path in paths and method in paths[path], f"{method.upper()} {path} is not in /openapi.json"
+
+
+# ------------------------------------------------------------------------------------------ app
+
+
+@pytest.mark.django_db
+def test_app_info(api):
+    info = shape(api.get("/app/info"), {"version": str, "base_path": str, "max_bytes": dict})
+    assert info["max_bytes"]["image"] > 0 and info["max_bytes"]["video"] >= info["max_bytes"]["image"]
+
+
+@pytest.mark.django_db
+def test_app_info_needs_a_key(client):
+    assert client.get("/app/info").status_code == 401
+
+
+@pytest.mark.django_db
+def test_health_needs_no_key_and_says_ok(client):
+    assert shape(client.get("/health"))["status"] == "OK"
+
+
+@pytest.mark.django_db
+def test_health_is_503_when_the_database_does_not_answer(client):
+    from django.db import OperationalError
+
+    with mock.patch("messaging.api.app.connection.ensure_connection", side_effect=OperationalError("down")):
+        answer = client.get("/health")
+    assert answer.status_code == 503 and answer["Retry-After"]
+    assert answer.json()["code"] == "DEVICE_MANAGER_UNAVAILABLE"
 
 
 # ------------------------------------------------------------------------------------------ group
