@@ -219,6 +219,16 @@ ENDPOINTS: list[Endpoint] = [
         ]
     ],
     E("message", "GET", f"/message/{MESSAGE_ID}/download", offline=404),
+    # (the message does not exist: test_peer_compat forwards one that does, offline too)
+    E(
+        "message",
+        "POST",
+        f"/message/{MESSAGE_ID}/forward",
+        {"phone": PEER},
+        write=True,
+        required=("phone",),
+        offline=404,
+    ),
     # chat (stored history)
     E("chat", "GET", "/chats", {"limit": 10}, offline=200),
     E("chat", "GET", f"/chat/{PEER}/messages", {"limit": 10}, offline=404),

@@ -11,8 +11,10 @@ import io
 from unittest import mock
 
 import pytest
+from django.utils import timezone
 
-from tests.api.conftest import ApiClient
+from messaging.models import Chat, Message
+from tests.api.conftest import PEER, ApiClient
 from tests.api.endpoints import PNG, upload
 
 # Every route of PEER-V9.md's table of "endpoints beyond the seed" (method, path as django-ninja spells it).
@@ -61,7 +63,6 @@ PEER_ROUTES = [
 NOT_YET = {
     ("get", "/devices/{device_id}/webhook"),
     ("patch", "/devices/{device_id}/webhook"),
-    ("post", "/message/{message_id}/forward"),
     ("get", "/group/info-from-link"),
     ("get", "/newsletter/messages"),
     ("post", "/chat/{chat_jid}/pin"),
@@ -148,6 +149,53 @@ def test_health_is_503_when_the_database_does_not_answer(client):
         answer = client.get("/health")
     assert answer.status_code == 503 and answer["Retry-After"]
     assert answer.json()["code"] == "DEVICE_MANAGER_UNAVAILABLE"
+
+
+# ------------------------------------------------------------------------------------------ message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_forward_a_text_and_an_image_to_another_chat(wa, org, api_key):
+    wa.linked_device(org)
+    api = ApiClient(api_key)
+    a, b = wa.sandbox.peer_phones("echo")[:2]
+    text = api.post("/send/message", {"phone": a, "message": "ilet bunu"}).json()["results"]["message_id"]
+    image = api.post_form("/send/image", {"phone": a, "caption": "foto", "image": upload("i.png", PNG)})
+    image = image.json()["results"]["message_id"]
+
+    for original in (text, image):
+        sent = shape(
+            api.post(f"/message/{original}/forward", {"phone": b}), {"message_id": str, "status": str}
+        )
+        assert sent["status"] == "sent" and sent["message_id"] != original
+        copy = Message.objects.get(wa_id=sent["message_id"])
+        assert copy.chat.jid == f"{b}@s.whatsapp.net" and copy.is_forwarded
+    assert Message.objects.get(wa_id=sent["message_id"]).caption == "foto"
+    assert Message.objects.get(wa_id=sent["message_id"]).media
+
+
+@pytest.mark.django_db
+def test_forward_while_the_device_is_offline_is_queued(api, device):
+    chat = Chat.objects.create(organization=device.organization, device=device, jid=PEER)
+    Message.objects.create(
+        organization=device.organization,
+        device=device,
+        chat=chat,
+        wa_id="3EB0FORWARDME",
+        kind="text",
+        text="merhaba",
+        status="received",
+        timestamp=timezone.now(),
+    )
+    sent = shape(api.post("/message/3EB0FORWARDME/forward", {"phone": "905551112244"}))
+    assert sent["status"] == "queued"
+    assert Message.objects.get(wa_id=sent["message_id"]).status == "queued"
+
+
+@pytest.mark.django_db
+def test_forward_of_an_unknown_message_is_404_naming_it(api):
+    answer = api.post("/message/3EB0NOSUCH/forward", {"phone": PEER})
+    assert answer.status_code == 404 and answer.json()["message"].startswith("message_id:")
 
 
 # ------------------------------------------------------------------------------------------ group
