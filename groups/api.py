@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict
+from datetime import UTC, datetime
 
 from django.http import HttpResponse
 from ninja import File, Form, Query, Router, Schema
@@ -184,6 +185,35 @@ def export_participants(request, query: Query[GroupQuery]) -> HttpResponse:
     filename = group.jid.split("@", 1)[0]
     response["Content-Disposition"] = f'attachment; filename="group-{filename}-participants.csv"'
     return response
+
+
+class LinkQuery(Schema):
+    link: str = Field(max_length=300, examples=["https://chat.whatsapp.com/INVITE_CODE"])
+
+
+@router.get(
+    "/group/info-from-link", response=Envelope, summary="A group's info from its invite link, without joining"
+)
+def info_from_link(request, query: Query[LinkQuery]):
+    ctx = acting(request)
+    group = gateway.call(ctx.device, "group_info_from_link", code=services.invite_code(query.link))
+    return ok(
+        {
+            "group_id": group.jid,
+            "name": group.name,
+            "topic": group.topic,
+            "description": group.topic,
+            "created_at": _rfc3339(group.created_at),
+            "participant_count": len(group.participants),
+            "is_locked": group.locked,
+            "is_announce": group.announce,
+            "is_ephemeral": False,
+        }
+    )
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds or 0, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 class InviteQuery(GroupQuery):

@@ -611,6 +611,10 @@ class WhatsAppClient(abc.ABC):
         """Join by invite code (the part after https://chat.whatsapp.com/); returns the group JID."""
 
     @abc.abstractmethod
+    async def group_info_from_link(self, *, code: str) -> GroupInfo:
+        """A group's info by its invite code, without joining it."""
+
+    @abc.abstractmethod
     async def invite_link(self, *, jid: str, reset: bool = False) -> str: ...
 
     @abc.abstractmethod

@@ -271,6 +271,13 @@ ENDPOINTS: list[Endpoint] = [
     E("group", "POST", "/group/leave", {"group_id": GROUP}, write=True, required=("group_id",)),
     E("group", "GET", "/group/info", {"group_id": GROUP}, required=("group_id",)),
     E("group", "GET", "/group/participants", {"group_id": GROUP}, required=("group_id",)),
+    E(
+        "group",
+        "GET",
+        "/group/info-from-link",
+        {"link": "https://chat.whatsapp.com/ABCDEFGH"},
+        required=("link",),
+    ),
     E("group", "GET", "/group/participants/export", {"group_id": GROUP}, required=("group_id",)),
     E("group", "GET", "/group/invite-link", {"group_id": GROUP}, required=("group_id",)),
     E(

@@ -63,7 +63,6 @@ PEER_ROUTES = [
 NOT_YET = {
     ("get", "/devices/{device_id}/webhook"),
     ("patch", "/devices/{device_id}/webhook"),
-    ("get", "/group/info-from-link"),
     ("get", "/newsletter/messages"),
     ("post", "/chat/{chat_jid}/pin"),
     ("post", "/chat/{chat_jid}/archive"),
@@ -218,6 +217,27 @@ def test_group_participants_export_and_photo_as_the_peer(wa, org, api_key):
         {"jid": str, "phone_number": str, "is_admin": bool, "is_super_admin": bool},
     )
     assert {r["phone_number"] for r in listed["participants"]} >= {a, b}
+
+    link = api.get("/group/invite-link", {"group_id": group}).json()["results"]["invite_link"]
+    seen = shape(
+        api.get("/group/info-from-link", {"link": link}),
+        {
+            "group_id": str,
+            "name": str,
+            "topic": str,
+            "created_at": str,
+            "participant_count": int,
+            "is_locked": bool,
+            "is_announce": bool,
+            "is_ephemeral": bool,
+            "description": str,
+        },
+    )
+    assert (seen["group_id"], seen["name"], seen["participant_count"]) == (group, "Peer", 3)
+    gone = api.get("/group/info-from-link", {"link": "https://chat.whatsapp.com/NOSUCHCODE"})
+    assert gone.status_code == 404
+    bad = api.get("/group/info-from-link", {"link": "https://example.com/x y"})
+    assert bad.status_code == 400 and bad.json()["message"].startswith("link:")
 
     exported = api.get("/group/participants/export", {"group_id": group})
     assert exported.status_code == 200 and exported["Content-Type"].startswith("text/csv")

@@ -847,6 +847,12 @@ async def test_group_info(client, neo):
     neo.get_group_info.assert_awaited_once_with(jid(GROUP))
 
 
+async def test_group_info_from_link_takes_the_code_of_a_link(client, neo):
+    neo.get_group_info_from_link.return_value = group_info_pb()
+    assert await client.group_info_from_link(code="https://chat.whatsapp.com/AbCd") == EXPECTED_GROUP
+    neo.get_group_info_from_link.assert_awaited_once_with("AbCd")
+
+
 async def test_create_group(client, neo):
     neo.create_group.return_value = group_info_pb()
     assert await client.create_group(name="Team", participants=[PEER]) == EXPECTED_GROUP

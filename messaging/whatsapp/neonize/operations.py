@@ -150,6 +150,10 @@ class Operations:
         code = code.strip().rsplit("/", 1)[-1]
         return jid_str(await self._call(self._client().join_group_with_link, code))
 
+    async def group_info_from_link(self, *, code: str) -> p.GroupInfo:
+        code = code.strip().rsplit("/", 1)[-1]
+        return convert_group(await self._call(self._client().get_group_info_from_link, code))
+
     async def invite_link(self, *, jid: str, reset: bool = False) -> str:
         return await self._call(self._client().get_group_invite_link, to_jid(jid), revoke=reset)
 

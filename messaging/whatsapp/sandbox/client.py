@@ -35,7 +35,7 @@ from messaging.whatsapp.protocol import (
 )
 from messaging.whatsapp.sandbox import tenancy
 from messaging.whatsapp.sandbox.actors import _Actor, _outgoing_from
-from messaging.whatsapp.sandbox.groups import _group_info, _joined_groups
+from messaging.whatsapp.sandbox.groups import _group_info, _group_info_from_link, _joined_groups
 from messaging.whatsapp.sandbox.linking import (
     _forget_session,
     _is_registered_or_new,
@@ -480,6 +480,10 @@ class SandboxClient(p.WhatsAppClient):
 
     async def join_with_link(self, *, code: str) -> str:
         return await self._act("join_with_link", code)
+
+    async def group_info_from_link(self, *, code: str) -> GroupInfo:
+        self._require_connected()
+        return await runtime.db(_group_info_from_link, code)
 
     async def invite_link(self, *, jid: str, reset: bool = False) -> str:
         return await self._act("invite_link", jid=jid, reset=reset)
