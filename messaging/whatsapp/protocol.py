@@ -337,6 +337,18 @@ class Newsletter:
     role: str = ""  # subscriber, admin, owner
 
 
+@dataclass(slots=True, kw_only=True)
+class NewsletterPost:
+    """One message of a newsletter (channel), as its server numbers it."""
+
+    server_id: int
+    kind: str = "text"  # a MessageKind value
+    text: str = ""  # the body, or a media message's caption
+    timestamp: float = 0.0  # 0 when WhatsApp does not say
+    views: int = 0
+    reactions: dict[str, int] = field(default_factory=dict)
+
+
 # ---------------------------------------------------------------------------------------------- events
 
 
@@ -649,6 +661,12 @@ class WhatsAppClient(abc.ABC):
 
     @abc.abstractmethod
     async def unfollow_newsletter(self, *, jid: str) -> None: ...
+
+    @abc.abstractmethod
+    async def newsletter_messages(
+        self, *, jid: str, count: int = 50, before: int = 0
+    ) -> list[NewsletterPost]:
+        """The newest `count` posts (older than server ID `before`, when given), newest last."""
 
 
 # The operations the web tier may ask a worker for (by name, over the channel layer): every public

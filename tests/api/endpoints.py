@@ -331,6 +331,13 @@ ENDPOINTS: list[Endpoint] = [
         write=True,
         required=("newsletter_id",),
     ),
+    E(
+        "newsletter",
+        "GET",
+        "/newsletter/messages",
+        {"newsletter_id": NEWSLETTER},
+        required=("newsletter_id",),
+    ),
     # devices (the device is in the path: {device} is replaced by the test)
     E("devices", "GET", "/devices", offline=200),
     E("devices", "POST", "/devices", {"name": "Second"}, write=True, offline=201),

@@ -63,7 +63,6 @@ PEER_ROUTES = [
 NOT_YET = {
     ("get", "/devices/{device_id}/webhook"),
     ("patch", "/devices/{device_id}/webhook"),
-    ("get", "/newsletter/messages"),
     ("post", "/chat/{chat_jid}/pin"),
     ("post", "/chat/{chat_jid}/archive"),
     ("post", "/chat/{chat_jid}/disappearing"),
@@ -262,6 +261,29 @@ def test_group_photo_refuses_two_pictures_naming_the_field(wa, org, api_key):
         {"group_id": "120363000000000001@g.us", "image": upload("a.png", PNG), "photo": upload("b.png", PNG)},
     )
     assert answer.status_code == 400 and answer.json()["message"].startswith("photo:")
+
+
+# ------------------------------------------------------------------------------------------ newsletter
+
+
+@pytest.mark.django_db(transaction=True)
+def test_newsletter_messages_newest_and_older(wa, org, api_key):
+    wa.linked_device(org)
+    api = ApiClient(api_key)
+    newsletter = wa.sandbox.network_summary()["newsletters"][0]["jid"]
+    newest = shape(api.get("/newsletter/messages", {"newsletter_id": newsletter, "count": 5}), {"data": list})
+    rows_shape(
+        newest["data"],
+        {"server_id": int, "message_id": str, "type": str, "timestamp": str, "views_count": int},
+    )
+    assert len(newest["data"]) == 5
+    oldest_shown = min(r["server_id"] for r in newest["data"])
+    older = api.get(
+        "/newsletter/messages", {"newsletter_id": newsletter, "count": 5, "before": oldest_shown}
+    ).json()["results"]["data"]
+    assert older and max(r["server_id"] for r in older) < oldest_shown
+    too_many = api.get("/newsletter/messages", {"newsletter_id": newsletter, "count": 500})
+    assert too_many.status_code == 400 and too_many.json()["message"].startswith("count:")
 
 
 # ------------------------------------------------------------------------------------------ user

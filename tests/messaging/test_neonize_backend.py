@@ -853,6 +853,25 @@ async def test_group_info_from_link_takes_the_code_of_a_link(client, neo):
     neo.get_group_info_from_link.assert_awaited_once_with("AbCd")
 
 
+async def test_newsletter_messages_oldest_first_with_their_counts(client, neo):
+    neo.get_newsletter_messages.return_value = [
+        np.NewsletterMessage(
+            MessageServerID=12,
+            ViewsCount=40,
+            ReactionCounts=[np.Reaction(type="👍", count=3)],
+            Message=e2e.Message(conversation="second"),
+        ),
+        np.NewsletterMessage(MessageServerID=11, Message=e2e.Message(conversation="first")),
+    ]
+    newsletter = "120363000000000002@newsletter"
+    posts = await client.newsletter_messages(jid=newsletter, count=2, before=13)
+    assert [(x.server_id, x.text, x.views, x.reactions) for x in posts] == [
+        (11, "first", 0, {}),
+        (12, "second", 40, {"👍": 3}),
+    ]
+    neo.get_newsletter_messages.assert_awaited_once_with(jid(newsletter), 2, 13)
+
+
 async def test_create_group(client, neo):
     neo.create_group.return_value = group_info_pb()
     assert await client.create_group(name="Team", participants=[PEER]) == EXPECTED_GROUP

@@ -6,6 +6,7 @@ from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize.incoming import (
     convert_group,
     convert_newsletter,
+    convert_newsletter_post,
     convert_privacy,
 )
 from messaging.whatsapp.neonize.names import (
@@ -199,3 +200,9 @@ class Operations:
 
     async def unfollow_newsletter(self, *, jid: str) -> None:
         await self._call(self._client().unfollow_newsletter, to_jid(jid))
+
+    async def newsletter_messages(
+        self, *, jid: str, count: int = 50, before: int = 0
+    ) -> list[p.NewsletterPost]:
+        posts = await self._call(self._client().get_newsletter_messages, to_jid(jid), count, before)
+        return sorted((convert_newsletter_post(post) for post in posts), key=lambda post: post.server_id)

@@ -58,6 +58,7 @@ from messaging.whatsapp.sandbox.reads import (
     _check_numbers,
     _contacts,
     _download,
+    _newsletter_messages,
     _newsletters,
     _privacy_of,
     _user_info,
@@ -524,6 +525,12 @@ class SandboxClient(p.WhatsAppClient):
 
     async def unfollow_newsletter(self, *, jid: str) -> None:
         await self._act("unfollow_newsletter", jid=jid)
+
+    async def newsletter_messages(
+        self, *, jid: str, count: int = 50, before: int = 0
+    ) -> list[p.NewsletterPost]:
+        self._require_connected()
+        return await runtime.db(_newsletter_messages, jid, count, before)
 
 
 def _take_deliveries(device_id: int) -> list[dict]:
