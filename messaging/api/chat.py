@@ -1,4 +1,5 @@
-"""GET /chats and GET /chat/{chat_jid}/messages: the device's stored history (no WhatsApp round trip)."""
+"""GET /chats and GET /chat/{chat_jid}/messages: the device's stored history (no WhatsApp round trip); and
+POST /chat/{chat_jid}/pin|archive|disappearing|label: a chat's state, on WhatsApp and here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pydantic import Field
 from messaging.api.common import AUTH, ApiError, Envelope, acting, jid, ok
 from messaging.events import message_payload, rfc3339
 from messaging.models import Chat
+from messaging.services import chats as chat_services
 
 router = Router(tags=["chat"], auth=AUTH)
 
@@ -19,6 +21,10 @@ class Page(Schema):
     search: str = Field("", max_length=200)
 
 
+class ChatsPage(Page):
+    archived: bool | None = Field(None, description="Only archived chats (true) or only the others (false).")
+
+
 def _chat_row(chat: Chat) -> dict:
     return {
         "jid": chat.jid,
@@ -27,6 +33,10 @@ def _chat_row(chat: Chat) -> dict:
         "unread_count": chat.unread_count,
         "last_message_at": rfc3339(chat.last_message_at),
         "last_message": chat.last_message_preview,
+        "pinned": chat.pinned,
+        "archived": chat.archived,
+        "ephemeral_expiration": chat.disappearing_seconds,
+        "labels": [{"label_id": label.label_id, "name": label.name} for label in chat.labels.all()],
     }
 
 
@@ -35,9 +45,11 @@ def _page(total: int, page: Page, data: list) -> dict:
 
 
 @router.get("/chats", response=Envelope, summary="The device's chats, most recent first")
-def chats(request, page: Query[Page]):
+def chats(request, page: Query[ChatsPage]):
     ctx = acting(request)
-    rows = Chat.objects.filter(device=ctx.device)
+    rows = Chat.objects.filter(device=ctx.device).prefetch_related("labels")
+    if page.archived is not None:
+        rows = rows.filter(archived=page.archived)
     if page.search.strip():
         term = page.search.strip()
         rows = rows.filter(Q(name__icontains=term) | Q(jid__icontains=term))
@@ -71,3 +83,73 @@ def chat_messages(request, page: Query[Page], chat_jid: str = Path(..., max_leng
         )
         data.append(row)
     return ok({**_page(total, page, data), "chat": _chat_row(chat)})
+
+
+ChatJid = Path(..., max_length=200, examples=["905551112233@s.whatsapp.net"])
+
+
+def _state(request, service, chat_jid: str, done: str, **kwargs) -> dict:
+    """Run one chat-state service for the chosen device; answer the peer's shape (status, chat_jid, the value)."""
+    ctx = acting(request, write=True)
+    target = jid(chat_jid, "chat_jid")
+    request.api_field_names = {"chat": "chat_jid", "seconds": "timer_seconds"}
+    service(chat=target, **kwargs, **ctx.service_kwargs())
+    return {"status": "success", "message": done, "chat_jid": target}
+
+
+class PinIn(Schema):
+    pinned: bool = Field(description="true pins the chat, false unpins it.")
+
+
+@router.post("/chat/{chat_jid}/pin", response=Envelope, summary="Pin or unpin a chat")
+def pin(request, payload: PinIn, chat_jid: str = ChatJid):
+    done = "Chat pinned." if payload.pinned else "Chat unpinned."
+    row = _state(request, chat_services.set_chat_pinned, chat_jid, done, pinned=payload.pinned)
+    return ok({**row, "pinned": payload.pinned}, done)
+
+
+class ArchiveIn(Schema):
+    archived: bool = Field(description="true archives the chat, false brings it back.")
+
+
+@router.post("/chat/{chat_jid}/archive", response=Envelope, summary="Archive or unarchive a chat")
+def archive(request, payload: ArchiveIn, chat_jid: str = ChatJid):
+    done = "Chat archived." if payload.archived else "Chat unarchived."
+    row = _state(request, chat_services.set_chat_archived, chat_jid, done, archived=payload.archived)
+    return ok({**row, "archived": payload.archived}, done)
+
+
+class DisappearingIn(Schema):
+    timer_seconds: int = Field(
+        ge=0, description="0 (off), 86400 (24 hours), 604800 (7 days) or 7776000 (90 days)."
+    )
+
+
+@router.post(
+    "/chat/{chat_jid}/disappearing", response=Envelope, summary="Set the chat's disappearing-messages timer"
+)
+def disappearing(request, payload: DisappearingIn, chat_jid: str = ChatJid):
+    done = "Disappearing messages turned off." if not payload.timer_seconds else "Disappearing messages set."
+    row = _state(request, chat_services.set_chat_disappearing, chat_jid, done, seconds=payload.timer_seconds)
+    return ok({**row, "timer_seconds": payload.timer_seconds}, done)
+
+
+class LabelIn(Schema):
+    label_id: str = Field(max_length=64, description="WhatsApp's ID of the label.")
+    label_name: str = Field("", max_length=100, description="Its name (makes or renames the label).")
+    labeled: bool = Field(True, description="true puts the label on the chat, false takes it off.")
+
+
+@router.post("/chat/{chat_jid}/label", response=Envelope, summary="Put a label on a chat (or take it off)")
+def label(request, payload: LabelIn, chat_jid: str = ChatJid):
+    done = "Label added to the chat." if payload.labeled else "Label removed from the chat."
+    row = _state(
+        request,
+        chat_services.set_chat_label,
+        chat_jid,
+        done,
+        label_id=payload.label_id,
+        label_name=payload.label_name,
+        labeled=payload.labeled,
+    )
+    return ok({**row, "label_id": payload.label_id, "labeled": payload.labeled}, done)

@@ -61,6 +61,10 @@ def is_group(jid: str) -> bool:
     return jid.endswith("@" + GROUP_SERVER)
 
 
+# The disappearing-message timers WhatsApp offers: off, 24 hours, 7 days, 90 days.
+DISAPPEARING_TIMERS = (0, 86_400, 604_800, 7_776_000)
+
+
 def generate_message_id() -> str:
     """A WhatsApp-style message ID (as whatsmeow makes them), created before sending so nothing is lost."""
     return "3EB0" + secrets.token_hex(9).upper()
@@ -602,6 +606,26 @@ class WhatsAppClient(abc.ABC):
 
     @abc.abstractmethod
     async def business_profile(self, *, jid: str) -> BusinessProfile: ...
+
+    # -- chat state (app state on WhatsApp: every linked device of the number sees it)
+    @abc.abstractmethod
+    async def pin_chat(self, *, chat: str, pinned: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def archive_chat(self, *, chat: str, archived: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def set_disappearing_timer(self, *, chat: str, seconds: int) -> None:
+        """Messages of `chat` disappear after `seconds` (one of DISAPPEARING_TIMERS; 0 turns it off)."""
+
+    @abc.abstractmethod
+    async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
+        """Put a WhatsApp Business label on the chat (or take it off); `label_name` names a new label."""
+
+    # -- calls
+    @abc.abstractmethod
+    async def reject_call(self, *, caller: str, call_id: str) -> None:
+        """Decline an incoming call (`caller` as the offer named them)."""
 
     # -- groups
     @abc.abstractmethod

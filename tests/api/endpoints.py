@@ -232,6 +232,15 @@ ENDPOINTS: list[Endpoint] = [
     # chat (stored history)
     E("chat", "GET", "/chats", {"limit": 10}, offline=200),
     E("chat", "GET", f"/chat/{PEER}/messages", {"limit": 10}, offline=404),
+    *[
+        E("chat", "POST", f"/chat/{PEER}/{action}", body, write=True, required=tuple(required))
+        for action, body, required in [
+            ("pin", {"pinned": True}, ["pinned"]),
+            ("archive", {"archived": "true"}, ["archived"]),
+            ("disappearing", {"timer_seconds": 86400}, ["timer_seconds"]),
+            ("label", {"label_id": "3", "label_name": "Yeni", "labeled": True}, ["label_id"]),
+        ]
+    ],
     # group
     E(
         "group",

@@ -63,10 +63,6 @@ PEER_ROUTES = [
 NOT_YET = {
     ("get", "/devices/{device_id}/webhook"),
     ("patch", "/devices/{device_id}/webhook"),
-    ("post", "/chat/{chat_jid}/pin"),
-    ("post", "/chat/{chat_jid}/archive"),
-    ("post", "/chat/{chat_jid}/disappearing"),
-    ("post", "/chat/{chat_jid}/label"),
     ("post", "/call/reject"),
 }
 
@@ -194,6 +190,54 @@ def test_forward_while_the_device_is_offline_is_queued(api, device):
 def test_forward_of_an_unknown_message_is_404_naming_it(api):
     answer = api.post("/message/3EB0NOSUCH/forward", {"phone": PEER})
     assert answer.status_code == 404 and answer.json()["message"].startswith("message_id:")
+
+
+# ------------------------------------------------------------------------------------------ chat state
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pin_archive_disappearing_and_label_are_kept_and_listed(wa, org, api_key):
+    device = wa.linked_device(org)
+    api = ApiClient(api_key)
+    peer = f"{wa.sandbox.peer_phones('echo')[0]}@s.whatsapp.net"
+
+    pinned = shape(api.post(f"/chat/{peer}/pin", {"pinned": True}), {"chat_jid": str, "pinned": bool})
+    assert pinned == {"status": "success", "message": "Chat pinned.", "chat_jid": peer, "pinned": True}
+    shape(api.post(f"/chat/{peer}/archive", {"archived": True}), {"chat_jid": str, "archived": bool})
+    timer = shape(api.post(f"/chat/{peer}/disappearing", {"timer_seconds": 604800}), {"timer_seconds": int})
+    assert timer["timer_seconds"] == 604800
+    labeled = shape(
+        api.post(f"/chat/{peer}/label", {"label_id": "5", "label_name": "Müşteri", "labeled": True}),
+        {"label_id": str, "labeled": bool},
+    )
+    assert labeled["labeled"] is True
+
+    chat = Chat.objects.get(device=device, jid=peer)
+    assert (chat.pinned, chat.archived, chat.disappearing_seconds) == (True, True, 604800)
+    assert [(label.label_id, label.name) for label in chat.labels.all()] == [("5", "Müşteri")]
+    archived = api.get("/chats", {"archived": "true"}).json()["results"]["data"]
+    assert [(c["jid"], c["pinned"], c["ephemeral_expiration"]) for c in archived] == [(peer, True, 604800)]
+    assert archived[0]["labels"] == [{"label_id": "5", "name": "Müşteri"}]
+    assert peer not in {c["jid"] for c in api.get("/chats", {"archived": "false"}).json()["results"]["data"]}
+
+    api.post(f"/chat/{peer}/label", {"label_id": "5", "labeled": False})
+    api.post(f"/chat/{peer}/pin", {"pinned": False})
+    chat.refresh_from_db()
+    assert not chat.pinned and not chat.labels.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_timer_whatsapp_does_not_offer_is_400_naming_timer_seconds(wa, org, api_key):
+    wa.linked_device(org)
+    answer = ApiClient(api_key).post(f"/chat/{PEER}/disappearing", {"timer_seconds": 3600})
+    assert answer.status_code == 400 and answer.json()["message"].startswith("timer_seconds:")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_label_id_with_spaces_is_400_naming_it(wa, org, api_key):
+    wa.linked_device(org)
+    answer = ApiClient(api_key).post(f"/chat/{PEER}/label", {"label_id": "a b", "labeled": True})
+    assert answer.status_code == 400 and answer.json()["message"].startswith("label_id:")
 
 
 # ------------------------------------------------------------------------------------------ group

@@ -872,6 +872,28 @@ async def test_newsletter_messages_oldest_first_with_their_counts(client, neo):
     neo.get_newsletter_messages.assert_awaited_once_with(jid(newsletter), 2, 13)
 
 
+@pytest.mark.parametrize(
+    ("op", "kwargs"),
+    [
+        ("pin_chat", {"pinned": True}),
+        ("archive_chat", {"archived": True}),
+        ("label_chat", {"label_id": "1", "label_name": "", "labeled": True}),
+    ],
+)
+async def test_app_state_chat_changes_are_not_supported_yet(client, op, kwargs):
+    with pytest.raises(p.NotSupported, match="app-state"):
+        await getattr(client, op)(chat=PEER, **kwargs)
+
+
+async def test_disappearing_timer_and_reject_call_go_to_whatsmeow(client, neo):
+    from datetime import timedelta
+
+    await client.set_disappearing_timer(chat=PEER, seconds=86400)
+    neo.set_disappearing_timer.assert_awaited_once_with(jid(PEER), timedelta(seconds=86400))
+    await client.reject_call(caller=PEER, call_id="CALL1")
+    neo.reject_call.assert_awaited_once_with(jid(PEER), "CALL1")
+
+
 async def test_create_group(client, neo):
     neo.create_group.return_value = group_info_pb()
     assert await client.create_group(name="Team", participants=[PEER]) == EXPECTED_GROUP

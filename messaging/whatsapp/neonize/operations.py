@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize.incoming import (
     convert_group,
@@ -190,6 +192,33 @@ class Operations:
 
     async def set_group_announce(self, *, jid: str, announce: bool) -> None:
         await self._call(self._client().set_group_announce, to_jid(jid), announce)
+
+    # -- chat state
+
+    # Pins, archives and labels are app-state patches: neonize 0.5.2's Go DecodePatchInfo drops the patch
+    # type they need (as for star and delete-for-me, see app_state.APP_STATE_PATCHES_WORK).
+    async def pin_chat(self, *, chat: str, pinned: bool) -> None:
+        raise p.NotSupported(
+            "pinning chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+        )
+
+    async def archive_chat(self, *, chat: str, archived: bool) -> None:
+        raise p.NotSupported(
+            "archiving chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+        )
+
+    async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
+        raise p.NotSupported(
+            "labelling chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+        )
+
+    async def set_disappearing_timer(self, *, chat: str, seconds: int) -> None:
+        await self._call(self._client().set_disappearing_timer, to_jid(chat), timedelta(seconds=seconds))
+
+    # -- calls
+
+    async def reject_call(self, *, caller: str, call_id: str) -> None:
+        await self._call(self._client().reject_call, to_jid(caller), call_id)
 
     # -- newsletters
 

@@ -455,6 +455,28 @@ class SandboxClient(p.WhatsAppClient):
         self._require_connected()
         return await runtime.db(_business_profile, jid)
 
+    # -- chat state: the simulated network keeps no app state; it checks what WhatsApp would refuse
+
+    async def pin_chat(self, *, chat: str, pinned: bool) -> None:
+        self._require_connected()
+
+    async def archive_chat(self, *, chat: str, archived: bool) -> None:
+        self._require_connected()
+
+    async def set_disappearing_timer(self, *, chat: str, seconds: int) -> None:
+        self._require_connected()
+        if seconds not in p.DISAPPEARING_TIMERS:
+            raise InvalidRequest(f"WhatsApp offers only these timers (seconds): {p.DISAPPEARING_TIMERS}.")
+
+    async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
+        self._require_connected()
+
+    # -- calls: no call is ever offered on the simulated network, so none can be rejected
+
+    async def reject_call(self, *, caller: str, call_id: str) -> None:
+        self._require_connected()
+        raise NotFound(f"There is no ringing call {call_id} from {caller}.")
+
     # -- groups
 
     async def joined_groups(self) -> list[GroupInfo]:
