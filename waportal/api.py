@@ -11,7 +11,7 @@ from ninja import NinjaAPI
 from ninja.openapi.docs import DocsBase
 
 from groups.api import router as group_router
-from messaging.api import app, chat, devices, message, newsletter, send, user
+from messaging.api import app, call, chat, devices, message, newsletter, send, user
 from messaging.api.common import AUTH, ApiParser, install_error_handlers
 
 
@@ -93,5 +93,6 @@ api.add_router("", chat.router)
 api.add_router("", group_router)
 api.add_router("", newsletter.router)
 api.add_router("", devices.router)
+api.add_router("", call.router)
 
 urls = api.urls

@@ -347,6 +347,14 @@ ENDPOINTS: list[Endpoint] = [
         {"newsletter_id": NEWSLETTER},
         required=("newsletter_id",),
     ),
+    E(
+        "call",
+        "POST",
+        "/call/reject",
+        {"caller_jid": PEER, "call_id": "CALL1"},
+        write=True,
+        required=("caller_jid", "call_id"),
+    ),
     # devices (the device is in the path: {device} is replaced by the test)
     E("devices", "GET", "/devices", offline=200),
     E("devices", "POST", "/devices", {"name": "Second"}, write=True, offline=201),

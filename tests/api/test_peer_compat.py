@@ -63,7 +63,6 @@ PEER_ROUTES = [
 NOT_YET = {
     ("get", "/devices/{device_id}/webhook"),
     ("patch", "/devices/{device_id}/webhook"),
-    ("post", "/call/reject"),
 }
 
 
@@ -328,6 +327,30 @@ def test_newsletter_messages_newest_and_older(wa, org, api_key):
     assert older and max(r["server_id"] for r in older) < oldest_shown
     too_many = api.get("/newsletter/messages", {"newsletter_id": newsletter, "count": 500})
     assert too_many.status_code == 400 and too_many.json()["message"].startswith("count:")
+
+
+# ------------------------------------------------------------------------------------------ call
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rejecting_a_call_that_is_not_ringing_is_404(wa, org, api_key):
+    wa.linked_device(org)
+    answer = ApiClient(api_key).post("/call/reject", {"caller_jid": PEER, "call_id": "NOSUCHCALL"})
+    assert answer.status_code == 404 and "NOSUCHCALL" in answer.json()["message"]
+
+
+@pytest.mark.django_db
+def test_call_reject_names_a_bad_caller(api):
+    answer = api.post("/call/reject", {"caller_jid": "not a number", "call_id": "X"})
+    assert answer.status_code == 400 and answer.json()["message"].startswith("caller_jid:")
+
+
+@pytest.mark.django_db
+def test_call_reject_is_sent_to_the_worker(api, device):
+    with mock.patch("messaging.api.call.gateway.call") as call:
+        answer = shape(api.post("/call/reject", {"caller_jid": "905551112233", "call_id": "C1"}))
+    call.assert_called_once_with(mock.ANY, "reject_call", caller=PEER, call_id="C1")
+    assert answer == {"caller_jid": PEER, "call_id": "C1"}
 
 
 # ------------------------------------------------------------------------------------------ user
