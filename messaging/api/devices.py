@@ -210,3 +210,51 @@ def qr_image(request, token: str):
     response = HttpResponse(buffer.getvalue(), content_type="image/png")
     response["Cache-Control"] = "no-store"
     return response
+
+
+# ------------------------------------------------------------------------------------------ its webhook
+
+
+def webhook_row(ctx, device: Device, endpoint) -> dict:
+    from messaging.services.device_webhook import PEER_EVENTS
+
+    theirs = {ours: peer for peer, ours in PEER_EVENTS.items()}
+    full = ctx.api_key.access == "full"  # a read-only key does not see the signing secret
+    return {
+        "device_id": str(device.pk),
+        "webhook_url": endpoint.url if endpoint else "",
+        "webhook_secret": endpoint.secret if endpoint and full else "",
+        "webhook_events": [theirs.get(e, e) for e in endpoint.events] if endpoint else [],
+    }
+
+
+@router.get("/devices/{device_id}/webhook", response=Envelope, summary="The device's webhook")
+def get_webhook(request, device_id: int):
+    from messaging.services.device_webhook import device_webhook
+
+    ctx = acting(request, device=False)
+    device = owned(ctx, device_id)
+    return ok(webhook_row(ctx, device, device_webhook(organization=ctx.organization, device=device)))
+
+
+class WebhookIn(Schema):
+    webhook_url: str = Field(max_length=500, description='Where to send events; "" removes the webhook.')
+    webhook_secret: str | None = Field(None, max_length=100, description="Signs X-Hub-Signature-256.")
+    webhook_events: list[str] | None = Field(None, max_length=50, description="None: keep; []: every event.")
+
+
+@router.patch("/devices/{device_id}/webhook", response=Envelope, summary="Set or clear the device's webhook")
+def set_webhook(request, payload: WebhookIn, device_id: int):
+    from messaging.services.device_webhook import set_device_webhook
+
+    ctx = acting(request, write=True, device=False)
+    device = owned(ctx, device_id)
+    request.api_field_names = {"url": "webhook_url"}
+    endpoint = set_device_webhook(
+        organization=ctx.organization,
+        device=device,
+        url=payload.webhook_url,
+        secret=payload.webhook_secret,
+        events=payload.webhook_events,
+    )
+    return ok(webhook_row(ctx, device, endpoint), "Webhook set." if endpoint else "Webhook removed.")

@@ -36,7 +36,7 @@ def upload(name: str, data: bytes) -> io.BytesIO:
 @dataclass
 class Endpoint:
     router: str
-    method: str  # GET, POST, DELETE
+    method: str  # GET, POST, PATCH, DELETE
     path: str
     data: dict = field(default_factory=dict)  # query (GET), JSON body (POST), or form fields
     form: bool = False  # multipart
@@ -57,6 +57,8 @@ class Endpoint:
             return api.get(path, data, headers=headers)
         if self.method == "DELETE":
             return api.delete(path, headers=headers)
+        if self.method == "PATCH":
+            return api.patch(path, data, headers=headers)
         if self.form:
             body = dict(data)
             for name, (filename, content) in self.files.items():
@@ -373,6 +375,17 @@ ENDPOINTS: list[Endpoint] = [
     E("devices", "POST", "/devices/{device}/logout", write=True, offline=200, device_in_path=True),
     E("devices", "POST", "/devices/{device}/reconnect", write=True, offline=200, device_in_path=True),
     E("devices", "DELETE", "/devices/{device}", write=True, offline=200, device_in_path=True),
+    E("devices", "GET", "/devices/{device}/webhook", offline=200, device_in_path=True),
+    E(
+        "devices",
+        "PATCH",
+        "/devices/{device}/webhook",
+        {"webhook_url": "https://hooks.example.com/wa", "webhook_events": ["message", "message.ack"]},
+        write=True,
+        required=("webhook_url",),
+        offline=200,
+        device_in_path=True,
+    ),
 ]
 
 

@@ -60,10 +60,7 @@ PEER_ROUTES = [
 
 
 # Routes of the table we do not serve yet (each commit that adds one takes it out of here).
-NOT_YET = {
-    ("get", "/devices/{device_id}/webhook"),
-    ("patch", "/devices/{device_id}/webhook"),
-}
+NOT_YET: set = set()
 
 
 def _route_params():
@@ -142,6 +139,55 @@ def test_health_is_503_when_the_database_does_not_answer(client):
         answer = client.get("/health")
     assert answer.status_code == 503 and answer["Retry-After"]
     assert answer.json()["code"] == "DEVICE_MANAGER_UNAVAILABLE"
+
+
+# ------------------------------------------------------------------------------------------ devices
+
+
+@pytest.mark.django_db
+def test_one_webhook_per_device_set_changed_and_cleared(api, device, read_only_api):
+    from messaging.models import WebhookEndpoint
+
+    empty = shape(api.get(f"/devices/{device.pk}/webhook"), {"device_id": str, "webhook_url": str})
+    assert empty["webhook_url"] == "" and empty["webhook_events"] == []
+
+    set_ = shape(
+        api.patch(
+            f"/devices/{device.pk}/webhook",
+            {
+                "webhook_url": "https://hooks.example.com/wa",
+                "webhook_secret": "s3cret-of-theirs",
+                "webhook_events": ["message", "message.ack"],
+            },
+        ),
+        {"webhook_url": str, "webhook_secret": str, "webhook_events": list},
+    )
+    assert set_["webhook_events"] == ["message", "message.ack"] and set_["device_id"] == str(device.pk)
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.secret == "s3cret-of-theirs" and list(endpoint.devices.all()) == [device]
+    assert sorted(endpoint.events) == ["message", "message.receipt"]
+
+    moved = api.patch(f"/devices/{device.pk}/webhook", {"webhook_url": "https://hooks.example.com/v2"})
+    assert shape(moved)["webhook_events"] == ["message", "message.ack"]  # kept
+    assert WebhookEndpoint.objects.get().url == "https://hooks.example.com/v2"
+    assert read_only_api.get(f"/devices/{device.pk}/webhook").json()["results"]["webhook_secret"] == ""
+
+    shape(api.patch(f"/devices/{device.pk}/webhook", {"webhook_url": ""}))
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"webhook_url": "http://127.0.0.1/x"}, "webhook_url"),
+        ({"webhook_url": "https://hooks.example.com/wa", "webhook_events": ["nope"]}, "webhook_events"),
+        ({"webhook_url": "https://hooks.example.com/wa", "webhook_secret": "short"}, "webhook_secret"),
+    ],
+)
+def test_device_webhook_bad_input_names_the_field(api, device, body, field):
+    answer = api.patch(f"/devices/{device.pk}/webhook", body)
+    assert answer.status_code == 400 and answer.json()["message"].startswith(f"{field}:"), answer.json()
 
 
 # ------------------------------------------------------------------------------------------ message
