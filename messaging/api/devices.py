@@ -7,9 +7,10 @@ import io
 
 import segno
 from django.core import signing
+from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
-from ninja import Router, Schema, Status
+from ninja import Router, Schema
 from pydantic import Field
 
 from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok, phone_digits
@@ -29,10 +30,27 @@ def shown_reason(device: Device) -> str:
     return UNHELD_REASON if device.unheld else device.status_reason
 
 
+# The peer's four states: its "connected" is a socket up but not logged in (waiting for a QR scan or a code).
+PEER_STATES = {
+    DeviceStatus.CONNECTED: "logged_in",
+    DeviceStatus.QR_WAITING: "connected",
+    DeviceStatus.PAIRING: "connected",
+    DeviceStatus.CONNECTING: "connecting",
+}
+
+
+def peer_state(device: Device) -> str:
+    return PEER_STATES.get(device.shown_status, "disconnected")
+
+
 def device_row(device: Device) -> dict:
+    """The peer's device row (id as a string, phone_number, display_name, state) and our fuller fields."""
     lease = getattr(device, "lease", None)  # a device no worker ever held has none
     return {
-        "id": device.pk,
+        "id": str(device.pk),
+        "phone_number": device.phone,
+        "display_name": device.push_name or device.name,
+        "state": peer_state(device),
         "name": device.name,
         "device": device.jid,
         "jid": device.jid,
@@ -51,7 +69,8 @@ def device_row(device: Device) -> dict:
 
 def status_row(device: Device) -> dict:
     return {
-        "device_id": device.pk,
+        "device_id": str(device.pk),
+        "state": peer_state(device),
         "status": device.shown_status,
         "reason": shown_reason(device),
         "is_connected": device.is_connected and not device.unheld,
@@ -95,7 +114,14 @@ def owned(ctx, device_id: int) -> Device:
 
 
 class DeviceIn(Schema):
-    name: str = Field("WhatsApp", max_length=80)
+    name: str | None = Field(
+        None, max_length=80, description='Its name on the dashboard (default "WhatsApp").'
+    )
+    # The peer's fields. Our device IDs are ours to choose: a device_id given becomes the name, when none is.
+    device_id: str | None = Field(None, max_length=80, description="Accepted as the name (IDs are ours).")
+    webhook_url: str | None = Field(None, max_length=500, description="Give the device its webhook at once.")
+    webhook_secret: str | None = Field(None, max_length=100)
+    webhook_events: list[str] | None = Field(None, max_length=50)
 
 
 @router.get("/devices", response=Envelope, summary="The organization's devices")
@@ -104,15 +130,25 @@ def list_devices(request):
     return ok([device_row(d) for d in ctx.organization.devices.select_related("lease")])
 
 
-@router.post(
-    "/devices", response={201: Envelope}, summary="Add a device (then link it with /devices/{id}/login)"
-)
+@router.post("/devices", response=Envelope, summary="Add a device (then link it with /devices/{id}/login)")
 def create_device(request, payload: DeviceIn):
+    from messaging.services.device_webhook import set_device_webhook
+
     ctx = acting(request, write=True, device=False)
-    device = device_services.create_device(
-        organization=ctx.organization, name=payload.name, api_key=ctx.api_key
-    )
-    return Status(201, ok(device_row(device), "Device added; link it with GET /devices/{id}/login."))
+    name = payload.name if payload.name is not None else (payload.device_id or "").strip() or "WhatsApp"
+    request.api_field_names = {"url": "webhook_url"}
+    with transaction.atomic():  # a refused webhook adds no device either
+        device = device_services.create_device(organization=ctx.organization, name=name, api_key=ctx.api_key)
+        if payload.webhook_url:
+            set_device_webhook(
+                organization=ctx.organization,
+                device=device,
+                url=payload.webhook_url,
+                secret=payload.webhook_secret,
+                events=payload.webhook_events,
+            )
+    # 200, as the peer answers (its clients check for it).
+    return ok(device_row(device), "Device added; link it with GET /devices/{id}/login.")
 
 
 @router.get("/devices/{device_id}", response=Envelope, summary="One device")
@@ -148,7 +184,7 @@ def pair_answer(ctx, device: Device, phone) -> dict:
         organization=ctx.organization, device=device, phone=digits, api_key=ctx.api_key
     )
     return ok(
-        {"pair_code": code.code, "expires_in": code.expires_in, "device_id": device.pk, "phone": digits},
+        {"pair_code": code.code, "expires_in": code.expires_in, "device_id": str(device.pk), "phone": digits},
         "Enter this code on the phone: WhatsApp → Linked devices → Link with phone number.",
     )
 

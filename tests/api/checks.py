@@ -49,7 +49,7 @@ def other_organizations_device(endpoint, api, device, other_device) -> None:
         assert response.status_code in (200, 201)
         listed = response.json()["results"]
         rows = listed if isinstance(listed, list) else [listed]
-        assert other_device.pk not in {row.get("id") for row in rows}
+        assert str(other_device.pk) not in {row.get("id") for row in rows}
         assert other_device.jid not in response.content.decode()
         return
     else:

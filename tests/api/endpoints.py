@@ -359,7 +359,7 @@ ENDPOINTS: list[Endpoint] = [
     ),
     # devices (the device is in the path: {device} is replaced by the test)
     E("devices", "GET", "/devices", offline=200),
-    E("devices", "POST", "/devices", {"name": "Second"}, write=True, offline=201),
+    E("devices", "POST", "/devices", {"name": "Second"}, write=True, offline=200),
     E("devices", "GET", "/devices/{device}", offline=200, device_in_path=True),
     E("devices", "GET", "/devices/{device}/status", offline=200, device_in_path=True),
     E("devices", "GET", "/devices/{device}/login", write=True, offline=200, device_in_path=True),

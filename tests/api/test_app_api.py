@@ -81,12 +81,12 @@ def test_malformed_phone_for_pairing_is_400(api):
 def test_each_way_of_passing_the_key_works_and_is_recorded(style, api_key, device):
     answer = ApiClient(api_key, style=style).get("/app/status")
     assert answer.status_code == 200
-    assert answer.json()["results"]["device_id"] == device.pk
+    assert answer.json()["results"]["device_id"] == str(device.pk)
     assert ApiKey.objects.get().last_used_at is not None
 
 
 @pytest.mark.django_db
 def test_another_organizations_key_sees_only_its_own_devices(api, other_api_key, device, other_device):
     theirs = ApiClient(other_api_key).get("/app/devices").json()["results"]
-    assert [d["id"] for d in theirs] == [other_device.pk]
+    assert [d["id"] for d in theirs] == [str(other_device.pk)]
     error(ApiClient(other_api_key, device=device).get("/app/status"), 404, "NOT_FOUND", "device_id")

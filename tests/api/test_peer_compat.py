@@ -143,6 +143,54 @@ def test_health_is_503_when_the_database_does_not_answer(client):
 
 # ------------------------------------------------------------------------------------------ devices
 
+PEER_STATES = {"disconnected", "connecting", "connected", "logged_in"}
+
+
+@pytest.mark.django_db
+def test_devices_rows_as_the_peer_with_string_ids(api, device):
+    rows = shape(api.get("/devices"), results=list)
+    rows_shape(
+        rows,
+        {"id": str, "phone_number": str, "display_name": str, "state": str, "jid": str, "created_at": str},
+    )
+    assert rows[0]["id"] == str(device.pk) and rows[0]["state"] in PEER_STATES
+    one = shape(api.get(f"/devices/{device.pk}"), {"id": str, "state": str})
+    assert one["state"] == "disconnected"
+    assert shape(api.get(f"/devices/{device.pk}/status"), {"device_id": str})["device_id"] == str(device.pk)
+    assert shape(api.get("/app/status"), {"device_id": str})["device_id"] == str(device.pk)
+
+
+@pytest.mark.django_db
+def test_post_devices_answers_200_and_takes_the_peers_fields(api, device):
+    from messaging.models import WebhookEndpoint
+
+    made = shape(
+        api.post(
+            "/devices",
+            {
+                "device_id": "sales",
+                "webhook_url": "https://hooks.example.com/sales",
+                "webhook_secret": "their-own-secret",
+                "webhook_events": ["message"],
+            },
+        ),
+        {"id": str, "state": str},
+    )
+    assert made["name"] == "sales" and made["state"] == "disconnected"
+    endpoint = WebhookEndpoint.objects.get()
+    assert [d.pk for d in endpoint.devices.all()] == [
+        int(made["id"])
+    ] and endpoint.secret == "their-own-secret"
+    hook = shape(api.get(f"/devices/{made['id']}/webhook"))
+    assert hook["webhook_url"] == "https://hooks.example.com/sales"
+
+
+@pytest.mark.django_db
+def test_post_devices_with_a_refused_webhook_adds_nothing(api, device):
+    answer = api.post("/devices", {"name": "x", "webhook_url": "http://127.0.0.1/hook"})
+    assert answer.status_code == 400 and answer.json()["message"].startswith("webhook_url:")
+    assert device.organization.devices.count() == 1
+
 
 @pytest.mark.django_db
 def test_one_webhook_per_device_set_changed_and_cleared(api, device, read_only_api):
