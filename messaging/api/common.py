@@ -319,24 +319,31 @@ class Acting:
         }
 
 
+def find_device(organization, raw: str) -> Device:
+    """The organization's device named by its ID, its JID or its phone number in any usual form
+    (905551000000, +90 555 100 00 00); 400 for none of these, 404 for no such device here."""
+    raw = (raw or "").strip()
+    devices = organization.devices.select_related("lease")
+    device = None
+    if raw.isdigit() and len(raw) < 19:
+        device = devices.filter(pk=int(raw)).first()
+    if device is None and not (raw.isdigit() and len(raw) < 7):  # too short for a number: an ID, not here
+        try:
+            jid = protocol.normalize_jid(raw)
+        except ValueError:
+            raise field_error(
+                "device_id", "is not a device ID (see GET /devices) or a linked number."
+            ) from None
+        device = devices.filter(jid=jid).first() or devices.filter(phone=protocol.jid_user(jid)).first()
+    if device is None:
+        raise ApiError(404, "NOT_FOUND", "device_id: no such device in this organization.", field="device_id")
+    return device
+
+
 def _chosen_device(request, organization) -> Device:
     raw = (request.headers.get("X-Device-Id") or request.GET.get("device_id") or "").strip()
     if raw:
-        if raw.isdigit() and len(raw) < 19:
-            device = organization.devices.select_related("lease").filter(pk=int(raw)).first()
-        else:
-            try:
-                jid = protocol.normalize_jid(raw)
-            except ValueError:
-                raise field_error(
-                    "device_id", "is not a device ID (see GET /devices) or a linked number."
-                ) from None
-            device = organization.devices.select_related("lease").filter(jid=jid).first()
-        if device is None:
-            raise ApiError(
-                404, "NOT_FOUND", "device_id: no such device in this organization.", field="device_id"
-            )
-        return device
+        return find_device(organization, raw)
     devices = list(organization.devices.select_related("lease")[:2])
     if len(devices) == 1:
         return devices[0]

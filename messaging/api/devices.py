@@ -13,7 +13,7 @@ from django.utils import timezone
 from ninja import Router, Schema
 from pydantic import Field
 
-from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok, phone_digits
+from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, find_device, ok, phone_digits
 from messaging.events import rfc3339
 from messaging.models import Device, DeviceStatus
 from messaging.models.device import UNHELD_REASON
@@ -103,11 +103,9 @@ def login_answer(request, device: Device) -> dict:
     return ok(results, "Scan the QR code with WhatsApp on the phone (Linked devices → Link a device).")
 
 
-def owned(ctx, device_id: int) -> Device:
-    device = ctx.organization.devices.select_related("lease").filter(pk=device_id).first()
-    if device is None:
-        raise ApiError(404, "NOT_FOUND", "device_id: no such device in this organization.", field="device_id")
-    return device
+def owned(ctx, device_id: str) -> Device:
+    """The device named in the path: by its ID, its JID or its number, as X-Device-Id (another's: 404)."""
+    return find_device(ctx.organization, device_id)
 
 
 # ------------------------------------------------------------------------------------------ endpoints
@@ -152,21 +150,21 @@ def create_device(request, payload: DeviceIn):
 
 
 @router.get("/devices/{device_id}", response=Envelope, summary="One device")
-def get_device(request, device_id: int):
+def get_device(request, device_id: str):
     ctx = acting(request, device=False)
     return ok(device_row(owned(ctx, device_id)))
 
 
 @router.delete("/devices/{device_id}", response=Envelope, summary="Remove a device (logs it out first)")
-def delete_device(request, device_id: int):
+def delete_device(request, device_id: str):
     ctx = acting(request, write=True, device=False)
     device = owned(ctx, device_id)
     device_services.remove_device(organization=ctx.organization, device=device, api_key=ctx.api_key)
-    return ok({"id": device_id}, "Device removed.")
+    return ok({"id": str(device.pk)}, "Device removed.")
 
 
 @router.get("/devices/{device_id}/login", response=Envelope, summary="Link the device by QR code")
-def device_login(request, device_id: int):
+def device_login(request, device_id: str):
     ctx = acting(request, write=True, device=False)
     device = device_services.start_linking(
         organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key
@@ -190,13 +188,13 @@ def pair_answer(ctx, device: Device, phone) -> dict:
 
 
 @router.post("/devices/{device_id}/login/code", response=Envelope, summary="Link the device by pairing code")
-def device_login_code(request, payload: PairIn, device_id: int):
+def device_login_code(request, payload: PairIn, device_id: str):
     ctx = acting(request, write=True, device=False)
     return pair_answer(ctx, owned(ctx, device_id), payload.phone)
 
 
 @router.post("/devices/{device_id}/logout", response=Envelope, summary="Unlink the device from WhatsApp")
-def device_logout(request, device_id: int):
+def device_logout(request, device_id: str):
     ctx = acting(request, write=True, device=False)
     device = device_services.logout_device(
         organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key
@@ -205,7 +203,7 @@ def device_logout(request, device_id: int):
 
 
 @router.post("/devices/{device_id}/reconnect", response=Envelope, summary="Connect a linked device again")
-def device_reconnect(request, device_id: int):
+def device_reconnect(request, device_id: str):
     ctx = acting(request, write=True, device=False)
     request.api_field_names = {"device": "device_id"}
     device = device_services.reconnect_device(
@@ -215,7 +213,7 @@ def device_reconnect(request, device_id: int):
 
 
 @router.get("/devices/{device_id}/status", response=Envelope, summary="The device's connection status")
-def device_status(request, device_id: int):
+def device_status(request, device_id: str):
     ctx = acting(request, device=False)
     return ok(status_row(owned(ctx, device_id)))
 
@@ -265,7 +263,7 @@ def webhook_row(ctx, device: Device, endpoint) -> dict:
 
 
 @router.get("/devices/{device_id}/webhook", response=Envelope, summary="The device's webhook")
-def get_webhook(request, device_id: int):
+def get_webhook(request, device_id: str):
     from messaging.services.device_webhook import device_webhook
 
     ctx = acting(request, device=False)
@@ -280,7 +278,7 @@ class WebhookIn(Schema):
 
 
 @router.patch("/devices/{device_id}/webhook", response=Envelope, summary="Set or clear the device's webhook")
-def set_webhook(request, payload: WebhookIn, device_id: int):
+def set_webhook(request, payload: WebhookIn, device_id: str):
     from messaging.services.device_webhook import set_device_webhook
 
     ctx = acting(request, write=True, device=False)

@@ -161,6 +161,37 @@ def test_devices_rows_as_the_peer_with_string_ids(api, device):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "named",
+    [
+        "{pk}",
+        "905550000000",
+        "+90 555 000 00 00",
+        "905550000000@s.whatsapp.net",
+        "905550000000:7@s.whatsapp.net",
+    ],
+)
+def test_a_device_is_chosen_by_id_jid_or_number_in_any_form(api, device, named):
+    from messaging.models import Device
+
+    Device.objects.create(organization=device.organization, name="Other", jid="905557777777@s.whatsapp.net")
+    named = named.format(pk=device.pk)
+    by_header = shape(api.get("/app/status", headers={"X-Device-Id": named}))
+    assert by_header["device_id"] == str(device.pk)
+    by_query = shape(api.get("/app/status", {"device_id": named}))
+    assert by_query["device_id"] == str(device.pk)
+    in_path = shape(api.get(f"/devices/{named.replace(' ', '%20')}/status"))
+    assert in_path["device_id"] == str(device.pk)
+
+
+@pytest.mark.django_db
+def test_a_number_of_no_device_here_is_404_and_nonsense_400(api, device, other_device):
+    assert api.get("/app/status", headers={"X-Device-Id": other_device.phone}).status_code == 404
+    nonsense = api.get("/app/status", headers={"X-Device-Id": "phone of ali"})
+    assert nonsense.status_code == 400 and nonsense.json()["message"].startswith("device_id:")
+
+
+@pytest.mark.django_db
 def test_post_devices_answers_200_and_takes_the_peers_fields(api, device):
     from messaging.models import WebhookEndpoint
 
