@@ -14,7 +14,7 @@ from pydantic import Field
 
 from groups import services
 from messaging import gateway
-from messaging.api.common import AUTH, Envelope, acting, field_error, media_input, ok
+from messaging.api.common import AUTH, Envelope, acting, done, field_error, media_input, ok
 from messaging.api.fields import GroupJid, Participant
 
 router = Router(tags=["group"], auth=AUTH)
@@ -128,11 +128,11 @@ class GroupIn(Schema):
     group_id: GroupJid
 
 
-@router.post("/group/leave", response=Envelope, summary="Leave a group")
+@router.post("/group/leave", response=Envelope, exclude_unset=True, summary="Leave a group")
 def leave(request, payload: GroupIn):
     ctx = acting(request, write=True)
     group = services.leave_group(group_id=payload.group_id, **ctx.service_kwargs())
-    return ok({"group_id": group}, f"Left {group}.")
+    return done(f"Left {group}.")
 
 
 @router.get("/group/info", response=Envelope, summary="A group's info and participants")
@@ -231,22 +231,22 @@ class NameIn(GroupIn):
     name: str = Field(max_length=100)
 
 
-@router.post("/group/name", response=Envelope, summary="Rename a group")
+@router.post("/group/name", response=Envelope, exclude_unset=True, summary="Rename a group")
 def set_name(request, payload: NameIn):
     ctx = acting(request, write=True)
     name = services.set_group_name(group_id=payload.group_id, name=payload.name, **ctx.service_kwargs())
-    return ok({"group_id": payload.group_id, "name": name}, "Group renamed.")
+    return done(f"Group renamed to '{name}'.")
 
 
 class TopicIn(GroupIn):
     topic: str = Field("", max_length=2048)
 
 
-@router.post("/group/topic", response=Envelope, summary="Set a group's description")
+@router.post("/group/topic", response=Envelope, exclude_unset=True, summary="Set a group's description")
 def set_topic(request, payload: TopicIn):
     ctx = acting(request, write=True)
     topic = services.set_group_topic(group_id=payload.group_id, topic=payload.topic, **ctx.service_kwargs())
-    return ok({"group_id": payload.group_id, "topic": topic}, "Group description set.")
+    return done("Group description set." if topic else "Group description removed.")
 
 
 class PhotoForm(Schema):
@@ -277,23 +277,35 @@ class LockedIn(GroupIn):
     locked: bool = Field(description="true: only admins may edit the group's info.")
 
 
-@router.post("/group/locked", response=Envelope, summary="Only admins edit group info (or everyone)")
+@router.post(
+    "/group/locked",
+    response=Envelope,
+    exclude_unset=True,
+    summary="Only admins edit group info (or everyone)",
+)
 def set_locked(request, payload: LockedIn):
     ctx = acting(request, write=True)
     locked = services.set_group_locked(
         group_id=payload.group_id, locked=payload.locked, **ctx.service_kwargs()
     )
-    return ok({"group_id": payload.group_id, "locked": locked}, "Group setting changed.")
+    return done(
+        "Group locked: only admins edit its info." if locked else "Group unlocked: everyone edits its info."
+    )
 
 
 class AnnounceIn(GroupIn):
     announce: bool = Field(description="true: only admins may send messages.")
 
 
-@router.post("/group/announce", response=Envelope, summary="Only admins send messages (or everyone)")
+@router.post(
+    "/group/announce",
+    response=Envelope,
+    exclude_unset=True,
+    summary="Only admins send messages (or everyone)",
+)
 def set_announce(request, payload: AnnounceIn):
     ctx = acting(request, write=True)
     announce = services.set_group_announce(
         group_id=payload.group_id, announce=payload.announce, **ctx.service_kwargs()
     )
-    return ok({"group_id": payload.group_id, "announce": announce}, "Group setting changed.")
+    return done("Announce mode on: only admins send." if announce else "Announce mode off: everyone sends.")

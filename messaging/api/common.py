@@ -52,6 +52,12 @@ def ok(results: Any = None, message: str = "Success") -> dict:
     return {"code": "SUCCESS", "message": message, "results": results}
 
 
+def done(message: str) -> dict:
+    """Success with no `results` key at all, where the peer server returns nothing (its clients' models say so).
+    The operation must be declared with `exclude_unset=True`, or the Envelope would add `"results": null`."""
+    return {"code": "SUCCESS", "message": message}
+
+
 class ApiError(Exception):
     """An answer other than success: HTTP status, stable code, a message naming the field when there is one."""
 

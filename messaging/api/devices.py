@@ -13,7 +13,17 @@ from django.utils import timezone
 from ninja import Router, Schema
 from pydantic import Field
 
-from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, find_device, ok, phone_digits
+from messaging.api.common import (
+    AUTH,
+    ApiError,
+    Envelope,
+    acting,
+    done,
+    field_error,
+    find_device,
+    ok,
+    phone_digits,
+)
 from messaging.events import rfc3339
 from messaging.models import Device, DeviceStatus
 from messaging.models.device import UNHELD_REASON
@@ -155,12 +165,17 @@ def get_device(request, device_id: str):
     return ok(device_row(owned(ctx, device_id)))
 
 
-@router.delete("/devices/{device_id}", response=Envelope, summary="Remove a device (logs it out first)")
+@router.delete(
+    "/devices/{device_id}",
+    response=Envelope,
+    exclude_unset=True,
+    summary="Remove a device (logs it out first)",
+)
 def delete_device(request, device_id: str):
     ctx = acting(request, write=True, device=False)
     device = owned(ctx, device_id)
     device_services.remove_device(organization=ctx.organization, device=device, api_key=ctx.api_key)
-    return ok({"id": str(device.pk)}, "Device removed.")
+    return done(f"Device {device.pk} removed.")
 
 
 @router.get("/devices/{device_id}/login", response=Envelope, summary="Link the device by QR code")

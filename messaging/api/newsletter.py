@@ -8,7 +8,7 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from messaging import gateway
-from messaging.api.common import AUTH, Envelope, acting, ok
+from messaging.api.common import AUTH, Envelope, acting, done, ok
 from messaging.api.fields import NewsletterJid
 from messaging.services import profile
 
@@ -19,11 +19,13 @@ class UnfollowIn(Schema):
     newsletter_id: NewsletterJid
 
 
-@router.post("/newsletter/unfollow", response=Envelope, summary="Stop following a newsletter")
+@router.post(
+    "/newsletter/unfollow", response=Envelope, exclude_unset=True, summary="Stop following a newsletter"
+)
 def unfollow(request, payload: UnfollowIn):
     ctx = acting(request, write=True)
     newsletter = profile.unfollow_newsletter(newsletter=payload.newsletter_id, **ctx.service_kwargs())
-    return ok({"newsletter_id": newsletter}, "Newsletter unfollowed.")
+    return done(f"Unfollowed {newsletter}.")
 
 
 class MessagesQuery(Schema):

@@ -14,6 +14,7 @@ from messaging.api.common import (
     ApiError,
     Envelope,
     acting,
+    done,
     field_error,
     jid,
     media_input,
@@ -57,7 +58,9 @@ class AvatarForm(Schema):
     avatar_url: str | None = Field(None, max_length=2000)
 
 
-@router.post("/user/avatar", response=Envelope, summary="Change this number's profile picture")
+@router.post(
+    "/user/avatar", response=Envelope, exclude_unset=True, summary="Change this number's profile picture"
+)
 def set_avatar(
     request,
     data: Form[AvatarForm],
@@ -68,8 +71,8 @@ def set_avatar(
     if avatar is not None and image is not None:
         raise field_error("avatar", "send the picture once, as `avatar` (or `image`), not both.")
     media = media_input(kind="avatar", field="avatar", upload=avatar or image, url=data.avatar_url)
-    picture_id = profile.set_avatar(image=media.data, **ctx.service_kwargs())
-    return ok({"picture_id": picture_id}, "Profile picture changed.")
+    profile.set_avatar(image=media.data, **ctx.service_kwargs())
+    return done("Profile picture changed.")
 
 
 class PushNameIn(Schema):
@@ -77,14 +80,14 @@ class PushNameIn(Schema):
     pushname: str | None = Field(None, max_length=25, description="The same as push_name (older clients).")
 
 
-@router.post("/user/pushname", response=Envelope, summary="Change the name others see")
+@router.post("/user/pushname", response=Envelope, exclude_unset=True, summary="Change the name others see")
 def set_push_name(request, payload: PushNameIn):
     ctx = acting(request, write=True)
     name = (payload.push_name or payload.pushname or "").strip()
     if not name:
         raise field_error("push_name", "is required.")
     name = profile.set_push_name(name=name, **ctx.service_kwargs())
-    return ok({"push_name": name}, "Push name changed.")
+    return done(f"Push name changed to {name}.")
 
 
 @router.get("/user/my/privacy", response=Envelope, summary="This number's privacy settings")

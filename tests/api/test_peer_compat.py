@@ -112,6 +112,35 @@ def test_openapi_lists_every_route_of_the_peer(client, method, path):
     assert path in paths and method in paths[path], f"{method.upper()} {path} is not in /openapi.json"
 
 
+# ------------------------------------------------------------------------------------------ results left out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_results_left_out_where_the_peer_returns_nothing(wa, org, api_key):
+    device = wa.linked_device(org)
+    api = ApiClient(api_key)
+    a, b = wa.sandbox.peer_phones("echo")[:2]
+    created = shape(api.post("/group", {"title": "Boş", "participants": [a, b]}), {"group_id": str})
+    group = created["group_id"]
+
+    shape(api.post("/group/name", {"group_id": group, "name": "Yeni"}), results=False)
+    shape(api.post("/group/topic", {"group_id": group, "topic": "Konu"}), results=False)
+    shape(api.post("/group/locked", {"group_id": group, "locked": True}), results=False)
+    shape(api.post("/group/announce", {"group_id": group, "announce": True}), results=False)
+    state = wa.sandbox.group_state(group)
+    assert (state["name"], state["topic"], state["locked"], state["announce"]) == ("Yeni", "Konu", True, True)
+    shape(api.post("/group/leave", {"group_id": group}), results=False)
+
+    shape(api.post("/user/pushname", {"push_name": "Ali"}), results=False)
+    shape(api.post_form("/user/avatar", {"avatar": upload("me.png", PNG)}), results=False)
+    newsletter = wa.sandbox.network_summary()["newsletters"][0]["jid"]
+    shape(api.post("/newsletter/unfollow", {"newsletter_id": newsletter}), results=False)
+
+    assert shape(api.get("/app/reconnect"), {"device_id": str})["device_id"] == str(device.pk)
+    assert shape(api.get("/app/logout"), {"device_id": str})["device_id"] == str(device.pk)
+    shape(api.delete(f"/devices/{device.pk}"), results=False)
+
+
 # ------------------------------------------------------------------------------------------ app
 
 
