@@ -22,6 +22,7 @@ from messaging.api.common import (
     phone_digits,
 )
 from messaging.services import profile
+from messaging.whatsapp import protocol
 
 router = Router(tags=["user"], auth=AUTH)
 
@@ -37,8 +38,42 @@ def user_info(request, phone: str):
     found = gateway.call(ctx.device, "user_info", jids=[target])
     if not found:
         raise ApiError(404, "NOT_FOUND", f"phone: {target} is not on WhatsApp.", field="phone")
-    info = asdict(found[0])
-    return ok({**info, "devices": info.get("devices", []), "verified_name": info.get("verified_name", "")})
+    info = found[0]
+    contact = ctx.device.contacts.filter(jid=info.jid).first()
+    name = (contact.name or contact.push_name or contact.business_name) if contact else ""
+    user = protocol.jid_user(info.jid) if info.jid.endswith(f"@{protocol.USER_SERVER}") else ""
+    return ok(
+        {
+            "data": [
+                {
+                    "jid": info.jid,
+                    "name": name,
+                    "verified_name": info.verified_name,
+                    "status": info.status,
+                    "picture_id": info.picture_id,
+                    "devices": [_jid_fields(d) for d in info.devices],
+                }
+            ],
+            "resolved_phone": user,
+            "resolved_lid": protocol.jid_user(info.jid)
+            if info.jid.endswith(f"@{protocol.LID_SERVER}")
+            else "",
+        }
+    )
+
+
+def _jid_fields(jid: str) -> dict:
+    """A device JID ("user[.agent][:device]@server") as whatsmeow's JID struct, which the peer's clients parse."""
+    user, _, server = jid.partition("@")
+    user, _, device = user.partition(":")
+    user, _, agent = user.partition(".")
+    return {
+        "User": user,
+        "Agent": int(agent or 0),
+        "Device": int(device or 0),
+        "Server": server,
+        "AD": bool(device or agent),
+    }
 
 
 @router.get("/user/avatar", response=Envelope, summary="A user's (or group's) profile picture")

@@ -511,6 +511,28 @@ def test_call_reject_is_sent_to_the_worker(api, device):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_user_info_as_the_peer(wa, org, api_key):
+    wa.linked_device(org)
+    api = ApiClient(api_key)
+    peer = wa.sandbox.network_summary()["peers"][0]
+    info = shape(api.get("/user/info", {"phone": peer["phone"]}), {"data": list, "resolved_phone": str})
+    rows_shape(
+        info["data"],
+        {"name": str, "verified_name": str, "status": str, "picture_id": str, "devices": list},
+    )
+    assert info["resolved_phone"] == peer["phone"]
+    devices = info["data"][0]["devices"]
+    rows_shape(devices, {"User": str, "Agent": int, "Device": int, "Server": str, "AD": bool})
+    assert devices[0] == {
+        "User": peer["phone"],
+        "Agent": 0,
+        "Device": 0,
+        "Server": "s.whatsapp.net",
+        "AD": False,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
 def test_business_profile_of_a_personal_number_is_empty_not_404(wa, org, api_key):
     wa.linked_device(org)
     api = ApiClient(api_key)

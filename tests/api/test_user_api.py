@@ -20,8 +20,8 @@ def test_user_endpoints_on_the_sandbox(wa, org, api_key):
     business = next(p for p in summary["peers"] if p["business"])
 
     info = api.get("/user/info", {"phone": peer["jid"]}).json()
-    assert info["code"] == "SUCCESS" and info["results"]["jid"] == peer["jid"]
-    assert info["results"]["status"] == peer["about"]
+    assert info["code"] == "SUCCESS" and info["results"]["data"][0]["jid"] == peer["jid"]
+    assert info["results"]["data"][0]["status"] == peer["about"]
 
     avatar = api.get("/user/avatar", {"phone": peer["phone"], "is_preview": "true"}).json()["results"]
     assert avatar["type"] == "preview" and avatar["url"]
