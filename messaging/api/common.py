@@ -122,14 +122,21 @@ class ApiParser(Parser):
 
 # WhatsApp's refusals (protocol.ErrorCode) and the HTTP status each gets.
 WHATSAPP_STATUS = {
-    protocol.ErrorCode.NOT_CONNECTED: 503,
-    protocol.ErrorCode.NOT_LOGGED_IN: 503,
+    protocol.ErrorCode.NOT_CONNECTED: 401,  # the peer server's status and code (PEER_CODES)
+    protocol.ErrorCode.NOT_LOGGED_IN: 401,
     protocol.ErrorCode.NOT_SUPPORTED: 501,
     protocol.ErrorCode.NOT_FOUND: 404,
     protocol.ErrorCode.FORBIDDEN: 403,
     protocol.ErrorCode.INVALID: 400,
     protocol.ErrorCode.TIMEOUT: 504,
     protocol.ErrorCode.UPSTREAM: 502,
+}
+
+# The codes the peer server (go-whatsapp-web-multidevice) answers where ours differ: its clients switch on them.
+PEER_CODES = {
+    protocol.ErrorCode.NOT_CONNECTED: "AUTHENTICATION_ERROR",
+    protocol.ErrorCode.NOT_LOGGED_IN: "AUTHENTICATION_ERROR",
+    protocol.ErrorCode.TIMEOUT: "GATEWAY_TIMEOUT",
 }
 
 # Where a request's input did not validate: these parts of a pydantic location are not field names.
@@ -185,7 +192,7 @@ def install_error_handlers(api) -> None:
         return invalid(request, problems)
 
     def whatsapp_error(request, exc: protocol.WhatsAppError):
-        code = str(exc.code)
+        code = PEER_CODES.get(exc.code, str(exc.code))
         return _response(
             api, request, ApiError(WHATSAPP_STATUS.get(exc.code, 502), code, exc.message or code)
         )
@@ -232,7 +239,9 @@ def install_error_handlers(api) -> None:
         return _response(
             api,
             request,
-            ApiError(500, "INTERNAL_ERROR", "Something went wrong on our side; it was logged. Try again."),
+            ApiError(
+                500, "INTERNAL_SERVER_ERROR", "Something went wrong on our side; it was logged. Try again."
+            ),
         )
 
     api.add_exception_handler(Exception, internal)
@@ -342,7 +351,13 @@ def find_device(organization, raw: str) -> Device:
             ) from None
         device = devices.filter(jid=jid).first() or devices.filter(phone=protocol.jid_user(jid)).first()
     if device is None:
-        raise ApiError(404, "NOT_FOUND", "device_id: no such device in this organization.", field="device_id")
+        raise ApiError(
+            404,
+            "DEVICE_NOT_FOUND",
+            "device_id: no such device in this organization.",
+            field="device_id",
+            results={"device_id": raw},
+        )
     return device
 
 
@@ -356,13 +371,13 @@ def _chosen_device(request, organization) -> Device:
     if not devices:
         raise ApiError(
             400,
-            "DEVICE_REQUIRED",
+            "DEVICE_ID_REQUIRED",
             "device_id: this organization has no device yet; add one with POST /devices (or GET /app/login) and link it.",
             field="device_id",
         )
     raise ApiError(
         400,
-        "DEVICE_REQUIRED",
+        "DEVICE_ID_REQUIRED",
         "device_id: this organization has several devices; name one with the X-Device-Id header or device_id.",
         field="device_id",
     )
@@ -385,8 +400,8 @@ def require_linked(device: Device) -> None:
     """Refuse a device that was never linked (or was logged out): nothing could ever send for it."""
     if not device.jid or device.status in (DeviceStatus.NEW, DeviceStatus.LOGGED_OUT):
         raise ApiError(
-            503,
-            "DEVICE_NOT_CONNECTED",
+            401,
+            "AUTHENTICATION_ERROR",
             f"The device {device.pk} is not linked to a WhatsApp number; link it with GET /app/login first.",
         )
 

@@ -37,7 +37,7 @@ def user_info(request, phone: str):
     ctx = acting(request)
     found = gateway.call(ctx.device, "user_info", jids=[target])
     if not found:
-        raise ApiError(404, "NOT_FOUND", f"phone: {target} is not on WhatsApp.", field="phone")
+        raise ApiError(400, "INVALID_JID", f"phone: {target} is not on WhatsApp.", field="phone")
     info = found[0]
     contact = ctx.device.contacts.filter(jid=info.jid).first()
     name = (contact.name or contact.push_name or contact.business_name) if contact else ""

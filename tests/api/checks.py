@@ -54,8 +54,8 @@ def other_organizations_device(endpoint, api, device, other_device) -> None:
         return
     else:
         response = endpoint.request(api, headers={"X-Device-Id": str(other_device.pk)})
-    body = error(response, 404, "NOT_FOUND")
-    assert "device" in body["message"]
+    body = error(response, 404, "DEVICE_NOT_FOUND")  # the peer's code, with the device named in results
+    assert "device" in body["message"] and body["results"]["device_id"]
     assert (Message.objects.count(), AuditEvent.objects.count()) == before
     assert not Message.objects.filter(device=other_device).exists()
 
@@ -76,7 +76,7 @@ def offline(endpoint, api, device) -> dict:
         message = Message.objects.get(wa_id=body["results"]["message_id"])
         assert message.device_id == device.pk and message.status == "queued"
         return body
-    if endpoint.offline == 503:
-        return error(response, 503, "DEVICE_NOT_CONNECTED")
+    if endpoint.offline == 401:
+        return error(response, 401, "AUTHENTICATION_ERROR")  # the peer's status and code
     assert response.status_code == endpoint.offline, response.content
     return response.json()

@@ -2,7 +2,7 @@
 
 test_conventions.py runs the same checks over every row: wrong/revoked key (401), read-only key on a
 write (403), another organization's device (404), each required field missing (400 naming it), and the
-device not connected (503; sends are accepted and queued instead).
+device not connected (401 AUTHENTICATION_ERROR, as the peer; sends are accepted and queued instead).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Endpoint:
     files: dict = field(default_factory=dict)  # field -> (name, bytes)
     write: bool = False
     required: tuple[str, ...] = ()
-    offline: int | str = 503  # status with no worker holding the device ("queued" for sends)
+    offline: int | str = 401  # status with no worker holding the device ("queued" for sends)
     device_in_path: bool = False  # /devices/{id}: the device is named in the path, not chosen
 
     @property

@@ -42,7 +42,7 @@ def test_link_by_qr_then_status_logout_and_reconnect(wa, org, owner):
     assert api.get("/app/logout").json()["results"]["status"] == "logged_out"
     status = api.get("/app/status").json()["results"]
     assert status["is_connected"] is False and status["is_logged_in"] is False
-    error(api.post("/send/message", {"phone": wa.peers[0], "message": "x"}), 503, "DEVICE_NOT_CONNECTED")
+    error(api.post("/send/message", {"phone": wa.peers[0], "message": "x"}), 401, "AUTHENTICATION_ERROR")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -89,4 +89,4 @@ def test_each_way_of_passing_the_key_works_and_is_recorded(style, api_key, devic
 def test_another_organizations_key_sees_only_its_own_devices(api, other_api_key, device, other_device):
     theirs = ApiClient(other_api_key).get("/app/devices").json()["results"]
     assert [d["id"] for d in theirs] == [str(other_device.pk)]
-    error(ApiClient(other_api_key, device=device).get("/app/status"), 404, "NOT_FOUND", "device_id")
+    error(ApiClient(other_api_key, device=device).get("/app/status"), 404, "DEVICE_NOT_FOUND", "device_id")

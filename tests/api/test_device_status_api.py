@@ -68,4 +68,4 @@ def test_a_held_device_is_still_connected(api_key, stale):
 
 
 def test_another_organizations_unheld_device_is_404(other_api_key, stale):
-    error(ApiClient(other_api_key).get(f"/devices/{stale.pk}/status"), 404, "NOT_FOUND", "device_id")
+    error(ApiClient(other_api_key).get(f"/devices/{stale.pk}/status"), 404, "DEVICE_NOT_FOUND", "device_id")

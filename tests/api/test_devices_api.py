@@ -40,7 +40,7 @@ def test_device_management_on_the_sandbox(wa, org, api_key):
 
     assert api.delete(f"/devices/{device_id}").json()["code"] == "SUCCESS"
     assert not Device.objects.filter(pk=pk).exists()
-    error(api.get(f"/devices/{device_id}"), 404, "NOT_FOUND")
+    error(api.get(f"/devices/{device_id}"), 404, "DEVICE_NOT_FOUND")
 
 
 @pytest.mark.django_db
@@ -75,8 +75,8 @@ def test_a_read_only_key_cannot_log_out_or_remove_a_number(read_only_api, device
 
 @pytest.mark.django_db
 def test_another_organizations_number_cannot_be_removed_or_logged_out(api, other_device):
-    error(api.delete(f"/devices/{other_device.pk}"), 404, "NOT_FOUND", "device_id")
-    error(api.post(f"/devices/{other_device.pk}/logout"), 404, "NOT_FOUND", "device_id")
+    error(api.delete(f"/devices/{other_device.pk}"), 404, "DEVICE_NOT_FOUND", "device_id")
+    error(api.post(f"/devices/{other_device.pk}/logout"), 404, "DEVICE_NOT_FOUND", "device_id")
     assert Device.objects.filter(pk=other_device.pk, status="connected").exists()
 
 

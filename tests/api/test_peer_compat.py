@@ -112,6 +112,49 @@ def test_openapi_lists_every_route_of_the_peer(client, method, path):
     assert path in paths and method in paths[path], f"{method.upper()} {path} is not in /openapi.json"
 
 
+# ------------------------------------------------------------------------------------------ errors
+
+
+def peer_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["code"] == code and isinstance(body["message"], str), body
+    return body
+
+
+@pytest.mark.django_db
+def test_error_codes_and_statuses_as_the_peer(api, device, other_device):
+    from messaging.models import Device
+
+    body = peer_error(
+        api.get("/app/status", headers={"X-Device-Id": str(other_device.pk)}), 404, "DEVICE_NOT_FOUND"
+    )
+    assert body["results"] == {"device_id": str(other_device.pk)}
+    # the device looks linked but is not connected
+    peer_error(api.get("/user/my/privacy"), 401, "AUTHENTICATION_ERROR")
+    peer_error(api.get("/user/info", {"phone": "not a number"}), 400, "VALIDATION_ERROR")
+    Device.objects.create(organization=device.organization, name="Second")
+    peer_error(api.get("/user/my/privacy"), 400, "DEVICE_ID_REQUIRED")
+    with mock.patch("messaging.gateway.call", side_effect=RuntimeError("boom")):
+        peer_error(
+            api.get("/user/my/privacy", headers={"X-Device-Id": str(device.pk)}), 500, "INTERNAL_SERVER_ERROR"
+        )
+    from messaging.whatsapp import protocol
+
+    with mock.patch("messaging.gateway.call", side_effect=protocol.UpstreamTimeout("slow")):
+        peer_error(
+            api.get("/user/my/privacy", headers={"X-Device-Id": str(device.pk)}), 504, "GATEWAY_TIMEOUT"
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_number_not_on_whatsapp_is_400_invalid_jid(wa, org, api_key):
+    wa.linked_device(org)
+    nobody = wa.sandbox.network_summary()["unregistered"]
+    body = peer_error(ApiClient(api_key).get("/user/info", {"phone": nobody}), 400, "INVALID_JID")
+    assert body["message"].startswith("phone:")
+
+
 # ------------------------------------------------------------------------------------------ results left out
 
 

@@ -100,24 +100,25 @@ def test_avatar_upload_is_checked(api, settings):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("error_class", "status"),
-    [
-        (protocol.NotConnected, 503),
-        (protocol.UpstreamTimeout, 504),
-        (protocol.NotFound, 404),
-        (protocol.Forbidden, 403),
-        (protocol.InvalidRequest, 400),
-        (protocol.NotSupported, 501),
+    ("error_class", "status", "code"),
+    [  # the peer server's statuses and codes where it has them
+        (protocol.NotConnected, 401, "AUTHENTICATION_ERROR"),
+        (protocol.NotLoggedIn, 401, "AUTHENTICATION_ERROR"),
+        (protocol.UpstreamTimeout, 504, "GATEWAY_TIMEOUT"),
+        (protocol.NotFound, 404, "NOT_FOUND"),
+        (protocol.Forbidden, 403, "FORBIDDEN"),
+        (protocol.InvalidRequest, 400, "VALIDATION_ERROR"),
+        (protocol.NotSupported, 501, "NOT_SUPPORTED"),
     ],
 )
-def test_whatsapp_errors_become_their_http_status(api, error_class, status):
+def test_whatsapp_errors_become_their_http_status(api, error_class, status, code):
     with mock.patch("messaging.gateway.call", side_effect=error_class("WhatsApp says no.")):
-        body = error(api.get("/user/my/privacy"), status, str(error_class.code))
+        body = error(api.get("/user/my/privacy"), status, code)
     assert body["message"] == "WhatsApp says no."
 
 
 @pytest.mark.django_db
 def test_an_unexpected_failure_is_a_500_envelope_without_a_traceback(api):
     with mock.patch("messaging.gateway.call", side_effect=RuntimeError("secret internals")):
-        body = error(api.get("/user/my/privacy"), 500, "INTERNAL_ERROR")
+        body = error(api.get("/user/my/privacy"), 500, "INTERNAL_SERVER_ERROR")
     assert "secret" not in body["message"] and "Traceback" not in body["message"]
