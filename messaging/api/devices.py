@@ -98,7 +98,13 @@ def qr_link(request, device: Device) -> str:
 def login_answer(request, device: Device) -> dict:
     """What a linking call answers: the QR (as an image link and as text) with how long it lasts."""
     if device.is_connected:
-        return ok({**status_row(device), "qr_link": "", "qr_duration": 0}, "The device is already connected.")
+        # 400 ALREADY_LOGGED_IN, as the peer answers (its clients stop polling for a QR code on it).
+        raise ApiError(
+            400,
+            "ALREADY_LOGGED_IN",
+            "The device is already connected; log it out first to link another number.",
+            results=status_row(device),
+        )
     seconds = 0
     if device.qr_code and device.qr_expires_at:
         seconds = max(0, int((device.qr_expires_at - timezone.now()).total_seconds()))

@@ -33,7 +33,9 @@ def test_link_by_qr_then_status_logout_and_reconnect(wa, org, owner):
     wa.wait_event("device.connected", device=device)
     status = api.get("/app/status").json()["results"]
     assert status["is_connected"] is True and status["is_logged_in"] is True
-    assert api.get("/app/login").json()["message"] == "The device is already connected."
+    again = api.get("/app/login")
+    assert again.status_code == 400 and again.json()["code"] == "ALREADY_LOGGED_IN"  # as the peer answers
+    assert again.json()["results"]["device_id"] == str(device.pk)
     listed = api.get("/app/devices").json()["results"]
     assert [(d["name"], d["device"]) for d in listed] == [("WhatsApp", status["jid"])]
 

@@ -187,6 +187,23 @@ def test_results_left_out_where_the_peer_returns_nothing(wa, org, api_key):
 # ------------------------------------------------------------------------------------------ app
 
 
+@pytest.mark.django_db(transaction=True)
+def test_app_login_answers_a_fetchable_png_link(wa, org, api_key):
+    from urllib.parse import urlsplit
+
+    from django.test import Client
+
+    api = ApiClient(api_key)
+    results = shape(api.get("/app/login"), {"device_id": str, "qr_link": str, "qr_duration": int})
+    if not results["qr_link"]:  # the worker's first code came after the bounded wait
+        wa.wait_event("device.qr", device=int(results["device_id"]))
+        results = shape(api.get("/app/login"))
+    image = Client().get(urlsplit(results["qr_link"]).path)
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    code = shape(api.get("/app/login-with-code", {"phone": wa.sandbox.fresh_phone()}))
+    assert isinstance(code["pair_code"], str) and code["device_id"] == results["device_id"]
+
+
 @pytest.mark.django_db
 def test_app_info(api):
     info = shape(api.get("/app/info"), {"version": str, "base_path": str, "max_bytes": dict})
