@@ -15,6 +15,7 @@ from messaging.api.fields import Jid, PhoneDigits, Text
 from messaging.models import MessageStatus
 from messaging.services import profile
 from messaging.services.outbox import queue_message
+from messaging.whatsapp.protocol import EVERYONE, normalize_jid
 
 router = Router(tags=["send"], auth=AUTH)
 
@@ -59,11 +60,35 @@ def _send(request, outgoing: dict, *, media_field: str = "", ctx: Acting | None 
 # ------------------------------------------------------------------------------------------ JSON sends
 
 
+# The peer server's `duration`: the message disappears after this many seconds (0: it stays).
+Duration = Field(0, ge=0, le=7_776_000, description="Disappearing after this many seconds (0: stays).")
+
+
 class TextIn(Schema):
     phone: Jid
     message: Text
     reply_message_id: str | None = Field(None, max_length=128)
     is_forwarded: bool = False
+    mentions: list[str] = Field(
+        default_factory=list,
+        max_length=1024,
+        description='Numbers or JIDs to mention; "@everyone" mentions every member of the group.',
+    )
+    duration: int = Duration
+
+    @field_validator("mentions")
+    @classmethod
+    def _mentions(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            if item.strip().lower() == EVERYONE:
+                out.append(EVERYONE)
+                continue
+            try:
+                out.append(normalize_jid(item))
+            except ValueError as exc:
+                raise ValueError(f"{item!r}: {exc}") from None
+        return list(dict.fromkeys(out))
 
 
 @router.post("/send/message", response=SendEnvelope, summary="Send a text message")
@@ -76,6 +101,8 @@ def send_message(request, payload: TextIn):
             "text": payload.message,
             "reply_to_id": (payload.reply_message_id or "").strip(),
             "is_forwarded": payload.is_forwarded,
+            "mentions": payload.mentions,
+            "expiration": payload.duration,
         },
     )
 
@@ -236,6 +263,8 @@ class ImageForm(Schema):
     compress: bool = False
     image_url: str | None = Field(None, max_length=2000)
     is_forwarded: bool = False
+    hd: bool = Field(False, description="Send the image as it is (never recompressed).")
+    duration: int = Duration
 
 
 def _media_send(request, *, kind: str, field: str, upload, url, phone, caption="", **extra) -> dict:
@@ -266,8 +295,9 @@ def send_image(request, data: Form[ImageForm], image: File[UploadedFile] = None)
         phone=data.phone,
         caption=data.caption,
         view_once=data.view_once,
-        compress=data.compress,
+        compress=data.compress and not data.hd,
         is_forwarded=data.is_forwarded,
+        expiration=data.duration,
     )
 
 
@@ -278,6 +308,8 @@ class VideoForm(Schema):
     compress: bool = False
     video_url: str | None = Field(None, max_length=2000)
     is_forwarded: bool = False
+    gif_playback: bool = Field(False, description="Play it as a GIF (looping, muted).")
+    duration: int = Duration
 
 
 @router.post("/send/video", response=SendEnvelope, summary="Send a video", description=FORM_FILE_NOTE)
@@ -293,6 +325,8 @@ def send_video(request, data: Form[VideoForm], video: File[UploadedFile] = None)
         view_once=data.view_once,
         compress=data.compress,
         is_forwarded=data.is_forwarded,
+        gif_playback=data.gif_playback,
+        expiration=data.duration,
     )
 
 
@@ -300,6 +334,10 @@ class AudioForm(Schema):
     phone: Jid
     audio_url: str | None = Field(None, max_length=2000)
     is_forwarded: bool = False
+    ptt: bool | None = Field(
+        None, description="A voice note (true) or a music file (false); unset: by its type."
+    )
+    duration: int = Duration
 
 
 @router.post("/send/audio", response=SendEnvelope, summary="Send an audio file", description=FORM_FILE_NOTE)
@@ -312,6 +350,8 @@ def send_audio(request, data: Form[AudioForm], audio: File[UploadedFile] = None)
         url=data.audio_url,
         phone=data.phone,
         is_forwarded=data.is_forwarded,
+        ptt=data.ptt,
+        expiration=data.duration,
     )
 
 

@@ -207,6 +207,15 @@ class OutgoingMessage:
     poll_question: str = ""
     poll_options: list[str] = field(default_factory=list)
     poll_max_answer: int = 1
+    # Extras the peer server's clients send: JIDs to mention (EVERYONE mentions every member of a group),
+    # a disappearing timer in seconds, a voice note (None: by its type) and a video that plays as a GIF.
+    mentions: list[str] = field(default_factory=list)
+    expiration: int = 0
+    ptt: bool | None = None
+    gif_playback: bool = False
+
+
+EVERYONE = "@everyone"
 
 
 class ParticipantAction(StrEnum):

@@ -358,6 +358,58 @@ def test_device_webhook_bad_input_names_the_field(api, device, body, field):
     assert answer.status_code == 400 and answer.json()["message"].startswith(f"{field}:"), answer.json()
 
 
+# ------------------------------------------------------------------------------------------ send extras
+
+
+@pytest.mark.django_db
+def test_send_takes_the_peers_extra_fields_and_keeps_them_for_the_worker(api, device):
+    from messaging.services.outbox import outgoing_of
+    from tests.api.endpoints import MP4, OGG
+
+    sent = shape(
+        api.post(
+            "/send/message",
+            {
+                "phone": PEER,
+                "message": "Merhaba",
+                "mentions": ["+90 555 111 22 44", "@everyone"],
+                "duration": 86400,
+            },
+        ),
+        {"message_id": str, "status": str},
+    )
+    out = outgoing_of(Message.objects.get(wa_id=sent["message_id"]))
+    assert out.mentions == ["905551112244@s.whatsapp.net", "@everyone"] and out.expiration == 86400
+
+    audio = shape(
+        api.post_form("/send/audio", {"phone": PEER, "ptt": "false", "audio": upload("a.ogg", OGG)})
+    )
+    assert outgoing_of(Message.objects.get(wa_id=audio["message_id"])).ptt is False
+    video = shape(
+        api.post_form("/send/video", {"phone": PEER, "gif_playback": "true", "video": upload("v.mp4", MP4)})
+    )
+    assert outgoing_of(Message.objects.get(wa_id=video["message_id"])).gif_playback is True
+    image = shape(
+        api.post_form(
+            "/send/image", {"phone": PEER, "hd": "true", "compress": "true", "image": upload("i.png", PNG)}
+        )
+    )
+    assert outgoing_of(Message.objects.get(wa_id=image["message_id"])).compress is False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"phone": PEER, "message": "x", "mentions": ["ali"]}, "mentions"),
+        ({"phone": PEER, "message": "x", "duration": -1}, "duration"),
+    ],
+)
+def test_bad_extra_send_fields_are_400_naming_them(api, device, body, field):
+    answer = api.post("/send/message", body)
+    assert answer.status_code == 400 and answer.json()["message"].startswith(f"{field}:"), answer.json()
+
+
 # ------------------------------------------------------------------------------------------ message
 
 

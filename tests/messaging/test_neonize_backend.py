@@ -372,6 +372,19 @@ async def test_send_text_reply_forwarded(client, neo):
     assert ext.contextInfo.isForwarded and ext.contextInfo.forwardingScore == 1
 
 
+async def test_send_text_with_mentions_everyone_and_a_timer(client, neo):
+    neo.get_group_info.return_value = group_info_pb()
+    everyone = [p_.jid for p_ in EXPECTED_GROUP.participants]
+    await client.send(
+        message=outgoing(
+            p.MessageKind.TEXT, to=GROUP, text="Hepiniz", mentions=[p.EVERYONE], expiration=86400
+        )
+    )
+    _, message = sent_message(neo)
+    context = message.extendedTextMessage.contextInfo
+    assert list(context.mentionedJID) == everyone and context.expiration == 86400
+
+
 async def test_sending_the_same_id_twice_delivers_once(client, neo):
     message = outgoing(p.MessageKind.TEXT, text="once")
     first = await client.send(message=message)
