@@ -130,6 +130,7 @@ WHATSAPP_STATUS = {
     protocol.ErrorCode.INVALID: 400,
     protocol.ErrorCode.TIMEOUT: 504,
     protocol.ErrorCode.UPSTREAM: 502,
+    protocol.ErrorCode.REACHOUT_TIMELOCK: 429,
 }
 
 # The codes the peer server (go-whatsapp-web-multidevice) answers where ours differ: its clients switch on them.

@@ -82,6 +82,7 @@ class ErrorCode(StrEnum):
     INVALID = "VALIDATION_ERROR"
     TIMEOUT = "UPSTREAM_TIMEOUT"
     UPSTREAM = "UPSTREAM_ERROR"
+    REACHOUT_TIMELOCK = "WA_REACHOUT_TIMELOCK"  # WhatsApp's error 463: too many new chats, wait before more
 
 
 class WhatsAppError(Exception):
@@ -127,6 +128,10 @@ class UpstreamTimeout(WhatsAppError):
     code = ErrorCode.TIMEOUT
 
 
+class ReachoutTimelock(WhatsAppError):
+    code = ErrorCode.REACHOUT_TIMELOCK
+
+
 class SendOutcomeUnknown(WhatsAppError):
     """A send of this message was started before (by a worker that died, or one that timed out) and it is not
     known whether WhatsApp took it. Raised, instead of sending again, by a backend that cannot send with our
@@ -135,7 +140,16 @@ class SendOutcomeUnknown(WhatsAppError):
 
 _ERRORS = {
     cls.code.value: cls
-    for cls in (NotConnected, NotLoggedIn, NotSupported, NotFound, Forbidden, InvalidRequest, UpstreamTimeout)
+    for cls in (
+        NotConnected,
+        NotLoggedIn,
+        NotSupported,
+        NotFound,
+        Forbidden,
+        InvalidRequest,
+        UpstreamTimeout,
+        ReachoutTimelock,
+    )
 }
 
 

@@ -109,6 +109,7 @@ def test_avatar_upload_is_checked(api, settings):
         (protocol.Forbidden, 403, "FORBIDDEN"),
         (protocol.InvalidRequest, 400, "VALIDATION_ERROR"),
         (protocol.NotSupported, 501, "NOT_SUPPORTED"),
+        (protocol.ReachoutTimelock, 429, "WA_REACHOUT_TIMELOCK"),
     ],
 )
 def test_whatsapp_errors_become_their_http_status(api, error_class, status, code):

@@ -472,6 +472,7 @@ async def test_several_go_out_one_by_one_a_refusal_skipped_a_lost_connection_sto
         ("that group invite link has been revoked", p.ErrorCode.INVALID),
         ("you're not participating in that group", p.ErrorCode.FORBIDDEN),
         ("download failed with status code 410", p.ErrorCode.NOT_FOUND),
+        ("failed to send message: server returned error 463", p.ErrorCode.REACHOUT_TIMELOCK),
         ("something nobody expected", p.ErrorCode.UPSTREAM),
     ],
 )
