@@ -3,6 +3,8 @@ POST /chat/{chat_jid}/pin|archive|disappearing|label: a chat's state, on WhatsAp
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Q
 from ninja import Path, Query, Router, Schema
 from pydantic import Field
@@ -11,6 +13,7 @@ from messaging.api.common import AUTH, ApiError, Envelope, acting, jid, ok
 from messaging.events import message_payload, rfc3339
 from messaging.models import Chat
 from messaging.services import chats as chat_services
+from messaging.whatsapp import protocol
 
 router = Router(tags=["chat"], auth=AUTH)
 
@@ -23,6 +26,17 @@ class Page(Schema):
 
 class ChatsPage(Page):
     archived: bool | None = Field(None, description="Only archived chats (true) or only the others (false).")
+    has_media: bool = Field(False, description="Only chats with at least one media message.")
+
+
+class MessagesPage(Page):
+    start_time: datetime | None = Field(None, description="Only messages at or after this time (RFC 3339).")
+    end_time: datetime | None = Field(None, description="Only messages at or before this time (RFC 3339).")
+    media_only: bool = Field(False, description="Only media messages.")
+    is_from_me: bool | None = Field(None, description="Only ours (true) or only theirs (false).")
+
+
+MEDIA_KINDS = sorted(str(kind) for kind in protocol.MEDIA_KINDS)
 
 
 def _chat_row(chat: Chat) -> dict:
@@ -50,6 +64,8 @@ def chats(request, page: Query[ChatsPage]):
     rows = Chat.objects.filter(device=ctx.device).prefetch_related("labels")
     if page.archived is not None:
         rows = rows.filter(archived=page.archived)
+    if page.has_media:
+        rows = rows.filter(messages__kind__in=MEDIA_KINDS).distinct()
     if page.search.strip():
         term = page.search.strip()
         rows = rows.filter(Q(name__icontains=term) | Q(jid__icontains=term))
@@ -59,12 +75,20 @@ def chats(request, page: Query[ChatsPage]):
 
 
 @router.get("/chat/{chat_jid}/messages", response=Envelope, summary="Messages of one chat, newest first")
-def chat_messages(request, page: Query[Page], chat_jid: str = Path(..., max_length=200)):
+def chat_messages(request, page: Query[MessagesPage], chat_jid: str = Path(..., max_length=200)):
     ctx = acting(request)
     chat = Chat.objects.filter(device=ctx.device, jid=jid(chat_jid, "chat_jid")).first()
     if chat is None:
         raise ApiError(404, "NOT_FOUND", "chat_jid: no such chat on this device.", field="chat_jid")
     rows = chat.messages.filter(deleted_for_me_at__isnull=True)
+    if page.start_time is not None:
+        rows = rows.filter(timestamp__gte=page.start_time)
+    if page.end_time is not None:
+        rows = rows.filter(timestamp__lte=page.end_time)
+    if page.media_only:
+        rows = rows.filter(kind__in=MEDIA_KINDS)
+    if page.is_from_me is not None:
+        rows = rows.filter(from_me=page.is_from_me)
     if page.search.strip():
         term = page.search.strip()
         rows = rows.filter(Q(text__icontains=term) | Q(caption__icontains=term))

@@ -457,6 +457,46 @@ def test_forward_of_an_unknown_message_is_404_naming_it(api):
     assert answer.status_code == 404 and answer.json()["message"].startswith("message_id:")
 
 
+# ------------------------------------------------------------------------------------------ chat history
+
+
+@pytest.mark.django_db
+def test_chats_and_messages_take_the_peers_filters(api, device):
+    from datetime import timedelta
+
+    org = device.organization
+    chat = Chat.objects.create(organization=org, device=device, jid=PEER, last_message_at=timezone.now())
+    Chat.objects.create(organization=org, device=device, jid="905551112299@s.whatsapp.net")
+    now = timezone.now()
+    for n, (kind, mine, ago) in enumerate([("text", True, 3), ("image", False, 2), ("text", False, 1)]):
+        Message.objects.create(
+            organization=org,
+            device=device,
+            chat=chat,
+            wa_id=f"3EB0F{n}",
+            kind=kind,
+            text="x",
+            from_me=mine,
+            status="received",
+            timestamp=now - timedelta(hours=ago),
+        )
+    listed = shape(api.get("/chats", {"has_media": "true"}), {"data": list, "pagination": dict})
+    assert [c["jid"] for c in listed["data"]] == [PEER] and listed["pagination"]["total"] == 1
+
+    def ids(**params):
+        page = shape(api.get(f"/chat/{PEER}/messages", params), {"data": list, "pagination": dict})
+        return sorted(m["id"] for m in page["data"])
+
+    assert ids(media_only="true") == ["3EB0F1"]
+    assert ids(is_from_me="true") == ["3EB0F0"]
+    assert ids(is_from_me="false") == ["3EB0F1", "3EB0F2"]
+    start = (now - timedelta(hours=2, minutes=30)).isoformat()
+    end = (now - timedelta(hours=1, minutes=30)).isoformat()
+    assert ids(start_time=start, end_time=end) == ["3EB0F1"]
+    bad = api.get(f"/chat/{PEER}/messages", {"start_time": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["message"].startswith("start_time:")
+
+
 # ------------------------------------------------------------------------------------------ chat state
 
 
