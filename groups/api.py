@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import asdict
+from datetime import UTC, datetime
 
+from django.http import HttpResponse
 from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from pydantic import Field
 
 from groups import services
 from messaging import gateway
-from messaging.api.common import AUTH, Envelope, acting, media_input, ok
+from messaging.api.common import AUTH, Envelope, acting, done, field_error, media_input, ok
 from messaging.api.fields import GroupJid, InviteLink, MediaUrl, Participant, text
 
 router = Router(tags=["group"], auth=AUTH)
@@ -124,17 +128,92 @@ class GroupIn(Schema):
     group_id: GroupJid
 
 
-@router.post("/group/leave", response=Envelope, summary="Leave a group")
+@router.post("/group/leave", response=Envelope, exclude_unset=True, summary="Leave a group")
 def leave(request, payload: GroupIn):
     ctx = acting(request, write=True)
     group = services.leave_group(group_id=payload.group_id, **ctx.service_kwargs())
-    return ok({"group_id": group}, f"Left {group}.")
+    return done(f"Left {group}.")
 
 
 @router.get("/group/info", response=Envelope, summary="A group's info and participants")
 def info(request, query: Query[GroupQuery]):
     ctx = acting(request)
     return ok(asdict(gateway.call(ctx.device, "group_info", jid=query.group_id)))
+
+
+def _participant_rows(group) -> list[dict]:
+    """The peer's participant rows (its clients parse exactly these fields)."""
+    return [
+        {
+            "jid": p.jid,
+            "phone_number": p.jid.split("@", 1)[0] if p.jid.endswith("@s.whatsapp.net") else "",
+            "display_name": p.display_name,
+            "is_admin": p.is_admin or p.is_super_admin,
+            "is_super_admin": p.is_super_admin,
+        }
+        for p in group.participants
+    ]
+
+
+@router.get("/group/participants", response=Envelope, summary="A group's participants")
+def participants(request, query: Query[GroupQuery]):
+    ctx = acting(request)
+    group = gateway.call(ctx.device, "group_info", jid=query.group_id)
+    return ok({"group_id": group.jid, "name": group.name, "participants": _participant_rows(group)})
+
+
+CSV_COLUMNS = ["jid", "phone_number", "display_name", "is_admin", "is_super_admin"]
+
+
+@router.get(
+    "/group/participants/export",
+    summary="A group's participants as CSV (errors are the JSON envelope)",
+    openapi_extra={
+        "responses": {
+            200: {"description": "The CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}
+        }
+    },
+)
+def export_participants(request, query: Query[GroupQuery]) -> HttpResponse:
+    ctx = acting(request)
+    group = gateway.call(ctx.device, "group_info", jid=query.group_id)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(_participant_rows(group))
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    filename = group.jid.split("@", 1)[0]
+    response["Content-Disposition"] = f'attachment; filename="group-{filename}-participants.csv"'
+    return response
+
+
+class LinkQuery(Schema):
+    link: InviteLink
+
+
+@router.get(
+    "/group/info-from-link", response=Envelope, summary="A group's info from its invite link, without joining"
+)
+def info_from_link(request, query: Query[LinkQuery]):
+    ctx = acting(request)
+    group = gateway.call(ctx.device, "group_info_from_link", code=services.invite_code(query.link))
+    return ok(
+        {
+            "group_id": group.jid,
+            "name": group.name,
+            "topic": group.topic,
+            "description": group.topic,
+            "created_at": _rfc3339(group.created_at),
+            "participant_count": len(group.participants),
+            "is_locked": group.locked,
+            "is_announce": group.announce,
+            "is_ephemeral": False,
+        }
+    )
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds or 0, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 class InviteQuery(GroupQuery):
@@ -152,22 +231,22 @@ class NameIn(GroupIn):
     name: text(100)
 
 
-@router.post("/group/name", response=Envelope, summary="Rename a group")
+@router.post("/group/name", response=Envelope, exclude_unset=True, summary="Rename a group")
 def set_name(request, payload: NameIn):
     ctx = acting(request, write=True)
     name = services.set_group_name(group_id=payload.group_id, name=payload.name, **ctx.service_kwargs())
-    return ok({"group_id": payload.group_id, "name": name}, "Group renamed.")
+    return done(f"Group renamed to '{name}'.")
 
 
 class TopicIn(GroupIn):
     topic: str = Field("", max_length=2048)
 
 
-@router.post("/group/topic", response=Envelope, summary="Set a group's description")
+@router.post("/group/topic", response=Envelope, exclude_unset=True, summary="Set a group's description")
 def set_topic(request, payload: TopicIn):
     ctx = acting(request, write=True)
     topic = services.set_group_topic(group_id=payload.group_id, topic=payload.topic, **ctx.service_kwargs())
-    return ok({"group_id": payload.group_id, "topic": topic}, "Group description set.")
+    return done("Group description set." if topic else "Group description removed.")
 
 
 class PhotoForm(Schema):
@@ -176,11 +255,20 @@ class PhotoForm(Schema):
 
 
 @router.post(
-    "/group/photo", response=Envelope, summary="Set a group's picture (multipart: photo file or photo_url)"
+    "/group/photo",
+    response=Envelope,
+    summary="Set a group's picture (multipart: photo or image file, or photo_url)",
 )
-def set_photo(request, data: Form[PhotoForm], photo: File[UploadedFile] = None):
+def set_photo(
+    request,
+    data: Form[PhotoForm],
+    photo: File[UploadedFile] = None,
+    image: File[UploadedFile] = None,
+):
     ctx = acting(request, write=True)
-    media = media_input(kind="photo", field="photo", upload=photo, url=data.photo_url)
+    if photo is not None and image is not None:
+        raise field_error("photo", "send the picture once, as `photo` (or `image`), not both.")
+    media = media_input(kind="photo", field="photo", upload=photo or image, url=data.photo_url)
     picture_id = services.set_group_photo(group_id=data.group_id, image=media.data, **ctx.service_kwargs())
     return ok({"group_id": data.group_id, "picture_id": picture_id}, "Group picture set.")
 
@@ -189,23 +277,35 @@ class LockedIn(GroupIn):
     locked: bool = Field(description="true: only admins may edit the group's info.")
 
 
-@router.post("/group/locked", response=Envelope, summary="Only admins edit group info (or everyone)")
+@router.post(
+    "/group/locked",
+    response=Envelope,
+    exclude_unset=True,
+    summary="Only admins edit group info (or everyone)",
+)
 def set_locked(request, payload: LockedIn):
     ctx = acting(request, write=True)
     locked = services.set_group_locked(
         group_id=payload.group_id, locked=payload.locked, **ctx.service_kwargs()
     )
-    return ok({"group_id": payload.group_id, "locked": locked}, "Group setting changed.")
+    return done(
+        "Group locked: only admins edit its info." if locked else "Group unlocked: everyone edits its info."
+    )
 
 
 class AnnounceIn(GroupIn):
     announce: bool = Field(description="true: only admins may send messages.")
 
 
-@router.post("/group/announce", response=Envelope, summary="Only admins send messages (or everyone)")
+@router.post(
+    "/group/announce",
+    response=Envelope,
+    exclude_unset=True,
+    summary="Only admins send messages (or everyone)",
+)
 def set_announce(request, payload: AnnounceIn):
     ctx = acting(request, write=True)
     announce = services.set_group_announce(
         group_id=payload.group_id, announce=payload.announce, **ctx.service_kwargs()
     )
-    return ok({"group_id": payload.group_id, "announce": announce}, "Group setting changed.")
+    return done("Announce mode on: only admins send." if announce else "Announce mode off: everyone sends.")

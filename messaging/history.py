@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from messaging.models import Chat, Message
@@ -99,9 +99,22 @@ def chat_messages(
     return messages, total
 
 
-def device_chats(device, *, search: str = "", offset: int, limit: int) -> tuple[list[Chat], int]:
-    """The device's chats, most recent first (the (device, -last_message_at, -id) index)."""
+def device_chats(
+    device,
+    *,
+    search: str = "",
+    archived: bool | None = None,
+    has_media: bool = False,
+    offset: int,
+    limit: int,
+) -> tuple[list[Chat], int]:
+    """The device's chats, most recent first (the (device, -last_message_at, -id) index); `archived` (None:
+    both), `has_media`: only chats with a media message."""
     rows = Chat.objects.filter(device=device)
+    if archived is not None:
+        rows = rows.filter(archived=archived)
+    if has_media:
+        rows = rows.filter(Exists(Message.objects.filter(chat=OuterRef("pk"), kind__in=MEDIA_KIND_NAMES)))
     if search.strip():
         term = search.strip()
         rows = rows.filter(Q(name__icontains=term) | Q(jid__icontains=term))

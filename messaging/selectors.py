@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db.models import prefetch_related_objects
+
 from messaging import history
 from messaging.events import message_payload, rfc3339
 from messaging.models import Chat, Message
@@ -20,6 +22,10 @@ def chat_row(chat: Chat) -> dict:
         "unread_count": chat.unread_count,
         "last_message_at": rfc3339(chat.last_message_at),
         "last_message": chat.last_message_preview,
+        "pinned": chat.pinned,
+        "archived": chat.archived,
+        "ephemeral_expiration": chat.disappearing_seconds,
+        "labels": [{"label_id": label.label_id, "name": label.name} for label in chat.labels.all()],
     }
 
 
@@ -40,9 +46,20 @@ def page(total: int, limit: int, offset: int, data: list) -> dict:
     return {"data": data, "pagination": {"limit": limit, "offset": offset, "total": total}}
 
 
-def chat_page(device, *, search: str = "", limit: int = 25, offset: int = 0) -> dict:
-    """The device's chats, most recent first, filtered by name or JID (see `history.device_chats`)."""
-    rows, total = history.device_chats(device, search=search, offset=offset, limit=limit)
+def chat_page(
+    device,
+    *,
+    search: str = "",
+    archived: bool | None = None,
+    has_media: bool = False,
+    limit: int = 25,
+    offset: int = 0,
+) -> dict:
+    """The device's chats, most recent first, filtered (see `history.device_chats`), with their labels."""
+    rows, total = history.device_chats(
+        device, search=search, archived=archived, has_media=has_media, offset=offset, limit=limit
+    )
+    prefetch_related_objects(rows, "labels")
     return page(total, limit, offset, [chat_row(c) for c in rows])
 
 

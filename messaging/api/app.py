@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+
+from django.db import DatabaseError, connection
+from django.urls import get_script_prefix
 from ninja import Router
 
-from messaging.api.common import AUTH, Acting, Envelope, acting, ok, require_linked
+from messaging.api.common import AUTH, Acting, ApiError, Envelope, acting, ok, require_linked
 from messaging.api.devices import device_row, login_answer, pair_answer, status_row
 from messaging.api.fields import PhoneDigits
 from messaging.services import devices as device_services
+from messaging.services import media
 
 router = Router(tags=["app"], auth=AUTH)
 
@@ -73,3 +79,41 @@ def devices(request):
 def status(request):
     ctx = acting(request)
     return ok(status_row(ctx.device))
+
+
+def _version() -> str:
+    try:
+        return package_version("waportal")
+    except PackageNotFoundError:  # run from a checkout that was not installed
+        return "0.0.0"
+
+
+@router.get("/app/info", response=Envelope, summary="Server version, base path and upload size limits")
+def info(request):
+    acting(request, device=False)
+    return ok(
+        {
+            "name": "waportal",
+            "version": _version(),
+            "base_path": get_script_prefix().rstrip("/"),
+            "max_bytes": {kind: media.max_bytes(kind) for kind in media.MEDIA_MAX_BYTES},
+        }
+    )
+
+
+@router.get("/health", auth=None, response=Envelope, summary="Ready to serve? No key needed (200 or 503)")
+def health(request):
+    """Ready means the database answers: everything (keys, devices, the outbox) lives there. Redis is left out
+    on purpose: without it live updates stall, but requests are still answered and nothing is lost."""
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        raise ApiError(
+            503,
+            "DEVICE_MANAGER_UNAVAILABLE",
+            "The database does not answer; this server cannot serve requests right now.",
+            headers={"Retry-After": "5"},
+        ) from None
+    return ok({"status": "OK"}, "OK")

@@ -34,7 +34,7 @@ from ninja.parser import Parser
 from ninja.security import APIKeyHeader, HttpBasicAuth, HttpBearer
 
 from accounts.models import ApiKey, ApiKeyAccess, hash_api_key
-from messaging.api.fields import DEVICE_PATTERN, as_jid
+from messaging.api.fields import DEVICE_PATTERN
 from messaging.models import Device, DeviceStatus
 from messaging.services import media, text
 from messaging.whatsapp import protocol
@@ -54,6 +54,12 @@ class Envelope(Schema):
 
 def ok(results: Any = None, message: str = "Success") -> dict:
     return {"code": "SUCCESS", "message": message, "results": results}
+
+
+def done(message: str) -> dict:
+    """Success with no `results` key at all, where the peer server returns nothing (its clients' models say so).
+    The operation must be declared with `exclude_unset=True`, or the Envelope would add `"results": null`."""
+    return {"code": "SUCCESS", "message": message}
 
 
 class ApiError(Exception):
@@ -121,15 +127,23 @@ class ApiParser(Parser):
 # WhatsApp's refusals (protocol.ErrorCode) and the HTTP status each gets. A request WhatsApp finds invalid
 # passed our validation, which is what the OpenAPI document describes: 422, where 400 means "not as documented".
 WHATSAPP_STATUS = {
-    protocol.ErrorCode.NOT_CONNECTED: 503,
-    protocol.ErrorCode.NOT_LOGGED_IN: 503,
+    protocol.ErrorCode.NOT_CONNECTED: 401,  # the peer server's status and code (PEER_CODES)
+    protocol.ErrorCode.NOT_LOGGED_IN: 401,
     protocol.ErrorCode.NOT_SUPPORTED: 501,
     protocol.ErrorCode.NOT_FOUND: 404,
     protocol.ErrorCode.FORBIDDEN: 403,
-    protocol.ErrorCode.INVALID: 422,
+    protocol.ErrorCode.INVALID: 422,  # well-formed as documented, refused by WhatsApp (the peer says 400)
     protocol.ErrorCode.TIMEOUT: 504,
     protocol.ErrorCode.UPSTREAM: 502,
     protocol.ErrorCode.UNAVAILABLE: 503,
+    protocol.ErrorCode.REACHOUT_TIMELOCK: 429,
+}
+
+# The codes the peer server (go-whatsapp-web-multidevice) answers where ours differ: its clients switch on them.
+PEER_CODES = {
+    protocol.ErrorCode.NOT_CONNECTED: "AUTHENTICATION_ERROR",
+    protocol.ErrorCode.NOT_LOGGED_IN: "AUTHENTICATION_ERROR",
+    protocol.ErrorCode.TIMEOUT: "GATEWAY_TIMEOUT",
 }
 
 # Where a request's input did not validate: these parts of a pydantic location are not field names.
@@ -185,7 +199,7 @@ def install_error_handlers(api) -> None:
         return invalid(request, problems)
 
     def whatsapp_error(request, exc: protocol.WhatsAppError):
-        code = str(exc.code)
+        code = PEER_CODES.get(exc.code, str(exc.code))
         # Nothing was done and it may work in a while (the session workers cannot be reached): say when.
         headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None
         return _response(
@@ -236,7 +250,9 @@ def install_error_handlers(api) -> None:
         return _response(
             api,
             request,
-            ApiError(500, "INTERNAL_ERROR", "Something went wrong on our side; it was logged. Try again."),
+            ApiError(
+                500, "INTERNAL_SERVER_ERROR", "Something went wrong on our side; it was logged. Try again."
+            ),
         )
 
     def database_unavailable(request, exc: OperationalError):
@@ -367,6 +383,35 @@ def _device_choice(request) -> str:
     return (header or "").strip() or (query or "").strip()
 
 
+def find_device(organization, raw: str) -> Device:
+    """The organization's device named by its ID, its JID or its phone number in any usual form
+    (905551000000, +90 555 100 00 00); 400 for none of these, 404 for no such device here."""
+    raw = (raw or "").strip()
+    if not re.search(DEVICE_PATTERN, raw):
+        raise field_error("device_id", "is not a device ID (see GET /devices) or a linked number.")
+    devices = organization.devices.select_related("lease")
+    device = None
+    digits = raw.isascii() and raw.isdigit()  # ("³".isdigit() is true, and int() refuses it)
+    if digits and len(raw) < 19:
+        device = devices.filter(pk=int(raw)).first()
+    if device is None and not (digits and len(raw) < 7):  # too short for a number: an ID, not here
+        try:
+            jid = protocol.normalize_jid(raw)
+        except ValueError:  # as documented (DEVICE_PATTERN), but no number: no such device
+            jid = ""
+        if jid:
+            device = devices.filter(jid=jid).first() or devices.filter(phone=protocol.jid_user(jid)).first()
+    if device is None:
+        raise ApiError(
+            404,
+            "DEVICE_NOT_FOUND",
+            "device_id: no such device in this organization.",
+            field="device_id",
+            results={"device_id": raw},
+        )
+    return device
+
+
 def _chosen_device(request, organization) -> Device:
     return choose_device(organization, _device_choice(request))
 
@@ -376,31 +421,20 @@ def choose_device(organization, raw: str | int | None) -> Device:
     an ApiError naming device_id otherwise (404 for a device of another organization)."""
     raw = str(raw if raw is not None else "").strip()
     if raw:
-        devices = organization.devices.select_related("lease")
-        device = None
-        if raw.isdigit():
-            device = devices.filter(pk=int(raw)).first()
-        if device is None and not (raw.isdigit() and len(raw) < 7):
-            # A number that is no device's ID may be the device's phone number.
-            device = devices.filter(jid=as_jid(raw)).first()
-        if device is None:
-            raise ApiError(
-                404, "NOT_FOUND", "device_id: no such device in this organization.", field="device_id"
-            )
-        return device
+        return find_device(organization, raw)
     devices = list(organization.devices.select_related("lease")[:2])
     if len(devices) == 1:
         return devices[0]
     if not devices:
         raise ApiError(
             400,
-            "DEVICE_REQUIRED",
+            "DEVICE_ID_REQUIRED",
             "device_id: this organization has no device yet; add one with POST /devices (or GET /app/login) and link it.",
             field="device_id",
         )
     raise ApiError(
         400,
-        "DEVICE_REQUIRED",
+        "DEVICE_ID_REQUIRED",
         "device_id: this organization has several devices; name one with the X-Device-Id header or device_id.",
         field="device_id",
     )
@@ -423,8 +457,8 @@ def require_linked(device: Device) -> None:
     """Refuse a device that was never linked (or was logged out): nothing could ever send for it."""
     if not device.jid or device.status in (DeviceStatus.NEW, DeviceStatus.LOGGED_OUT):
         raise ApiError(
-            503,
-            "DEVICE_NOT_CONNECTED",
+            401,
+            "AUTHENTICATION_ERROR",
             f"The device {device.pk} is not linked to a WhatsApp number; link it with GET /app/login first.",
         )
 

@@ -4,19 +4,34 @@
 from __future__ import annotations
 
 import io
+from typing import Literal
 
 import segno
 from django.core import signing
+from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
-from ninja import Router, Schema, Status
+from ninja import Path, Router, Schema
+from pydantic import Field
 
-from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok, require_linked
-from messaging.api.fields import JsonObject, PhoneDigits, text
+from messaging.api.common import (
+    AUTH,
+    ApiError,
+    Envelope,
+    acting,
+    done,
+    field_error,
+    find_device,
+    ok,
+    require_linked,
+)
+from messaging.api.fields import DeviceRef, HttpUrl, JsonObject, PhoneDigits, text
 from messaging.events import rfc3339
 from messaging.models import Device, DeviceStatus
 from messaging.models.device import UNHELD_REASON
 from messaging.services import devices as device_services
+from messaging.services.device_webhook import PEER_EVENTS
+from messaging.webhooks import EVENT_NAMES
 
 router = Router(tags=["devices"], auth=AUTH)
 
@@ -29,10 +44,27 @@ def shown_reason(device: Device) -> str:
     return UNHELD_REASON if device.unheld else device.status_reason
 
 
+# The peer's four states: its "connected" is a socket up but not logged in (waiting for a QR scan or a code).
+PEER_STATES = {
+    DeviceStatus.CONNECTED: "logged_in",
+    DeviceStatus.QR_WAITING: "connected",
+    DeviceStatus.PAIRING: "connected",
+    DeviceStatus.CONNECTING: "connecting",
+}
+
+
+def peer_state(device: Device) -> str:
+    return PEER_STATES.get(device.shown_status, "disconnected")
+
+
 def device_row(device: Device) -> dict:
+    """The peer's device row (id as a string, phone_number, display_name, state) and our fuller fields."""
     lease = getattr(device, "lease", None)  # a device no worker ever held has none
     return {
-        "id": device.pk,
+        "id": str(device.pk),
+        "phone_number": device.phone,
+        "display_name": device.push_name or device.name,
+        "state": peer_state(device),
         "name": device.name,
         "device": device.jid,
         "jid": device.jid,
@@ -51,7 +83,8 @@ def device_row(device: Device) -> dict:
 
 def status_row(device: Device) -> dict:
     return {
-        "device_id": device.pk,
+        "device_id": str(device.pk),
+        "state": peer_state(device),
         "status": device.shown_status,
         "reason": shown_reason(device),
         "is_connected": device.is_connected and not device.unheld,
@@ -69,7 +102,13 @@ def qr_link(request, device: Device) -> str:
 def login_answer(request, device: Device) -> dict:
     """What a linking call answers: the QR (as an image link and as text) with how long it lasts."""
     if device.is_connected:
-        return ok({**status_row(device), "qr_link": "", "qr_duration": 0}, "The device is already connected.")
+        # 400 ALREADY_LOGGED_IN, as the peer answers (its clients stop polling for a QR code on it).
+        raise ApiError(
+            400,
+            "ALREADY_LOGGED_IN",
+            "The device is already connected; log it out first to link another number.",
+            results=status_row(device),
+        )
     seconds = 0
     if device.qr_code and device.qr_expires_at:
         seconds = max(0, int((device.qr_expires_at - timezone.now()).total_seconds()))
@@ -84,18 +123,25 @@ def login_answer(request, device: Device) -> dict:
     return ok(results, "Scan the QR code with WhatsApp on the phone (Linked devices → Link a device).")
 
 
-def owned(ctx, device_id: int) -> Device:
-    device = ctx.organization.devices.select_related("lease").filter(pk=device_id).first()
-    if device is None:
-        raise ApiError(404, "NOT_FOUND", "device_id: no such device in this organization.", field="device_id")
-    return device
+def owned(ctx, device_id: str) -> Device:
+    """The device named in the path: by its ID, its JID or its number, as X-Device-Id (another's: 404)."""
+    return find_device(ctx.organization, device_id)
 
 
 # ------------------------------------------------------------------------------------------ endpoints
 
 
+# An event of ours or the peer's name of one (PEER_EVENTS), as the per-device webhook takes them.
+WebhookEventName = Literal[tuple(sorted({*EVENT_NAMES, *PEER_EVENTS}))]
+
+
 class DeviceIn(JsonObject):
-    name: text(80) = "WhatsApp"
+    name: text(80) | None = Field(None, description='Its name on the dashboard (default "WhatsApp").')
+    # The peer's fields. Our device IDs are ours to choose: a device_id given becomes the name, when none is.
+    device_id: str | None = Field(None, max_length=80, description="Accepted as the name (IDs are ours).")
+    webhook_url: HttpUrl | None = Field(None, description="Give the device its webhook at once.")
+    webhook_secret: str | None = Field(None, max_length=100)
+    webhook_events: list[WebhookEventName] | None = Field(None, max_length=50)
 
 
 @router.get("/devices", response=Envelope, summary="The organization's devices")
@@ -104,33 +150,48 @@ def list_devices(request):
     return ok([device_row(d) for d in ctx.organization.devices.select_related("lease")])
 
 
-@router.post(
-    "/devices", response={201: Envelope}, summary="Add a device (then link it with /devices/{id}/login)"
-)
+@router.post("/devices", response=Envelope, summary="Add a device (then link it with /devices/{id}/login)")
 def create_device(request, payload: DeviceIn):
+    from messaging.services.device_webhook import set_device_webhook
+
     ctx = acting(request, write=True, device=False)
-    device = device_services.create_device(
-        organization=ctx.organization, name=payload.name, api_key=ctx.api_key
-    )
-    return Status(201, ok(device_row(device), "Device added; link it with GET /devices/{id}/login."))
+    name = payload.name if payload.name is not None else (payload.device_id or "").strip() or "WhatsApp"
+    request.api_field_names = {"url": "webhook_url"}
+    with transaction.atomic():  # a refused webhook adds no device either
+        device = device_services.create_device(organization=ctx.organization, name=name, api_key=ctx.api_key)
+        if payload.webhook_url:
+            set_device_webhook(
+                organization=ctx.organization,
+                device=device,
+                url=payload.webhook_url,
+                secret=payload.webhook_secret,
+                events=payload.webhook_events,
+            )
+    # 200, as the peer answers (its clients check for it).
+    return ok(device_row(device), "Device added; link it with GET /devices/{id}/login.")
 
 
 @router.get("/devices/{device_id}", response=Envelope, summary="One device")
-def get_device(request, device_id: int):
+def get_device(request, device_id: Path[DeviceRef]):
     ctx = acting(request, device=False)
     return ok(device_row(owned(ctx, device_id)))
 
 
-@router.delete("/devices/{device_id}", response=Envelope, summary="Remove a device (logs it out first)")
-def delete_device(request, device_id: int):
+@router.delete(
+    "/devices/{device_id}",
+    response=Envelope,
+    exclude_unset=True,
+    summary="Remove a device (logs it out first)",
+)
+def delete_device(request, device_id: Path[DeviceRef]):
     ctx = acting(request, write=True, device=False)
     device = owned(ctx, device_id)
     device_services.remove_device(organization=ctx.organization, device=device, api_key=ctx.api_key)
-    return ok({"id": device_id}, "Device removed.")
+    return done(f"Device {device.pk} removed.")
 
 
 @router.get("/devices/{device_id}/login", response=Envelope, summary="Link the device by QR code")
-def device_login(request, device_id: int):
+def device_login(request, device_id: Path[DeviceRef]):
     ctx = acting(request, write=True, device=False)
     device = device_services.start_linking(
         organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key
@@ -148,19 +209,19 @@ def pair_answer(ctx, device: Device, digits: str) -> dict:
         organization=ctx.organization, device=device, phone=digits, api_key=ctx.api_key
     )
     return ok(
-        {"pair_code": code.code, "expires_in": code.expires_in, "device_id": device.pk, "phone": digits},
+        {"pair_code": code.code, "expires_in": code.expires_in, "device_id": str(device.pk), "phone": digits},
         "Enter this code on the phone: WhatsApp → Linked devices → Link with phone number.",
     )
 
 
 @router.post("/devices/{device_id}/login/code", response=Envelope, summary="Link the device by pairing code")
-def device_login_code(request, payload: PairIn, device_id: int):
+def device_login_code(request, payload: PairIn, device_id: Path[DeviceRef]):
     ctx = acting(request, write=True, device=False)
     return pair_answer(ctx, owned(ctx, device_id), payload.phone)
 
 
 @router.post("/devices/{device_id}/logout", response=Envelope, summary="Unlink the device from WhatsApp")
-def device_logout(request, device_id: int):
+def device_logout(request, device_id: Path[DeviceRef]):
     ctx = acting(request, write=True, device=False)
     device = device_services.logout_device(
         organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key
@@ -169,7 +230,7 @@ def device_logout(request, device_id: int):
 
 
 @router.post("/devices/{device_id}/reconnect", response=Envelope, summary="Connect a linked device again")
-def device_reconnect(request, device_id: int):
+def device_reconnect(request, device_id: Path[DeviceRef]):
     ctx = acting(request, write=True, device=False)
     device = owned(ctx, device_id)
     require_linked(device)
@@ -180,7 +241,7 @@ def device_reconnect(request, device_id: int):
 
 
 @router.get("/devices/{device_id}/status", response=Envelope, summary="The device's connection status")
-def device_status(request, device_id: int):
+def device_status(request, device_id: Path[DeviceRef]):
     ctx = acting(request, device=False)
     return ok(status_row(owned(ctx, device_id)))
 
@@ -211,3 +272,51 @@ def qr_image(request, token: str):
     response = HttpResponse(buffer.getvalue(), content_type="image/png")
     response["Cache-Control"] = "no-store"
     return response
+
+
+# ------------------------------------------------------------------------------------------ its webhook
+
+
+def webhook_row(ctx, device: Device, endpoint) -> dict:
+    from messaging.services.device_webhook import PEER_EVENTS
+
+    theirs = {ours: peer for peer, ours in PEER_EVENTS.items()}
+    full = ctx.api_key.access == "full"  # a read-only key does not see the signing secret
+    return {
+        "device_id": str(device.pk),
+        "webhook_url": endpoint.url if endpoint else "",
+        "webhook_secret": endpoint.secret if endpoint and full else "",
+        "webhook_events": [theirs.get(e, e) for e in endpoint.events] if endpoint else [],
+    }
+
+
+@router.get("/devices/{device_id}/webhook", response=Envelope, summary="The device's webhook")
+def get_webhook(request, device_id: Path[DeviceRef]):
+    from messaging.services.device_webhook import device_webhook
+
+    ctx = acting(request, device=False)
+    device = owned(ctx, device_id)
+    return ok(webhook_row(ctx, device, device_webhook(organization=ctx.organization, device=device)))
+
+
+class WebhookIn(Schema):
+    webhook_url: str = Field(max_length=500, description='Where to send events; "" removes the webhook.')
+    webhook_secret: str | None = Field(None, max_length=100, description="Signs X-Hub-Signature-256.")
+    webhook_events: list[str] | None = Field(None, max_length=50, description="None: keep; []: every event.")
+
+
+@router.patch("/devices/{device_id}/webhook", response=Envelope, summary="Set or clear the device's webhook")
+def set_webhook(request, payload: WebhookIn, device_id: Path[DeviceRef]):
+    from messaging.services.device_webhook import set_device_webhook
+
+    ctx = acting(request, write=True, device=False)
+    device = owned(ctx, device_id)
+    request.api_field_names = {"url": "webhook_url"}
+    endpoint = set_device_webhook(
+        organization=ctx.organization,
+        device=device,
+        url=payload.webhook_url,
+        secret=payload.webhook_secret,
+        events=payload.webhook_events,
+    )
+    return ok(webhook_row(ctx, device, endpoint), "Webhook set." if endpoint else "Webhook removed.")

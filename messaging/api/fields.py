@@ -38,12 +38,14 @@ def pattern(*alternatives: str, optional: bool = False) -> str:
 
 
 CHAT_PATTERN = pattern(PHONE, USER_JID, LID_JID, GROUP_JID, NEWSLETTER_JID, BROADCAST_JID)
+MENTION_PATTERN = pattern(PHONE, USER_JID, LID_JID, "@[Ee][Vv][Ee][Rr][Yy][Oo][Nn][Ee]")
 PARTICIPANT_PATTERN = pattern(PHONE, USER_JID, LID_JID)
 PHONE_PATTERN = pattern(PHONE, r"[0-9]{7,15}@s\.whatsapp\.net")
 GROUP_PATTERN = pattern(GROUP_ID + r"(?:@g\.us)?")
 NEWSLETTER_PATTERN = pattern(NEWSLETTER_JID)
 # What the X-Device-Id header and the device_id query parameter take: a device ID, or the device's number.
 DEVICE_PATTERN = pattern(r"[0-9]{1,18}", PHONE, USER_JID, optional=True)
+DEVICE_PATH_PATTERN = pattern(r"[0-9]{1,18}", PHONE, USER_JID)
 _PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 # http(s), a host (no user name or password), a port if any, then anything without blanks.
 URL = rf"[Hh][Tt][Tt][Pp][Ss]?://[^{_BLANKS}/?#@\[\]:]+(?::{_PORT})?(?:[/?#]{NON_BLANK}*)?"
@@ -278,3 +280,17 @@ class JsonObject(Schema):
         if not isinstance(getattr(value, "_obj", value), dict):
             raise ValueError("the body must be a JSON object")
         return value
+
+
+# A device named in a path (/devices/{device_id}): its ID, its JID or its phone number, as in X-Device-Id.
+DeviceRef = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DEVICE_PATH_PATTERN,
+            "examples": ["1"],
+            "description": "The device's ID, JID or number.",
+        }
+    ),
+]

@@ -6,9 +6,9 @@ from django.http import HttpResponse
 from ninja import Path, Router, Schema
 from pydantic import Field
 
-from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok
+from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, ok, require_linked
 from messaging.api.fields import Emoji, Jid, MessageId, Text
-from messaging.models import Message
+from messaging.models import Message, MessageStatus
 from messaging.services import downloads, messages
 
 router = Router(tags=["message"], auth=AUTH)
@@ -74,6 +74,34 @@ def star(request, payload: ChatIn, message_id: Path[MessageId]):
 @router.post("/message/{message_id}/unstar", response=Envelope, summary="Remove a message's star")
 def unstar(request, payload: ChatIn, message_id: Path[MessageId]):
     return _act(request, messages.star_message, message_id, payload.phone, "unstarred", starred=False)
+
+
+class ForwardIn(Schema):
+    phone: Jid = Field(description="Who gets the copy (a JID or phone digits).")
+
+
+@router.post(
+    "/message/{message_id}/forward",
+    response=Envelope,
+    summary="Forward a stored message (any chat of the device) to phone; answers message_id and status",
+)
+def forward(request, payload: ForwardIn, message_id: Path[MessageId]):
+    ctx = acting(request, write=True)
+    require_linked(ctx.device)
+    request.api_field_names = {"to": "phone", "media": "message_id"}
+    sent = messages.forward_message(message_id=message_id, to=payload.phone, **ctx.service_kwargs())
+    if sent.status == MessageStatus.FAILED:
+        raise ApiError(
+            422,
+            "SEND_FAILED",
+            f"WhatsApp refused the message: {sent.error or 'no reason given'}",
+            results={"message_id": sent.wa_id, "status": "failed"},
+        )
+    queued = sent.status in (MessageStatus.QUEUED, MessageStatus.SENDING)
+    return ok(
+        {"message_id": sent.wa_id, "status": "queued" if queued else "sent"},
+        f"Message {message_id} forwarded" + (" (queued: the device is not connected)." if queued else "."),
+    )
 
 
 @router.get(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from messaging.api.fields import DEVICE_PATTERN
 
 # Where a device is named in the path (/devices/{device_id}...) or not chosen at all, these do not apply.
-_NO_DEVICE_CHOICE = ("/devices", "/app/devices", "/app/login/qr/")
+_NO_DEVICE_CHOICE = ("/devices", "/app/devices", "/app/login/qr/", "/app/info", "/health")
 DEVICE_PARAMETERS = [
     {
         "name": "X-Device-Id",
@@ -56,15 +56,19 @@ ERROR_SCHEMA = {
 # status: (when it is answered, its codes)
 ERRORS: dict[int, tuple[str, tuple[str, ...]]] = {
     400: (
-        "The input is not valid (the message names the field), or no device was chosen where the organization "
-        "has several.",
-        ("VALIDATION_ERROR", "DEVICE_REQUIRED"),
+        "The input is not valid (the message names the field), WhatsApp refused it as invalid (a number not on "
+        "WhatsApp: INVALID_JID), the number is already linked, or no device was chosen where the organization "
+        "has several. (The reference server's statuses and codes, which its clients expect.)",
+        ("VALIDATION_ERROR", "INVALID_JID", "ALREADY_LOGGED_IN", "DEVICE_ID_REQUIRED", "BAD_REQUEST"),
     ),
-    401: ("No valid API key.", ("UNAUTHORIZED",)),
+    401: (
+        "No valid API key; or the device is not linked or not connected (link or reconnect it).",
+        ("UNAUTHORIZED", "AUTHENTICATION_ERROR"),
+    ),
     403: ("A read-only key tried to change something, or WhatsApp refused the operation.", ("FORBIDDEN",)),
     404: (
         "The device, or what the request names (group, message, chat, user), does not exist.",
-        ("NOT_FOUND",),
+        ("NOT_FOUND", "DEVICE_NOT_FOUND"),
     ),
     409: (
         "A request with this Idempotency-Key is still being answered: retry, and get its answer.",
@@ -76,18 +80,19 @@ ERRORS: dict[int, tuple[str, tuple[str, ...]]] = {
         ("UNSUPPORTED_MEDIA_TYPE",),
     ),
     422: (
-        "The request is well-formed but WhatsApp refused it, or its Idempotency-Key was used for another request.",
+        "The request is well-formed but cannot be done (a media URL that cannot be fetched, fields that "
+        "contradict each other), or its Idempotency-Key was used for another request.",
         ("SEND_FAILED", "VALIDATION_ERROR", "IDEMPOTENCY_KEY_REUSED"),
     ),
-    500: ("Something went wrong on our side; it was logged.", ("INTERNAL_ERROR",)),
+    429: ("WhatsApp asks to wait before starting more new chats (its error 463).", ("WA_REACHOUT_TIMELOCK",)),
+    500: ("Something went wrong on our side; it was logged.", ("INTERNAL_ERROR", "INTERNAL_SERVER_ERROR")),
     501: ("The WhatsApp backend cannot do this (see the README).", ("NOT_SUPPORTED",)),
     502: ("WhatsApp answered with an error.", ("UPSTREAM_ERROR",)),
     503: (
-        "The device is not linked, or not connected right now; link or reconnect it and try again. Or the "
-        "session workers or the database cannot be reached right now: retry after `Retry-After` seconds.",
-        ("DEVICE_NOT_CONNECTED", "DEVICE_NOT_LOGGED_IN", "SERVICE_UNAVAILABLE"),
+        "The session workers or the database cannot be reached right now: retry after `Retry-After` seconds.",
+        ("SERVICE_UNAVAILABLE", "DEVICE_NOT_CONNECTED", "DEVICE_MANAGER_UNAVAILABLE"),
     ),
-    504: ("WhatsApp did not answer in time.", ("UPSTREAM_TIMEOUT",)),
+    504: ("WhatsApp did not answer in time.", ("GATEWAY_TIMEOUT", "UPSTREAM_TIMEOUT")),
 }
 
 
@@ -110,7 +115,7 @@ def error_statuses(path: str, method: str, operation: dict) -> list[int]:
     if method == "post":
         statuses |= {409, 422}  # Idempotency-Key in use, or reused for another request
     if _device_bound(path, operation):
-        statuses |= {400, 403, 404, 422, 501, 502, 503, 504}
+        statuses |= {400, 401, 403, 404, 422, 429, 501, 502, 503, 504}
     return sorted(statuses)
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import File, Form, Router, Schema
 from ninja.files import UploadedFile
-from pydantic import Field, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 
 from messaging.api.common import AUTH, Acting, ApiError, Envelope, acting, media_input, ok, require_linked
-from messaging.api.fields import HttpUrl, Jid, MediaUrl, PhoneDigits, PollOption, Text, text
+from messaging.api.fields import MENTION_PATTERN, HttpUrl, Jid, MediaUrl, PhoneDigits, PollOption, Text, text
 from messaging.models import MessageStatus
 from messaging.services import profile
 from messaging.services.outbox import queue_message
+from messaging.whatsapp.protocol import EVERYONE, normalize_jid
 
 router = Router(tags=["send"], auth=AUTH)
 
@@ -57,11 +58,35 @@ def _send(request, outgoing: dict, *, media_field: str = "", ctx: Acting | None 
 # ------------------------------------------------------------------------------------------ JSON sends
 
 
+# The peer server's `duration`: the message disappears after this many seconds (0: it stays).
+Duration = Field(0, ge=0, le=7_776_000, description="Disappearing after this many seconds (0: stays).")
+
+
 class TextIn(Schema):
     phone: Jid
     message: Text
     reply_message_id: str | None = Field(None, max_length=128)
     is_forwarded: bool = False
+    mentions: list[Annotated[str, WithJsonSchema({"type": "string", "pattern": MENTION_PATTERN})]] = Field(
+        default_factory=list,
+        max_length=1024,
+        description='Numbers or JIDs to mention; "@everyone" mentions every member of the group.',
+    )
+    duration: int = Duration
+
+    @field_validator("mentions")
+    @classmethod
+    def _mentions(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            if item.strip().lower() == EVERYONE:
+                out.append(EVERYONE)
+                continue
+            try:
+                out.append(normalize_jid(item))
+            except ValueError as exc:
+                raise ValueError(f"{item!r}: {exc}") from None
+        return list(dict.fromkeys(out))
 
 
 @router.post("/send/message", response=SendEnvelope, summary="Send a text message")
@@ -74,6 +99,8 @@ def send_message(request, payload: TextIn):
             "text": payload.message,
             "reply_to_id": (payload.reply_message_id or "").strip(),
             "is_forwarded": payload.is_forwarded,
+            "mentions": payload.mentions,
+            "expiration": payload.duration,
         },
     )
 
@@ -227,6 +254,8 @@ class ImageForm(Schema):
     compress: bool = False
     image_url: MediaUrl = None
     is_forwarded: bool = False
+    hd: bool = Field(False, description="Send the image as it is (never recompressed).")
+    duration: int = Duration
 
 
 def _media_send(request, *, kind: str, field: str, upload, url, phone, caption="", **extra) -> dict:
@@ -257,8 +286,9 @@ def send_image(request, data: Form[ImageForm], image: File[UploadedFile] = None)
         phone=data.phone,
         caption=data.caption,
         view_once=data.view_once,
-        compress=data.compress,
+        compress=data.compress and not data.hd,
         is_forwarded=data.is_forwarded,
+        expiration=data.duration,
     )
 
 
@@ -269,6 +299,8 @@ class VideoForm(Schema):
     compress: bool = False
     video_url: MediaUrl = None
     is_forwarded: bool = False
+    gif_playback: bool = Field(False, description="Play it as a GIF (looping, muted).")
+    duration: int = Duration
 
 
 @router.post("/send/video", response=SendEnvelope, summary="Send a video", description=FORM_FILE_NOTE)
@@ -284,6 +316,8 @@ def send_video(request, data: Form[VideoForm], video: File[UploadedFile] = None)
         view_once=data.view_once,
         compress=data.compress,
         is_forwarded=data.is_forwarded,
+        gif_playback=data.gif_playback,
+        expiration=data.duration,
     )
 
 
@@ -291,6 +325,11 @@ class AudioForm(Schema):
     phone: Jid
     audio_url: MediaUrl = None
     is_forwarded: bool = False
+    # (Documented as a boolean: a form field is given or not, it cannot be null.)
+    ptt: Annotated[bool | None, WithJsonSchema({"type": "boolean"})] = Field(
+        None, description="A voice note (true) or a music file (false); unset: by its type."
+    )
+    duration: int = Duration
 
 
 @router.post("/send/audio", response=SendEnvelope, summary="Send an audio file", description=FORM_FILE_NOTE)
@@ -303,6 +342,8 @@ def send_audio(request, data: Form[AudioForm], audio: File[UploadedFile] = None)
         url=data.audio_url,
         phone=data.phone,
         is_forwarded=data.is_forwarded,
+        ptt=data.ptt,
+        expiration=data.duration,
     )
 
 

@@ -9,9 +9,19 @@ from ninja.files import UploadedFile
 from pydantic import ConfigDict, Field
 
 from messaging import gateway
-from messaging.api.common import AUTH, ApiError, Envelope, acting, field_error, media_input, ok
+from messaging.api.common import (
+    AUTH,
+    ApiError,
+    Envelope,
+    acting,
+    done,
+    field_error,
+    media_input,
+    ok,
+)
 from messaging.api.fields import Jid, JsonObject, MediaUrl, PhoneDigits, text
 from messaging.services import profile
+from messaging.whatsapp import protocol
 
 router = Router(tags=["user"], auth=AUTH)
 
@@ -26,9 +36,43 @@ def user_info(request, phone: Jid):
     ctx = acting(request)
     found = gateway.call(ctx.device, "user_info", jids=[target])
     if not found:
-        raise ApiError(404, "NOT_FOUND", f"phone: {target} is not on WhatsApp.", field="phone")
-    info = asdict(found[0])
-    return ok({**info, "devices": info.get("devices", []), "verified_name": info.get("verified_name", "")})
+        raise ApiError(400, "INVALID_JID", f"phone: {target} is not on WhatsApp.", field="phone")
+    info = found[0]
+    contact = ctx.device.contacts.filter(jid=info.jid).first()
+    name = (contact.name or contact.push_name or contact.business_name) if contact else ""
+    user = protocol.jid_user(info.jid) if info.jid.endswith(f"@{protocol.USER_SERVER}") else ""
+    return ok(
+        {
+            "data": [
+                {
+                    "jid": info.jid,
+                    "name": name,
+                    "verified_name": info.verified_name,
+                    "status": info.status,
+                    "picture_id": info.picture_id,
+                    "devices": [_jid_fields(d) for d in info.devices],
+                }
+            ],
+            "resolved_phone": user,
+            "resolved_lid": protocol.jid_user(info.jid)
+            if info.jid.endswith(f"@{protocol.LID_SERVER}")
+            else "",
+        }
+    )
+
+
+def _jid_fields(jid: str) -> dict:
+    """A device JID ("user[.agent][:device]@server") as whatsmeow's JID struct, which the peer's clients parse."""
+    user, _, server = jid.partition("@")
+    user, _, device = user.partition(":")
+    user, _, agent = user.partition(".")
+    return {
+        "User": user,
+        "Agent": int(agent or 0),
+        "Device": int(device or 0),
+        "Server": server,
+        "AD": bool(device or agent),
+    }
 
 
 @router.get("/user/avatar", response=Envelope, summary="A user's (or group's) profile picture")
@@ -48,7 +92,9 @@ class AvatarForm(Schema):
     avatar_url: MediaUrl = None
 
 
-@router.post("/user/avatar", response=Envelope, summary="Change this number's profile picture")
+@router.post(
+    "/user/avatar", response=Envelope, exclude_unset=True, summary="Change this number's profile picture"
+)
 def set_avatar(
     request,
     data: Form[AvatarForm],
@@ -59,8 +105,8 @@ def set_avatar(
     if avatar is not None and image is not None:
         raise field_error("avatar", "send the picture once, as `avatar` (or `image`), not both.")
     media = media_input(kind="avatar", field="avatar", upload=avatar or image, url=data.avatar_url)
-    picture_id = profile.set_avatar(image=media.data, **ctx.service_kwargs())
-    return ok({"picture_id": picture_id}, "Profile picture changed.")
+    profile.set_avatar(image=media.data, **ctx.service_kwargs())
+    return done("Profile picture changed.")
 
 
 class PushNameIn(JsonObject):
@@ -72,14 +118,14 @@ class PushNameIn(JsonObject):
     pushname: text(25) = Field(None, description="The same as push_name (older clients); push_name wins.")
 
 
-@router.post("/user/pushname", response=Envelope, summary="Change the name others see")
+@router.post("/user/pushname", response=Envelope, exclude_unset=True, summary="Change the name others see")
 def set_push_name(request, payload: PushNameIn):
     ctx = acting(request, write=True)
     name = payload.push_name if payload.push_name is not None else payload.pushname
     if name is None:
         raise field_error("push_name", "is required.")
     name = profile.set_push_name(name=name, **ctx.service_kwargs())
-    return ok({"push_name": name}, "Push name changed.")
+    return done(f"Push name changed to {name}.")
 
 
 @router.get("/user/my/privacy", response=Envelope, summary="This number's privacy settings")

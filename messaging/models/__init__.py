@@ -1,6 +1,6 @@
 """Messaging models: one module per concern, all registered under the `messaging` app."""
 
-from messaging.models.chat import Chat, Contact, Message, MessageStatus, SentMessageId  # noqa: F401
+from messaging.models.chat import Chat, Contact, Label, Message, MessageStatus, SentMessageId  # noqa: F401
 from messaging.models.device import Device, DeviceLease, DeviceStatus  # noqa: F401
 from messaging.models.idempotency import IdempotencyKey  # noqa: F401
 from messaging.models.sandbox import *  # noqa: F401,F403

@@ -18,6 +18,11 @@ class Chat(models.Model):
     last_message_at = models.DateTimeField(null=True, blank=True)
     last_message_preview = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The chat's state as set through this server (pin, archive, disappearing timer, labels).
+    pinned = models.BooleanField(default=False)
+    archived = models.BooleanField(default=False)
+    disappearing_seconds = models.PositiveIntegerField(default=0)  # 0: messages stay
+    labels = models.ManyToManyField("messaging.Label", related_name="chats", blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["device", "jid"], name="one_chat_per_jid")]
@@ -35,6 +40,22 @@ class Chat(models.Model):
 
     def __str__(self):
         return self.name or self.jid
+
+
+class Label(models.Model):
+    """A WhatsApp Business chat label of one device: WhatsApp knows it by `label_id`, people by name and colour."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="labels")
+    device = models.ForeignKey("messaging.Device", on_delete=models.CASCADE, related_name="labels")
+    label_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=100, blank=True)
+    color = models.PositiveSmallIntegerField(default=0)  # WhatsApp's palette index (0-19)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "label_id"], name="one_label_per_id")]
+
+    def __str__(self):
+        return self.name or self.label_id
 
 
 class MessageStatus(models.TextChoices):

@@ -35,6 +35,7 @@ __all__ = [
     "star_message",
     "delete_message_for_me",
     "resend_message",
+    "forward_message",
 ]
 
 MAX_MESSAGE_ID = 128
@@ -298,3 +299,63 @@ def resend_message(*, organization, device, chat: str, message_id: str, actor=No
         logger.warning("could not nudge the worker of device %s", target.device.pk, exc_info=True)
     message.refresh_from_db()
     return message
+
+
+# What a forwarded copy keeps of the original (its kind's own fields); the rest (quote, view-once) stays behind.
+_FORWARDED_FIELDS = (
+    "contact_name",
+    "contact_phone",
+    "latitude",
+    "longitude",
+    "poll_question",
+    "poll_options",
+    "poll_max_answer",
+)
+
+
+def forward_message(*, organization, device, message_id: str, to: str, actor=None, api_key=None) -> Message:
+    """Send a copy of a stored message (any chat of the device) to `to`, marked forwarded, through the outbox.
+
+    Media goes with it: the stored file, or else fetched from WhatsApp first (so an offline device cannot
+    forward media it never downloaded: WhatsApp's NotConnected passes through). ValidationError naming
+    `message_id` when there is no such message or it cannot be sent again (a reaction, a revoke).
+    """
+    from messaging.services import downloads
+    from messaging.services.outbox import queue_message
+
+    device = device_of(organization, device)
+    message_id = _message_id(message_id)
+    original = Message.objects.filter(device=device, wa_id=message_id).order_by("-pk").first()
+    if original is None:
+        raise Http404(_("message_id: no message %(id)s on this device.") % {"id": message_id})
+    kind = protocol.MessageKind(original.kind) if original.kind in protocol.MessageKind else None
+    if kind is None or kind in (
+        protocol.MessageKind.REACTION,
+        protocol.MessageKind.EDIT,
+        protocol.MessageKind.REVOKE,
+        protocol.MessageKind.UNKNOWN,
+    ):
+        raise ValidationError({"message_id": _("This kind of message cannot be forwarded.")})
+    payload = original.payload or {}
+    outgoing = {
+        "to": to,
+        "kind": str(kind),
+        "text": original.text,
+        "caption": original.caption,
+        "mime_type": original.media_mime,
+        "filename": original.media_filename,
+        "is_forwarded": True,
+        **{key: payload[key] for key in _FORWARDED_FIELDS if key in payload},
+    }
+    if kind in protocol.MEDIA_KINDS:
+        try:
+            outgoing["media"] = downloads.media_file(device, original)
+        except downloads.NoMedia as exc:
+            raise ValidationError({"message_id": str(exc)}) from None
+    try:
+        return queue_message(
+            organization=organization, device=device, outgoing=outgoing, actor=actor, api_key=api_key
+        )
+    finally:
+        if "media" in outgoing:
+            outgoing["media"].close()

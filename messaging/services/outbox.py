@@ -37,6 +37,10 @@ _PAYLOAD_FIELDS = (
     "poll_question",
     "poll_options",
     "poll_max_answer",
+    "mentions",
+    "expiration",
+    "ptt",
+    "gif_playback",
 )
 
 
@@ -298,6 +302,10 @@ def outgoing_of(message: Message) -> protocol.OutgoingMessage:
         poll_question=payload.get("poll_question", ""),
         poll_options=list(payload.get("poll_options") or []),
         poll_max_answer=int(payload.get("poll_max_answer") or 1),
+        mentions=list(payload.get("mentions") or []),
+        expiration=int(payload.get("expiration") or 0),
+        ptt=payload.get("ptt"),
+        gif_playback=bool(payload.get("gif_playback")),
     )
 
 

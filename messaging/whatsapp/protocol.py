@@ -61,6 +61,10 @@ def is_group(jid: str) -> bool:
     return jid.endswith("@" + GROUP_SERVER)
 
 
+# The disappearing-message timers WhatsApp offers: off, 24 hours, 7 days, 90 days.
+DISAPPEARING_TIMERS = (0, 86_400, 604_800, 7_776_000)
+
+
 def generate_message_id() -> str:
     """A WhatsApp-style message ID (as whatsmeow makes them), created before sending so nothing is lost."""
     return "3EB0" + secrets.token_hex(9).upper()
@@ -80,6 +84,7 @@ class ErrorCode(StrEnum):
     UPSTREAM = "UPSTREAM_ERROR"
     # Not WhatsApp's: the web tier cannot reach the session workers (the channel layer is down).
     UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    REACHOUT_TIMELOCK = "WA_REACHOUT_TIMELOCK"  # WhatsApp's error 463: too many new chats, wait before more
 
 
 class WhatsAppError(Exception):
@@ -125,6 +130,10 @@ class UpstreamTimeout(WhatsAppError):
     code = ErrorCode.TIMEOUT
 
 
+class ReachoutTimelock(WhatsAppError):
+    code = ErrorCode.REACHOUT_TIMELOCK
+
+
 class SendOutcomeUnknown(WhatsAppError):
     """A send of this message was started before (by a worker that died, or one that timed out) and it is not
     known whether WhatsApp took it. Raised, instead of sending again, by a backend that cannot send with our
@@ -133,7 +142,16 @@ class SendOutcomeUnknown(WhatsAppError):
 
 _ERRORS = {
     cls.code.value: cls
-    for cls in (NotConnected, NotLoggedIn, NotSupported, NotFound, Forbidden, InvalidRequest, UpstreamTimeout)
+    for cls in (
+        NotConnected,
+        NotLoggedIn,
+        NotSupported,
+        NotFound,
+        Forbidden,
+        InvalidRequest,
+        UpstreamTimeout,
+        ReachoutTimelock,
+    )
 }
 
 
@@ -205,6 +223,15 @@ class OutgoingMessage:
     poll_question: str = ""
     poll_options: list[str] = field(default_factory=list)
     poll_max_answer: int = 1
+    # Extras the peer server's clients send: JIDs to mention (EVERYONE mentions every member of a group),
+    # a disappearing timer in seconds, a voice note (None: by its type) and a video that plays as a GIF.
+    mentions: list[str] = field(default_factory=list)
+    expiration: int = 0
+    ptt: bool | None = None
+    gif_playback: bool = False
+
+
+EVERYONE = "@everyone"
 
 
 class ParticipantAction(StrEnum):
@@ -337,6 +364,18 @@ class Newsletter:
     description: str = ""
     subscribers: int = 0
     role: str = ""  # subscriber, admin, owner
+
+
+@dataclass(slots=True, kw_only=True)
+class NewsletterPost:
+    """One message of a newsletter (channel), as its server numbers it."""
+
+    server_id: int
+    kind: str = "text"  # a MessageKind value
+    text: str = ""  # the body, or a media message's caption
+    timestamp: float = 0.0  # 0 when WhatsApp does not say
+    views: int = 0
+    reactions: dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -593,6 +632,26 @@ class WhatsAppClient(abc.ABC):
     @abc.abstractmethod
     async def business_profile(self, *, jid: str) -> BusinessProfile: ...
 
+    # -- chat state (app state on WhatsApp: every linked device of the number sees it)
+    @abc.abstractmethod
+    async def pin_chat(self, *, chat: str, pinned: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def archive_chat(self, *, chat: str, archived: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def set_disappearing_timer(self, *, chat: str, seconds: int) -> None:
+        """Messages of `chat` disappear after `seconds` (one of DISAPPEARING_TIMERS; 0 turns it off)."""
+
+    @abc.abstractmethod
+    async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
+        """Put a WhatsApp Business label on the chat (or take it off); `label_name` names a new label."""
+
+    # -- calls
+    @abc.abstractmethod
+    async def reject_call(self, *, caller: str, call_id: str) -> None:
+        """Decline an incoming call (`caller` as the offer named them)."""
+
     # -- groups
     @abc.abstractmethod
     async def joined_groups(self) -> list[GroupInfo]: ...
@@ -611,6 +670,10 @@ class WhatsAppClient(abc.ABC):
     @abc.abstractmethod
     async def join_with_link(self, *, code: str) -> str:
         """Join by invite code (the part after https://chat.whatsapp.com/); returns the group JID."""
+
+    @abc.abstractmethod
+    async def group_info_from_link(self, *, code: str) -> GroupInfo:
+        """A group's info by its invite code, without joining it."""
 
     @abc.abstractmethod
     async def invite_link(self, *, jid: str, reset: bool = False) -> str: ...
@@ -647,6 +710,12 @@ class WhatsAppClient(abc.ABC):
 
     @abc.abstractmethod
     async def unfollow_newsletter(self, *, jid: str) -> None: ...
+
+    @abc.abstractmethod
+    async def newsletter_messages(
+        self, *, jid: str, count: int = 50, before: int = 0
+    ) -> list[NewsletterPost]:
+        """The newest `count` posts (older than server ID `before`, when given), newest last."""
 
 
 # The operations the web tier may ask a worker for (by name, over the channel layer): every public

@@ -8,7 +8,11 @@ from accounts.models import ApiKey, AuditEvent
 from messaging.models import Device, Message
 from tests.api.conftest import ApiClient, error
 
-NO_DEVICE_CHOICE = {"/app/devices", "/devices"}  # list the organization's devices: nothing to choose
+NO_DEVICE_CHOICE = {
+    "/app/devices",
+    "/devices",
+    "/app/info",
+}  # list the organization's devices: nothing to choose
 
 
 def path_for(endpoint, device) -> str:
@@ -45,13 +49,13 @@ def other_organizations_device(endpoint, api, device, other_device) -> None:
         assert response.status_code in (200, 201)
         listed = response.json()["results"]
         rows = listed if isinstance(listed, list) else [listed]
-        assert other_device.pk not in {row["id"] for row in rows}
+        assert str(other_device.pk) not in {row.get("id") for row in rows}
         assert other_device.jid not in response.content.decode()
         return
     else:
         response = endpoint.request(api, headers={"X-Device-Id": str(other_device.pk)})
-    body = error(response, 404, "NOT_FOUND")
-    assert "device" in body["message"]
+    body = error(response, 404, "DEVICE_NOT_FOUND")  # the peer's code, with the device named in results
+    assert "device" in body["message"] and body["results"]["device_id"]
     assert (Message.objects.count(), AuditEvent.objects.count()) == before
     assert not Message.objects.filter(device=other_device).exists()
 
@@ -72,7 +76,7 @@ def offline(endpoint, api, device) -> dict:
         message = Message.objects.get(wa_id=body["results"]["message_id"])
         assert message.device_id == device.pk and message.status == "queued"
         return body
-    if endpoint.offline == 503:
-        return error(response, 503, "DEVICE_NOT_CONNECTED")
+    if endpoint.offline == 401:
+        return error(response, 401, "AUTHENTICATION_ERROR")  # the peer's status and code
     assert response.status_code == endpoint.offline, response.content
     return response.json()

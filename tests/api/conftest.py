@@ -46,6 +46,14 @@ class ApiClient:
             headers=self.headers(headers),
         )
 
+    def patch(self, path, data=None, headers=None):
+        return self.client.patch(
+            path,
+            data if data is not None else {},
+            content_type="application/json",
+            headers=self.headers(headers),
+        )
+
     def post_form(self, path, data, headers=None):
         return self.client.post(path, data, headers=self.headers(headers))
 
@@ -96,6 +104,21 @@ def error(response, status: int, code: str | None = None, field: str | None = No
     if field:
         assert body["message"].startswith(f"{field}:") or field in body["message"], body
     return body
+
+
+HOOKS_HOST = "hooks.example.com"  # a webhook receiver's host: resolves to a public address, without DNS
+
+
+@pytest.fixture(autouse=True)
+def _hooks_host_resolves(monkeypatch):
+    from messaging import safe_fetch
+
+    real = safe_fetch.resolve
+    monkeypatch.setattr(
+        safe_fetch,
+        "resolve",
+        lambda host, port=None: ["93.184.216.34"] if host == HOOKS_HOST else real(host, port),
+    )
 
 
 @pytest.fixture(autouse=True)

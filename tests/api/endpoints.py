@@ -2,7 +2,7 @@
 
 test_conventions.py runs the same checks over every row: wrong/revoked key (401), read-only key on a
 write (403), another organization's device (404), each required field missing (400 naming it), and the
-device not connected (503; sends are accepted and queued instead).
+device not connected (401 AUTHENTICATION_ERROR, as the peer; sends are accepted and queued instead).
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ def upload(name: str, data: bytes) -> io.BytesIO:
 @dataclass
 class Endpoint:
     router: str
-    method: str  # GET, POST, DELETE
+    method: str  # GET, POST, PATCH, DELETE
     path: str
     data: dict = field(default_factory=dict)  # query (GET), JSON body (POST), or form fields
     form: bool = False  # multipart
     files: dict = field(default_factory=dict)  # field -> (name, bytes)
     write: bool = False
     required: tuple[str, ...] = ()
-    offline: int | str = 503  # status with no worker holding the device ("queued" for sends)
+    offline: int | str = 401  # status with no worker holding the device ("queued" for sends)
     device_in_path: bool = False  # /devices/{id}: the device is named in the path, not chosen
 
     @property
@@ -57,6 +57,8 @@ class Endpoint:
             return api.get(path, data, headers=headers)
         if self.method == "DELETE":
             return api.delete(path, headers=headers)
+        if self.method == "PATCH":
+            return api.patch(path, data, headers=headers)
         if self.form:
             body = dict(data)
             for name, (filename, content) in self.files.items():
@@ -75,6 +77,7 @@ ENDPOINTS: list[Endpoint] = [
     E("app", "GET", "/app/reconnect", write=True, offline=200),
     E("app", "GET", "/app/devices", offline=200),
     E("app", "GET", "/app/status", offline=200),
+    E("app", "GET", "/app/info", offline=200),
     # user
     E("user", "GET", "/user/info", {"phone": PEER}, required=("phone",)),
     E("user", "GET", "/user/avatar", {"phone": PEER, "is_preview": "true"}, required=("phone",)),
@@ -218,9 +221,28 @@ ENDPOINTS: list[Endpoint] = [
         ]
     ],
     E("message", "GET", f"/message/{MESSAGE_ID}/download", offline=404),
+    # (the message does not exist: test_peer_compat forwards one that does, offline too)
+    E(
+        "message",
+        "POST",
+        f"/message/{MESSAGE_ID}/forward",
+        {"phone": PEER},
+        write=True,
+        required=("phone",),
+        offline=404,
+    ),
     # chat (stored history)
     E("chat", "GET", "/chats", {"limit": 10}, offline=200),
     E("chat", "GET", f"/chat/{PEER}/messages", {"limit": 10}, offline=404),
+    *[
+        E("chat", "POST", f"/chat/{PEER}/{action}", body, write=True, required=tuple(required))
+        for action, body, required in [
+            ("pin", {"pinned": True}, ["pinned"]),
+            ("archive", {"archived": "true"}, ["archived"]),
+            ("disappearing", {"timer_seconds": 86400}, ["timer_seconds"]),
+            ("label", {"label_id": "3", "label_name": "Yeni", "labeled": True}, ["label_id"]),
+        ]
+    ],
     # group
     E(
         "group",
@@ -259,6 +281,15 @@ ENDPOINTS: list[Endpoint] = [
     E("group", "GET", "/group/participant-requests", {"group_id": GROUP}, required=("group_id",)),
     E("group", "POST", "/group/leave", {"group_id": GROUP}, write=True, required=("group_id",)),
     E("group", "GET", "/group/info", {"group_id": GROUP}, required=("group_id",)),
+    E("group", "GET", "/group/participants", {"group_id": GROUP}, required=("group_id",)),
+    E(
+        "group",
+        "GET",
+        "/group/info-from-link",
+        {"link": "https://chat.whatsapp.com/ABCDEFGH"},
+        required=("link",),
+    ),
+    E("group", "GET", "/group/participants/export", {"group_id": GROUP}, required=("group_id",)),
     E("group", "GET", "/group/invite-link", {"group_id": GROUP}, required=("group_id",)),
     E(
         "group",
@@ -311,9 +342,24 @@ ENDPOINTS: list[Endpoint] = [
         write=True,
         required=("newsletter_id",),
     ),
+    E(
+        "newsletter",
+        "GET",
+        "/newsletter/messages",
+        {"newsletter_id": NEWSLETTER},
+        required=("newsletter_id",),
+    ),
+    E(
+        "call",
+        "POST",
+        "/call/reject",
+        {"caller_jid": PEER, "call_id": "CALL1"},
+        write=True,
+        required=("caller_jid", "call_id"),
+    ),
     # devices (the device is in the path: {device} is replaced by the test)
     E("devices", "GET", "/devices", offline=200),
-    E("devices", "POST", "/devices", {"name": "Second"}, write=True, offline=201),
+    E("devices", "POST", "/devices", {"name": "Second"}, write=True, offline=200),
     E("devices", "GET", "/devices/{device}", offline=200, device_in_path=True),
     E("devices", "GET", "/devices/{device}/status", offline=200, device_in_path=True),
     E("devices", "GET", "/devices/{device}/login", write=True, offline=200, device_in_path=True),
@@ -329,6 +375,17 @@ ENDPOINTS: list[Endpoint] = [
     E("devices", "POST", "/devices/{device}/logout", write=True, offline=200, device_in_path=True),
     E("devices", "POST", "/devices/{device}/reconnect", write=True, offline=200, device_in_path=True),
     E("devices", "DELETE", "/devices/{device}", write=True, offline=200, device_in_path=True),
+    E("devices", "GET", "/devices/{device}/webhook", offline=200, device_in_path=True),
+    E(
+        "devices",
+        "PATCH",
+        "/devices/{device}/webhook",
+        {"webhook_url": "https://hooks.example.com/wa", "webhook_events": ["message", "message.ack"]},
+        write=True,
+        required=("webhook_url",),
+        offline=200,
+        device_in_path=True,
+    ),
 ]
 
 

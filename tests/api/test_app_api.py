@@ -33,7 +33,9 @@ def test_link_by_qr_then_status_logout_and_reconnect(wa, org, owner):
     wa.wait_event("device.connected", device=device)
     status = api.get("/app/status").json()["results"]
     assert status["is_connected"] is True and status["is_logged_in"] is True
-    assert api.get("/app/login").json()["message"] == "The device is already connected."
+    again = api.get("/app/login")
+    assert again.status_code == 400 and again.json()["code"] == "ALREADY_LOGGED_IN"  # as the peer answers
+    assert again.json()["results"]["device_id"] == str(device.pk)
     listed = api.get("/app/devices").json()["results"]
     assert [(d["name"], d["device"]) for d in listed] == [("WhatsApp", status["jid"])]
 
@@ -42,7 +44,7 @@ def test_link_by_qr_then_status_logout_and_reconnect(wa, org, owner):
     assert api.get("/app/logout").json()["results"]["status"] == "logged_out"
     status = api.get("/app/status").json()["results"]
     assert status["is_connected"] is False and status["is_logged_in"] is False
-    error(api.post("/send/message", {"phone": wa.peers[0], "message": "x"}), 503, "DEVICE_NOT_CONNECTED")
+    error(api.post("/send/message", {"phone": wa.peers[0], "message": "x"}), 401, "AUTHENTICATION_ERROR")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -81,12 +83,12 @@ def test_malformed_phone_for_pairing_is_400(api):
 def test_each_way_of_passing_the_key_works_and_is_recorded(style, api_key, device):
     answer = ApiClient(api_key, style=style).get("/app/status")
     assert answer.status_code == 200
-    assert answer.json()["results"]["device_id"] == device.pk
+    assert answer.json()["results"]["device_id"] == str(device.pk)
     assert ApiKey.objects.get().last_used_at is not None
 
 
 @pytest.mark.django_db
 def test_another_organizations_key_sees_only_its_own_devices(api, other_api_key, device, other_device):
     theirs = ApiClient(other_api_key).get("/app/devices").json()["results"]
-    assert [d["id"] for d in theirs] == [other_device.pk]
-    error(ApiClient(other_api_key, device=device).get("/app/status"), 404, "NOT_FOUND", "device_id")
+    assert [d["id"] for d in theirs] == [str(other_device.pk)]
+    error(ApiClient(other_api_key, device=device).get("/app/status"), 404, "DEVICE_NOT_FOUND", "device_id")

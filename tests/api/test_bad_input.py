@@ -151,4 +151,4 @@ def test_415_comes_after_auth_and_not_for_another_organizations_device(read_only
     error(post_raw(ApiClient(None), "/send/message", text, "text/plain"), 401, "UNAUTHORIZED")
     # another organization's device is still not found, whatever the body
     theirs = ApiClient(api_key, device=other_device)
-    error(post_raw(theirs, "/send/message", text, "application/json"), 404, "NOT_FOUND")
+    error(post_raw(theirs, "/send/message", text, "application/json"), 404, "DEVICE_NOT_FOUND")

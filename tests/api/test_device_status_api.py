@@ -35,6 +35,7 @@ def test_status_of_an_unheld_device_is_disconnected(api_key, stale):
         results = body["results"]
         assert set(results) == {
             "device_id",
+            "state",
             "status",
             "reason",
             "is_connected",
@@ -43,6 +44,7 @@ def test_status_of_an_unheld_device_is_disconnected(api_key, stale):
             "phone",
         }
         assert results["status"] == "disconnected" and results["is_connected"] is False, results
+        assert results["state"] == "disconnected"  # the peer's word
         assert "no session worker" in results["reason"]
         assert results["is_logged_in"] is True  # still linked: a worker that takes it over reconnects it
 
@@ -66,4 +68,4 @@ def test_a_held_device_is_still_connected(api_key, stale):
 
 
 def test_another_organizations_unheld_device_is_404(other_api_key, stale):
-    error(ApiClient(other_api_key).get(f"/devices/{stale.pk}/status"), 404, "NOT_FOUND", "device_id")
+    error(ApiClient(other_api_key).get(f"/devices/{stale.pk}/status"), 404, "DEVICE_NOT_FOUND", "device_id")

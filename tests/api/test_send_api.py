@@ -205,7 +205,7 @@ def test_device_choice(api, org, device, api_key):
     second = Device.objects.create(
         organization=org, name="Second", jid="905550000001@s.whatsapp.net", status="connected"
     )
-    error(api.post("/send/message", {"phone": PEER, "message": "x"}), 400, "DEVICE_REQUIRED", "device_id")
+    error(api.post("/send/message", {"phone": PEER, "message": "x"}), 400, "DEVICE_ID_REQUIRED", "device_id")
     chosen = api.post(f"/send/message?device_id={second.pk}", {"phone": PEER, "message": "x"}).json()
     assert Message.objects.get(wa_id=chosen["results"]["message_id"]).device_id == second.pk
     by_header = api.post(
@@ -220,7 +220,7 @@ def test_device_choice(api, org, device, api_key):
     error(
         api.post("/send/message", {"phone": PEER, "message": "x"}, headers={"X-Device-Id": "999999"}),
         404,
-        "NOT_FOUND",
+        "DEVICE_NOT_FOUND",
     )
 
 
@@ -229,7 +229,7 @@ def test_a_device_never_linked_cannot_send(api, device):
     device.jid = ""
     device.status = "new"
     device.save()
-    error(api.post("/send/message", {"phone": PEER, "message": "x"}), 503, "DEVICE_NOT_CONNECTED")
+    error(api.post("/send/message", {"phone": PEER, "message": "x"}), 401, "AUTHENTICATION_ERROR")
     assert not Message.objects.exists()
 
 

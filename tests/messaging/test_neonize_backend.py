@@ -372,6 +372,19 @@ async def test_send_text_reply_forwarded(client, neo):
     assert ext.contextInfo.isForwarded and ext.contextInfo.forwardingScore == 1
 
 
+async def test_send_text_with_mentions_everyone_and_a_timer(client, neo):
+    neo.get_group_info.return_value = group_info_pb()
+    everyone = [p_.jid for p_ in EXPECTED_GROUP.participants]
+    await client.send(
+        message=outgoing(
+            p.MessageKind.TEXT, to=GROUP, text="Hepiniz", mentions=[p.EVERYONE], expiration=86400
+        )
+    )
+    _, message = sent_message(neo)
+    context = message.extendedTextMessage.contextInfo
+    assert list(context.mentionedJID) == everyone and context.expiration == 86400
+
+
 async def test_sending_the_same_id_twice_delivers_once(client, neo):
     message = outgoing(p.MessageKind.TEXT, text="once")
     first = await client.send(message=message)
@@ -459,6 +472,7 @@ async def test_several_go_out_one_by_one_a_refusal_skipped_a_lost_connection_sto
         ("that group invite link has been revoked", p.ErrorCode.INVALID),
         ("you're not participating in that group", p.ErrorCode.FORBIDDEN),
         ("download failed with status code 410", p.ErrorCode.NOT_FOUND),
+        ("failed to send message: server returned error 463", p.ErrorCode.REACHOUT_TIMELOCK),
         ("something nobody expected", p.ErrorCode.UPSTREAM),
     ],
 )
@@ -845,6 +859,53 @@ async def test_group_info(client, neo):
     neo.get_group_info.return_value = group_info_pb()
     assert await client.group_info(jid=GROUP) == EXPECTED_GROUP
     neo.get_group_info.assert_awaited_once_with(jid(GROUP))
+
+
+async def test_group_info_from_link_takes_the_code_of_a_link(client, neo):
+    neo.get_group_info_from_link.return_value = group_info_pb()
+    assert await client.group_info_from_link(code="https://chat.whatsapp.com/AbCd") == EXPECTED_GROUP
+    neo.get_group_info_from_link.assert_awaited_once_with("AbCd")
+
+
+async def test_newsletter_messages_oldest_first_with_their_counts(client, neo):
+    neo.get_newsletter_messages.return_value = [
+        np.NewsletterMessage(
+            MessageServerID=12,
+            ViewsCount=40,
+            ReactionCounts=[np.Reaction(type="👍", count=3)],
+            Message=e2e.Message(conversation="second"),
+        ),
+        np.NewsletterMessage(MessageServerID=11, Message=e2e.Message(conversation="first")),
+    ]
+    newsletter = "120363000000000002@newsletter"
+    posts = await client.newsletter_messages(jid=newsletter, count=2, before=13)
+    assert [(x.server_id, x.text, x.views, x.reactions) for x in posts] == [
+        (11, "first", 0, {}),
+        (12, "second", 40, {"👍": 3}),
+    ]
+    neo.get_newsletter_messages.assert_awaited_once_with(jid(newsletter), 2, 13)
+
+
+@pytest.mark.parametrize(
+    ("op", "kwargs"),
+    [
+        ("pin_chat", {"pinned": True}),
+        ("archive_chat", {"archived": True}),
+        ("label_chat", {"label_id": "1", "label_name": "", "labeled": True}),
+    ],
+)
+async def test_app_state_chat_changes_are_not_supported_yet(client, op, kwargs):
+    with pytest.raises(p.NotSupported, match="app-state"):
+        await getattr(client, op)(chat=PEER, **kwargs)
+
+
+async def test_disappearing_timer_and_reject_call_go_to_whatsmeow(client, neo):
+    from datetime import timedelta
+
+    await client.set_disappearing_timer(chat=PEER, seconds=86400)
+    neo.set_disappearing_timer.assert_awaited_once_with(jid(PEER), timedelta(seconds=86400))
+    await client.reject_call(caller=PEER, call_id="CALL1")
+    neo.reject_call.assert_awaited_once_with(jid(PEER), "CALL1")
 
 
 async def test_create_group(client, neo):

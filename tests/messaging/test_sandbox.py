@@ -193,6 +193,14 @@ _ARGS = {
     "presence": p.Presence.AVAILABLE,
     "state": p.ChatPresenceState.COMPOSING,
     "message": None,
+    "pinned": True,
+    "archived": True,
+    "seconds": 86400,
+    "label_id": "1",
+    "label_name": "x",
+    "labeled": True,
+    "caller": "905551112233@s.whatsapp.net",
+    "call_id": "CALL1",
 }
 
 

@@ -366,8 +366,8 @@ async def test_business_profile(net):
     plain = next(x for x in summary["peers"] if not x["business"])
     profile = await linked.client.business_profile(jid=business["jid"])
     assert profile.jid == business["jid"] and profile.email and profile.website and profile.categories
-    with pytest.raises(p.NotFound, match="not a business"):
-        await linked.client.business_profile(jid=plain["jid"])
+    empty = await linked.client.business_profile(jid=plain["jid"])  # a personal account: empty, as WhatsApp
+    assert (empty.jid, empty.email, empty.website, empty.categories) == (plain["jid"], "", [], [])
     with pytest.raises(p.NotFound):
         await linked.client.business_profile(jid=await call(sandbox.unregistered_phone))
 

@@ -251,6 +251,23 @@ def convert_privacy(settings_pb) -> p.PrivacySettings:
     )
 
 
+def convert_newsletter_post(post) -> p.NewsletterPost:
+    """A NewsletterMessage (whatsmeow gives no timestamp with it: 0)."""
+    message, _ = _unwrap(post.Message)
+    kind = p.MessageKind.TEXT
+    for name, media_kind in _MEDIA_FIELDS.items():
+        if message.HasField(name):
+            kind = media_kind
+            break
+    return p.NewsletterPost(
+        server_id=int(post.MessageServerID),
+        kind=str(kind),
+        text=text_of(post.Message),
+        views=int(post.ViewsCount or 0),
+        reactions={r.type: int(r.count) for r in post.ReactionCounts},
+    )
+
+
 def convert_newsletter(meta) -> p.Newsletter:
     thread = meta.ThreadMeta
     return p.Newsletter(

@@ -95,7 +95,7 @@ _STATUS_ERRORS = {
     404: p.NotFound,
     406: p.InvalidRequest,
 }
-_STATUS_ERRORS |= {408: p.UpstreamTimeout, 409: p.InvalidRequest, 410: p.NotFound}
+_STATUS_ERRORS |= {408: p.UpstreamTimeout, 409: p.InvalidRequest, 410: p.NotFound, 463: p.ReachoutTimelock}
 _PHRASES: tuple[tuple[tuple[str, ...], type[p.WhatsAppError]], ...] = (
     (("not logged in", "doesn't contain a device jid"), p.NotLoggedIn),
     (("not connected", "websocket is closed"), p.NotConnected),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize.incoming import (
     convert_group,
     convert_newsletter,
+    convert_newsletter_post,
     convert_privacy,
 )
 from messaging.whatsapp.neonize.names import (
@@ -150,6 +153,10 @@ class Operations:
         code = code.strip().rsplit("/", 1)[-1]
         return jid_str(await self._call(self._client().join_group_with_link, code))
 
+    async def group_info_from_link(self, *, code: str) -> p.GroupInfo:
+        code = code.strip().rsplit("/", 1)[-1]
+        return convert_group(await self._call(self._client().get_group_info_from_link, code))
+
     async def invite_link(self, *, jid: str, reset: bool = False) -> str:
         return await self._call(self._client().get_group_invite_link, to_jid(jid), revoke=reset)
 
@@ -186,6 +193,33 @@ class Operations:
     async def set_group_announce(self, *, jid: str, announce: bool) -> None:
         await self._call(self._client().set_group_announce, to_jid(jid), announce)
 
+    # -- chat state
+
+    # Pins, archives and labels are app-state patches: neonize 0.5.2's Go DecodePatchInfo drops the patch
+    # type they need (as for star and delete-for-me, see app_state.APP_STATE_PATCHES_WORK).
+    async def pin_chat(self, *, chat: str, pinned: bool) -> None:
+        raise p.NotSupported(
+            "pinning chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+        )
+
+    async def archive_chat(self, *, chat: str, archived: bool) -> None:
+        raise p.NotSupported(
+            "archiving chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+        )
+
+    async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
+        raise p.NotSupported(
+            "labelling chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+        )
+
+    async def set_disappearing_timer(self, *, chat: str, seconds: int) -> None:
+        await self._call(self._client().set_disappearing_timer, to_jid(chat), timedelta(seconds=seconds))
+
+    # -- calls
+
+    async def reject_call(self, *, caller: str, call_id: str) -> None:
+        await self._call(self._client().reject_call, to_jid(caller), call_id)
+
     # -- newsletters
 
     async def newsletters(self) -> list[p.Newsletter]:
@@ -195,3 +229,9 @@ class Operations:
 
     async def unfollow_newsletter(self, *, jid: str) -> None:
         await self._call(self._client().unfollow_newsletter, to_jid(jid))
+
+    async def newsletter_messages(
+        self, *, jid: str, count: int = 50, before: int = 0
+    ) -> list[p.NewsletterPost]:
+        posts = await self._call(self._client().get_newsletter_messages, to_jid(jid), count, before)
+        return sorted((convert_newsletter_post(post) for post in posts), key=lambda post: post.server_id)

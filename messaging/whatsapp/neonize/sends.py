@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -88,7 +89,21 @@ class Sending:
         if message.is_forwarded:
             context.isForwarded = True
             context.forwardingScore = 1
+        if message.mentions:
+            context.mentionedJID.extend(message.mentions)
+        if message.expiration:
+            context.expiration = message.expiration
         return context
+
+    async def _everyone(self, message: p.OutgoingMessage) -> p.OutgoingMessage:
+        """EVERYONE in the mentions becomes each member of the group (it means nothing in a one-to-one chat)."""
+        if p.EVERYONE not in message.mentions:
+            return message
+        named = [j for j in message.mentions if j != p.EVERYONE]
+        if p.is_group(message.to):
+            info = await self.group_info(jid=message.to)
+            named += [m.jid for m in info.participants if m.jid not in named]
+        return dataclasses.replace(message, mentions=named)
 
     async def _build(self, neo, message: p.OutgoingMessage):
         lib = neonize_lib()
@@ -99,8 +114,14 @@ class Sending:
         quoted = self._quoted(message, quoted_id)
         if kind in p.MEDIA_KINDS and not message.media:
             raise p.InvalidRequest(f"a {kind} message needs the media bytes")
+        message = await self._everyone(message)
         if kind == p.MessageKind.TEXT:
-            if message.reply_to is None and not message.is_forwarded:
+            if (
+                message.reply_to is None
+                and not message.is_forwarded
+                and not message.mentions
+                and not message.expiration
+            ):
                 return e2e.Message(conversation=message.text)
             return e2e.Message(
                 extendedTextMessage=e2e.ExtendedTextMessage(
@@ -153,13 +174,15 @@ class Sending:
             if kind == p.MessageKind.AUDIO:
                 mime = message.mime_type or "audio/ogg; codecs=opus"
                 seconds = await asyncio.to_thread(media.audio_seconds, message.media)
-                audio = e2e.AudioMessage(mimetype=mime, PTT="ogg" in mime, seconds=seconds, **fields)
+                ptt = ("ogg" in mime) if message.ptt is None else message.ptt
+                audio = e2e.AudioMessage(mimetype=mime, PTT=ptt, seconds=seconds, **fields)
                 return e2e.Message(audioMessage=audio)
             facts = await asyncio.to_thread(media.video_facts, message.media)
             video = e2e.VideoMessage(
                 mimetype=message.mime_type or "video/mp4",
                 caption=message.caption,
                 viewOnce=message.view_once,
+                gifPlayback=message.gif_playback,
                 seconds=facts.seconds,
                 width=facts.width,
                 height=facts.height,

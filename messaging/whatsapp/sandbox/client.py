@@ -35,7 +35,7 @@ from messaging.whatsapp.protocol import (
 )
 from messaging.whatsapp.sandbox import tenancy
 from messaging.whatsapp.sandbox.actors import _Actor, _outgoing_from
-from messaging.whatsapp.sandbox.groups import _group_info, _joined_groups
+from messaging.whatsapp.sandbox.groups import _group_info, _group_info_from_link, _joined_groups
 from messaging.whatsapp.sandbox.linking import (
     _forget_session,
     _is_registered_or_new,
@@ -58,6 +58,7 @@ from messaging.whatsapp.sandbox.reads import (
     _check_numbers,
     _contacts,
     _download,
+    _newsletter_messages,
     _newsletters,
     _privacy_of,
     _user_info,
@@ -454,6 +455,28 @@ class SandboxClient(p.WhatsAppClient):
         self._require_connected()
         return await runtime.db(_business_profile, jid)
 
+    # -- chat state: the simulated network keeps no app state; it checks what WhatsApp would refuse
+
+    async def pin_chat(self, *, chat: str, pinned: bool) -> None:
+        self._require_connected()
+
+    async def archive_chat(self, *, chat: str, archived: bool) -> None:
+        self._require_connected()
+
+    async def set_disappearing_timer(self, *, chat: str, seconds: int) -> None:
+        self._require_connected()
+        if seconds not in p.DISAPPEARING_TIMERS:
+            raise InvalidRequest(f"WhatsApp offers only these timers (seconds): {p.DISAPPEARING_TIMERS}.")
+
+    async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
+        self._require_connected()
+
+    # -- calls: no call is ever offered on the simulated network, so none can be rejected
+
+    async def reject_call(self, *, caller: str, call_id: str) -> None:
+        self._require_connected()
+        raise NotFound(f"There is no ringing call {call_id} from {caller}.")
+
     # -- groups
 
     async def joined_groups(self) -> list[GroupInfo]:
@@ -480,6 +503,10 @@ class SandboxClient(p.WhatsAppClient):
 
     async def join_with_link(self, *, code: str) -> str:
         return await self._act("join_with_link", code)
+
+    async def group_info_from_link(self, *, code: str) -> GroupInfo:
+        self._require_connected()
+        return await runtime.db(_group_info_from_link, code)
 
     async def invite_link(self, *, jid: str, reset: bool = False) -> str:
         return await self._act("invite_link", jid=jid, reset=reset)
@@ -520,6 +547,12 @@ class SandboxClient(p.WhatsAppClient):
 
     async def unfollow_newsletter(self, *, jid: str) -> None:
         await self._act("unfollow_newsletter", jid=jid)
+
+    async def newsletter_messages(
+        self, *, jid: str, count: int = 50, before: int = 0
+    ) -> list[p.NewsletterPost]:
+        self._require_connected()
+        return await runtime.db(_newsletter_messages, jid, count, before)
 
 
 def _take_deliveries(device_id: int) -> list[dict]:

@@ -337,3 +337,13 @@ def _joined_groups(jid: str) -> list[GroupInfo]:
     from messaging.models import SandboxGroup
 
     return [_group_info(g) for g in SandboxGroup.objects.order_by("id") if jid in g.participants]
+
+
+def _group_info_from_link(code: str) -> GroupInfo:
+    """What anyone holding the link sees before joining (whatsmeow's GetGroupInfoFromLink: the group's info)."""
+    from messaging.models import SandboxGroup
+
+    group = SandboxGroup.objects.filter(invite_code=_invite_code(code)).first()
+    if group is None:
+        raise NotFound("This invite link is not valid (it was reset, or never existed).")
+    return _group_info(group)

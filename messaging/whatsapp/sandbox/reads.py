@@ -10,6 +10,7 @@ from messaging.whatsapp.protocol import (
     Forbidden,
     InvalidRequest,
     Newsletter,
+    NewsletterPost,
     NotFound,
     OnWhatsApp,
     UserInfo,
@@ -158,7 +159,8 @@ def _business_profile(jid: str) -> BusinessProfile:
     if account is None:
         raise NotFound(f"{p.jid_user(jid)} is not on WhatsApp.")
     if not account.business:
-        raise NotFound(f"{p.jid_user(jid)} is not a business account.")
+        # What WhatsApp (and the peer server) answers for a personal account: an empty profile, not an error.
+        return BusinessProfile(jid=account.jid)
     b = account.business
     return BusinessProfile(
         jid=account.jid,
@@ -199,3 +201,28 @@ def _privacy_of(phone: str) -> dict:
 
     account = SandboxAccount.objects.filter(phone=phone).first()
     return {**DEFAULT_PRIVACY, **(account.privacy if account else {})}
+
+
+# The simulated posts of every newsletter: numbered 1..N, one a day before a fixed moment (deterministic).
+SANDBOX_NEWSLETTER_POSTS = 30
+_POSTS_END = 1_764_000_000.0
+
+
+def _newsletter_messages(jid: str, count: int, before: int) -> list[NewsletterPost]:
+    from messaging.models import SandboxNewsletter
+
+    newsletter = SandboxNewsletter.objects.filter(jid=jid).first()
+    if newsletter is None:
+        raise NotFound(f"{jid} is not a newsletter.")
+    last = min(before - 1, SANDBOX_NEWSLETTER_POSTS) if before > 0 else SANDBOX_NEWSLETTER_POSTS
+    first = max(1, last - count + 1)
+    return [
+        NewsletterPost(
+            server_id=n,
+            text=f"{newsletter.name} #{n}",
+            timestamp=_POSTS_END - (SANDBOX_NEWSLETTER_POSTS - n) * 86400,
+            views=newsletter.subscribers // (1 + SANDBOX_NEWSLETTER_POSTS - n),
+            reactions={"👍": n % 7} if n % 7 else {},
+        )
+        for n in range(first, last + 1)
+    ]
