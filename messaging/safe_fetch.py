@@ -77,7 +77,9 @@ def checked_addresses(host: str, port: int | None = None) -> list[str]:
     try:
         addresses = resolve(host, port)
     except (OSError, UnicodeError) as exc:
-        raise UnsafeTarget(_noop("%(host)s does not resolve: %(reason)s") % {"host": host, "reason": exc}) from exc
+        raise UnsafeTarget(
+            _noop("%(host)s does not resolve: %(reason)s") % {"host": host, "reason": exc}
+        ) from exc
     if not addresses:
         raise UnsafeTarget(_noop("%(host)s does not resolve") % {"host": host})
     if not private_targets_allowed():

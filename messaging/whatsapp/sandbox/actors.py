@@ -478,9 +478,7 @@ class _Actor(_GroupActor):
         if not name:
             raise InvalidRequest(_noop("name: a push name is required"))
         if len(name) > PUSH_NAME_MAX:
-            raise InvalidRequest(
-                _noop("name: at most %(max)s characters") % {"max": PUSH_NAME_MAX}
-            )
+            raise InvalidRequest(_noop("name: at most %(max)s characters") % {"max": PUSH_NAME_MAX})
         from messaging.models import SandboxSession
 
         account = self.account()

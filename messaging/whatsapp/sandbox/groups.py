@@ -78,9 +78,7 @@ class _GroupActor:
         if not name:
             raise InvalidRequest(_noop("name: a group name is required"))
         if len(name) > GROUP_NAME_MAX:
-            raise InvalidRequest(
-                _noop("name: at most %(max)s characters") % {"max": GROUP_NAME_MAX}
-            )
+            raise InvalidRequest(_noop("name: at most %(max)s characters") % {"max": GROUP_NAME_MAX})
         members = {self.jid: SUPERADMIN}
         for value in participants or []:
             jid = _jid(value, field="participants")
@@ -290,9 +288,7 @@ class _GroupActor:
         if not name:
             raise InvalidRequest(_noop("name: a group name is required"))
         if len(name) > GROUP_NAME_MAX:
-            raise InvalidRequest(
-                _noop("name: at most %(max)s characters") % {"max": GROUP_NAME_MAX}
-            )
+            raise InvalidRequest(_noop("name: at most %(max)s characters") % {"max": GROUP_NAME_MAX})
         group = self._edit_info(jid, _noop("change the name"))
         group.name = name
         group.save(update_fields=["name"])
@@ -301,9 +297,7 @@ class _GroupActor:
     def set_group_topic(self, *, jid: str, topic: str) -> None:
         topic = topic or ""
         if len(topic) > GROUP_TOPIC_MAX:
-            raise InvalidRequest(
-                _noop("topic: at most %(max)s characters") % {"max": GROUP_TOPIC_MAX}
-            )
+            raise InvalidRequest(_noop("topic: at most %(max)s characters") % {"max": GROUP_TOPIC_MAX})
         group = self._edit_info(jid, _noop("change the description"))
         group.topic = topic
         group.save(update_fields=["topic"])
