@@ -19,6 +19,7 @@ from messaging.models import Chat, Device, Message, MessageStatus
 from messaging.services import downloads
 from messaging.services import text as text_rules
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 __all__ = ["queue_message"]
 
@@ -79,7 +80,7 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     try:
         to = protocol.normalize_jid(outgoing.pop("to", ""))
     except ValueError as exc:
-        raise ValidationError({"to": str(exc)}) from None
+        raise ValidationError({"to": localize(str(exc))}) from None
     kind = _kind(outgoing.pop("kind", "text"))
     media = _media_file(outgoing.pop("media", None))
     if kind in protocol.MEDIA_KINDS and (media is None or not media.size):

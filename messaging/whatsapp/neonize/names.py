@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 
 
@@ -46,7 +48,7 @@ def to_jid(value: str):
     lib = neonize_lib()
     user, _, server = value.rpartition("@")
     if not server:
-        raise p.InvalidRequest(f"{value!r} is not a WhatsApp ID")
+        raise p.InvalidRequest(_noop("%(value)s is not a WhatsApp ID") % {"value": repr(value)})
     device = 0
     if ":" in user:
         user, dev = user.split(":", 1)

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_noop as _noop
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp import wire
@@ -65,7 +66,9 @@ class _Actor(_GroupActor):
 
         account = SandboxAccount.objects.filter(phone=self.phone).first()
         if account is None:
-            raise NotFound(f"{self.phone} is not on the simulated WhatsApp network.")
+            raise NotFound(
+                _noop("%(phone)s is not on the simulated WhatsApp network.") % {"phone": self.phone}
+            )
         return account
 
     def _deliver(self, phones, event: p.Event, *, include_self: bool = False) -> None:
@@ -149,7 +152,7 @@ class _Actor(_GroupActor):
 
         chat = _jid(chat, field="chat")
         if not message_id:
-            raise InvalidRequest("message_id: is required")
+            raise InvalidRequest(_noop("message_id: is required"))
         rows = SandboxMessage.objects.filter(msg_id=message_id)
         if p.is_group(chat) or chat.endswith("@" + p.NEWSLETTER_SERVER):
             rows = rows.filter(to=chat)
@@ -157,7 +160,10 @@ class _Actor(_GroupActor):
             rows = rows.filter(sender=self.jid, to=chat) | rows.filter(sender=chat, to=self.jid)
         row = rows.first()
         if row is None:
-            raise NotFound(f"There is no message {message_id} in {chat}.")
+            raise NotFound(
+                _noop("There is no message %(message_id)s in %(chat)s.")
+                % {"message_id": message_id, "chat": chat}
+            )
         return row
 
     def _chat_of(self, row) -> str:
@@ -180,12 +186,14 @@ class _Actor(_GroupActor):
         from messaging.models import SandboxAccount, SandboxMedia, SandboxMessage, SandboxNewsletter
 
         if not message.id:
-            raise InvalidRequest("id: a message ID is required")
+            raise InvalidRequest(_noop("id: a message ID is required"))
         to = _jid(message.to, field="to")
         try:
             kind = MessageKind(message.kind)
         except ValueError:
-            raise InvalidRequest(f"kind: {message.kind!r} is not a message kind") from None
+            raise InvalidRequest(
+                _noop("kind: %(kind)s is not a message kind") % {"kind": repr(message.kind)}
+            ) from None
         # The same ID again (a retry after a crash) is found by the unique (sender, msg_id) when it is stored:
         # WhatsApp drops the duplicate and answers as it did the first time.
         _validate_outgoing(message, kind)
@@ -195,7 +203,7 @@ class _Actor(_GroupActor):
         if p.is_group(to):
             group = self._group(to)
             if group.announce and not self._is_admin(group):
-                raise Forbidden("Only admins can send messages to this group.")
+                raise Forbidden(_noop("Only admins can send messages to this group."))
             members = SandboxAccount.objects.filter(
                 phone__in=[p.jid_user(j) for j in group.participants if j != self.jid], registered=True
             ).only(*_PLAN_FIELDS)
@@ -203,14 +211,14 @@ class _Actor(_GroupActor):
         elif to.endswith("@" + p.NEWSLETTER_SERVER):
             news = SandboxNewsletter.objects.filter(jid=to).first()
             if news is None:
-                raise NotFound(f"There is no newsletter {to}.")
-            raise Forbidden("Only the newsletter's admins can post to it.")
+                raise NotFound(_noop("There is no newsletter %(to)s.") % {"to": to})
+            raise Forbidden(_noop("Only the newsletter's admins can post to it."))
         else:
             # The recipient and the sender (for the name its message carries) in one query.
             accounts = self._accounts_of({p.jid_user(to), self.phone})
             account = accounts.get(p.jid_user(to))
             if account is None or not account.registered:
-                raise NotFound(f"{p.jid_user(to)} is not on WhatsApp.")
+                raise NotFound(_noop("%(number)s is not on WhatsApp.") % {"number": p.jid_user(to)})
             if to != self.jid:
                 plan = [_answer_plan(account, behavior=account.behavior)]
             me = accounts.get(self.phone)
@@ -277,9 +285,9 @@ class _Actor(_GroupActor):
     def react(self, *, chat: str, message_id: str, emoji: str) -> SendResult:
         row = self._message(chat, message_id)
         if row.revoked:
-            raise InvalidRequest("This message was deleted; it cannot be reacted to.")
+            raise InvalidRequest(_noop("This message was deleted; it cannot be reacted to."))
         if len(emoji) > 16 or (emoji and not any(ord(c) > 0x2000 for c in emoji)):
-            raise InvalidRequest("emoji: a reaction is one emoji (or empty to remove it)")
+            raise InvalidRequest(_noop("emoji: a reaction is one emoji (or empty to remove it)"))
         self._check_can_post(row)
         reactions = dict(row.reactions)
         if emoji:
@@ -312,22 +320,22 @@ class _Actor(_GroupActor):
         if p.is_group(row.to):
             group = SandboxGroup.objects.filter(jid=row.to).first()
             if group is None or self.jid not in group.participants:
-                raise Forbidden("You are no longer a participant of this group.")
+                raise Forbidden(_noop("You are no longer a participant of this group."))
 
     def edit(self, *, chat: str, message_id: str, text: str) -> SendResult:
         row = self._message(chat, message_id)
         if row.sender != self.jid:
-            raise Forbidden("Only your own messages can be edited.")
+            raise Forbidden(_noop("Only your own messages can be edited."))
         if row.revoked:
-            raise InvalidRequest("This message was deleted; it cannot be edited.")
+            raise InvalidRequest(_noop("This message was deleted; it cannot be edited."))
         if row.kind not in ("text", "link", "image", "video", "document"):
-            raise InvalidRequest(f"A {row.kind} message cannot be edited.")
+            raise InvalidRequest(_noop("A %(kind)s message cannot be edited.") % {"kind": row.kind})
         text = (text or "").strip()
         if not text:
-            raise InvalidRequest("text: the new text is required")
+            raise InvalidRequest(_noop("text: the new text is required"))
         stamp = now()
         if stamp - row.timestamp > EDIT_WINDOW:
-            raise Forbidden("A message can only be edited within 15 minutes of sending it.")
+            raise Forbidden(_noop("A message can only be edited within 15 minutes of sending it."))
         if row.kind in ("text", "link"):
             row.text = text
         else:
@@ -360,11 +368,13 @@ class _Actor(_GroupActor):
             group = SandboxGroup.objects.filter(jid=row.to).first() if p.is_group(row.to) else None
             if group is None or not self._is_admin(group):
                 raise Forbidden(
-                    "Only your own messages can be deleted for everyone (or any message, by a group admin)."
+                    _noop(
+                        "Only your own messages can be deleted for everyone (or any message, by a group admin)."
+                    )
                 )
         stamp = now()
         if stamp - row.timestamp > REVOKE_WINDOW:
-            raise Forbidden("This message is too old to be deleted for everyone.")
+            raise Forbidden(_noop("This message is too old to be deleted for everyone."))
         if not row.revoked:
             row.revoked = True
             row.save(update_fields=["revoked"])
@@ -401,7 +411,7 @@ class _Actor(_GroupActor):
 
     def mark_read(self, *, chat: str, message_ids: list[str]) -> None:
         if not message_ids:
-            raise InvalidRequest("message_ids: at least one message ID is required")
+            raise InvalidRequest(_noop("message_ids: at least one message ID is required"))
         if p.is_group(_jid(chat, field="chat")):
             self._group(chat)  # receipts go to a group's participants from its participants only
         rows = []
@@ -456,7 +466,7 @@ class _Actor(_GroupActor):
 
     def set_avatar(self, image: bytes) -> str:
         if not image or not _is_image(bytes(image)):
-            raise InvalidRequest("image: a JPEG or PNG picture is required")
+            raise InvalidRequest(_noop("image: a JPEG or PNG picture is required"))
         account = self.account()
         account.picture = bytes(image)
         account.picture_id = str(int(now() * 1000))
@@ -466,9 +476,9 @@ class _Actor(_GroupActor):
     def set_push_name(self, name: str) -> None:
         name = (name or "").strip()
         if not name:
-            raise InvalidRequest("name: a push name is required")
+            raise InvalidRequest(_noop("name: a push name is required"))
         if len(name) > PUSH_NAME_MAX:
-            raise InvalidRequest(f"name: at most {PUSH_NAME_MAX} characters")
+            raise InvalidRequest(_noop("name: at most %(max)s characters") % {"max": PUSH_NAME_MAX})
         from messaging.models import SandboxSession
 
         account = self.account()
@@ -484,9 +494,9 @@ class _Actor(_GroupActor):
         jid = _jid(jid)
         news = SandboxNewsletter.objects.filter(jid=jid).first()
         if news is None:
-            raise NotFound(f"There is no newsletter {jid}.")
+            raise NotFound(_noop("There is no newsletter %(jid)s.") % {"jid": jid})
         if self.jid not in news.followers:
-            raise NotFound("You do not follow this newsletter.")
+            raise NotFound(_noop("You do not follow this newsletter."))
         news.followers = [f for f in news.followers if f != self.jid]
         news.subscribers = max(news.subscribers - 1, 0)
         news.save(update_fields=["followers", "subscribers"])
@@ -497,7 +507,7 @@ class _Actor(_GroupActor):
         jid = _jid(jid)
         news = SandboxNewsletter.objects.filter(jid=jid).first()
         if news is None:
-            raise NotFound(f"There is no newsletter {jid}.")
+            raise NotFound(_noop("There is no newsletter %(jid)s.") % {"jid": jid})
         if self.jid not in news.followers:
             news.followers = [*news.followers, self.jid]
             news.subscribers += 1

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
+from django.utils.translation import gettext_noop as _noop
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.protocol import (
@@ -79,14 +80,14 @@ def _jid(value: str, *, field: str = "jid") -> str:
     try:
         return p.normalize_jid(value)
     except ValueError as exc:
-        raise InvalidRequest(f"{field}: {exc}") from None
+        raise InvalidRequest(_noop("%(field)s: %(reason)s") % {"field": field, "reason": exc}) from None
 
 
 def _phone(value: str, *, field: str = "phone") -> str:
     try:
         return p.normalize_phone(value)
     except ValueError as exc:
-        raise InvalidRequest(f"{field}: {exc}") from None
+        raise InvalidRequest(_noop("%(field)s: %(reason)s") % {"field": field, "reason": exc}) from None
 
 
 def _user_jid(phone: str) -> str:
@@ -99,5 +100,7 @@ def _invite_code(value: str) -> str:
         value = value[len(INVITE_PREFIX) :]
     value = value.strip("/")
     if not value or not re.fullmatch(r"[A-Za-z0-9]{6,40}", value):
-        raise InvalidRequest("code: not a WhatsApp invite code (the part after https://chat.whatsapp.com/)")
+        raise InvalidRequest(
+            _noop("code: not a WhatsApp invite code (the part after https://chat.whatsapp.com/)")
+        )
     return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.protocol import (
     ChatPresenceState,
@@ -61,7 +63,7 @@ def peer_send(
     try:
         kind = MessageKind(kind)
     except ValueError:
-        raise InvalidRequest(f"kind: {kind!r} is not a message kind") from None
+        raise InvalidRequest(_noop("kind: %(kind)s is not a message kind") % {"kind": repr(kind)}) from None
     message = _outgoing_from(actor, to_jid, text, kind, extra)
     result, _ = actor.send(message)
     _wake_sync(actor.wake)
@@ -143,7 +145,7 @@ def peer_join_request(*, from_phone: str, group: str) -> str:
     if "@" in group:
         row = SandboxGroup.objects.filter(jid=_jid(group)).first()
         if row is None:
-            raise NotFound(f"There is no group {group}.")
+            raise NotFound(_noop("There is no group %(group)s.") % {"group": group})
         group = row.invite_code
     jid = actor.join_with_link(group)
     _wake_sync(actor.wake)
@@ -178,7 +180,7 @@ def add_group_member(*, group: str, phone: str, admin: bool = False) -> None:
     jid = _user_jid(_phone(phone))
     row = SandboxGroup.objects.filter(jid=_jid(group)).first()
     if row is None:
-        raise NotFound(f"There is no group {group}.")
+        raise NotFound(_noop("There is no group %(group)s.") % {"group": group})
     _phone_account(p.jid_user(jid))
     row.participants = {**row.participants, jid: ADMIN if admin else MEMBER}
     row.save(update_fields=["participants"])
@@ -190,7 +192,7 @@ def set_join_approval(*, group: str, approval: bool = True) -> None:
 
     _network()
     if not SandboxGroup.objects.filter(jid=_jid(group)).update(join_approval=bool(approval)):
-        raise NotFound(f"There is no group {group}.")
+        raise NotFound(_noop("There is no group %(group)s.") % {"group": group})
 
 
 def follow_newsletter(*, phone: str, jid: str) -> None:
@@ -206,7 +208,9 @@ def set_privacy(*, phone: str, **settings_) -> dict:
     account = actor.account()
     unknown = set(settings_) - set(DEFAULT_PRIVACY)
     if unknown:
-        raise InvalidRequest(f"unknown privacy settings: {', '.join(sorted(unknown))}")
+        raise InvalidRequest(
+            _noop("unknown privacy settings: %(join)s") % {"join": ", ".join(sorted(unknown))}
+        )
     account.privacy = {**DEFAULT_PRIVACY, **account.privacy, **settings_}
     account.save(update_fields=["privacy"])
     return account.privacy
