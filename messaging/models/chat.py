@@ -11,7 +11,9 @@ from django.utils.translation import gettext_lazy as _
 class Chat(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="chats")
     device = models.ForeignKey("messaging.Device", on_delete=models.CASCADE, related_name="chats")
+    # The phone-number JID when known, else the hidden user ID (…@lid) WhatsApp named the person by.
     jid = models.CharField(max_length=128)
+    lid = models.CharField(max_length=128, blank=True)  # the person's …@lid, when WhatsApp told it
     name = models.CharField(max_length=200, blank=True)
     is_group = models.BooleanField(default=False)
     unread_count = models.PositiveIntegerField(default=0)
@@ -111,7 +113,10 @@ class Message(models.Model):
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
     wa_id = models.CharField("WhatsApp message ID", max_length=128)
     from_me = models.BooleanField(default=False)
-    sender_jid = models.CharField(max_length=128, blank=True)
+    sender_jid = models.CharField(
+        max_length=128, blank=True
+    )  # the phone-number JID when known (see Chat.jid)
+    sender_lid = models.CharField(max_length=128, blank=True)
     sender_name = models.CharField(max_length=200, blank=True)
     kind = models.CharField(max_length=16, default="text")  # protocol.MessageKind
     text = models.TextField(blank=True)
