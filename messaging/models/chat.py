@@ -91,6 +91,7 @@ STATUS_ORDER = {
 VISIBLE = Q(deleted_for_me_at__isnull=True)
 MEDIA_KIND_NAMES = ("audio", "document", "image", "sticker", "video")
 HAS_MEDIA = Q(kind__in=MEDIA_KIND_NAMES)
+BY_LID = Q(sender_jid__endswith="@lid")
 # The words of a message, for PostgreSQL full-text search: the "simple" configuration (no stemming, no stop
 # words) because chats mix languages. Its GIN index (on this very expression, so no column to keep in step)
 # exists on PostgreSQL only: see search_index() and the migration that creates it.
@@ -168,6 +169,9 @@ class Message(models.Model):
                 condition=VISIBLE & HAS_MEDIA,
                 name="msg_chat_media",
             ),
+            # Messages of people known by hidden user ID only (few): renamed when their number becomes known
+            # (services.lids.merge_chats), without reading every message of the device.
+            models.Index(fields=["device", "sender_jid"], condition=BY_LID, name="msg_sender_by_lid"),
         ]
 
     def __str__(self):

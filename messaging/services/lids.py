@@ -17,6 +17,7 @@ import logging
 from django.db import transaction
 
 from messaging.models import Chat, LidMapping, Message
+from messaging.models.chat import BY_LID
 from messaging.whatsapp import protocol
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def note_message(device, msg: protocol.IncomingMessage) -> list:
     outcomes = []
     if msg.sender_lid and not protocol.is_lid(msg.sender):
         outcomes += learn(device, lid=msg.sender_lid, phone=msg.sender)
-    if msg.chat_lid and not protocol.is_lid(msg.chat) and not protocol.is_group(msg.chat):
+    told_by_chat = (msg.chat_lid, msg.chat) != (msg.sender_lid, msg.sender)  # (a 1:1 chat names them twice)
+    if told_by_chat and msg.chat_lid and not protocol.is_lid(msg.chat) and not protocol.is_group(msg.chat):
         outcomes += learn(device, lid=msg.chat_lid, phone=msg.chat)
     if protocol.is_lid(msg.sender):
         msg.sender_lid = msg.sender_lid or _bare(msg.sender)
@@ -126,7 +128,9 @@ def merge_chats(device, *, lid: str, phone: str) -> list:
         }
         lid_chat, phone_chat = chats.get(lid), chats.get(phone)
         # Whatever they wrote under the LID (a group's messages too) names them by number from now on.
-        Message.objects.filter(device_id=device.pk, sender_jid=lid).update(sender_jid=phone, sender_lid=lid)
+        Message.objects.filter(BY_LID, device_id=device.pk, sender_jid=lid).update(
+            sender_jid=phone, sender_lid=lid
+        )
         removed_pk = None
         if lid_chat is None and phone_chat is None:
             return []
