@@ -76,7 +76,7 @@ async def test_a_receipt_that_carries_both_tells_the_pair_once(client):
     )
     first = await incoming(client, receipt)
     assert first[0] == p.LidMappingEvent(lid=LID, phone=PEER)
-    assert isinstance(first[1], p.ReceiptEvent) and first[1].sender == PEER
+    assert isinstance(first[1], p.ReceiptEvent) and (first[1].chat, first[1].sender) == (PEER, PEER)
     again = await incoming(client, receipt)
     assert [type(e) for e in again] == [p.ReceiptEvent]
 

@@ -234,7 +234,7 @@ class Events:
         src = event.MessageSource
         return [
             p.ReceiptEvent(
-                chat=jid_str(src.Chat),
+                chat=jid_str(src.Chat) if src.IsGroup else _phone_jid(src.Chat, src.SenderAlt),
                 sender=_phone_jid(src.Sender, src.SenderAlt),
                 message_ids=await self.ids.ours(*event.MessageIDs),
                 type=kind,
