@@ -148,6 +148,10 @@ def merge_chats(device, *, lid: str, phone: str) -> list:
             chat = _fold(lid_chat, into=phone_chat, lid=lid)
             removed_pk = lid_chat.pk
             lid_chat.delete()
+        if lid_chat is not None:  # their reactions in what was their LID chat, by number too
+            for message in Message.objects.filter(chat_id=chat.pk, reactions__has_key=lid).only("reactions"):
+                message.reactions[phone] = message.reactions.pop(lid)
+                message.save(update_fields=["reactions"])
     logger.info("device %s: %s is %s; chat %s merged into %s", device.pk, lid, phone, removed_pk, chat.pk)
     payload = {"chat_id": chat.jid, "chat_lid": lid, "merged_chat_id": lid}
     extra = {"chat_pk": chat.pk, "removed_chat_pk": removed_pk}

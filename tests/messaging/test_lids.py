@@ -96,12 +96,16 @@ def test_a_lid_only_chat_becomes_the_numbers_chat_when_there_was_none(wa, org, a
     first = wa.sandbox.peer_send(from_phone=peer, to_jid=device.jid, text="ilk")
     wa.wait_event("message", device=device, predicate=lambda d: d["id"] == first)
     lid_chat = Chat.objects.get(device=device, jid=lid)
+    wa.sandbox.peer_react(from_phone=peer, chat=device.jid, message_id=first, emoji="👍")
+    wa.wait_event("message.reaction", device=device, predicate=lambda d: d["reacted_message_id"] == first)
+    assert Message.objects.get(wa_id=first).reactions == {lid: "👍"}
 
     wa.sandbox.peer_hide_phone(phone=peer, hidden=False)
     merged = wa.wait_event("chat.merged", device=device)
     assert merged["removed_chat_pk"] is None and merged["chat_pk"] == lid_chat.pk
     chat = _chats(api)[f"{peer}@s.whatsapp.net"]
     assert (chat["chat_lid"], chat["unread_count"], chat["last_message"]) == (lid, 1, "ilk")
+    assert Message.objects.get(wa_id=first).reactions == {f"{peer}@s.whatsapp.net": "👍"}
 
 
 def test_another_organization_never_sees_or_uses_this_numbers_map(wa, org, other_org, api_key):
