@@ -7,6 +7,7 @@ from django.urls import reverse
 from messaging import events, live
 from messaging.models import Chat, LidMapping, Message
 from messaging.services import lids
+from messaging.templatetags.dashboard import phone
 from messaging.whatsapp import protocol as p
 from tests.api.conftest import ApiClient
 from tests.conftest import client_for
@@ -42,6 +43,11 @@ def test_a_hidden_number_arrives_as_lid_then_resolves_and_its_chats_merge(wa, or
     assert chats[number]["phone"] == peer
     inbox = client_for(owner).get(reverse("messaging:inbox", args=[device.pk])).content.decode()
     assert "Unknown number (LID)" in inbox and name in inbox
+    lid_chat = Chat.objects.get(device=device, jid=lid)
+    page = client_for(owner).get(reverse("messaging:conversation", args=[device.pk, lid_chat.pk]))
+    assert "Unknown number (LID)" in page.content.decode()  # (reading it there leaves nothing unread)
+    second = wa.sandbox.peer_send(from_phone=peer, to_jid=device.jid, text="Cevap?")
+    wa.wait_event("message", device=device, predicate=lambda d: d["id"] == second)
 
     # A reply to the LID reaches the person (it is their chat until the number is known).
     reply = api.post("/send/message", {"phone": lid, "message": "Merhaba"}).json()["results"]
@@ -58,7 +64,7 @@ def test_a_hidden_number_arrives_as_lid_then_resolves_and_its_chats_merge(wa, or
     assert chat["last_message"] == "Merhaba"  # the newest of both chats
     assert not Chat.objects.filter(device=device, jid=lid).exists()
     history = api.get(f"/chat/{number}/messages").json()["results"]["data"]
-    assert [m["text"] for m in history] == ["Merhaba", "Kimim ben?", "Siparişiniz hazır"]
+    assert [m["text"] for m in history] == ["Merhaba", "Cevap?", "Kimim ben?", "Siparişiniz hazır"]
     theirs = history[1]
     assert (theirs["from"], theirs["from_lid"], theirs["chat_id"], theirs["chat_lid"]) == (
         number,
@@ -68,14 +74,18 @@ def test_a_hidden_number_arrives_as_lid_then_resolves_and_its_chats_merge(wa, or
     )
     # The LID still finds the chat, by the number it stands for.
     by_lid = api.get(f"/chat/{lid}/messages").json()["results"]
-    assert by_lid["chat"]["jid"] == number and len(by_lid["data"]) == 3
+    assert by_lid["chat"]["jid"] == number and len(by_lid["data"]) == 4
 
     # The live push: the LID chat's row goes, the number's row comes up to date.
     fragments = "".join(live.render_event(event="chat.merged", device=device, data=merged))
     assert f"delete:#chat-{merged['removed_chat_pk']}-row" in fragments
     assert f'id="chat-{merged["chat_pk"]}-row"' in fragments and "Unknown number (LID)" not in fragments
     inbox = client_for(owner).get(reverse("messaging:inbox", args=[device.pk])).content.decode()
-    assert "Unknown number (LID)" not in inbox and "Merhaba" in inbox
+    assert "Unknown number (LID)" not in inbox and "Merhaba" in inbox and phone(number) in inbox
+    page = client_for(owner).get(reverse("messaging:conversation", args=[device.pk, merged["chat_pk"]]))
+    assert phone(number) in page.content.decode() and "Cevap?" in page.content.decode()
+    gone = client_for(owner).get(reverse("messaging:conversation", args=[device.pk, lid_chat.pk]))
+    assert gone.status_code == 404
 
     # From now on their messages carry both: they go straight to the number's chat.
     later = wa.sandbox.peer_send(from_phone=peer, to_jid=device.jid, text="Tamam")
