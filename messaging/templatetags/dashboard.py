@@ -52,8 +52,8 @@ def _jid_kind_label(jid: str) -> str:
         return _("Group")
     if server == "newsletter":
         return _("Channel")
-    if server == "lid":
-        return _("Hidden number")
+    if server == "lid":  # WhatsApp has not told this number who it is: never shown as a number
+        return _("Unknown number (LID)")
     return ""
 
 
@@ -110,6 +110,9 @@ def chat_subtitle(chat) -> str:
     """Beneath a chat's name: its formatted number, or that it is a group."""
     if chat.is_group:
         return _("Group")
+    if chat.jid.endswith("@lid"):
+        label = _jid_kind_label(chat.jid)
+        return label if label != chat_title(chat) else ""
     number = phone(chat.jid)
     return number if number != chat_title(chat) else ""
 

@@ -75,6 +75,11 @@ def is_group(jid: str) -> bool:
     return jid.endswith("@" + GROUP_SERVER)
 
 
+def is_lid(jid: str) -> bool:
+    """A hidden user ID (…@lid): a person WhatsApp names without their phone number."""
+    return jid.endswith("@" + LID_SERVER)
+
+
 # The disappearing-message timers WhatsApp offers: off, 24 hours, 7 days, 90 days.
 DISAPPEARING_TIMERS = (0, 86_400, 604_800, 7_776_000)
 
@@ -450,6 +455,9 @@ class MediaInfo:
 
 @dataclass(slots=True, kw_only=True)
 class IncomingMessage:
+    """`chat` and `sender` by phone number when WhatsApp told it, else by hidden user ID (…@lid);
+    `chat_lid` and `sender_lid`: that ID when WhatsApp named one (both known: the event maps one to the other)."""
+
     id: str
     chat: str
     sender: str
@@ -475,11 +483,21 @@ class IncomingMessage:
     # POLL_VOTE: the options now chosen (all of the voter's choices; none withdraws the vote), each as WhatsApp
     # names it: the SHA-256 (hex) of the option's text.
     poll_selected: list[str] = field(default_factory=list)
+    chat_lid: str = ""
+    sender_lid: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
 class MessageEvent(Event):
     message: IncomingMessage
+
+
+@dataclass(slots=True, kw_only=True)
+class LidMappingEvent(Event):
+    """WhatsApp told the device which phone number a hidden user ID stands for (outside a message)."""
+
+    lid: str  # "123456789@lid"
+    phone: str  # "905551234567@s.whatsapp.net"
 
 
 class ReceiptType(StrEnum):

@@ -74,6 +74,14 @@ def _phone_jid(jid, alt) -> str:
     return jid_str(jid)
 
 
+def _lid_jid(jid, alt) -> str:
+    """The hidden user ID (…@lid) among a JID and its alternate address, "" when WhatsApp named none."""
+    for candidate in (jid, alt):
+        if candidate is not None and candidate.Server == p.LID_SERVER and candidate.User:
+            return jid_str(candidate)
+    return ""
+
+
 def _seconds(value) -> float:
     """WhatsApp timestamps arrive in s, ms or µs depending on the call; make them unix seconds."""
     value = float(value or 0)

@@ -37,6 +37,7 @@ from messaging.whatsapp.sandbox.network import (
     PUSH_NAME_MAX,
     REVOKE_WINDOW,
     _jid,
+    _lid_jid,
     _user_jid,
     now,
 )
@@ -110,7 +111,7 @@ class _Actor(_GroupActor):
             found = {
                 a.phone: a
                 for a in SandboxAccount.objects.filter(phone__in=missing)
-                .only(*_PLAN_FIELDS, "push_name")
+                .only(*_PLAN_FIELDS, "push_name", "lid", "shares_phone")
                 .order_by()
             }
             self._accounts.update({phone: found.get(phone) for phone in missing})
@@ -141,10 +142,26 @@ class _Actor(_GroupActor):
             ids = devices.get(phone)
             if not ids:
                 continue
-            data = wire.encode(p.MessageEvent(message=make(chat, from_me)))
+            data = wire.encode(p.MessageEvent(message=self._addressed(make(chat, from_me))))
             rows += [SandboxDelivery(device_id=i, event={**data, "device_id": i}) for i in ids]
             self.wake.extend(ids)
         SandboxDelivery.objects.bulk_create(rows)
+
+    def _addressed(self, message: IncomingMessage) -> IncomingMessage:
+        """A message of ours as others see it: with our hidden user ID once we have one, and by that ID alone
+        (no number) while we do not share our number (peers.peer_hide_phone)."""
+        me = None if message.from_me else self._accounts_of({self.phone}).get(self.phone)
+        if me is None or not me.lid:
+            return message
+        lid = _lid_jid(me.lid)
+        message.sender_lid = lid
+        if not me.shares_phone:
+            message.sender = lid
+        if message.chat == self.jid:
+            message.chat_lid = lid
+            if not me.shares_phone:
+                message.chat = lid
+        return message
 
     def _message(self, chat: str, message_id: str):
         """The message `message_id` in `chat` as this account sees the chat, or NotFound."""

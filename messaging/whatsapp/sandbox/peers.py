@@ -214,3 +214,31 @@ def set_privacy(*, phone: str, **settings_) -> dict:
     account.privacy = {**DEFAULT_PRIVACY, **account.privacy, **settings_}
     account.save(update_fields=["privacy"])
     return account.privacy
+
+
+def peer_hide_phone(*, phone: str, hidden: bool = True) -> str:
+    """A simulated account hides its number (WhatsApp's hidden user IDs) or shares it again; returns its LID.
+
+    Hidden, the devices it writes to see only its `…@lid` (the chat arrives as an unknown number). Shared
+    again, its later messages carry both its number and its LID, and the devices it has written to or been
+    written to by are told which number the LID is (a `LidMappingEvent`): they find its number then.
+    """
+    import hashlib
+
+    from messaging.models import SandboxMessage
+
+    actor = _peer(phone)
+    account = actor.account()
+    if not account.lid:
+        # Deterministic, and like WhatsApp's: 15 digits that say nothing about the number.
+        account.lid = str(10**14 + int(hashlib.sha256(account.phone.encode()).hexdigest(), 16) % (9 * 10**14))
+    account.shares_phone = not hidden
+    account.save(update_fields=["lid", "shares_phone"])
+    lid = f"{account.lid}@{p.LID_SERVER}"
+    if not hidden:
+        partners = set(SandboxMessage.objects.filter(sender=actor.jid).values_list("to", flat=True))
+        partners |= set(SandboxMessage.objects.filter(to=actor.jid).values_list("sender", flat=True))
+        phones = [p.jid_user(j) for j in partners if j.endswith("@" + p.USER_SERVER) and j != actor.jid]
+        actor._deliver(phones, p.LidMappingEvent(lid=lid, phone=actor.jid))
+        _wake_sync(actor.wake)
+    return lid
