@@ -61,3 +61,29 @@ def test_the_api_says_it_in_words_too(org):
     device = _unreachable(org)
     assert events.device_payload(device)["reason"] == protocol.UNREACHABLE_REASON
     assert Device.objects.get(pk=device.pk).status_reason == protocol.UNREACHABLE_REASON
+
+
+@pytest.mark.django_db(transaction=True)
+def test_add_and_link_opens_the_new_number_on_its_qr_code(wa, org):
+    """One step: the form that adds a number starts linking, and the page it lands on shows the QR code."""
+    from tests.conftest import add_member, client_for
+
+    op = client_for(add_member(org, "operator"))
+    response = op.post(reverse("messaging:device_create"), {"name": "Sales"}, follow=True)
+    device = org.devices.get(name="Sales")
+    assert response.redirect_chain == [(reverse("messaging:device", args=[device.pk]), 302)]
+    device.refresh_from_db()
+    assert device.status == "qr_waiting" and device.qr_code
+    body = response.content.decode()
+    assert f'data-qr="{device.qr_code}"' in body and "<svg" in body
+    assert "Scan the QR code with WhatsApp on your phone." in unescape(body)
+
+
+@pytest.mark.django_db
+def test_add_and_link_without_a_worker_still_adds_the_number(operator_client, org, settings):
+    settings.WA_QR_WAIT_SECONDS = 0.2
+    response = operator_client.post(reverse("messaging:device_create"), {"name": "Later"}, follow=True)
+    device = org.devices.get(name="Later")
+    assert response.redirect_chain[-1][0] == reverse("messaging:device", args=[device.pk])
+    assert device.wanted  # a worker that starts takes it up and shows the QR code live
+    assert "The QR code appears in a moment." in response.content.decode()
