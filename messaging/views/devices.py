@@ -92,8 +92,9 @@ def device_detail(request, device_id: int):
     if context["can_unlink"]:
         context["removal"] = devices.removal_summary(device)  # said before the Remove button
     if context["sandbox"]:
-        from messaging.views.sandbox import peers
+        from messaging.views.sandbox import groups_of, peers
 
+        device.sandbox_groups = groups_of(device)
         context.update(peers=peers())
     return render(request, "messaging/device_detail.html", context)
 
