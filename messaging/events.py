@@ -249,9 +249,13 @@ def _persist_device_event(device, event: protocol.Event) -> list[Outcome]:
     if isinstance(event, protocol.DisconnectedEvent):
         if device.status == DeviceStatus.LOGGED_OUT:
             return []
-        _update_device(
-            device, status=DeviceStatus.DISCONNECTED, status_reason=event.reason[:200], last_seen_at=now
+        # A known cause replaces the backend's raw words (a Go dial error), which say nothing to a person.
+        reason = (
+            protocol.UNREACHABLE_REASON
+            if event.cause == protocol.DisconnectCause.UNREACHABLE
+            else event.reason
         )
+        _update_device(device, status=DeviceStatus.DISCONNECTED, status_reason=reason[:200], last_seen_at=now)
         return [
             Outcome(
                 "device.disconnected",

@@ -41,7 +41,7 @@ def _templates() -> tuple[tuple[str, re.Pattern], ...]:
         pattern.append(re.escape(msgid[pos:].replace("%%", "%")))
         fixed = len(_PLACEHOLDER.sub("", msgid))
         out.append((fixed, msgid, re.compile("".join(pattern), re.S)))
-    out.sort(key=lambda t: -t[0])
+    out.sort(key=lambda t: (-t[0], t[1]))  # the same choice in every process
     return tuple((msgid, regex) for _fixed, msgid, regex in out)
 
 

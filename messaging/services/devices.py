@@ -186,13 +186,24 @@ def start_linking(*, organization, device, actor=None, api_key=None, wait: float
         current = Device.objects.filter(pk=device_id).first()
         if current is not None and (current.is_connected or _qr_is_live(current) or current.pair_code):
             return {"event": "ready"}
+        if current is not None and current.unreachable:
+            return {"event": "unreachable"}  # said at once: no QR code comes while WhatsApp cannot be reached
         return None
+
+    def answered(message) -> bool:
+        if message.get("event") in LINK_EVENTS:
+            return True
+        data = message.get("data") or {}
+        return (
+            message.get("event") == "device.disconnected"
+            and data.get("reason") == protocol.UNREACHABLE_REASON
+        )
 
     wait = qr_wait_seconds() if wait is None else wait
     try:
         gateway.run_sync(
             lambda: gateway.await_device_event(
-                device_id, match=lambda m: m.get("event") in LINK_EVENTS, kick=kick, ready=ready, timeout=wait
+                device_id, match=answered, kick=kick, ready=ready, timeout=wait
             ),
             timeout=wait + 5,
         )

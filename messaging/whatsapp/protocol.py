@@ -432,10 +432,23 @@ class ConnectedEvent(Event):
     push_name: str = ""
 
 
+class DisconnectCause(StrEnum):
+    """Why a connection ended, where the dashboard has something to tell people about it."""
+
+    UNREACHABLE = (
+        "unreachable"  # this server cannot open a connection to WhatsApp (DNS, route, firewall, proxy)
+    )
+
+
+# What the device's status_reason says for DisconnectCause.UNREACHABLE (the API's "reason"; pages translate it).
+UNREACHABLE_REASON = "Can't reach WhatsApp from this server; check its network."
+
+
 @dataclass(slots=True, kw_only=True)
 class DisconnectedEvent(Event):
     reason: str = ""
     will_reconnect: bool = True
+    cause: str = ""  # a DisconnectCause, or "" (the raw `reason` is then all there is to say)
 
 
 @dataclass(slots=True, kw_only=True)

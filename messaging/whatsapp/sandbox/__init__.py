@@ -30,7 +30,14 @@ clients), `messages` (what a message carries), `groups` and `actors` (an account
 """
 
 from messaging.whatsapp.sandbox.client import SandboxBackend, SandboxClient
-from messaging.whatsapp.sandbox.inspection import group_state, message_state, received_by, sent_by, sent_to
+from messaging.whatsapp.sandbox.inspection import (
+    group_state,
+    groups_of,
+    message_state,
+    received_by,
+    sent_by,
+    sent_to,
+)
 from messaging.whatsapp.sandbox.linking import phone_enter_code, phone_scan, phone_unlink, store_session
 from messaging.whatsapp.sandbox.media import identicon, sample_media
 from messaging.whatsapp.sandbox.network import (
@@ -98,6 +105,7 @@ __all__ = [
     "follow_newsletter",
     "fresh_phone",
     "group_state",
+    "groups_of",
     "identicon",
     "link_refusal",
     "message_state",
