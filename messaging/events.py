@@ -504,6 +504,10 @@ def _persist(device, event: protocol.Event) -> list[Outcome]:
         return _persist_message(device, event.message)
     if isinstance(event, protocol.ReceiptEvent):
         return _persist_receipt(device, event)
+    if isinstance(event, protocol.HistorySyncEvent):  # stored only: imported in the background (schedule)
+        from messaging.services import history_import
+
+        return history_import.receive_chunk(device, event)
     if isinstance(event, protocol.GroupChangedEvent | protocol.JoinRequestEvent):
         return _persist_group(device, event)
     if isinstance(event, protocol.PresenceEvent):
@@ -745,6 +749,11 @@ async def handle(
         if outcome.held_deliveries:
             await runtime.db(_release_held, outcome)
     await deliver(outcomes)
+    if isinstance(event, protocol.HistorySyncEvent | protocol.ConnectedEvent):
+        # History is imported beside live events, not before them; on connect, what a dead worker left.
+        from messaging.services import history_import
+
+        history_import.schedule(event.device_id)
     return outcomes
 
 

@@ -30,6 +30,7 @@ clients), `messages` (what a message carries), `groups` and `actors` (an account
 """
 
 from messaging.whatsapp.sandbox.client import SandboxBackend, SandboxClient
+from messaging.whatsapp.sandbox.history import history_chunks, seed_phone_history
 from messaging.whatsapp.sandbox.inspection import group_state, message_state, received_by, sent_by, sent_to
 from messaging.whatsapp.sandbox.linking import phone_enter_code, phone_scan, phone_unlink, store_session
 from messaging.whatsapp.sandbox.media import identicon, sample_media
@@ -97,6 +98,7 @@ __all__ = [
     "follow_newsletter",
     "fresh_phone",
     "group_state",
+    "history_chunks",
     "identicon",
     "link_refusal",
     "message_state",
@@ -121,6 +123,7 @@ __all__ = [
     "SandboxBackend",
     "SandboxClient",
     "seed_network",
+    "seed_phone_history",
     "send_refusal",
     "sent_by",
     "sent_to",
