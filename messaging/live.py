@@ -40,6 +40,7 @@ CHANGED_MESSAGE_EVENTS = {
     *("message.receipt", "message.reaction", "message.edited", "message.revoked", "message.unknown"),
 }
 GROUP_EVENTS = {"group.participants", "group.settings", "group.join_request"}
+HISTORY_EVENTS = {"history.progress", "history.synced"}  # messaging.services.history_import
 # A number added to or removed from the organization (messaging.services.devices): the Devices page's rows.
 DEVICE_ADDED = "device.created"
 DEVICE_REMOVED = "device.removed"
@@ -109,6 +110,15 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
                 "typing_media": data.get("media", ""),
             }
             fragments.append(render_to_string("messaging/conversation.html#typing", context))
+    elif event in HISTORY_EVENTS:
+        from messaging.models import HistorySync
+
+        context = {
+            "device": device,
+            "history_sync": HistorySync.objects.filter(device=device).first(),
+            "oob": True,
+        }
+        fragments.append(render_to_string("messaging/device_detail.html#history", context))
     elif event in GROUP_EVENTS:
         group = data.get("group_id") or ""
         if group:
