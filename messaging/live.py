@@ -111,13 +111,10 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
             }
             fragments.append(render_to_string("messaging/conversation.html#typing", context))
     elif event in HISTORY_EVENTS:
-        from messaging.models import HistorySync
+        from messaging.services.history_import import sync_from_payload
 
-        context = {
-            "device": device,
-            "history_sync": HistorySync.objects.filter(device=device).first(),
-            "oob": True,
-        }
+        # As the event says (not as the row is by now): each push shows the progress of its moment.
+        context = {"device": device, "history_sync": sync_from_payload(device, data), "oob": True}
         fragments.append(render_to_string("messaging/device_detail.html#history", context))
     elif event in GROUP_EVENTS:
         group = data.get("group_id") or ""

@@ -68,6 +68,30 @@ def progress_payload(sync) -> dict:
     }
 
 
+def sync_from_payload(device, data: dict):
+    """The HistorySync a progress payload describes (unsaved; for rendering), or the stored one without it."""
+    from django.utils.dateparse import parse_datetime
+
+    from messaging.models import HistorySync
+
+    if "state" not in data:
+        return HistorySync.objects.filter(device=device).first()
+    finished = data.get("finished_at")
+    return HistorySync(
+        organization_id=device.organization_id,
+        device=device,
+        state=data["state"],
+        phone_progress=data.get("phone_progress") or 0,
+        chunks_received=data.get("chunks_received") or 0,
+        chunks_imported=data.get("chunks_imported") or 0,
+        chats_imported=data.get("chats") or 0,
+        messages_imported=data.get("messages") or 0,
+        messages_skipped=data.get("skipped") or 0,
+        days=data.get("days"),
+        finished_at=parse_datetime(finished) if finished else None,
+    )
+
+
 def _rfc3339(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 

@@ -4,13 +4,13 @@ as far back as the organization chose, once, beside live events; the number's pa
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from messaging import events
 from messaging.models import Chat, Contact, HistorySync, Message
-from messaging.services import history_import
+from messaging.services import devices, history_import
 from messaging.whatsapp import protocol as p
-from tests.conftest import client_for, make_api_key  # noqa: F401
 
 PHONE = "19995550001"
 
@@ -54,6 +54,23 @@ def test_link_imports_the_phones_earlier_chats_and_messages(wa, org):
     assert {c.jid: c.push_name for c in Contact.objects.filter(device=device)} == {
         peer["jid"]: peer["name"] for peer in peers
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_inbox_and_the_numbers_page_show_the_imported_history(wa, org, owner_client):
+    org.history_days = 90
+    org.save()
+    wa.sandbox.seed_phone_history(PHONE, peers=2)
+    device = wa.linked_device(org, phone=PHONE)
+    _synced(wa, device)
+    peers = wa.sandbox.network_summary()["peers"][:2]
+    inbox = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    for peer in peers:
+        assert peer["name"] in inbox
+    assert "A photo, 1 days ago" in inbox  # the chats' newest message, as their preview
+    page = owner_client.get(reverse("messaging:device", args=[device.pk])).content.decode()
+    assert 'data-history-state="finished"' in page
+    assert "History imported: 2 chats, 12 messages." in page and "8 older messages were skipped." in page
 
 
 @pytest.mark.django_db(transaction=True)
@@ -197,3 +214,24 @@ def test_unread_counts_only_move_forward(org):
     _receive_and_import(_chunk(device, 2, conversation, final=True))
     chat.refresh_from_db()
     assert chat.unread_count == 9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_numbers_page_is_told_the_progress_live(wa, org, owner):
+    from tests.messaging.test_live import _open, _receive
+
+    org.history_days = None
+    org.save()
+    wa.sandbox.seed_phone_history(PHONE, peers=3)
+    device = devices.create_device(organization=org, name="Front desk", actor=owner)
+    socket = _open(wa, owner, f"/ws/live/?device={device.pk}")
+    device = devices.start_linking(organization=org, device=device, actor=owner)
+    wa.sandbox.phone_scan(qr_code=device.qr_code, phone=PHONE)
+    _synced(wa, device)
+    seen = []
+    while 'data-history-state="finished"' not in (html := _receive(wa, socket)):
+        if f'id="device-{device.pk}-history"' in html:
+            seen.append(html)
+    assert "History imported: 3 chats, 30 messages." in html
+    assert any('data-history-state="importing"' in h for h in seen)  # under way, before finished
+    wa.run(socket.disconnect())
