@@ -123,3 +123,23 @@ def test_another_organizations_history_is_404(owner_client, other_device):
     _sync(other_device, state="finished", messages_imported=9)
     response = owner_client.get(reverse("messaging:device_history", args=[other_device.pk]))
     assert response.status_code == 404
+
+
+def test_the_progress_reads_in_turkish(device):
+    from django.utils import translation
+
+    _sync(
+        device,
+        state="importing",
+        chunks_received=4,
+        chunks_imported=1,
+        messages_imported=120,
+        phone_progress=60,
+    )
+    with translation.override("tr"):
+        [fragment] = live.render_event(event="history.progress", device=device, data={})
+    assert (
+        "Geçmiş içe aktarılıyor: 4 parçanın 1 tanesi, şimdiye kadar 120 mesaj (telefon %60 gönderdi)."
+        in fragment
+    )
+    assert "Son 30 gün" in fragment
