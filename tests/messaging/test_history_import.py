@@ -235,3 +235,29 @@ def test_the_numbers_page_is_told_the_progress_live(wa, org, owner):
     assert "History imported: 3 chats, 30 messages." in html
     assert any('data-history-state="importing"' in h for h in seen)  # under way, before finished
     wa.run(socket.disconnect())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhooks_get_one_history_synced_and_no_message_per_imported_message(wa, org):
+    import json
+
+    from messaging.models import WebhookDelivery, WebhookEndpoint
+
+    org.history_days = None
+    org.save()
+    WebhookEndpoint.objects.create(
+        organization=org, url="https://hooks.example.com/wa", events=["message", "history.synced"]
+    )
+    wa.sandbox.seed_phone_history(PHONE, peers=2)
+    device = wa.linked_device(org, phone=PHONE)
+    _synced(wa, device)
+    wa.run(wa.worker.settle())
+    deliveries = list(WebhookDelivery.objects.filter(device=device))
+    assert [d.event for d in deliveries] == ["history.synced"]
+    payload = json.loads(deliveries[0].body)["payload"]
+    assert (payload["chats"], payload["messages"], payload["skipped"], payload["state"]) == (
+        2,
+        20,
+        0,
+        "finished",
+    )
