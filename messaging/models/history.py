@@ -68,6 +68,7 @@ class HistoryChunk(models.Model):
     messages_total = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(default=timezone.now)
     imported_at = models.DateTimeField(null=True, blank=True)
+    imports = models.PositiveSmallIntegerField(default=0)  # >1: sent again after its import (counted once)
 
     class Meta:
         constraints = [

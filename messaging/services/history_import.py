@@ -165,7 +165,7 @@ def import_next_chunk(device_id: int) -> tuple[list, bool]:
     """Import the oldest pending chunk of the device (sync; the runtime's DB threads), in batches.
 
     Returns (outcomes to publish, whether a chunk was imported: call again)."""
-    from messaging.models import Device, HistoryChunk
+    from messaging.models import Device, HistoryChunk, HistorySync
 
     chunk = (
         HistoryChunk.objects.filter(device_id=device_id, imported_at__isnull=True)
@@ -182,7 +182,7 @@ def import_next_chunk(device_id: int) -> tuple[list, bool]:
     conversations: list[protocol.HistoryConversation] = wire.decode(chunk.conversations)
     _store_push_names(device, chunk.push_names or {})
     batch: list[tuple[protocol.HistoryConversation, list[protocol.IncomingMessage]]] = []
-    size = 0
+    size = skipped_total = 0
     for conversation in conversations:
         kept = [m for m in conversation.messages if m.kind not in _ACTIONS]
         skipped = len(conversation.messages) - len(kept)
@@ -190,8 +190,7 @@ def import_next_chunk(device_id: int) -> tuple[list, bool]:
             recent = [m for m in kept if _when(m.timestamp) >= cutoff]
             skipped += len(kept) - len(recent)
             kept = recent
-        if skipped:
-            _count(sync.pk, messages_skipped=skipped)
+        skipped_total += skipped
         if not kept and not _recent_enough(conversation, cutoff):
             continue
         batch.append((conversation, kept))
@@ -201,7 +200,9 @@ def import_next_chunk(device_id: int) -> tuple[list, bool]:
             batch, size = [], 0
     if batch:
         _import_batch(device, batch, chunk.push_names or {})
-    return _finish_chunk(device, chunk.pk), True
+    if skipped_total and not chunk.imports:  # a chunk imported before was counted then
+        HistorySync.objects.filter(pk=sync.pk).update(messages_skipped=F("messages_skipped") + skipped_total)
+    return _finish_chunk(device, chunk), True
 
 
 def _when(timestamp: float) -> datetime:
@@ -213,12 +214,6 @@ def _recent_enough(conversation: protocol.HistoryConversation, cutoff) -> bool:
     if cutoff is None:
         return True
     return bool(conversation.last_message_at) and _when(conversation.last_message_at) >= cutoff
-
-
-def _count(sync_pk: int, **increments) -> None:
-    from messaging.models import HistorySync
-
-    HistorySync.objects.filter(pk=sync_pk).update(**{k: F(k) + v for k, v in increments.items()})
 
 
 def _store_push_names(device, push_names: dict[str, str]) -> None:
@@ -368,7 +363,7 @@ def _move_chat_forward(chat, conversation, messages, push_names) -> None:
         rows.filter(Q(last_message_at__isnull=True) | Q(last_message_at__lt=at)).update(last_message_at=at)
 
 
-def _finish_chunk(device, chunk_pk: int) -> list:
+def _finish_chunk(device, chunk) -> list:
     """Mark the chunk imported; when it was the last one the phone announced, the sync is finished."""
     from messaging import webhooks
     from messaging.events import webhooks_receiving
@@ -377,10 +372,10 @@ def _finish_chunk(device, chunk_pk: int) -> list:
     receiving = webhooks_receiving(device.organization_id)
     with transaction.atomic():
         sync = HistorySync.objects.select_for_update().get(device=device)
-        HistoryChunk.objects.filter(pk=chunk_pk).update(imported_at=timezone.now())
-        # A chunk sent again after its import is imported again, but counted once.
-        sync.chunks_imported = min(sync.chunks_imported + 1, sync.chunks_received)
-        sync.save(update_fields=["chunks_imported", "updated_at"])
+        HistoryChunk.objects.filter(pk=chunk.pk).update(imported_at=timezone.now(), imports=F("imports") + 1)
+        if not chunk.imports:  # a chunk sent again after its import is imported again, but counted once
+            sync.chunks_imported += 1
+            sync.save(update_fields=["chunks_imported", "updated_at"])
         sync.refresh_from_db()
         pending = HistoryChunk.objects.filter(device=device, imported_at__isnull=True).exists()
         outcomes = [_outcome(PROGRESS_EVENT, sync)]
@@ -393,7 +388,7 @@ def _finish_chunk(device, chunk_pk: int) -> list:
                 webhooks.dispatch_event(device=device, event=SYNCED_EVENT, payload=synced.payload)
             outcomes = [_outcome(PROGRESS_EVENT, sync), synced]
         # The chunk's content is of no more use once imported (it can be large): keep only its row.
-        HistoryChunk.objects.filter(pk=chunk_pk, imported_at__isnull=False).update(
+        HistoryChunk.objects.filter(pk=chunk.pk, imported_at__isnull=False).update(
             conversations=[], push_names={}
         )
     return outcomes

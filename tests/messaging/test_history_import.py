@@ -161,19 +161,28 @@ def _receive_and_import(event) -> list:
 
 @pytest.mark.django_db
 def test_the_same_chunk_twice_creates_no_duplicates(org):
-    org.history_days = None
+    org.history_days = 30
     org.save()
     device = _device(org)
     now = timezone.now().timestamp()
-    chunk = _chunk(
-        device, 1, _conversation(PEER, _message("A1", PEER, at=now - 60), _message("A2", PEER, at=now - 30))
+    conversation = _conversation(
+        PEER,
+        _message("A0", PEER, at=now - 40 * 86_400),  # older than the cut
+        _message("A1", PEER, at=now - 60),
+        _message("A2", PEER, at=now - 30),
     )
+    chunk = _chunk(device, 1, conversation)
     _receive_and_import(chunk)
     outcomes = _receive_and_import(chunk)  # the phone sent it again
-    assert Message.objects.filter(device=device).count() == 2
+    assert set(Message.objects.filter(device=device).values_list("wa_id", flat=True)) == {"A1", "A2"}
     assert Chat.objects.filter(device=device).count() == 1
     sync = HistorySync.objects.get(device=device)
-    assert (sync.chunks_received, sync.chunks_imported, sync.messages_imported) == (1, 1, 2)
+    assert (sync.chunks_received, sync.chunks_imported, sync.messages_imported, sync.messages_skipped) == (
+        1,
+        1,
+        2,
+        1,
+    )
     assert [o.name for o in outcomes] == ["history.progress", "history.progress"]
 
 
