@@ -185,19 +185,21 @@ def import_next_chunk(device_id: int) -> tuple[list, bool]:
     size = skipped_total = 0
     for conversation in conversations:
         kept = [m for m in conversation.messages if m.kind not in _ACTIONS]
-        skipped = len(conversation.messages) - len(kept)
         if cutoff is not None:
-            recent = [m for m in kept if _when(m.timestamp) >= cutoff]
-            skipped += len(kept) - len(recent)
+            recent = [m for m in kept if sync.days and _when(m.timestamp) >= cutoff]
+            skipped_total += len(kept) - len(recent)
             kept = recent
-        skipped_total += skipped
-        if not kept and not _recent_enough(conversation, cutoff):
+        if not kept and (sync.days == 0 or not _recent_enough(conversation, cutoff)):
             continue
-        batch.append((conversation, kept))
-        size += len(kept)
-        if size >= BATCH_MESSAGES:
-            _import_batch(device, batch, chunk.push_names or {})
-            batch, size = [], 0
+        unread = _unread_ids(conversation, kept)
+        # A long chat is split over batches (each piece moves the chat forward, never back).
+        for start in range(0, max(len(kept), 1), BATCH_MESSAGES):
+            piece = kept[start : start + BATCH_MESSAGES]
+            batch.append((conversation, piece, unread))
+            size += len(piece)
+            if size >= BATCH_MESSAGES:
+                _import_batch(device, batch, chunk.push_names or {})
+                batch, size = [], 0
     if batch:
         _import_batch(device, batch, chunk.push_names or {})
     if skipped_total and not chunk.imports:  # a chunk imported before was counted then
@@ -253,30 +255,31 @@ def _import_batch(device, batch, push_names: dict[str, str]) -> None:
     """One transaction: the batch's chats (created or moved forward) and its messages (those not stored yet)."""
     from messaging.models import Chat, HistorySync, Message
 
-    jids = [conversation.jid for conversation, _ in batch]
+    jids = [conversation.jid for conversation, _, _ in batch]
     with transaction.atomic():
         chats = {c.jid: c for c in Chat.objects.filter(device=device, jid__in=jids)}
-        new_chats = [
-            Chat(
-                organization_id=device.organization_id,
-                device=device,
-                jid=conversation.jid,
-                is_group=protocol.is_group(conversation.jid),
-                name=_chat_name(conversation, push_names),
-            )
-            for conversation, _ in batch
-            if conversation.jid not in chats
-        ]
+        new_chats = list(
+            {
+                conversation.jid: Chat(
+                    organization_id=device.organization_id,
+                    device=device,
+                    jid=conversation.jid,
+                    is_group=protocol.is_group(conversation.jid),
+                    name=_chat_name(conversation, push_names),
+                )
+                for conversation, _, _ in batch
+                if conversation.jid not in chats
+            }.values()
+        )
         if new_chats:
             Chat.objects.bulk_create(new_chats, ignore_conflicts=True)  # a live message may have made one
             chats = {c.jid: c for c in Chat.objects.filter(device=device, jid__in=jids)}
-        wanted = [m.id for _, messages in batch for m in messages]
+        wanted = [m.id for _, messages, _ in batch for m in messages]
         stored = set(Message.objects.filter(device=device, wa_id__in=wanted).values_list("wa_id", flat=True))
         now = timezone.now()
         rows, seen = [], set()
-        for conversation, messages in batch:
+        for conversation, messages, unread in batch:
             chat = chats[conversation.jid]
-            unread = _unread_ids(conversation, messages)
             for msg in messages:
                 if msg.id in stored or msg.id in seen:
                     continue
@@ -284,7 +287,7 @@ def _import_batch(device, batch, push_names: dict[str, str]) -> None:
                 rows.append(_message_row(device, chat, msg, read_at=None if msg.id in unread else now))
         if rows:
             Message.objects.bulk_create(rows, ignore_conflicts=True)
-        for conversation, messages in batch:
+        for conversation, messages, _ in batch:
             _move_chat_forward(chats[conversation.jid], conversation, messages, push_names)
         HistorySync.objects.filter(device=device).update(
             chats_imported=F("chats_imported") + len(new_chats),

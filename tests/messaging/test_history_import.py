@@ -270,3 +270,37 @@ def test_webhooks_get_one_history_synced_and_no_message_per_imported_message(wa,
         0,
         "finished",
     )
+
+
+@pytest.mark.django_db
+def test_a_long_chat_is_imported_over_several_batches(org, monkeypatch):
+    monkeypatch.setattr(history_import, "BATCH_MESSAGES", 2)
+    org.history_days = None
+    org.save()
+    device = _device(org)
+    now = timezone.now().timestamp()
+    messages = [_message(f"L{i}", PEER, at=now - 100 + i, text=f"m{i}") for i in range(5)]
+    reaction = p.IncomingMessage(
+        id="R1",
+        chat=PEER,
+        sender=PEER,
+        kind=p.MessageKind.REACTION,
+        target_id="L0",
+        reaction="👍",
+        timestamp=now,
+    )
+    _receive_and_import(
+        _chunk(device, 1, _conversation(PEER, *messages, reaction, unread_count=1), final=True)
+    )
+    stored = list(Message.objects.filter(device=device).order_by("timestamp"))
+    assert [m.wa_id for m in stored] == ["L0", "L1", "L2", "L3", "L4"]  # not the reaction: not a message
+    assert [m.read_by_me_at is None for m in stored] == [False, False, False, False, True]
+    chat = Chat.objects.get(device=device)
+    assert (chat.unread_count, chat.last_message_preview) == (1, "m4")
+    sync = HistorySync.objects.get(device=device)
+    assert (sync.messages_imported, sync.messages_skipped, sync.chats_imported, sync.state) == (
+        5,
+        0,
+        1,
+        "finished",
+    )
