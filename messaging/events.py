@@ -475,6 +475,11 @@ def persist(event: protocol.Event) -> list[Outcome]:
     from messaging import webhooks
     from messaging.models import WebhookEndpoint
 
+    if isinstance(event, protocol.HistorySyncEvent):
+        # Stored only (its own transaction, without the device row's lock): imported in the background.
+        from messaging.services import history_import
+
+        return history_import.receive_chunk(event)
     # A read before the write lock: for an organization without webhooks (the common case), nothing more.
     # A paused endpoint counts: its events are stored and held until it answers again.
     receiving = WebhookEndpoint.objects.filter(organization__devices=event.device_id, active=True).exists()
@@ -504,10 +509,6 @@ def _persist(device, event: protocol.Event) -> list[Outcome]:
         return _persist_message(device, event.message)
     if isinstance(event, protocol.ReceiptEvent):
         return _persist_receipt(device, event)
-    if isinstance(event, protocol.HistorySyncEvent):  # stored only: imported in the background (schedule)
-        from messaging.services import history_import
-
-        return history_import.receive_chunk(device, event)
     if isinstance(event, protocol.GroupChangedEvent | protocol.JoinRequestEvent):
         return _persist_group(device, event)
     if isinstance(event, protocol.PresenceEvent):

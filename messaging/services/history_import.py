@@ -105,11 +105,25 @@ def _outcome(name: str, sync, *, webhook: bool = False):
 # ------------------------------------------------------------------------------------------ 1. receiving
 
 
-def receive_chunk(device, event: protocol.HistorySyncEvent) -> list:
-    """Store one chunk of `device`'s history for import; inside the event's transaction, the device locked.
+def receive_chunk(event: protocol.HistorySyncEvent) -> list:
+    """Store one chunk of a device's history for import (sync; the runtime's DB threads). Its own short
+    transaction, on the device's HistorySync row only: the device row (which every live event of the number
+    locks) is not held, and the chunk is encoded before the transaction.
 
     A chunk arriving after a sync finished starts a new one (a new link): its counters start again and the
     organization's choice of how far back is read anew."""
+    from messaging.models import Device
+
+    conversations = wire.encode(list(event.conversations))
+    total = sum(len(c.messages) for c in event.conversations)
+    device = Device.objects.select_related("organization").filter(pk=event.device_id).first()
+    if device is None:
+        return []  # removed meanwhile
+    with transaction.atomic():
+        return _store_chunk(device, event, conversations, total)
+
+
+def _store_chunk(device, event, conversations: list, total: int) -> list:
     from messaging.models import HistoryChunk, HistorySync, HistorySyncState
 
     sync, _ = HistorySync.objects.select_for_update().get_or_create(
@@ -118,8 +132,6 @@ def receive_chunk(device, event: protocol.HistorySyncEvent) -> list:
     )
     if sync.state == HistorySyncState.FINISHED:
         sync = _restart(sync, device.organization.history_days)
-    conversations = wire.encode(list(event.conversations))
-    total = sum(len(c.messages) for c in event.conversations)
     chunk, created = HistoryChunk.objects.update_or_create(
         device=device,
         sync_type=str(event.sync_type),
