@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
@@ -36,7 +37,8 @@ from messaging.whatsapp import protocol, wire
 
 logger = logging.getLogger(__name__)
 
-BATCH_MESSAGES = 500
+BATCH_MESSAGES = 200
+BATCH_PAUSE = 0.005  # seconds between batches
 PROGRESS_EVENT = "history.progress"  # live only: the number's page
 SYNCED_EVENT = "history.synced"  # live and webhook: a sync finished
 # Kinds that act on another message: not rows of their own, and not worth replaying from history.
@@ -264,47 +266,53 @@ def _chat_name(conversation: protocol.HistoryConversation, push_names: dict[str,
 
 
 def _import_batch(device, batch, push_names: dict[str, str]) -> None:
-    """One transaction: the batch's chats (created or moved forward) and its messages (those not stored yet)."""
+    """The batch's chats (created or moved forward) and its messages (those not stored yet), in two short
+    transactions: the rows are built before either, so that the write lock (all of SQLite's) is held for
+    the writes alone, and a live event waiting for it goes in between batches."""
     from messaging.models import Chat, HistorySync, Message
 
-    jids = [conversation.jid for conversation, _, _ in batch]
-    with transaction.atomic():
-        chats = {c.jid: c for c in Chat.objects.filter(device=device, jid__in=jids)}
-        new_chats = list(
-            {
-                conversation.jid: Chat(
-                    organization_id=device.organization_id,
-                    device=device,
-                    jid=conversation.jid,
-                    is_group=protocol.is_group(conversation.jid),
-                    name=_chat_name(conversation, push_names),
-                )
-                for conversation, _, _ in batch
-                if conversation.jid not in chats
-            }.values()
-        )
-        if new_chats:
+    jids = list(dict.fromkeys(conversation.jid for conversation, _, _ in batch))
+    wanted = [m.id for _, messages, _ in batch for m in messages]
+    stored = set(Message.objects.filter(device=device, wa_id__in=wanted).values_list("wa_id", flat=True))
+    now = timezone.now()
+    rows, seen = [], set()
+    for conversation, messages, unread in batch:
+        for msg in messages:
+            if msg.id in stored or msg.id in seen:
+                continue
+            seen.add(msg.id)
+            row = _message_row(device, None, msg, read_at=None if msg.id in unread else now)
+            rows.append((conversation.jid, row))
+    chats = {c.jid: c for c in Chat.objects.filter(device=device, jid__in=jids)}
+    new_chats = list(
+        {
+            conversation.jid: Chat(
+                organization_id=device.organization_id,
+                device=device,
+                jid=conversation.jid,
+                is_group=protocol.is_group(conversation.jid),
+                name=_chat_name(conversation, push_names),
+            )
+            for conversation, _, _ in batch
+            if conversation.jid not in chats
+        }.values()
+    )
+    if new_chats:
+        with transaction.atomic():
             Chat.objects.bulk_create(new_chats, ignore_conflicts=True)  # a live message may have made one
-            chats = {c.jid: c for c in Chat.objects.filter(device=device, jid__in=jids)}
-        wanted = [m.id for _, messages, _ in batch for m in messages]
-        stored = set(Message.objects.filter(device=device, wa_id__in=wanted).values_list("wa_id", flat=True))
-        now = timezone.now()
-        rows, seen = [], set()
-        for conversation, messages, unread in batch:
-            chat = chats[conversation.jid]
-            for msg in messages:
-                if msg.id in stored or msg.id in seen:
-                    continue
-                seen.add(msg.id)
-                rows.append(_message_row(device, chat, msg, read_at=None if msg.id in unread else now))
+        chats = {c.jid: c for c in Chat.objects.filter(device=device, jid__in=jids)}
+    for jid, row in rows:
+        row.chat_id = chats[jid].pk
+    with transaction.atomic():
         if rows:
-            Message.objects.bulk_create(rows, ignore_conflicts=True)
+            Message.objects.bulk_create([row for _, row in rows], ignore_conflicts=True)
         for conversation, messages, _ in batch:
             _move_chat_forward(chats[conversation.jid], conversation, messages, push_names)
         HistorySync.objects.filter(device=device).update(
             chats_imported=F("chats_imported") + len(new_chats),
             messages_imported=F("messages_imported") + len(rows),
         )
+    time.sleep(BATCH_PAUSE)  # let a writer waiting for the lock have it before the next batch
 
 
 def _unread_ids(conversation: protocol.HistoryConversation, messages) -> set[str]:
@@ -332,7 +340,7 @@ def _message_row(device, chat, msg: protocol.IncomingMessage, *, read_at):
     return Message(
         organization_id=device.organization_id,
         device=device,
-        chat=chat,
+        chat_id=chat.pk if chat is not None else None,
         wa_id=msg.id,
         from_me=msg.from_me,
         sender_jid=msg.sender,
