@@ -49,6 +49,7 @@ LABELS = {
     "newsletter.unfollow": _("Unfollowed a channel"),
     "organization.create": _("Created the organization"),
     "organization.rename": _("Renamed the organization"),
+    "organization.history_days": _("Chose how much history newly linked numbers import"),
     "profile.avatar": _("Changed a number's profile picture"),
     "profile.presence": _("Changed a number's online status"),
     "profile.push_name": _("Changed a number's display name"),

@@ -57,12 +57,27 @@ class Role(models.TextChoices):
 ROLE_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
+# What an organization may choose to import of a newly linked number's history ("none" imports nothing).
+HISTORY_DAYS_CHOICES = [
+    (0, _("None")),
+    (7, _("The last 7 days")),
+    (30, _("The last 30 days")),
+    (90, _("The last 90 days")),
+    (365, _("The last year")),
+    (None, _("Everything the phone sends")),
+]
+
+
 class Organization(models.Model):
     """The tenant: every piece of customer data hangs from one."""
 
     name = models.CharField(_("name"), max_length=120)
     slug = models.SlugField(_("slug"), max_length=60, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # How far back the history a phone sends a newly linked number is imported (days; None: all of it).
+    history_days = models.PositiveIntegerField(
+        _("history to import"), null=True, blank=True, default=30, choices=HISTORY_DAYS_CHOICES
+    )
 
     class Meta:
         ordering = ["name"]

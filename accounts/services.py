@@ -24,6 +24,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from accounts.models import (
+    HISTORY_DAYS_CHOICES,
     ApiKey,
     ApiKeyAccess,
     AuditEvent,
@@ -126,6 +127,35 @@ def rename_organization(
         obj=organization,
         ip_address=ip_address,
         details={"from": old, "to": organization.name},
+    )
+    return organization
+
+
+def set_history_days(
+    *, organization: Organization, days, actor, ip_address: str | None = None
+) -> Organization:
+    """How far back a newly linked number's history is imported: one of HISTORY_DAYS_CHOICES ("all" or ""
+    for everything)."""
+    _require_manager(organization, actor)
+    allowed = {value for value, _label in HISTORY_DAYS_CHOICES}
+    raw = "" if days is None else str(days).strip().lower()
+    if raw in ("", "all"):
+        value = None
+    elif raw.isdigit() and int(raw) in allowed:
+        value = int(raw)
+    else:
+        choices = ", ".join("all" if v is None else str(v) for v, _label in HISTORY_DAYS_CHOICES)
+        raise ValidationError({"history_days": _("Choose one of: %(choices)s.") % {"choices": choices}})
+    old = organization.history_days
+    organization.history_days = value
+    organization.save(update_fields=["history_days"])
+    record_audit(
+        organization=organization,
+        action="organization.history_days",
+        actor=actor,
+        obj=organization,
+        ip_address=ip_address,
+        details={"from": old, "to": value},
     )
     return organization
 

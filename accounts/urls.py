@@ -22,6 +22,7 @@ urlpatterns = [
     path("organization/", views.organization, name="organization"),
     path("organization/new/", views.organization_new, name="organization_new"),
     path("organization/rename/", views.organization_rename, name="organization_rename"),
+    path("organization/history/", views.organization_history, name="organization_history"),
     path("organization/invite/", views.invite, name="invite"),
     path("organization/invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation_revoke"),
     path("organization/members/<int:pk>/role/", views.member_role, name="member_role"),

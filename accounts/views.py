@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import first_run, services
-from accounts.models import ApiKeyAccess, Invitation, Role, User
+from accounts.models import HISTORY_DAYS_CHOICES, ApiKeyAccess, Invitation, Role, User
 from accounts.signals import password_changed
 from accounts.tenancy import SESSION_KEY, member_required
 
@@ -150,6 +150,8 @@ def _team_context(request, **extra) -> dict:
     organization = request.organization
     can_manage = request.membership.has_role(Role.ADMIN)
     context = {
+        "history_choices": [("all" if v is None else v, label) for v, label in HISTORY_DAYS_CHOICES],
+        "history_value": "all" if organization.history_days is None else organization.history_days,
         "memberships": organization.memberships.select_related("user").order_by("user__email"),
         "can_manage": can_manage,
         "is_owner": request.membership.role == Role.OWNER,
@@ -233,6 +235,21 @@ def organization_rename(request):
     except ValidationError as e:
         return _team_response(request, error=_error_text(e))
     return _team_response(request, notice=_("The organization is renamed."))
+
+
+@member_required(Role.ADMIN)
+@require_POST
+def organization_history(request):
+    try:
+        services.set_history_days(
+            organization=request.organization,
+            days=request.POST.get("history_days", ""),
+            actor=request.user,
+            ip_address=services.client_ip(request),
+        )
+    except ValidationError as e:
+        return _team_response(request, error=_error_text(e))
+    return _team_response(request, notice=_("Newly linked numbers import this much history now."))
 
 
 @member_required(Role.ADMIN)

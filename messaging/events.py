@@ -495,6 +495,11 @@ def persist(event: protocol.Event) -> list[Outcome]:
     from messaging import webhooks
     from messaging.models import WebhookEndpoint
 
+    if isinstance(event, protocol.HistorySyncEvent):
+        # Stored only (its own transaction, without the device row's lock): imported in the background.
+        from messaging.services import history_import
+
+        return history_import.receive_chunk(event)
     # A read before the write lock: for an organization without webhooks (the common case), nothing more.
     # A paused endpoint counts: its events are stored and held until it answers again.
     receiving = WebhookEndpoint.objects.filter(organization__devices=event.device_id, active=True).exists()
@@ -769,6 +774,11 @@ async def handle(
         if outcome.held_deliveries:
             await runtime.db(_release_held, outcome)
     await deliver(outcomes)
+    if isinstance(event, protocol.HistorySyncEvent | protocol.ConnectedEvent):
+        # History is imported beside live events, not before them; on connect, what a dead worker left.
+        from messaging.services import history_import
+
+        history_import.schedule(event.device_id)
     return outcomes
 
 

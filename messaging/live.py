@@ -43,6 +43,7 @@ CHANGED_MESSAGE_EVENTS = {
     *("message.receipt", "message.reaction", "message.edited", "message.revoked", "message.unknown"),
 }
 GROUP_EVENTS = {"group.participants", "group.settings", "group.join_request"}
+HISTORY_EVENTS = {"history.progress", "history.synced"}  # messaging.services.history_import
 # A number added to or removed from the organization (messaging.services.devices): the Devices page's rows.
 DEVICE_ADDED = "device.created"
 DEVICE_REMOVED = "device.removed"
@@ -129,6 +130,12 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
                 "typing_media": data.get("media", ""),
             }
             fragments.append(render_to_string("messaging/conversation.html#typing", context))
+    elif event in HISTORY_EVENTS:
+        from messaging.services.history_import import sync_from_payload
+
+        # As the event says (not as the row is by now): each push shows the progress of its moment.
+        context = {"device": device, "history_sync": sync_from_payload(device, data), "oob": True}
+        fragments.append(render_to_string("messaging/device_detail.html#history", context))
     elif event in GROUP_EVENTS:
         group = data.get("group_id") or ""
         if group:

@@ -380,8 +380,14 @@ class SessionWorker:
         For tests and benchmarks: after `wa.wait_event(...)` saw an event, what the worker does because of it
         (release a logged-out device, drain the outbox of a connected one) is done once this returns.
         """
+        from messaging.services import history_import
+
         current = asyncio.current_task()
-        while pending := [t for t in (*self._tasks, *self._emitting) if t is not current and not t.done()]:
+        while pending := [
+            t
+            for t in (*self._tasks, *self._emitting, *history_import.importing())
+            if t is not current and not t.done()
+        ]:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # -- heartbeat: renew, let go, take over, drain

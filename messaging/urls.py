@@ -11,6 +11,7 @@ urlpatterns = [
     path("devices/new/", devices.device_create, name="device_create"),
     path("devices/<int:device_id>/", devices.device_detail, name="device"),
     path("devices/<int:device_id>/live/", devices.device_fragment, name="device_fragment"),
+    path("devices/<int:device_id>/history/", devices.device_history, name="device_history"),
     path("devices/<int:device_id>/link/", devices.device_link, name="device_link"),
     path("devices/<int:device_id>/pair/", devices.device_pair, name="device_pair"),
     path("devices/<int:device_id>/reconnect/", devices.device_reconnect, name="device_reconnect"),

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
+from messaging.models import HistorySync
 from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
 from messaging.whatsapp import protocol
 from waportal.i18n import localize
@@ -97,7 +98,21 @@ def device_detail(request, device_id: int):
 
         device.sandbox_groups = groups_of(device)
         context.update(peers=peers())
+    context["history_sync"] = HistorySync.objects.filter(device=device).first()
     return render(request, "messaging/device_detail.html", context)
+
+
+@member_required()
+@require_GET
+def device_history(request, device_id: int):
+    """The history import's progress as it is now (what the page re-fetches after its socket comes back)."""
+    device = org_device(request, device_id)
+    history_sync = HistorySync.objects.filter(device=device).first()
+    return render(
+        request,
+        "messaging/device_detail.html#history",
+        page_context(request, device=device, history_sync=history_sync),
+    )
 
 
 @member_required()

@@ -571,6 +571,45 @@ class JoinRequestEvent(Event):
     timestamp: float = 0.0
 
 
+@dataclass(slots=True, kw_only=True)
+class HistoryConversation:
+    """One chat of a history sync: what the phone knew of it, and a slice of its messages (oldest first)."""
+
+    jid: str
+    name: str = ""
+    unread_count: int = 0
+    last_message_at: float = 0.0  # unix seconds; 0 when the phone did not say
+    messages: list[IncomingMessage] = field(default_factory=list)
+
+
+class HistorySyncType(StrEnum):
+    """whatsmeow's HistorySync.syncType, by name (INITIAL_BOOTSTRAP, RECENT, FULL... in lower case)."""
+
+    INITIAL_BOOTSTRAP = "initial_bootstrap"
+    INITIAL_STATUS_V3 = "initial_status_v3"
+    FULL = "full"
+    RECENT = "recent"
+    PUSH_NAME = "push_name"
+    NON_BLOCKING_DATA = "non_blocking_data"
+    ON_DEMAND = "on_demand"
+
+
+@dataclass(slots=True, kw_only=True)
+class HistorySyncEvent(Event):
+    """One chunk of the history the phone sends a newly linked device: chats, their messages, push names.
+
+    A sync comes in chunks (`chunk_order` 1, 2, ...; the same chunk may come again); `progress` is the phone's
+    percentage of the whole; `final` marks the last chunk (the backend's judgement: neonize says progress 100).
+    """
+
+    sync_type: HistorySyncType = HistorySyncType.RECENT
+    chunk_order: int = 0
+    progress: int = 0
+    final: bool = False
+    conversations: list[HistoryConversation] = field(default_factory=list)
+    push_names: dict[str, str] = field(default_factory=dict)  # JID -> the name its owner gave themselves
+
+
 EmitEvent = Callable[[Event], Awaitable[None]]
 
 

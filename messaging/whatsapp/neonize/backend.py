@@ -12,10 +12,12 @@ from pathlib import Path
 
 from django.conf import settings
 
+from messaging import runtime
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize import secrets
 from messaging.whatsapp.neonize.client import NeonizeClient
 from messaging.whatsapp.neonize.connection import LINGERING_LINK_SECONDS, QR_GRACE_SECONDS
+from messaging.whatsapp.neonize.history import device_props, history_days
 from messaging.whatsapp.neonize.names import (
     neonize_lib,
     to_jid,
@@ -173,7 +175,14 @@ class NeonizeBackend(p.Backend):
         if self._make_neonize is not None:
             return self._make_neonize(name=name, jid=jid, uuid=uuid, new_device=new_device)
         lib = neonize_lib()
-        props = lib.DeviceProps(os="waportal", platformType=lib.DeviceProps.CHROME)
+        # Read by whatsmeow when it pairs: how much history the phone is asked to send (see history.py).
+        days = 30
+        if client._fresh_session:
+            try:
+                days = await runtime.db(history_days, client.device_id)
+            except Exception as exc:  # a setting that cannot be read now never stops a link
+                logger.warning("history setting of device %s not read (%s): 30 days", client.device_id, exc)
+        props = device_props(days)
         # Not NewAClient(jid=...): that would make the Go session ID the phone number, the same for every client
         # of the device. neonize reads `jid` when it connects.
         neo = lib.NewAClient(name, props=props, uuid=uuid, new_device=new_device)

@@ -197,6 +197,7 @@ class Connection:
             ev.ChatPresenceEv,
             ev.GroupInfoEv,
             ev.JoinedGroupEv,
+            ev.HistorySyncEv,
         ):
             neo.event(event_type)(self.on_event)
         neo.qr(self.on_qr)

@@ -9,6 +9,7 @@ import time
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize import secrets
+from messaging.whatsapp.neonize.history import convert_history
 from messaging.whatsapp.neonize.incoming import (
     _enum_name,
     _unwrap,
@@ -28,7 +29,10 @@ logger = logging.getLogger(__name__)
 def _data_events() -> tuple[type, ...]:
     """Events that are news whichever client of the device delivered them (unlike connection-state events)."""
     ev = neonize_lib().ev
-    return (ev.MessageEv, ev.ReceiptEv, ev.PresenceEv, ev.ChatPresenceEv, ev.GroupInfoEv, ev.JoinedGroupEv)
+    return (
+        *(ev.MessageEv, ev.ReceiptEv, ev.PresenceEv, ev.ChatPresenceEv, ev.GroupInfoEv, ev.JoinedGroupEv),
+        ev.HistorySyncEv,
+    )
 
 
 class Events:
@@ -77,6 +81,8 @@ class Events:
             return [p.MessageEvent(message=message)]
         if isinstance(event, ev.ReceiptEv):
             return self._pairs_told(event.MessageSource) + await self._receipt(event)
+        if isinstance(event, ev.HistorySyncEv):
+            return [await self._history(event)]
         if isinstance(event, ev.PresenceEv):
             # Go's zero time (no last-seen: hidden, or never) arrives as -62135596800 (year 1): unknown.
             last_seen = _seconds(event.LastSeen) if event.LastSeen > 0 else None
@@ -116,6 +122,16 @@ class Events:
                 )
             ]
         return await self._connection_event(event)
+
+    async def _history(self, event) -> p.HistorySyncEvent:
+        """A chunk of the phone's history; our messages among it are named by our IDs, as live ones are."""
+        history = convert_history(event.Data, own_jid=self.jid)
+        messages = [m for c in history.conversations for m in c.messages]
+        if messages:
+            ids = await self.ids.ours(*(m.id for m in messages), *(m.reply_to_id for m in messages))
+            for message, ours, reply in zip(messages, ids, ids[len(messages) :], strict=False):
+                message.id, message.reply_to_id = ours, reply
+        return history
 
     async def _encrypted_reaction(self, event, encrypted) -> list[p.Event]:
         """A reaction in a community announcement group, decrypted (see secrets.py), as a plain reaction event."""

@@ -30,6 +30,7 @@ clients), `messages` (what a message carries), `groups` and `actors` (an account
 """
 
 from messaging.whatsapp.sandbox.client import SandboxBackend, SandboxClient
+from messaging.whatsapp.sandbox.history import history_chunks, seed_phone_history
 from messaging.whatsapp.sandbox.inspection import (
     group_state,
     groups_of,
@@ -106,6 +107,7 @@ __all__ = [
     "fresh_phone",
     "group_state",
     "groups_of",
+    "history_chunks",
     "identicon",
     "link_refusal",
     "message_state",
@@ -131,6 +133,7 @@ __all__ = [
     "SandboxBackend",
     "SandboxClient",
     "seed_network",
+    "seed_phone_history",
     "send_refusal",
     "sent_by",
     "sent_to",

@@ -37,6 +37,7 @@ from messaging.whatsapp.protocol import (
 from messaging.whatsapp.sandbox import tenancy
 from messaging.whatsapp.sandbox.actors import _Actor, _outgoing_from
 from messaging.whatsapp.sandbox.groups import _group_info, _group_info_from_link, _joined_groups
+from messaging.whatsapp.sandbox.history import history_chunks
 from messaging.whatsapp.sandbox.linking import (
     _forget_session,
     _is_registered_or_new,
@@ -174,6 +175,14 @@ class SandboxClient(p.WhatsAppClient):
         self._connected = True
         await self._emit(p.ConnectedEvent(jid=session["jid"], push_name=session["push_name"]))
         await self._drain()
+        if session["announce"]:  # a new link: the phone sends what it holds, as WhatsApp's phones do
+            self._spawn(self._send_history(session["phone"]))
+
+    async def _send_history(self, phone: str) -> None:
+        for chunk in await runtime.db(history_chunks, phone):
+            if not self._connected:
+                return
+            await self._emit(chunk)
 
     async def stop(self) -> None:
         self._started = False
