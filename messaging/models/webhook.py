@@ -33,6 +33,7 @@ WEBHOOK_EVENTS = {
     "device.disconnected": _("Device disconnected"),
     "device.logged_out": _("Device logged out"),
     "device.qr": _("QR code updated"),
+    "call.offer": _("Incoming call (rejected or not)"),
 }
 
 

@@ -72,6 +72,7 @@ EVENT_NAMES = {
     "device.disconnected": "device.disconnected",
     "device.logged_out": "device.logged_out",
     "device.qr": "device.qr",
+    "call.offer": "call.offer",
 }
 
 # Sent after each attempt is recorded (committed): sender=WebhookDelivery, delivery=, attempt=.
