@@ -59,3 +59,16 @@ def mask(value: str) -> str:
     userinfo, _, hostport = netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
     return value.replace(netloc, f"{user}:{MASK}@{hostport}", 1)
+
+
+def keep_password(value: str, current: str) -> str:
+    """`value` with a masked password (****, as pages and answers show it) replaced by `current`'s password:
+    a proxy edited where it was shown (another host, say) keeps its password."""
+    try:
+        new, old = urlsplit(value), urlsplit(current)
+        if new.password != MASK or old.password is None:
+            return value
+    except ValueError:
+        return value
+    user, _, hostport = new.netloc.rpartition("@")
+    return value.replace(new.netloc, f"{user.split(':', 1)[0]}:{old.password}@{hostport}", 1)

@@ -45,6 +45,9 @@ def _clean_proxy(value, current: str) -> str:
     value = (value or "").strip()
     if value and value == proxies.mask(current):
         return current  # the masked value shown, sent back unchanged: keep the stored password
+    value = proxies.keep_password(
+        value, current
+    )  # edited where shown: the masked password stays the stored one
     if found := proxies.problem(value):
         raise ValidationError({"proxy_url": found})
     return proxies.normalize(value)

