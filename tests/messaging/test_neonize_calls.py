@@ -122,3 +122,13 @@ async def test_the_numbers_proxy_reaches_neonizes_connect_and_a_change_reconnect
     neo.connect.assert_awaited_with(None)
     neo.stop.side_effect = lambda: second.done() or second.set_result(None)
     await c.stop()
+
+
+async def test_a_lid_caller_without_a_phone_in_the_offer_is_looked_up_in_whatsmeows_map(
+    neonize_client, neo, emitted
+):
+    neo.get_pn_from_lid.return_value = jid(PEER)
+    await neonize_client.on_event(neo, _offer(alt=None))
+    neo.get_pn_from_lid.assert_awaited_once_with(jid(LID))
+    [event] = emitted.of(p.CallOfferEvent)
+    assert (event.caller, event.caller_lid) == (PEER, LID)

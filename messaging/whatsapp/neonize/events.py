@@ -109,7 +109,7 @@ class Events:
                 )
             ]
         if isinstance(event, ev.CallOfferEv | ev.CallOfferNoticeEv):
-            return [self._call_offer(event)]
+            return [await self._call_offer(event)]
         if isinstance(event, ev.GroupInfoEv):
             return await self._group_changes(event)
         if isinstance(event, ev.JoinedGroupEv):
@@ -127,7 +127,7 @@ class Events:
             ]
         return await self._connection_event(event)
 
-    def _call_offer(self, event) -> p.CallOfferEvent:
+    async def _call_offer(self, event) -> p.CallOfferEvent:
         """A ringing call: CallOffer (one caller) or CallOfferNotice (whatsmeow's, mostly for group calls).
 
         Whether it is a video or group call is in the offer's XML node (as WhatsApp Web reads it: a <video>
@@ -137,6 +137,8 @@ class Events:
         creator = meta.callCreator if meta.HasField("callCreator") else getattr(meta, "from")
         alt = meta.callCreatorAlt if meta.HasField("callCreatorAlt") else None
         caller = _phone_jid(creator, alt)
+        if caller.endswith("@" + p.LID_SERVER):  # no phone number in the offer: whatsmeow's map may know it
+            caller = await self._phone_number(creator)
         raw = jid_str(creator)
         if isinstance(event, ev.CallOfferNoticeEv):
             group = _node_attr(event.data, "group-jid")
@@ -153,7 +155,7 @@ class Events:
         return p.CallOfferEvent(
             call_id=meta.callID,
             caller=caller,
-            caller_lid=raw if raw != caller and creator.Server == p.LID_SERVER else "",
+            caller_lid=raw if creator.Server == p.LID_SERVER else "",
             is_video=is_video,
             is_group=is_group,
             group=group,

@@ -221,7 +221,9 @@ class Operations:
         """whatsmeow's RejectCall, on the JID the offer named the caller by (a hidden @lid one included) when
         this client saw the offer; else on `caller` as given."""
         offered = self._call_creators.get(call_id)
-        await self._call(self._client().reject_call, offered if offered is not None else to_jid(caller), call_id)
+        await self._call(
+            self._client().reject_call, offered if offered is not None else to_jid(caller), call_id
+        )
 
     # -- newsletters
 
