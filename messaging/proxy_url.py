@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
@@ -9,6 +10,13 @@ from django.utils.translation import gettext as _
 SCHEMES = ("socks5", "socks5h", "http", "https")
 MAX_LENGTH = 500
 MASK = "****"
+# Exactly what is accepted (the API documents it; `problem` says why a value is not): "" (no proxy), or a scheme
+# of SCHEMES, an optional user[:password]@ (percent-encode an @ or / in them), a host and a port (1-65535).
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+PATTERN = (
+    r"^$|^([Ss][Oo][Cc][Kk][Ss]5[Hh]?|[Hh][Tt][Tt][Pp][Ss]?)://"
+    r"([^\s:@/]+(:[^\s@/]*)?@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):" + _PORT + r"/?$"
+)
 
 
 def problem(value: str) -> str:
@@ -32,6 +40,11 @@ def problem(value: str) -> str:
         return _("needs the proxy's port, like socks5://proxy.example.com:1080.")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         return _("takes only scheme, user:password, host and port (no path or query).")
+    if not re.fullmatch(PATTERN, value):
+        return _(
+            "is not a proxy URL like socks5://user:password@proxy.example.com:1080 "
+            "(percent-encode an @ or / in the user or password; the port is 1 to 65535)."
+        )
     return ""
 
 

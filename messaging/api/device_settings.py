@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ninja import Path, Router
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from messaging.api.common import AUTH, Envelope, acting, find_device, ok
 from messaging.api.fields import DeviceRef, JsonObject
 from messaging.proxy_url import MAX_LENGTH as PROXY_MAX
+from messaging.proxy_url import PATTERN as PROXY_PATTERN
 from messaging.services import device_settings as services
 
 router = Router(tags=["devices"], auth=AUTH)
@@ -18,7 +19,7 @@ def settings_row(device) -> dict:
 
 
 class SettingsIn(JsonObject):
-    reject_calls: bool | None = Field(
+    reject_calls: StrictBool | None = Field(
         None, description="Decline every incoming call (call.offer fires anyway)."
     )
     reject_call_message: str | None = Field(
@@ -29,6 +30,8 @@ class SettingsIn(JsonObject):
     proxy_url: str | None = Field(
         None,
         max_length=PROXY_MAX,
+        # Documented, and checked by the service (its message says what is wrong, naming the field).
+        json_schema_extra={"pattern": PROXY_PATTERN},
         description='socks5://, socks5h://, http:// or https://, with user:password or not; "" connects '
         "directly. Answered with the password masked; sending the masked value back keeps it. A change "
         "reconnects the number.",

@@ -42,7 +42,7 @@ def _clean_message(value) -> str:
 
 
 def _clean_proxy(value, current: str) -> str:
-    value = (value or "").strip()
+    value = value or ""  # not stripped: a blank in it is refused, as the API's pattern says
     if value and value == proxies.mask(current):
         return current  # the masked value shown, sent back unchanged: keep the stored password
     value = proxies.keep_password(

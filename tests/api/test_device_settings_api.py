@@ -21,7 +21,7 @@ def test_settings_start_off_and_change_with_the_password_masked(api, device):
         {
             "reject_calls": True,
             "reject_call_message": "  We cannot take calls; write to us here.  ",
-            "proxy_url": "SOCKS5://shop:s3cret@proxy.example.com:1080",
+            "proxy_url": "SOCKS5://shop:s3cret@proxy.example.com:1080/",
         },
     )
     assert changed.status_code == 200, changed.content
