@@ -2,9 +2,7 @@
 what the call.offer then says, when rejecting works, fails, or is not asked for."""
 
 import pytest
-from asgiref.sync import sync_to_async
 
-from messaging import runtime
 from messaging.models import Device, Message, MessageStatus
 from messaging.services import calls
 from messaging.whatsapp import protocol as p
@@ -29,12 +27,10 @@ class Phone:
         self.rejected.append((caller, call_id))
 
 
-@pytest.fixture(autouse=True)
-def _db_in_this_thread(monkeypatch):
-    async def db(fn, *args, **kwargs):
-        return await sync_to_async(fn, thread_sensitive=False)(*args, **kwargs)
-
-    monkeypatch.setattr(runtime, "db", db)
+@pytest.fixture
+def answer(runtime_harness):
+    """answer_call on the runtime loop, its database calls in the runtime's DB threads (as in a worker)."""
+    return lambda phone, event: runtime_harness.run(calls.answer_call(phone, event))
 
 
 @pytest.fixture
@@ -49,46 +45,38 @@ def offer(device, **extra) -> p.CallOfferEvent:
     return p.CallOfferEvent(device_id=device.pk, call_id="C1", caller=CALLER, **extra)
 
 
-async def test_on_it_rejects_on_the_offers_jid_and_queues_the_reply(device):
-    await sync_to_async(Device.objects.filter(pk=device.pk).update)(
-        reject_calls=True, reject_call_message="Yazın lütfen"
-    )
+def test_on_it_rejects_on_the_offers_jid_and_queues_the_reply(device, answer):
+    Device.objects.filter(pk=device.pk).update(reject_calls=True, reject_call_message="Yazın lütfen")
     phone, event = Phone(), offer(device, caller_lid=LID)
-    assert await calls.answer_call(phone, event) is True
+    assert answer(phone, event) is True
     assert phone.rejected == [(LID, "C1")]
     assert (event.rejected, event.reply_sent, event.reject_error) == (True, True, "")
-    reply = await sync_to_async(Message.objects.select_related("chat").get)(
-        device=device, text="Yazın lütfen"
-    )
+    reply = Message.objects.select_related("chat").get(device=device, text="Yazın lütfen")
     assert (reply.status, reply.chat.jid, reply.from_me) == (MessageStatus.QUEUED, CALLER, True)
 
 
-async def test_off_it_does_nothing(device):
-    await sync_to_async(Device.objects.filter(pk=device.pk).update)(reject_call_message="Yazın lütfen")
+def test_off_it_does_nothing(device, answer):
+    Device.objects.filter(pk=device.pk).update(reject_call_message="Yazın lütfen")
     phone, event = Phone(), offer(device)
-    assert await calls.answer_call(phone, event) is False
+    assert answer(phone, event) is False
     assert phone.rejected == [] and (event.rejected, event.reply_sent) == (False, False)
-    assert not await sync_to_async(Message.objects.filter(device=device).exists)()
+    assert not Message.objects.filter(device=device).exists()
 
 
-async def test_a_failed_rejection_is_told_and_sends_no_reply(device):
-    await sync_to_async(Device.objects.filter(pk=device.pk).update)(
-        reject_calls=True, reject_call_message="Yazın"
-    )
+def test_a_failed_rejection_is_told_and_sends_no_reply(device, answer):
+    Device.objects.filter(pk=device.pk).update(reject_calls=True, reject_call_message="Yazın")
     event = offer(device)
-    assert await calls.answer_call(Phone(p.NotConnected("The device is not connected.")), event) is False
+    assert answer(Phone(p.NotConnected("The device is not connected.")), event) is False
     assert (event.rejected, event.reply_sent, event.reject_error) == (
         False,
         False,
         "The device is not connected.",
     )
-    assert not await sync_to_async(Message.objects.filter(device=device).exists)()
+    assert not Message.objects.filter(device=device).exists()
 
 
-async def test_a_group_call_is_rejected_without_a_reply(device):
-    await sync_to_async(Device.objects.filter(pk=device.pk).update)(
-        reject_calls=True, reject_call_message="Yazın"
-    )
+def test_a_group_call_is_rejected_without_a_reply(device, answer):
+    Device.objects.filter(pk=device.pk).update(reject_calls=True, reject_call_message="Yazın")
     event = offer(device, is_group=True, group="120363000000000001@g.us")
-    assert await calls.answer_call(Phone(), event) is False
+    assert answer(Phone(), event) is False
     assert (event.rejected, event.reply_sent) == (True, False)
