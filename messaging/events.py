@@ -143,6 +143,24 @@ def device_payload(device) -> dict:
     }
 
 
+def call_payload(event: protocol.CallOfferEvent) -> dict:
+    """The call.offer payload: who calls (phone JID, with the @lid the offer named them by), and what the
+    number's auto-reject setting did (`rejected`, and `reply_sent`: its reply text was queued)."""
+    return {
+        "call_id": event.call_id,
+        "from": event.caller,
+        "from_lid": event.caller_lid,
+        "caller_jid": event.caller,  # what POST /call/reject takes
+        "is_video": event.is_video,
+        "is_group": event.is_group,
+        "group_id": event.group,
+        "timestamp": rfc3339(_from_unix(event.timestamp)),
+        "rejected": event.rejected,
+        "reply_sent": event.reply_sent,
+        "reject_error": event.reject_error,
+    }
+
+
 def preview_of(kind: str, text: str, caption: str) -> str:
     body = text or caption
     return (body or f"[{kind}]")[:200]
@@ -538,6 +556,8 @@ def _persist(device, event: protocol.Event) -> list[Outcome]:
     if isinstance(event, protocol.PresenceEvent):
         payload = {"jid": event.jid, "available": event.available, "last_seen": event.last_seen}
         return [Outcome("presence", device.organization_id, device.pk, payload, webhook=False)]
+    if isinstance(event, protocol.CallOfferEvent):
+        return [Outcome("call.offer", device.organization_id, device.pk, call_payload(event))]
     if isinstance(event, protocol.ChatPresenceEvent):
         payload = {
             "chat_id": event.chat,

@@ -171,6 +171,13 @@ def device_jid(device_id: int) -> str | None:
     return Device.objects.filter(pk=device_id).values_list("jid", flat=True).first() or None
 
 
+def device_proxy(device_id: int) -> str:
+    """The proxy the device's connection goes through ("" for none)."""
+    from messaging.models import Device
+
+    return Device.objects.filter(pk=device_id).values_list("proxy_url", flat=True).first() or ""
+
+
 def abandon_linking(device_id: int) -> bool:
     """Mark a never-linked device (no JID) as not wanted any more; returns whether it was one."""
     from messaging.models import Device
@@ -548,6 +555,8 @@ class SessionWorker:
             task = asyncio.current_task()
             self._emitting.add(task)  # settle() waits for it and what it starts
             try:
+                if isinstance(event, protocol.CallOfferEvent) and holder.get("client") is not None:
+                    await self._answer_call(device_id, holder["client"], event)
                 try:
                     await events.handle(event, download=download)
                 except Exception:
@@ -564,11 +573,23 @@ class SessionWorker:
                 self._emitting.discard(task)
 
         client = self.backend.create_client(device_id=device_id, jid=jid, emit=emit)
+        if proxy := await runtime.db(device_proxy, device_id):
+            client.use_proxy(proxy)
         holder["client"] = client
         self.clients[device_id] = client
         self._runners[device_id] = asyncio.create_task(
             self._run_client(device_id, client), name=f"wa-device-{device_id}"
         )
+
+    async def _answer_call(self, device_id: int, client, event: protocol.CallOfferEvent) -> None:
+        """The number's auto-reject setting, before the call.offer is handled (it tells what was done)."""
+        from messaging.services import calls
+
+        try:
+            if await calls.answer_call(client, event):
+                self._spawn(self.drain(device_id))  # the reply to the caller goes out now
+        except Exception:
+            logger.exception("device %s: answering call %s failed", device_id, event.call_id)
 
     async def _give_up_linking(self, device_id: int) -> None:
         """A link attempt that ended (QR codes expired unscanned): stop holding a device nobody linked.

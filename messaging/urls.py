@@ -3,6 +3,7 @@
 from django.urls import path
 
 from messaging.views import compose, devices, inbox, profile, sandbox
+from messaging.views import device_settings as settings_views
 
 app_name = "messaging"
 
@@ -18,6 +19,12 @@ urlpatterns = [
     path("devices/<int:device_id>/logout/", devices.device_logout, name="device_logout"),
     path("devices/<int:device_id>/rename/", devices.device_rename, name="device_rename"),
     path("devices/<int:device_id>/remove/", devices.device_remove, name="device_remove"),
+    path("devices/<int:device_id>/settings/", settings_views.device_settings, name="device_settings"),
+    path(
+        "devices/<int:device_id>/settings/save/",
+        settings_views.device_settings_save,
+        name="device_settings_save",
+    ),
     path("devices/<int:device_id>/profile/", profile.profile, name="profile"),
     path(
         "devices/<int:device_id>/profile/section/<str:section>/",
@@ -54,4 +61,5 @@ urlpatterns = [
     path(
         "sandbox/<int:device_id>/join-approval/", sandbox.sandbox_join_approval, name="sandbox_join_approval"
     ),
+    path("sandbox/<int:device_id>/call/", sandbox.sandbox_peer_call, name="sandbox_call"),
 ]

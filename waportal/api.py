@@ -12,6 +12,7 @@ from ninja.openapi.docs import DocsBase
 
 from groups.api import router as group_router
 from messaging.api import app, call, chat, devices, message, newsletter, send, user
+from messaging.api import device_settings as device_settings_api
 from messaging.api.common import AUTH, ApiParser, install_error_handlers
 from messaging.api.idempotency import idempotent_urls
 from messaging.api.openapi import complete
@@ -78,5 +79,6 @@ api.add_router("", group_router)
 api.add_router("", newsletter.router)
 api.add_router("", devices.router)
 api.add_router("", call.router)
+api.add_router("", device_settings_api.router)
 
 urls = idempotent_urls(api.urls)  # Idempotency-Key on every POST, once for the whole API

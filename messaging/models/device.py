@@ -40,6 +40,11 @@ class Device(models.Model):
     connected_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # Settings of the number (services.device_settings): decline calls (with an optional reply text), and the
+    # proxy its connection goes through ("" for none; the password is shown masked, see `proxy_shown`).
+    reject_calls = models.BooleanField(default=False)
+    reject_call_message = models.TextField(blank=True)
+    proxy_url = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -81,6 +86,13 @@ class Device(models.Model):
         from messaging.whatsapp.protocol import UNREACHABLE_REASON
 
         return self.status == DeviceStatus.DISCONNECTED and self.status_reason == UNREACHABLE_REASON
+
+    @property
+    def proxy_shown(self) -> str:
+        """The proxy as it may be shown: its password masked."""
+        from messaging.proxy_url import mask
+
+        return mask(self.proxy_url)
 
     @property
     def group_name(self) -> str:

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 __all__ = [
     "SandboxAccount",
+    "SandboxCall",
     "SandboxDelivery",
     "SandboxGroup",
     "SandboxLinkCode",
@@ -82,6 +83,9 @@ class SandboxSession(models.Model):
     platform = models.CharField(max_length=40, default="sandbox")
     # Whether the client has announced the link (PairedEvent) yet: a scan is seen by the next poke.
     announced = models.BooleanField(default=False)
+    # The proxy the device's last connection was set to use (recorded only: the simulated network has no
+    # real network to route through).
+    proxy_url = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self):
@@ -200,3 +204,21 @@ class SandboxDelivery(models.Model):
 
     def __str__(self):
         return f"{self.event.get('__t', 'event')} for device {self.device_id}"
+
+
+class SandboxCall(models.Model):
+    """A call a simulated contact made to a device's number: ringing until the device rejects it (or it ends)."""
+
+    call_id = models.CharField(max_length=64, unique=True)
+    caller = models.CharField(max_length=32)  # the calling account's phone
+    callee = models.CharField(max_length=32)  # the called number's phone
+    is_video = models.BooleanField(default=False)
+    state = models.CharField(max_length=12, default="ringing")  # ringing / rejected
+    created_at = models.FloatField()  # network time (unix seconds)
+    ended_at = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"call {self.call_id} from {self.caller} to {self.callee} ({self.state})"

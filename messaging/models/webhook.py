@@ -34,6 +34,7 @@ WEBHOOK_EVENTS = {
     "device.logged_out": _("Device logged out"),
     "device.qr": _("QR code updated"),
     "history.synced": _("History imported after linking"),
+    "call.offer": _("Incoming call (rejected or not)"),
 }
 
 

@@ -287,3 +287,41 @@ def sandbox_peer_number(request, device_id: int):
         _("The contact shares its number again: your numbers learn who the LID is."),
         _back(request, device),
     )
+
+
+@member_required(write=True)
+@require_POST
+def sandbox_peer_call(request, device_id: int):
+    """A simulated contact calls the number (the number's auto-reject setting answers it, as on WhatsApp)."""
+    _require_sandbox()
+    device = org_device(request, device_id)
+    label = _("Caller")
+    from_phone = (request.POST.get("from_phone") or "").strip()
+    if not device.jid:
+        return done(request, _("This number is not linked yet."), _back(request, device), error=True)
+    if not from_phone:
+        return done(
+            request,
+            _("%(field)s: pick a simulated contact.") % {"field": label},
+            _back(request, device),
+            error=True,
+        )
+    from_phone, error = _number(from_phone, label)
+    sandbox = service(SANDBOX)
+    if not error and sandbox.send_refusal(from_phone, organization_id=request.organization.pk):
+        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
+            "field": label,
+            "phone": from_phone,
+        }
+    if error:
+        return done(request, error, _back(request, device), error=True)
+    try:
+        sandbox.peer_call(
+            from_phone=from_phone,
+            to_jid=device.jid,
+            is_video=bool(request.POST.get("is_video")),
+            organization_id=request.organization.pk,
+        )
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), _back(request, device), error=True)
+    return done(request, _("The simulated contact is calling the number."), _back(request, device))

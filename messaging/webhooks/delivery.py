@@ -73,6 +73,7 @@ EVENT_NAMES = {
     "device.logged_out": "device.logged_out",
     "device.qr": "device.qr",
     "history.synced": "history.synced",
+    "call.offer": "call.offer",
 }
 
 # Sent after each attempt is recorded (committed): sender=WebhookDelivery, delivery=, attempt=.

@@ -610,6 +610,23 @@ class HistorySyncEvent(Event):
     push_names: dict[str, str] = field(default_factory=dict)  # JID -> the name its owner gave themselves
 
 
+@dataclass(slots=True, kw_only=True)
+class CallOfferEvent(Event):
+    """Someone is calling the number. The session worker fills `rejected`/`reply_sent` (the number's auto-reject
+    setting) before it is handled; a backend emits both False."""
+
+    call_id: str
+    caller: str  # the caller's phone JID when known (else as the offer named them)
+    caller_lid: str = ""  # the hidden ID (@lid) the offer named the caller by, when it did
+    is_video: bool = False
+    is_group: bool = False
+    group: str = ""  # a group call's group JID, when the offer says
+    timestamp: float = 0.0
+    rejected: bool = False
+    reply_sent: bool = False  # the reply text was queued in the outbox (it goes out like any send)
+    reject_error: str = ""  # why rejecting failed (rejected stays False)
+
+
 EmitEvent = Callable[[Event], Awaitable[None]]
 
 
@@ -626,6 +643,13 @@ class WhatsAppClient(abc.ABC):
     # Whether `send`/`send_many` read a stored message's file from `OutgoingMessage.media_path` themselves.
     # False: the session worker hands them `media` bytes instead, one such message at a time (`with_media`).
     READS_MEDIA_PATH: bool = False
+    # The number's proxy (socks5://, socks5h://, http://, https://, with user:pass or not); "" for none. Set
+    # by the session worker (`use_proxy`) before `start`; a change reaches the client by a restart.
+    proxy_url: str = ""
+
+    def use_proxy(self, url: str) -> None:
+        """Connect through `url` from the next `start` on ("" connects directly)."""
+        self.proxy_url = url or ""
 
     # -- lifecycle
     @abc.abstractmethod

@@ -37,6 +37,8 @@ class NeonizeClient(Connection, Events, Sending, Operations, p.WhatsAppClient):
         self._in_backoff = False
         self.ids = backend.message_ids(device_id)
         self._background: set[asyncio.Task] = set()
+        # The callers of recent call offers by call ID, as the offer named them (what whatsmeow rejects on).
+        self._call_creators: dict[str, object] = {}
         # neonize schedules one coroutine per event; taking this lock first keeps them in arrival order.
         self._event_order = asyncio.Lock()
         self._lids_told: dict[str, str] = {}  # LID -> number pairs emitted (Events._pairs_told)

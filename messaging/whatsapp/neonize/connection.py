@@ -158,7 +158,7 @@ class Connection:
                 self._subscribe(neo)
                 self.neo = neo
                 self.backend.reserve_threads(asyncio.get_running_loop())
-                self._connection = await neo.connect()
+                self._connection = await neo.connect(self._proxy_settings())
                 # Shielded: a stop must not cancel the task of a Go call that does not end yet (see stop()).
                 await asyncio.shield(self._connection)
             except asyncio.CancelledError:
@@ -179,6 +179,18 @@ class Connection:
             finally:
                 self._in_backoff = False
 
+    def _proxy_settings(self):
+        """The number's proxy for neonize's connect(), None for a direct connection.
+
+        Given to connect() rather than set with `set_proxy_address`: in neonize 0.5.2 that one configures
+        "an already-connected client" (the Go client exists only once connect() has made it), and every
+        connection here gets a new neonize client. A changed proxy reaches whatsmeow by a reconnect."""
+        if not self.proxy_url:
+            return None
+        from neonize._binder import ProxySettings
+
+        return ProxySettings(proxy_address=self.proxy_url)
+
     def _subscribe(self, neo) -> None:
         ev = neonize_lib().ev
         for event_type in (
@@ -198,6 +210,8 @@ class Connection:
             ev.GroupInfoEv,
             ev.JoinedGroupEv,
             ev.HistorySyncEv,
+            ev.CallOfferEv,
+            ev.CallOfferNoticeEv,
         ):
             neo.event(event_type)(self.on_event)
         neo.qr(self.on_qr)

@@ -35,6 +35,17 @@ def _data_events() -> tuple[type, ...]:
     )
 
 
+def _node_attr(node, name: str) -> str:
+    """An attribute of a whatsmeow XML node (as neonize's protobuf Node carries it), as text; "" when absent."""
+    for attr in node.Attrs:
+        if attr.name == name:
+            kind = attr.WhichOneof("Value")
+            if kind == "jid":
+                return jid_str(attr.jid)
+            return str(getattr(attr, kind)) if kind else ""
+    return ""
+
+
 class Events:
     """NeonizeClient's event handling (see client.py for its state)."""
 
@@ -106,6 +117,8 @@ class Events:
                     media=media,
                 ),
             ]
+        if isinstance(event, ev.CallOfferEv | ev.CallOfferNoticeEv):
+            return [await self._call_offer(event)]
         if isinstance(event, ev.GroupInfoEv):
             return await self._group_changes(event)
         if isinstance(event, ev.JoinedGroupEv):
@@ -132,6 +145,41 @@ class Events:
             for message, ours, reply in zip(messages, ids, ids[len(messages) :], strict=False):
                 message.id, message.reply_to_id = ours, reply
         return history
+
+    async def _call_offer(self, event) -> p.CallOfferEvent:
+        """A ringing call: CallOffer (one caller) or CallOfferNotice (whatsmeow's, mostly for group calls).
+
+        Whether it is a video or group call is in the offer's XML node (as WhatsApp Web reads it: a <video>
+        child, a `type="group"` or `group-jid` attribute); a notice says it in its `media` and `type`."""
+        ev = neonize_lib().ev
+        meta = event.basicCallMeta
+        creator = meta.callCreator if meta.HasField("callCreator") else getattr(meta, "from")
+        alt = meta.callCreatorAlt if meta.HasField("callCreatorAlt") else None
+        caller = _phone_jid(creator, alt)
+        if caller.endswith("@" + p.LID_SERVER):  # no phone number in the offer: whatsmeow's map may know it
+            caller = await self._phone_number(creator)
+        raw = jid_str(creator)
+        if isinstance(event, ev.CallOfferNoticeEv):
+            group = _node_attr(event.data, "group-jid")
+            is_video, is_group = event.media == "video", event.type == "group" or bool(group)
+        else:
+            offer = next((n for n in event.data.Nodes if n.Tag == "offer"), event.data)
+            is_video = any(n.Tag == "video" for n in offer.Nodes)
+            group = _node_attr(offer, "group-jid")
+            is_group = bool(group) or _node_attr(offer, "type") == "group"
+        # whatsmeow rejects on the JID the offer named the caller by: remembered for a later reject_call.
+        self._call_creators[meta.callID] = creator
+        while len(self._call_creators) > 100:
+            self._call_creators.pop(next(iter(self._call_creators)))
+        return p.CallOfferEvent(
+            call_id=meta.callID,
+            caller=caller,
+            caller_lid=raw if creator.Server == p.LID_SERVER else "",
+            is_video=is_video,
+            is_group=is_group,
+            group=group,
+            timestamp=_seconds(meta.timestamp) or time.time(),
+        )
 
     async def _encrypted_reaction(self, event, encrypted) -> list[p.Event]:
         """A reaction in a community announcement group, decrypted (see secrets.py), as a plain reaction event."""

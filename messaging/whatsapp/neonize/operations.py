@@ -230,7 +230,12 @@ class Operations:
     # -- calls
 
     async def reject_call(self, *, caller: str, call_id: str) -> None:
-        await self._call(self._client().reject_call, to_jid(caller), call_id)
+        """whatsmeow's RejectCall, on the JID the offer named the caller by (a hidden @lid one included) when
+        this client saw the offer; else on `caller` as given."""
+        offered = self._call_creators.get(call_id)
+        await self._call(
+            self._client().reject_call, offered if offered is not None else to_jid(caller), call_id
+        )
 
     # -- newsletters
 

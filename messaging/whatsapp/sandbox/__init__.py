@@ -18,7 +18,8 @@ with a picture, `quiet` does nothing. Delays are WA_SANDBOX_DELAY seconds (0.2 b
 
 Helpers for the dashboard's simulated phone and for tests: seed_network, network_summary, peer_phones,
 fresh_phone, phone_scan, phone_enter_code, phone_unlink, peer_send, peer_hide_phone, peer_react, peer_edit, peer_revoke,
-peer_read, peer_typing, peer_presence, peer_join_request, peer_create_group, add_group_member,
+peer_read, peer_typing, peer_presence, peer_join_request, peer_call, calls_to, recorded_proxy, peer_create_group,
+add_group_member,
 follow_newsletter, sent_to, received_by, advance_clock / set_clock (the network's clock: the edit window).
 
 The package, bottom up (each module imports only those above it): `network` (limits, roles, clock, JIDs),
@@ -29,6 +30,7 @@ clients), `messages` (what a message carries), `groups` and `actors` (an account
 (a device's client and the backend).
 """
 
+from messaging.whatsapp.sandbox.calls import calls_to, peer_call, recorded_proxy
 from messaging.whatsapp.sandbox.client import SandboxBackend, SandboxClient
 from messaging.whatsapp.sandbox.history import history_chunks, seed_phone_history
 from messaging.whatsapp.sandbox.inspection import (
@@ -101,6 +103,9 @@ __all__ = [
     "REVOKE_WINDOW",
     "SUPERADMIN",
     "add_group_member",
+    "calls_to",
+    "peer_call",
+    "recorded_proxy",
     "advance_clock",
     "avatar_bytes",
     "follow_newsletter",

@@ -36,6 +36,7 @@ from messaging.whatsapp.protocol import (
 )
 from messaging.whatsapp.sandbox import tenancy
 from messaging.whatsapp.sandbox.actors import _Actor, _outgoing_from
+from messaging.whatsapp.sandbox.calls import reject_call as _reject_call
 from messaging.whatsapp.sandbox.groups import _group_info, _group_info_from_link, _joined_groups
 from messaging.whatsapp.sandbox.history import history_chunks
 from messaging.whatsapp.sandbox.linking import (
@@ -168,6 +169,8 @@ class SandboxClient(p.WhatsAppClient):
     async def _connect(self, session: dict) -> None:
         self._stop_qr()
         self._phone = session["phone"]
+        # The network has no real network to route through: it records the proxy (the number's page shows it).
+        await runtime.db(_record_proxy, self.device_id, self.proxy_url)
         if session["announce"]:
             await self._emit(
                 p.PairedEvent(jid=session["jid"], push_name=session["push_name"], platform="sandbox")
@@ -486,14 +489,12 @@ class SandboxClient(p.WhatsAppClient):
     async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
         self._require_connected()
 
-    # -- calls: no call is ever offered on the simulated network, so none can be rejected
+    # -- calls: a simulated contact rings (sandbox.peer_call); the caller sees the rejection (calls_to)
 
     async def reject_call(self, *, caller: str, call_id: str) -> None:
-        self._require_connected()
-        raise NotFound(
-            _noop("There is no ringing call %(call_id)s from %(caller)s.")
-            % {"call_id": call_id, "caller": caller}
-        )
+        # Not under the poke lock: the worker rejects while this client's poke is emitting the offer.
+        phone = self._require_connected()
+        await runtime.db(_reject_call, phone, caller=caller, call_id=call_id)
 
     # -- groups
 
@@ -571,6 +572,14 @@ class SandboxClient(p.WhatsAppClient):
     ) -> list[p.NewsletterPost]:
         self._require_connected()
         return await runtime.db(_newsletter_messages, jid, count, before)
+
+
+def _record_proxy(device_id: int, proxy_url: str) -> None:
+    from messaging.models import SandboxSession
+
+    SandboxSession.objects.filter(device_id=device_id).exclude(proxy_url=proxy_url).update(
+        proxy_url=proxy_url
+    )
 
 
 def _take_deliveries(device_id: int) -> list[dict]:
