@@ -30,7 +30,7 @@ from messaging.events import rfc3339
 from messaging.models import Device, DeviceStatus
 from messaging.models.device import UNHELD_REASON
 from messaging.services import devices as device_services
-from messaging.services.device_webhook import PEER_EVENTS
+from messaging.services.device_webhook import PEER_ALIASES, PEER_EVENTS
 from messaging.webhooks import EVENT_NAMES
 
 router = Router(tags=["devices"], auth=AUTH)
@@ -132,7 +132,7 @@ def owned(ctx, device_id: str) -> Device:
 
 
 # An event of ours or the peer's name of one (PEER_EVENTS), as the per-device webhook takes them.
-WebhookEventName = Literal[tuple(sorted({*EVENT_NAMES, *PEER_EVENTS}))]
+WebhookEventName = Literal[tuple(sorted({*EVENT_NAMES, *PEER_EVENTS, *PEER_ALIASES}))]
 
 
 class DeviceIn(JsonObject):
