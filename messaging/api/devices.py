@@ -140,7 +140,7 @@ class DeviceIn(JsonObject):
     # The peer's fields. Our device IDs are ours to choose: a device_id given becomes the name, when none is.
     device_id: str | None = Field(None, max_length=80, description="Accepted as the name (IDs are ours).")
     webhook_url: HttpUrl | None = Field(None, description="Give the device its webhook at once.")
-    webhook_secret: str | None = Field(None, max_length=100)
+    webhook_secret: str | None = Field(None, min_length=8, max_length=100)
     webhook_events: list[WebhookEventName] | None = Field(None, max_length=50)
 
 
@@ -301,7 +301,9 @@ def get_webhook(request, device_id: Path[DeviceRef]):
 
 class WebhookIn(Schema):
     webhook_url: str = Field(max_length=500, description='Where to send events; "" removes the webhook.')
-    webhook_secret: str | None = Field(None, max_length=100, description="Signs X-Hub-Signature-256.")
+    webhook_secret: str | None = Field(
+        None, min_length=8, max_length=100, description="Signs X-Hub-Signature-256 (8 to 100 characters)."
+    )
     webhook_events: list[str] | None = Field(None, max_length=50, description="None: keep; []: every event.")
 
 
