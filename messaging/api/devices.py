@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import io
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 import segno
 from django.core import signing
@@ -12,7 +13,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from ninja import Path, Router, Schema
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from messaging.api.common import (
     AUTH,
@@ -25,7 +26,7 @@ from messaging.api.common import (
     ok,
     require_linked,
 )
-from messaging.api.fields import DeviceRef, HttpUrl, JsonObject, PhoneDigits, text
+from messaging.api.fields import URL, DeviceRef, HttpUrl, JsonObject, PhoneDigits, pattern, text
 from messaging.events import rfc3339
 from messaging.models import Device, DeviceStatus
 from messaging.models.device import UNHELD_REASON
@@ -299,12 +300,39 @@ def get_webhook(request, device_id: Path[DeviceRef]):
     return ok(webhook_row(ctx, device, device_webhook(organization=ctx.organization, device=device)))
 
 
+WEBHOOK_URL_PATTERN = pattern(URL, optional=True)
+
+
+def _webhook_url(value: str) -> str:
+    if not re.search(WEBHOOK_URL_PATTERN, value):
+        raise ValueError(f'{value.strip()!r} is not an http(s) URL (nor "", which removes the webhook)')
+    return value.strip()
+
+
+# An http(s) URL, or "" (the webhook removed), as the document says it (schemathesis generates from it).
+WebhookUrl = Annotated[
+    str,
+    AfterValidator(_webhook_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": WEBHOOK_URL_PATTERN,
+            "maxLength": 500,
+            "examples": ["https://example.com/hooks/whatsapp"],
+            "description": 'Where to send events; "" removes the webhook.',
+        }
+    ),
+]
+
+
 class WebhookIn(Schema):
-    webhook_url: str = Field(max_length=500, description='Where to send events; "" removes the webhook.')
+    webhook_url: WebhookUrl = Field(max_length=500)
     webhook_secret: str | None = Field(
         None, min_length=8, max_length=100, description="Signs X-Hub-Signature-256 (8 to 100 characters)."
     )
-    webhook_events: list[str] | None = Field(None, max_length=50, description="None: keep; []: every event.")
+    webhook_events: list[WebhookEventName] | None = Field(
+        None, max_length=50, description="None: keep; []: every event."
+    )
 
 
 @router.patch("/devices/{device_id}/webhook", response=Envelope, summary="Set or clear the device's webhook")

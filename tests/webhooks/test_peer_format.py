@@ -473,3 +473,33 @@ def test_the_peers_api_makes_peer_format_webhooks(
     api.patch(f"/devices/{device.pk}/webhook", {"webhook_url": f"{receiver.url}/moved"})
     endpoint.refresh_from_db()
     assert endpoint.payload_format == "waportal" and endpoint.url.endswith("/moved")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"webhook_url": "ftp://hooks.example.com/wa"}, "webhook_url"),
+        (
+            {"webhook_url": "https://hooks.example.com/wa", "webhook_events": ["message.acked"]},
+            "webhook_events",
+        ),
+        ({"webhook_url": "https://hooks.example.com/wa", "webhook_secret": "short"}, "webhook_secret"),
+    ],
+)
+def test_the_peers_api_refuses_bad_webhooks_naming_the_field(org, owner, body, field):
+    from tests.api.conftest import ApiClient
+
+    device = make_device(org)
+    answer = ApiClient(make_api_key(org, created_by=owner)).patch(f"/devices/{device.pk}/webhook", body)
+    assert answer.status_code == 400 and answer.json()["message"].startswith(f"{field}:"), answer.json()
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_another_organizations_device_webhook_is_404(org, other_org, owner, allow_private):
+    from tests.api.conftest import ApiClient
+
+    theirs = make_device(other_org)
+    answer = ApiClient(make_api_key(org, created_by=owner)).patch(
+        f"/devices/{theirs.pk}/webhook", {"webhook_url": "http://127.0.0.1:9/hook"}
+    )
+    assert answer.status_code == 404 and not WebhookEndpoint.objects.exists()
