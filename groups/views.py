@@ -6,15 +6,18 @@ groups/services.py, the same functions the REST API calls.
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
 from messaging import gateway
 from messaging.selectors import names_for
+from messaging.templatetags.dashboard import phone
 from messaging.views.common import (
     WRITE_ERRORS,
     done,
@@ -25,6 +28,7 @@ from messaging.views.common import (
     service,
 )
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 GROUPS = "groups.services"
 
@@ -41,6 +45,15 @@ def _group_jid(group_id: str) -> str:
 
 def _detail_url(device, jid: str) -> str:
     return reverse("groups:detail", args=[device.pk, jid])
+
+
+def _refused(exc) -> str:
+    """A refusal as the page says it: WhatsApp's "forbidden" on a group is this number not being an admin."""
+    if isinstance(exc, protocol.WhatsAppError) and exc.code == protocol.ErrorCode.FORBIDDEN:
+        return _("This number is not an admin of this group, and WhatsApp refused: %(why)s") % {
+            "why": localize(exc.message)
+        }
+    return error_text(exc)
 
 
 @member_required()
@@ -162,16 +175,65 @@ def group_participants(request, device_id: int, group_id: str):
             actor=request.user,
         )
     except WRITE_ERRORS as exc:
-        return done(request, error_text(exc), _detail_url(device, jid), error=True)
-    return _results(request, results, _detail_url(device, jid))
+        return done(request, _refused(exc), _detail_url(device, jid), error=True)
+    return _results(request, device, results, _detail_url(device, jid), action)
 
 
-def _results(request, results, back: str):
-    failed = [r for r in results if r.status != "success"]
-    if failed:
-        text = "; ".join(f"{protocol.jid_user(r.participant)}: {r.message or r.status}" for r in failed)
-        return done(request, text, back, error=True)
-    return done(request, _("Done."), back)
+# What was done to whom, and what was not, per action (the second names those it was not done to).
+OUTCOMES = {
+    "add": (gettext_noop("Added: %(who)s."), gettext_noop("Not added: %(who)s.")),
+    "remove": (gettext_noop("Removed: %(who)s."), gettext_noop("Not removed: %(who)s.")),
+    "promote": (gettext_noop("Made admin: %(who)s."), gettext_noop("Not made admin: %(who)s.")),
+    "demote": (gettext_noop("No longer admin: %(who)s."), gettext_noop("Still admin: %(who)s.")),
+    "approve": (gettext_noop("Approved: %(who)s."), gettext_noop("Not approved: %(who)s.")),
+    "reject": (gettext_noop("Rejected: %(who)s."), gettext_noop("Not rejected: %(who)s.")),
+}
+# Why a participant change was not made, as the sandbox and neonize backends say it (translated when known).
+REASONS = (
+    gettext_noop("not on WhatsApp"),
+    gettext_noop("already a participant"),
+    gettext_noop("not a participant"),
+    gettext_noop("already an admin"),
+    gettext_noop("not an admin"),
+    gettext_noop("the group's creator cannot be removed"),
+    gettext_noop("the group's creator cannot be demoted"),
+    gettext_noop("their privacy settings do not allow you to add them; send an invite link"),
+    gettext_noop("no pending request"),
+)
+
+
+def _results(request, device, results, back: str, action: str):
+    """Flash who it was done to and who not, and why: a partial success is neither a plain success nor an error."""
+    names = names_for(request.organization, [r.participant for r in results], device=device)
+
+    def who(r) -> str:
+        number = phone(r.participant) or protocol.jid_user(r.participant)
+        name = names.get(r.participant, "")
+        return f"{name} ({number})" if name and name != number else number
+
+    done_to = [who(r) for r in results if r.status == "success"]
+    refused = [f"{who(r)} ({localize(r.message or r.status)})" for r in results if r.status != "success"]
+    did, did_not = OUTCOMES.get(action, (gettext_noop("Done: %(who)s."), gettext_noop("Not done: %(who)s.")))
+    parts = []
+    if done_to:
+        parts.append(_(did) % {"who": ", ".join(done_to)})
+    if refused:
+        parts.append(_(did_not) % {"who": "; ".join(refused)})
+    text = " ".join(parts) or _("Done.")
+    if refused and done_to:
+        messages.warning(request, text)
+        return _back_to(request, back)
+    return done(request, text, back, error=bool(refused))
+
+
+def _back_to(request, back: str):
+    from django.http import HttpResponse
+
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = back
+        return response
+    return redirect(back)
 
 
 @member_required(write=True)
@@ -190,8 +252,8 @@ def group_requests(request, device_id: int, group_id: str):
             actor=request.user,
         )
     except WRITE_ERRORS as exc:
-        return done(request, error_text(exc), _detail_url(device, jid), error=True)
-    return _results(request, results, _detail_url(device, jid))
+        return done(request, _refused(exc), _detail_url(device, jid), error=True)
+    return _results(request, device, results, _detail_url(device, jid), "approve" if approve else "reject")
 
 
 SETTINGS = {
@@ -219,7 +281,7 @@ def group_settings(request, device_id: int, group_id: str, setting: str):
             **args(request.POST),
         )
     except WRITE_ERRORS as exc:
-        return done(request, error_text(exc), _detail_url(device, jid), error=True)
+        return done(request, _refused(exc), _detail_url(device, jid), error=True)
     return done(request, _("Saved."), _detail_url(device, jid))
 
 
@@ -236,7 +298,7 @@ def group_photo(request, device_id: int, group_id: str):
             organization=request.organization, device=device, group_id=jid, image=image, actor=request.user
         )
     except WRITE_ERRORS as exc:
-        return done(request, error_text(exc), _detail_url(device, jid), error=True)
+        return done(request, _refused(exc), _detail_url(device, jid), error=True)
     return done(request, _("Photo changed."), _detail_url(device, jid))
 
 
@@ -256,7 +318,7 @@ def group_invite(request, device_id: int, group_id: str):
             actor=request.user,
         )
     except WRITE_ERRORS as exc:
-        context["invite_error"] = error_text(exc)
+        context["invite_error"] = _refused(exc)
     if not request.htmx:
         return done(
             request,
@@ -277,5 +339,5 @@ def group_leave(request, device_id: int, group_id: str):
             organization=request.organization, device=device, group_id=jid, actor=request.user
         )
     except WRITE_ERRORS as exc:
-        return done(request, error_text(exc), _detail_url(device, jid), error=True)
+        return done(request, _refused(exc), _detail_url(device, jid), error=True)
     return done(request, _("Left the group."), reverse("groups:list", args=[device.pk]))

@@ -20,6 +20,7 @@ import hashlib
 import logging
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import post_delete
@@ -35,6 +36,8 @@ DEVICE_EVENTS = {
     "device.status",
     "device.pair_code",
 }
+# Events after which the simulated phone offers other forms (a linked number can be written to).
+PHONE_CHANGING_EVENTS = {"device.connected", "device.logged_out", "device.status"}
 NEW_MESSAGE_EVENTS = {"message", "message.sent", "message.failed"}
 CHANGED_MESSAGE_EVENTS = {
     *("message.receipt", "message.reaction", "message.edited", "message.revoked", "message.unknown"),
@@ -74,6 +77,13 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
         fragments.append(render_to_string("messaging/devices.html#status", context))
         fragments.append(render_to_string("messaging/devices.html#meta", context))
         fragments.append(render_to_string("messaging/device_detail.html#link", context))
+        if getattr(settings, "WA_BACKEND", "") == "sandbox":
+            # The simulated phone beside it: the code it would scan or enter, and its forms once the number is
+            # linked or gone (re-fetched, as they hold the member's CSRF token).
+            fragments.append(render_to_string("messaging/sandbox.html#qr_field", context))
+            fragments.append(render_to_string("messaging/sandbox.html#code_field", context))
+            if event in PHONE_CHANGING_EVENTS:
+                fragments.append(render_to_string("messaging/sandbox.html#live_refresh", context))
     elif event in NEW_MESSAGE_EVENTS or event in CHANGED_MESSAGE_EVENTS:
         message = _message(device, data.get("message_pk"))
         if message is not None:
@@ -99,6 +109,16 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
                 fragments.append(
                     render_to_string("messaging/conversation.html#typing", {"chat": chat, "oob": True})
                 )
+    elif event == "chat.merged":  # a LID chat turned out to be a number's (messaging.services.lids)
+        if removed := data.get("removed_chat_pk"):
+            fragments.append(f'<div hx-swap-oob="delete:#chat-{int(removed)}-row"></div>')
+        chat = _chat(device, data.get("chat_pk"))
+        if chat is not None:
+            from messaging.selectors import name_chats
+
+            name_chats(device, [chat])
+            row = render_to_string("messaging/inbox.html#chat_row", {"chat": chat})
+            fragments.append(f'<div hx-swap-oob="afterbegin:#chat-list-{device.pk}">{row}</div>')
     elif event == "chat.presence":
         chat = device.chats.filter(jid=data.get("chat_id", "")).first()
         if chat is not None:

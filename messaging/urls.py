@@ -47,4 +47,10 @@ urlpatterns = [
     path("sandbox/<int:device_id>/scan/", sandbox.sandbox_scan, name="sandbox_scan"),
     path("sandbox/<int:device_id>/code/", sandbox.sandbox_enter_code, name="sandbox_code"),
     path("sandbox/<int:device_id>/send/", sandbox.sandbox_peer_send, name="sandbox_send"),
+    path("sandbox/<int:device_id>/number/", sandbox.sandbox_peer_number, name="sandbox_number"),
+    path("sandbox/<int:device_id>/phone/", sandbox.sandbox_phone, name="sandbox_phone"),
+    path("sandbox/<int:device_id>/join-request/", sandbox.sandbox_join_request, name="sandbox_join_request"),
+    path(
+        "sandbox/<int:device_id>/join-approval/", sandbox.sandbox_join_approval, name="sandbox_join_approval"
+    ),
 ]

@@ -76,6 +76,13 @@ class Device(models.Model):
         return DeviceStatus.DISCONNECTED.value if self.unheld else self.status
 
     @property
+    def unreachable(self) -> bool:
+        """Whether the last attempt ended because this server cannot reach WhatsApp (said until the next one)."""
+        from messaging.whatsapp.protocol import UNREACHABLE_REASON
+
+        return self.status == DeviceStatus.DISCONNECTED and self.status_reason == UNREACHABLE_REASON
+
+    @property
     def group_name(self) -> str:
         """Channel-layer group of this device's live events."""
         return f"device-{self.pk}"

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop as _noop
 
 from accounts.models import ApiKeyAccess, Role
 from accounts.services import record_audit
@@ -31,6 +32,7 @@ from messaging import events, gateway
 from messaging.models import Device, DeviceStatus
 from messaging.models.device import UNHELD_REASON
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 logger = logging.getLogger(__name__)
 
@@ -184,13 +186,24 @@ def start_linking(*, organization, device, actor=None, api_key=None, wait: float
         current = Device.objects.filter(pk=device_id).first()
         if current is not None and (current.is_connected or _qr_is_live(current) or current.pair_code):
             return {"event": "ready"}
+        if current is not None and current.unreachable:
+            return {"event": "unreachable"}  # said at once: no QR code comes while WhatsApp cannot be reached
         return None
+
+    def answered(message) -> bool:
+        if message.get("event") in LINK_EVENTS:
+            return True
+        data = message.get("data") or {}
+        return (
+            message.get("event") == "device.disconnected"
+            and data.get("reason") == protocol.UNREACHABLE_REASON
+        )
 
     wait = qr_wait_seconds() if wait is None else wait
     try:
         gateway.run_sync(
             lambda: gateway.await_device_event(
-                device_id, match=lambda m: m.get("event") in LINK_EVENTS, kick=kick, ready=ready, timeout=wait
+                device_id, match=answered, kick=kick, ready=ready, timeout=wait
             ),
             timeout=wait + 5,
         )
@@ -206,10 +219,10 @@ def pair_device(*, organization, device, phone, actor=None, api_key=None) -> pro
     try:
         digits = protocol.normalize_phone(phone)
     except ValueError as exc:
-        raise ValidationError({"phone": str(exc)}) from None
+        raise ValidationError({"phone": localize(str(exc))}) from None
     if device.is_connected:
         raise protocol.InvalidRequest(
-            "The device is already linked and connected; log it out to link another number."
+            _noop("The device is already linked and connected; log it out to link another number.")
         )
     if gateway.worker_channel(device) is None or not device.wanted:
         # A pairing code is asked of a running (linking) client.

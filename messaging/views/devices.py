@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.tenancy import member_required
 from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 DEVICES = "messaging.services.devices"
 
@@ -28,7 +29,7 @@ class PairForm(forms.Form):
         try:
             return protocol.normalize_phone(self.cleaned_data["phone"])
         except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
+            raise forms.ValidationError(localize(str(exc))) from None
 
 
 def sandbox_enabled() -> bool:
@@ -58,10 +59,28 @@ def device_create(request):
         except WRITE_ERRORS as exc:
             form.add_error("name", error_text(exc))
         else:
-            return done(
-                request, _("Number added. Link it now."), reverse("messaging:device", args=[device.pk])
-            )
+            return _link_new(request, device)
     return _list(request, form)
+
+
+def _link_new(request, device):
+    """ "Add and link" is one step: linking starts at once and the number's page opens on its QR code (or
+    says why there is none: linking could not start, or WhatsApp cannot be reached)."""
+    to = reverse("messaging:device", args=[device.pk])
+    try:
+        device = service(DEVICES).start_linking(
+            organization=request.organization, device=device, actor=request.user
+        )
+    except WRITE_ERRORS as exc:
+        return done(
+            request,
+            _("Number added, but linking did not start: %(why)s") % {"why": error_text(exc)},
+            to,
+            error=True,
+        )
+    if device.qr_code:
+        return done(request, _("Number added. Scan the QR code with WhatsApp on your phone."), to)
+    return done(request, _("Number added. The QR code appears in a moment."), to)
 
 
 @member_required()
@@ -74,8 +93,9 @@ def device_detail(request, device_id: int):
     if context["can_unlink"]:
         context["removal"] = devices.removal_summary(device)  # said before the Remove button
     if context["sandbox"]:
-        from messaging.views.sandbox import peers
+        from messaging.views.sandbox import groups_of, peers
 
+        device.sandbox_groups = groups_of(device)
         context.update(peers=peers())
     return render(request, "messaging/device_detail.html", context)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -28,6 +30,16 @@ def peers() -> list[str]:
         return []
 
 
+def groups_of(device) -> list[dict]:
+    """The simulated groups the number is in (what the phone may ask to join or set approval on)."""
+    if not device.jid:
+        return []
+    try:
+        return list(service(SANDBOX).groups_of(device.jid))
+    except Exception:  # as peers(): nothing to offer until the network is seeded
+        return []
+
+
 def _back(request, device) -> str:
     nxt = request.POST.get("next", "")
     if nxt.startswith("/dashboard/"):
@@ -40,7 +52,24 @@ def _back(request, device) -> str:
 def sandbox_panel(request):
     _require_sandbox()
     devices = list(request.organization.devices.select_related("lease").order_by("created_at", "id"))
+    for device in devices:
+        device.sandbox_groups = groups_of(device)
     return render(request, "messaging/sandbox.html", page_context(request, devices=devices, peers=peers()))
+
+
+@member_required(write=True)
+@require_GET
+def sandbox_phone(request, device_id: int):
+    """One number's simulated phone as it is now: what a page re-fetches when the number connects or is logged
+    out (the forms it offers change), whichever page holds it (the panel, the number's page)."""
+    _require_sandbox()
+    device = org_device(request, device_id)
+    device.sandbox_groups = groups_of(device)
+    page = urlsplit(request.htmx.current_url if request.htmx and request.htmx.current_url else "").path
+    context = page_context(
+        request, device=device, peers=peers(), back=page if page.startswith("/dashboard/") else ""
+    )
+    return render(request, "messaging/sandbox.html#phone", context)
 
 
 def _number(value: str, label: str) -> tuple[str, str]:
@@ -82,6 +111,14 @@ def sandbox_scan(request, device_id: int):
         return done(
             request,
             _("There is no QR code to scan: start linking first."),
+            _back(request, device),
+            error=True,
+        )
+    shown = (request.POST.get("qr_code") or "").strip()
+    if shown and shown != device.qr_code:
+        return done(
+            request,
+            _("The number shows a new QR code now (they change every few seconds); scan again."),
             _back(request, device),
             error=True,
         )
@@ -154,3 +191,99 @@ def sandbox_peer_send(request, device_id: int):
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _back(request, device), error=True)
     return done(request, _("The simulated contact sent the message."), _back(request, device))
+
+
+def _device_group(request, device, label: str) -> tuple[dict | None, str]:
+    """The group picked in the form, if it is one of this number's groups; else None and what is wrong."""
+    if not device.jid:
+        return None, _("This number is not linked yet.")
+    wanted = (request.POST.get("group") or "").strip()
+    group = next((g for g in groups_of(device) if g["jid"] == wanted), None)
+    if group is None:
+        return None, _("%(field)s: pick one of this number's groups.") % {"field": label}
+    return group, ""
+
+
+@member_required(write=True)
+@require_POST
+def sandbox_join_request(request, device_id: int):
+    """A simulated contact follows a group's invite link: where admins approve new members, that is a request
+    to join the group's page shows; elsewhere the contact simply joins."""
+    _require_sandbox()
+    device = org_device(request, device_id)
+    group, error = _device_group(request, device, _("Group"))
+    label = _("Contact asking to join")
+    from_phone = (request.POST.get("from_phone") or "").strip()
+    if not error and not from_phone:
+        error = _("%(field)s: pick a simulated contact.") % {"field": label}
+    if not error:
+        from_phone, error = _number(from_phone, label)
+    sandbox = service(SANDBOX)
+    if not error and sandbox.send_refusal(from_phone, organization_id=request.organization.pk):
+        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
+            "field": label,
+            "phone": from_phone,
+        }
+    if error:
+        return done(request, error, _back(request, device), error=True)
+    try:
+        sandbox.peer_join_request(from_phone=from_phone, group=group["jid"])
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), _back(request, device), error=True)
+    if group["join_approval"]:
+        text = _("+%(phone)s asked to join %(group)s: the request waits for an admin on the group's page.")
+    else:
+        text = _("+%(phone)s joined %(group)s (its admins do not approve new members).")
+    return done(request, text % {"phone": from_phone, "group": group["name"]}, _back(request, device))
+
+
+@member_required(write=True)
+@require_POST
+def sandbox_join_approval(request, device_id: int):
+    """Turn "admins approve new members" on or off for one of this number's groups."""
+    _require_sandbox()
+    device = org_device(request, device_id)
+    group, error = _device_group(request, device, _("Group"))
+    if error:
+        return done(request, error, _back(request, device), error=True)
+    approval = request.POST.get("approval") == "on"
+    try:
+        service(SANDBOX).set_join_approval(group=group["jid"], approval=approval)
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), _back(request, device), error=True)
+    if approval:
+        text = _("Admins of %(group)s now approve new members.")
+    else:
+        text = _("New members join %(group)s without an admin's approval now.")
+    return done(request, text % {"group": group["name"]}, _back(request, device))
+
+
+@member_required(write=True)
+@require_POST
+def sandbox_peer_number(request, device_id: int):
+    """A simulated contact hides its number (its messages arrive by hidden user ID, …@lid) or shares it again
+    (WhatsApp then tells the numbers it wrote to who the LID is, and their chats merge)."""
+    _require_sandbox()
+    device = org_device(request, device_id)
+    label = _("Contact")
+    from_phone, error = _number((request.POST.get("from_phone") or "").strip(), label)
+    sandbox = service(SANDBOX)
+    if not error and sandbox.send_refusal(from_phone, organization_id=request.organization.pk):
+        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
+            "field": label,
+            "phone": from_phone,
+        }
+    if error:
+        return done(request, error, _back(request, device), error=True)
+    hidden = request.POST.get("hidden") == "1"
+    try:
+        sandbox.peer_hide_phone(phone=from_phone, hidden=hidden)
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), _back(request, device), error=True)
+    if hidden:
+        return done(request, _("The contact now writes by hidden ID (LID) only."), _back(request, device))
+    return done(
+        request,
+        _("The contact shares its number again: your numbers learn who the LID is."),
+        _back(request, device),
+    )

@@ -163,3 +163,29 @@ function markOpenChatSeen() {
 }
 document.addEventListener("htmx:wsAfterMessage", markOpenChatSeen);
 document.addEventListener("visibilitychange", markOpenChatSeen);
+
+// The live socket carries all of an organization's events to every page, so a push may hold fragments for
+// elements this page does not have (a number's link card on the inbox, a new message on the Numbers list).
+// htmx reports each such fragment as an error (htmx:oobErrorNoTarget); this extension, named beside the ws one
+// (hx-ext="ws,live-oob"), drops them before the swap and leaves every fragment whose target is here untouched.
+function oobTarget(el) {
+  var spec = el.getAttribute("hx-swap-oob") || "true";
+  var colon = spec.indexOf(":");
+  if (colon > 0) { return spec.slice(colon + 1); }
+  return el.id ? "#" + el.id : "";
+}
+htmx.defineExtension("live-oob", {
+  transformResponse: function (text, xhr, elt) {
+    if (xhr) { return text; }  // an HTTP answer: its main content has no hx-swap-oob, and is not ours to judge
+    var template = document.createElement("template");
+    template.innerHTML = text;
+    var dropped = false;
+    Array.prototype.slice.call(template.content.children).forEach(function (child) {
+      var selector = oobTarget(child);
+      var present = false;
+      try { present = !!selector && document.querySelector(selector) !== null; } catch (e) { present = false; }
+      if (!present) { child.remove(); dropped = true; }
+    });
+    return dropped ? template.innerHTML : text;
+  }
+});

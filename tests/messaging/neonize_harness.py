@@ -112,6 +112,7 @@ class FakeGo:
 
     def __init__(self):
         self.linking = False
+        self.dial_error = b""  # what Neonize() returns at once when set: whatsmeow's error, as Go passes it
         self.connects: list[dict] = []
         self.stopped: list[bytes] = []
         self.sent: list[tuple[bytes, bytes]] = []
@@ -123,6 +124,8 @@ class FakeGo:
         end = self._ends.setdefault(uuid, threading.Event())
         self._qr_callbacks[uuid] = qr_cb
         self.connects.append({"db": db, "uuid": uuid, "jid": jid, "new_device": new_device})
+        if self.dial_error:
+            return self.dial_error
         if self.linking:
             self.qr(uuid, b"2@first,code")
         end.wait(30)

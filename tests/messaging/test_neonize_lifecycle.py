@@ -189,3 +189,37 @@ async def test_stopping_before_the_first_qr_code_waits_for_it_briefly(
     assert fake_go.stopped == [fake_go.connects[0]["uuid"]]
     fake_go.run_out(fake_go.connects[0]["uuid"])
     await asyncio.wait_for(until(lambda: not backend.lingering), 5)
+
+
+# ------------------------------------------------------------------------------- 5. no route to WhatsApp
+
+# What whatsmeow answers when this server cannot reach WhatsApp (goneonize returns it from Neonize()).
+NO_ROUTE = (
+    b"failed to dial whatsapp web websocket: dial tcp: lookup web.whatsapp.com on 127.0.0.53:53: no such host"
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (NO_ROUTE, p.DisconnectCause.UNREACHABLE),
+        (
+            b"failed to dial whatsapp web websocket: dial tcp 157.240.0.1:443: connect: network is unreachable",
+            p.DisconnectCause.UNREACHABLE,
+        ),
+        (b"client is nil", ""),
+    ],
+)
+async def test_a_connection_that_cannot_reach_whatsapp_says_so(fake_go, emitted, tmp_path, error, cause):
+    """neonize raises its NeonizeError with Go's raw words; the client names the cause the page explains."""
+    fake_go.dial_error = error
+    backend = NeonizeBackend(
+        message_ids=MemoryMessageIds, session_dir=tmp_path, database_url="", backoff=lambda a: 0.05
+    )
+    c = backend.create_client(device_id=1, jid=None, emit=emitted)
+    await c.start()
+    ended = await emitted.wait_for(p.DisconnectedEvent)
+    await c.stop()
+    assert ended.cause == cause
+    assert ended.will_reconnect is True
+    assert ended.reason == error.decode()  # the raw words stay in the log and the event, not on the page

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import time
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize.names import neonize_lib, translate_error
 
@@ -25,6 +27,27 @@ STOP_WAIT_SECONDS = 8.0  # under the session worker's own stop timeout (10 s)
 LINK_STOP_WAIT_SECONDS = 5.0
 # The longest a stopped linking call stays in Go: the QR emitter's six codes (60 s, then 5 x 20 s).
 LINGERING_LINK_SECONDS = FIRST_QR_SECONDS + 5 * NEXT_QR_SECONDS
+# whatsmeow's words (in neonize's NeonizeError) when it cannot open its socket to WhatsApp: this server's network
+# (DNS, routing, a firewall, a proxy), nothing a new scan or pairing code fixes.
+UNREACHABLE_MARKERS = (
+    "failed to dial whatsapp web websocket",
+    "dial tcp",
+    "no such host",
+    "network is unreachable",
+    "no route to host",
+    "connection refused",
+    "i/o timeout",
+    "proxyconnect",
+    "timed out waiting for handshake response",
+)
+
+
+def connection_failure_cause(exc: BaseException) -> str:
+    """The DisconnectCause of a connection that failed with `exc`, or "" when it is not one we can name."""
+    text = str(exc).lower()
+    if isinstance(exc, OSError) or any(marker in text for marker in UNREACHABLE_MARKERS):
+        return p.DisconnectCause.UNREACHABLE
+    return ""
 
 
 class Connection:
@@ -103,15 +126,15 @@ class Connection:
         try:
             digits = p.normalize_phone(phone)
         except ValueError as exc:
-            raise p.InvalidRequest(f"phone: {exc}") from exc
+            raise p.InvalidRequest(_noop("phone: %(reason)s") % {"reason": exc}) from exc
         if self._connected:
-            raise p.InvalidRequest("this device is already linked; log out first")
+            raise p.InvalidRequest(_noop("this device is already linked; log out first"))
         if self._supervisor is None or self._supervisor.done():
             await self.start()
         try:
             await asyncio.wait_for(self._qr_ready.wait(), FIRST_QR_WAIT_SECONDS)
         except TimeoutError as exc:
-            raise p.UpstreamTimeout("WhatsApp did not open a linking session in time") from exc
+            raise p.UpstreamTimeout(_noop("WhatsApp did not open a linking session in time")) from exc
         enum = neonize_lib().enum
         try:
             code = await self.neo.PairPhone(digits, True, enum.ClientName.LINUX, enum.ClientType.CHROME)
@@ -129,7 +152,7 @@ class Connection:
         for the stored session of `self.jid`, which pairing or connecting has set."""
         while not self._stopping and not self._final:
             began = time.monotonic()
-            reason = "connection closed"
+            reason, cause = "connection closed", ""
             try:
                 neo = await self.backend.open_neonize(self)
                 self._subscribe(neo)
@@ -142,13 +165,14 @@ class Connection:
                 raise
             except Exception as exc:
                 reason = str(exc) or type(exc).__name__
+                cause = connection_failure_cause(exc)
                 logger.warning("neonize connection of device %s ended: %s", self.device_id, reason)
             self._connected = False
             if self._stopping or self._final:
                 return
             # A connection that lived a while starts the backoff over.
             self._attempt = 1 if time.monotonic() - began > 60 else self._attempt + 1
-            await self._emit_event(p.DisconnectedEvent(reason=reason, will_reconnect=True))
+            await self._emit_event(p.DisconnectedEvent(reason=reason, will_reconnect=True, cause=cause))
             self._in_backoff = True
             try:
                 await asyncio.sleep(self.backend.backoff(self._attempt))

@@ -17,7 +17,7 @@ hides read receipts), then by their behaviour: `echo` types and echoes, `react` 
 with a picture, `quiet` does nothing. Delays are WA_SANDBOX_DELAY seconds (0.2 by default).
 
 Helpers for the dashboard's simulated phone and for tests: seed_network, network_summary, peer_phones,
-fresh_phone, phone_scan, phone_enter_code, phone_unlink, peer_send, peer_react, peer_edit, peer_revoke,
+fresh_phone, phone_scan, phone_enter_code, phone_unlink, peer_send, peer_hide_phone, peer_react, peer_edit, peer_revoke,
 peer_read, peer_typing, peer_presence, peer_join_request, peer_create_group, add_group_member,
 follow_newsletter, sent_to, received_by, advance_clock / set_clock (the network's clock: the edit window).
 
@@ -30,7 +30,14 @@ clients), `messages` (what a message carries), `groups` and `actors` (an account
 """
 
 from messaging.whatsapp.sandbox.client import SandboxBackend, SandboxClient
-from messaging.whatsapp.sandbox.inspection import group_state, message_state, received_by, sent_by, sent_to
+from messaging.whatsapp.sandbox.inspection import (
+    group_state,
+    groups_of,
+    message_state,
+    received_by,
+    sent_by,
+    sent_to,
+)
 from messaging.whatsapp.sandbox.linking import phone_enter_code, phone_scan, phone_unlink, store_session
 from messaging.whatsapp.sandbox.media import identicon, sample_media
 from messaging.whatsapp.sandbox.network import (
@@ -55,6 +62,7 @@ from messaging.whatsapp.sandbox.peers import (
     peer_create_group,
     peer_edit,
     peer_group_action,
+    peer_hide_phone,
     peer_join_request,
     peer_presence,
     peer_react,
@@ -97,6 +105,7 @@ __all__ = [
     "follow_newsletter",
     "fresh_phone",
     "group_state",
+    "groups_of",
     "identicon",
     "link_refusal",
     "message_state",
@@ -105,6 +114,7 @@ __all__ = [
     "peer_create_group",
     "peer_edit",
     "peer_group_action",
+    "peer_hide_phone",
     "peer_join_request",
     "peer_phones",
     "peer_presence",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from messaging.whatsapp.sandbox.network import (
+    ADMIN,
     INVITE_PREFIX,
+    SUPERADMIN,
     _phone,
     _user_jid,
 )
@@ -59,6 +61,25 @@ def group_state(jid: str) -> dict | None:
         "join_requests": dict(row.join_requests),
         "invite_link": INVITE_PREFIX + row.invite_code,
     }
+
+
+def groups_of(jid: str) -> list[dict]:
+    """The groups the account `jid` is in, by name: jid, name, join_approval, and whether it is an admin there."""
+    from messaging.models import SandboxGroup
+
+    if not jid:
+        return []
+    groups = [
+        {
+            "jid": row.jid,
+            "name": row.name,
+            "join_approval": row.join_approval,
+            "admin": row.participants[jid] in (ADMIN, SUPERADMIN),
+        }
+        for row in SandboxGroup.objects.all()
+        if jid in row.participants
+    ]
+    return sorted(groups, key=lambda g: (g["name"].lower(), g["jid"]))
 
 
 def _row_dict(row) -> dict:

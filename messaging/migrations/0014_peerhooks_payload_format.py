@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("messaging", "0012_peer_compat_chat_state"),
+        ("messaging", "0013_lid_phone_numbers"),
     ]
 
     operations = [
