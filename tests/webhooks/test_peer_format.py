@@ -174,6 +174,29 @@ def test_a_sandbox_image_goes_once_stored_with_the_peers_media_field(
     assert payload["image"]["caption"] == "foto" and payload["image"]["url"]
 
 
+def test_a_hidden_number_comes_as_the_peer_names_a_lid(
+    wa, allow_private, task_worker, receiver, attempt_log, org
+):
+    device = wa.linked_device(org)
+    endpoint = peer_endpoint(org, f"{receiver.url}/peer", ["message"])
+    peer = wa.sandbox.peer_phones("quiet")[0]
+    lid = wa.sandbox.peer_hide_phone(phone=peer)
+    hidden = wa.sandbox.peer_send(from_phone=peer, to_jid=device.jid, text="kimim ben")
+    attempt_log.wait_final(1)
+    wa.sandbox.peer_hide_phone(phone=peer, hidden=False)
+    wa.wait_event("chat.merged", device=device)
+    known = wa.sandbox.peer_send(from_phone=peer, to_jid=device.jid, text="numaram bu")
+    attempt_log.wait_final(2)
+    bodies = [peer_body(r, endpoint, device, "message")["payload"] for r in receiver.requests]
+    first, second = (conforms(b, MESSAGE_FIELDS, MESSAGE_REQUIRED) for b in bodies)
+    # Unresolved, the peer names the LID in both fields; resolved, the number, with the LID beside it.
+    assert first["id"] == hidden and (first["from"], first["from_lid"]) == (lid, lid)
+    assert (first["chat_id"], first["chat_lid"]) == (lid, lid)
+    number = f"{peer}@s.whatsapp.net"
+    assert second["id"] == known and (second["from"], second["from_lid"]) == (number, lid)
+    assert (second["chat_id"], second["chat_lid"]) == (number, lid)
+
+
 # ------------------------------------------------------------------------------------------ events by kind
 
 
