@@ -565,7 +565,7 @@ def _persist(device, event: protocol.Event) -> list[Outcome]:
             "state": str(event.state),
             "media": event.media,
         }
-        return [Outcome("chat.presence", device.organization_id, device.pk, payload, webhook=False)]
+        return [Outcome("chat.presence", device.organization_id, device.pk, payload)]
     return _persist_device_event(device, event)
 
 

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import io
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 import segno
 from django.core import signing
@@ -12,7 +13,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from ninja import Path, Router, Schema
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from messaging.api.common import (
     AUTH,
@@ -25,12 +26,12 @@ from messaging.api.common import (
     ok,
     require_linked,
 )
-from messaging.api.fields import DeviceRef, HttpUrl, JsonObject, PhoneDigits, text
+from messaging.api.fields import URL, DeviceRef, HttpUrl, JsonObject, PhoneDigits, pattern, text
 from messaging.events import rfc3339
 from messaging.models import Device, DeviceStatus
 from messaging.models.device import UNHELD_REASON
 from messaging.services import devices as device_services
-from messaging.services.device_webhook import PEER_EVENTS
+from messaging.services.device_webhook import PEER_ALIASES, PEER_EVENTS
 from messaging.webhooks import EVENT_NAMES
 
 router = Router(tags=["devices"], auth=AUTH)
@@ -132,7 +133,7 @@ def owned(ctx, device_id: str) -> Device:
 
 
 # An event of ours or the peer's name of one (PEER_EVENTS), as the per-device webhook takes them.
-WebhookEventName = Literal[tuple(sorted({*EVENT_NAMES, *PEER_EVENTS}))]
+WebhookEventName = Literal[tuple(sorted({*EVENT_NAMES, *PEER_EVENTS, *PEER_ALIASES}))]
 
 
 class DeviceIn(JsonObject):
@@ -140,7 +141,7 @@ class DeviceIn(JsonObject):
     # The peer's fields. Our device IDs are ours to choose: a device_id given becomes the name, when none is.
     device_id: str | None = Field(None, max_length=80, description="Accepted as the name (IDs are ours).")
     webhook_url: HttpUrl | None = Field(None, description="Give the device its webhook at once.")
-    webhook_secret: str | None = Field(None, max_length=100)
+    webhook_secret: str | None = Field(None, min_length=8, max_length=100)
     webhook_events: list[WebhookEventName] | None = Field(None, max_length=50)
 
 
@@ -299,10 +300,39 @@ def get_webhook(request, device_id: Path[DeviceRef]):
     return ok(webhook_row(ctx, device, device_webhook(organization=ctx.organization, device=device)))
 
 
+WEBHOOK_URL_PATTERN = pattern(URL, optional=True)
+
+
+def _webhook_url(value: str) -> str:
+    if not re.search(WEBHOOK_URL_PATTERN, value):
+        raise ValueError(f'{value.strip()!r} is not an http(s) URL (nor "", which removes the webhook)')
+    return value.strip()
+
+
+# An http(s) URL, or "" (the webhook removed), as the document says it (schemathesis generates from it).
+WebhookUrl = Annotated[
+    str,
+    AfterValidator(_webhook_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": WEBHOOK_URL_PATTERN,
+            "maxLength": 500,
+            "examples": ["https://example.com/hooks/whatsapp"],
+            "description": 'Where to send events; "" removes the webhook.',
+        }
+    ),
+]
+
+
 class WebhookIn(Schema):
-    webhook_url: str = Field(max_length=500, description='Where to send events; "" removes the webhook.')
-    webhook_secret: str | None = Field(None, max_length=100, description="Signs X-Hub-Signature-256.")
-    webhook_events: list[str] | None = Field(None, max_length=50, description="None: keep; []: every event.")
+    webhook_url: WebhookUrl = Field(max_length=500)
+    webhook_secret: str | None = Field(
+        None, min_length=8, max_length=100, description="Signs X-Hub-Signature-256 (8 to 100 characters)."
+    )
+    webhook_events: list[WebhookEventName] | None = Field(
+        None, max_length=50, description="None: keep; []: every event."
+    )
 
 
 @router.patch("/devices/{device_id}/webhook", response=Envelope, summary="Set or clear the device's webhook")

@@ -13,6 +13,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookDeliveryStatus",
     "WebhookEndpoint",
+    "WebhookFormat",
     "new_webhook_secret",
 ]
 
@@ -26,6 +27,7 @@ WEBHOOK_EVENTS = {
     "message.edited": _("Message edited"),
     "message.revoked": _("Message revoked"),
     "message.reaction": _("Reaction"),
+    "chat.presence": _("Typing in a chat (chat presence)"),
     "group.participants": _("Group participants changed"),
     "group.settings": _("Group settings changed"),
     "group.join_request": _("Group join request"),
@@ -36,6 +38,14 @@ WEBHOOK_EVENTS = {
     "history.synced": _("History imported after linking"),
     "call.offer": _("Incoming call (rejected or not)"),
 }
+
+
+class WebhookFormat(models.TextChoices):
+    """The shape of the JSON body: ours, or the reference server's (go-whatsapp-web-multidevice v9), whose
+    receivers then work unchanged (messaging.webhooks.peer)."""
+
+    WAPORTAL = "waportal", _("waportal (ours)")
+    PEER = "peer", _("go-whatsapp-web-multidevice (the reference server)")
 
 
 def new_webhook_secret() -> str:
@@ -55,6 +65,11 @@ class WebhookEndpoint(models.Model):
     # Only events of these devices; none selected means every device of the organization.
     devices = models.ManyToManyField("messaging.Device", blank=True, related_name="webhook_endpoints")
     active = models.BooleanField(_("active"), default=True)
+    # The body's shape, fixed when an event is stored (a change applies to events from then on; a redelivery
+    # sends the body as it was sent).
+    payload_format = models.CharField(
+        _("payload format"), max_length=10, choices=WebhookFormat.choices, default=WebhookFormat.WAPORTAL
+    )
     # Set when every attempt failed for WEBHOOK_PAUSE_AFTER_HOURS: its events are still stored, and held;
     # one of them is sent as a probe every WEBHOOK_PROBE_SECONDS, and the first 2xx (or Resume) lifts it.
     paused_at = models.DateTimeField(null=True, blank=True)

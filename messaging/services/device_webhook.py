@@ -1,7 +1,9 @@
 """One webhook per device, as the peer server's clients manage it (GET/PATCH /devices/{id}/webhook).
 
 It is an ordinary webhook endpoint of the organization, limited to the device and marked by its description,
-made, changed and removed through messaging.webhooks' services (so audited and delivered like any other).
+made, changed and removed through messaging.webhooks' services (so audited and delivered like any other). One
+made here sends the peer's payload format (messaging.webhooks.peer): its clients are the peer's; the dashboard
+can switch it to ours.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from messaging import webhooks
-from messaging.models import WebhookEndpoint
+from messaging.models import WebhookEndpoint, WebhookFormat
 
 # The peer's event names that differ from ours; the others (message, message.reaction, ...) are the same.
-PEER_EVENTS = {"message.ack": "message.receipt"}
+PEER_EVENTS = {"message.ack": "message.receipt", "chat_presence": "chat.presence"}
+# Taken too, though shown under our name: the peer's group.joined is our group.participants (adding this number).
+PEER_ALIASES = {"group.joined": "group.participants"}
 DESCRIPTION = "Webhook of device {pk} (set through the API)"
 MIN_SECRET = 8
 MAX_SECRET = 100
@@ -33,7 +37,7 @@ def _events(names) -> list[str]:
         return sorted(webhooks.EVENT_NAMES)  # none named: every event, as the peer sends them all
     events = []
     for name in names:
-        ours = PEER_EVENTS.get(name, name)
+        ours = PEER_EVENTS.get(name) or PEER_ALIASES.get(name, name)
         if ours not in webhooks.EVENT_NAMES:
             raise ValidationError(
                 {
@@ -72,6 +76,7 @@ def set_device_webhook(
                 events=chosen,
                 devices=[device],
                 description=DESCRIPTION.format(pk=device.pk),
+                payload_format=WebhookFormat.PEER,
                 actor=actor,
             )
         else:

@@ -43,7 +43,8 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from messaging.webhooks.wire import Outcome, envelope, post, setting
+from messaging.webhooks import peer
+from messaging.webhooks.wire import Outcome, post, setting
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ DELIVER_TASK = "messaging.deliver_webhooks"
 CLAIM_GRACE_SECONDS = 5
 
 # Our internal event names (messaging.events) -> the public names of the webhook contract (WEBHOOK_EVENTS).
-# Internal events missing here (device.status, device.pair_code, presence...) are not sent to webhooks.
+# Internal events missing here (device.status, device.pair_code, presence (online/offline)...) are not sent to webhooks.
 EVENT_NAMES = {
     "message": "message",
     "message.sent": "message.sent",
@@ -65,6 +66,7 @@ EVENT_NAMES = {
     "message.edited": "message.edited",
     "message.revoked": "message.revoked",
     "message.reaction": "message.reaction",
+    "chat.presence": "chat.presence",
     "group.participants": "group.participants",
     "group.settings": "group.settings",
     "group.join_request": "group.join_request",
@@ -109,14 +111,18 @@ def dispatch_event(*, device, event: str, payload: dict, hold_seconds: float | N
     if not endpoints:
         return []
     now = timezone.now()
-    body = envelope(event=public, device_id=device.pk, payload=payload, at=now)
+    rendered: dict[str, tuple[str, str]] = {}  # by payload format: (the event's name in it, the body)
     held_until = now + timedelta(seconds=hold_seconds) if hold_seconds else None
     ids = []
     for endpoint in endpoints:
+        fmt = endpoint.payload_format
+        if fmt not in rendered:
+            rendered[fmt] = peer.render_in(fmt, event=public, device=device, payload=payload, at=now)
+        name, body = rendered[fmt]
         delivery = WebhookDelivery.objects.create(
             endpoint=endpoint,
             organization_id=device.organization_id,
-            event=public,
+            event=name,  # as the body names it (the peer's name for a peer-format endpoint)
             device=device,
             body=body,
             created_at=now,
@@ -136,9 +142,15 @@ def release_held(delivery_ids: list[int], payload: dict | None = None) -> None:
     if not delivery_ids:
         return
     with transaction.atomic():
-        held = list(WebhookDelivery.objects.filter(pk__in=delivery_ids, held_until__isnull=False))
+        held = list(
+            WebhookDelivery.objects.filter(pk__in=delivery_ids, held_until__isnull=False).select_related(
+                "endpoint"
+            )
+        )
         for delivery in held:
-            if payload is not None:
+            if payload is not None and delivery.endpoint.payload_format == peer.PEER_FORMAT:
+                delivery.body = peer.rerender_payload(delivery.body, "message", payload)
+            elif payload is not None:
                 body = json.loads(delivery.body)
                 body["payload"] = payload
                 delivery.body = json.dumps(

@@ -17,7 +17,7 @@ from accounts.models import Role
 from accounts.services import client_ip
 from accounts.tenancy import member_required
 from messaging import safe_fetch
-from messaging.models import WEBHOOK_EVENTS, WebhookDeliveryStatus
+from messaging.models import WEBHOOK_EVENTS, WebhookDeliveryStatus, WebhookFormat
 from messaging.webhooks import services
 
 LOG_SIZE = 50
@@ -44,6 +44,23 @@ class EndpointForm(forms.Form):
         help_text=gettext_lazy("None chosen: every number of the organization, including ones linked later."),
     )
     active = forms.BooleanField(label=gettext_lazy("Active"), required=False, initial=True)
+    payload_format = forms.ChoiceField(
+        label=gettext_lazy("Payload format"),
+        choices=WebhookFormat.choices,
+        initial=WebhookFormat.WAPORTAL,
+        widget=forms.RadioSelect,
+        required=False,  # not sent (a script's post): ours for a new endpoint, unchanged for an existing one
+        help_text=gettext_lazy(
+            "The shape of each request's JSON. Choose the reference server's (go-whatsapp-web-multidevice) if "
+            "your receiver was written for it: its event names (message, message.ack, ...) and fields, "
+            "device_id the number's JID, session_id our device id. Events it has no name for (connection, "
+            "QR code, outbox status) come in the same envelope under our names. Signing, retries and the "
+            "Idempotency-Key are the same in both. A change applies to events from then on."
+        ),
+        error_messages={
+            "invalid_choice": gettext_lazy("Payload format: %(value)s is not one of the choices."),
+        },
+    )
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
@@ -74,6 +91,7 @@ def _form_values(form) -> dict:
         "events": data["events"],
         "devices": list(data["devices"]),
         "active": data["active"],
+        "payload_format": data["payload_format"] or None,
     }
 
 
@@ -109,7 +127,10 @@ def endpoint_create(request):
                 messages.success(request, _("Webhook created. Its secret is shown below."))
                 return redirect("webhooks:detail", endpoint_id=endpoint.pk)
     else:
-        form = EndpointForm(organization=organization, initial={"active": True, "events": ["message"]})
+        form = EndpointForm(
+            organization=organization,
+            initial={"active": True, "events": ["message"], "payload_format": WebhookFormat.WAPORTAL},
+        )
     return render(request, "messaging/webhooks/form.html", {"form": form, "endpoint": None})
 
 
@@ -144,6 +165,7 @@ def endpoint_detail(request, endpoint_id: int):
                 "events": endpoint.events,
                 "devices": list(endpoint.devices.all()),
                 "active": endpoint.active,
+                "payload_format": endpoint.payload_format,
             },
         )
     context = {

@@ -4,14 +4,24 @@ each audited."""
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
 from messaging import safe_fetch
 from messaging.webhooks.delivery import TEST_EVENT, enqueue_on_commit, resume
-from messaging.webhooks.wire import envelope
+from messaging.webhooks.peer import render_in
 
 
 def create_endpoint(
-    *, organization, url, events, devices=(), description="", active=True, actor=None, ip_address=None
+    *,
+    organization,
+    url,
+    events,
+    devices=(),
+    description="",
+    active=True,
+    payload_format=None,
+    actor=None,
+    ip_address=None,
 ):
     from accounts.services import record_audit
     from messaging.models import WebhookEndpoint
@@ -24,6 +34,7 @@ def create_endpoint(
             description=description,
             events=sorted(set(events)),
             active=active,
+            payload_format=_checked_format(payload_format or "waportal"),
             created_by=actor if getattr(actor, "is_authenticated", False) else None,
         )
         endpoint.devices.set(organization.devices.filter(pk__in=[d.pk for d in devices]))
@@ -33,9 +44,29 @@ def create_endpoint(
             actor=actor,
             obj=endpoint,
             ip_address=ip_address,
-            details={"events": endpoint.events, "devices": [d.pk for d in devices]},
+            details={
+                "events": endpoint.events,
+                "devices": [d.pk for d in devices],
+                "payload_format": endpoint.payload_format,
+            },
         )
     return endpoint
+
+
+def _checked_format(value: str) -> str:
+    from django.core.exceptions import ValidationError
+    from django.utils.translation import gettext as _
+
+    from messaging.models import WebhookFormat
+
+    if value not in WebhookFormat.values:
+        raise ValidationError(
+            {
+                "payload_format": _("%(value)s is not a payload format; these are: %(names)s.")
+                % {"value": value, "names": ", ".join(WebhookFormat.values)}
+            }
+        )
+    return value
 
 
 def update_endpoint(
@@ -47,9 +78,11 @@ def update_endpoint(
     devices=(),
     description="",
     active=True,
+    payload_format=None,
     actor=None,
     ip_address=None,
 ):
+    """Change the endpoint; `payload_format` None keeps its format (it applies to events stored from now on)."""
     from accounts.services import record_audit
 
     url = safe_fetch.validate_public_url(url, field="url")
@@ -59,6 +92,8 @@ def update_endpoint(
         endpoint.description = description
         endpoint.events = sorted(set(events))
         endpoint.active = active
+        if payload_format is not None:
+            endpoint.payload_format = _checked_format(payload_format)
         endpoint.save()
         endpoint.devices.set(organization.devices.filter(pk__in=[d.pk for d in devices]))
         if endpoint.receiving:  # switched back on: what waited goes out now
@@ -74,7 +109,12 @@ def update_endpoint(
             actor=actor,
             obj=endpoint,
             ip_address=ip_address,
-            details={"events": endpoint.events, "devices": [d.pk for d in devices], "active": active},
+            details={
+                "events": endpoint.events,
+                "devices": [d.pk for d in devices],
+                "active": active,
+                "payload_format": endpoint.payload_format,
+            },
         )
     return endpoint
 
@@ -137,12 +177,15 @@ def send_test_event(*, organization, endpoint, actor=None, ip_address=None):
     with transaction.atomic():
         endpoint = organization.webhook_endpoints.get(pk=endpoint.pk)
         payload = {"message": "This is a test event from waportal.", "endpoint_id": endpoint.pk}
+        _, body = render_in(
+            endpoint.payload_format, event=TEST_EVENT, device=None, payload=payload, at=timezone.now()
+        )
         delivery = WebhookDelivery.objects.create(
             endpoint=endpoint,
             organization=organization,
             event=TEST_EVENT,
             device=None,
-            body=envelope(event=TEST_EVENT, device_id=None, payload=payload),
+            body=body,
             is_test=True,
         )
         record_audit(
