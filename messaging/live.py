@@ -38,6 +38,7 @@ DEVICE_EVENTS = {
 NEW_MESSAGE_EVENTS = {"message", "message.sent", "message.failed"}
 CHANGED_MESSAGE_EVENTS = {
     *("message.receipt", "message.reaction", "message.edited", "message.revoked", "message.unknown"),
+    "message.poll_vote",
 }
 GROUP_EVENTS = {"group.participants", "group.settings", "group.join_request"}
 # A number added to or removed from the organization (messaging.services.devices): the Devices page's rows.
@@ -77,7 +78,13 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
     elif event in NEW_MESSAGE_EVENTS or event in CHANGED_MESSAGE_EVENTS:
         message = _message(device, data.get("message_pk"))
         if message is not None:
-            context = {"message": message, "reactions": _reactions()}
+            from messaging.selectors import message_names
+
+            context = {
+                "message": message,
+                "reactions": _reactions(),
+                "names": message_names(device, [message]),
+            }
             html = render_to_string("messaging/conversation.html#message", context)
             if event in NEW_MESSAGE_EVENTS:
                 fragments.append(

@@ -26,6 +26,7 @@ WEBHOOK_EVENTS = {
     "message.edited": _("Message edited"),
     "message.revoked": _("Message revoked"),
     "message.reaction": _("Reaction"),
+    "message.poll_vote": _("Poll vote"),
     "group.participants": _("Group participants changed"),
     "group.settings": _("Group settings changed"),
     "group.join_request": _("Group join request"),

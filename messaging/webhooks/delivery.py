@@ -65,6 +65,7 @@ EVENT_NAMES = {
     "message.edited": "message.edited",
     "message.revoked": "message.revoked",
     "message.reaction": "message.reaction",
+    "message.poll_vote": "message.poll_vote",
     "group.participants": "group.participants",
     "group.settings": "group.settings",
     "group.join_request": "group.join_request",
