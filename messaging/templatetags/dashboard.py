@@ -73,6 +73,40 @@ def jid_or_text(value) -> str:
 USER_SERVERS_SUFFIXES = tuple("@" + server for server in USER_SERVERS)
 
 
+def is_jid(value) -> bool:
+    return (
+        isinstance(value, str)
+        and "@" in value
+        and " " not in value
+        and value.rsplit("@", 1)[1] in JID_SERVERS
+    )
+
+
+JID_SERVERS = (*USER_SERVERS, "g.us", "lid", "newsletter", "broadcast")
+
+
+def jids_in(value) -> set[str]:
+    """The JIDs in an audit entry's value (a JID, or a list of them), for looking their names up at once."""
+    if is_jid(value):
+        return {value}
+    if isinstance(value, list | tuple):
+        return {v for v in value if is_jid(v)}
+    return set()
+
+
+@register.simple_tag
+def audit_value(value, names: dict | None = None) -> str:
+    """An audit entry's value as words: a JID (or a list of them) as "name (+90 555 …)", else as it is."""
+    if isinstance(value, list | tuple) and any(is_jid(v) for v in value):
+        return ", ".join(audit_value(v, names) for v in value)
+    if not is_jid(value):
+        return jid_or_text(value)
+    name, number = (names or {}).get(value, ""), phone(value)
+    if name and number and name != number:
+        return f"{name} ({number})"
+    return jid_name(value, names)
+
+
 @register.simple_tag
 def jid_name(jid: str, names: dict | None = None) -> str:
     """The best name of a JID: a known name, else its formatted number, else what kind of chat it is."""
