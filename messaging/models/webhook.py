@@ -72,6 +72,8 @@ class WebhookEndpoint(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("webhook")
+        verbose_name_plural = _("webhooks")
         ordering = ["created_at", "id"]
 
     def __str__(self):
@@ -133,6 +135,8 @@ class WebhookDelivery(models.Model):
     held_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["endpoint", "device", "status", "next_attempt_at"])]
 
@@ -161,6 +165,8 @@ class WebhookAttempt(models.Model):
     retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("webhook attempt")
+        verbose_name_plural = _("webhook attempts")
         ordering = ["attempted_at", "id"]
 
     def __str__(self):
