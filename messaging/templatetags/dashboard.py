@@ -203,3 +203,23 @@ def initials(name: str) -> str:
         return "#"
     letters = words[0][:1] + (words[-1][:1] if len(words) > 1 else "")
     return letters.upper()
+
+
+@register.simple_tag
+def avatar(device_id, jid: str, name: str = ""):
+    """A round avatar: the picture of `jid` as the number `device_id` sees it (messaging.views.avatars, loaded
+    lazily) over the initials of `name`, which show where there is no picture. Decoration: hidden from
+    screen readers, which read the name beside it."""
+    from django.urls import reverse
+
+    if not jid:
+        return format_html(
+            '<span class="avatar-badge" aria-hidden="true"><span>{}</span></span>', initials(name)
+        )
+    url = reverse("messaging:avatar", args=[device_id, jid])
+    return format_html(
+        '<span class="avatar-badge" aria-hidden="true"><span>{}</span>'
+        '<img src="{}" alt="" loading="lazy" width="40" height="40"></span>',
+        initials(name),
+        url,
+    )

@@ -252,3 +252,64 @@ def test_deleting_for_everyone_drops_star_and_reactions_from_the_stored_message(
     wa.wait_event("message.revoked", device=device, predicate=lambda d: d["target_id"] == theirs_id)
     theirs.refresh_from_db()
     assert theirs.revoked_at and not theirs.starred and theirs.reactions == {}
+
+
+# ------------------------------------------------------------------ avatars
+
+
+def test_the_conversation_header_has_the_chats_avatar_over_its_initials(operator_client, device):
+    chat = make_chat(device, jid="905551110003@s.whatsapp.net", name="Ayşe Yılmaz")
+    page = _page(operator_client, chat)
+    head = page[
+        page.index('class="conversation-head"') : page.index("</header>", page.index("conversation-head"))
+    ]
+    url = reverse("messaging:avatar", args=[device.pk, chat.jid])
+    assert '<span class="avatar-badge" aria-hidden="true"><span>AY</span>' in head
+    assert f'<img src="{url}" alt="" loading="lazy"' in head
+
+
+@pytest.mark.parametrize("status", ["connected", "disconnected"])
+def test_an_avatar_that_cannot_be_had_is_a_transparent_pixel(operator_client, device, status):
+    # No session worker holds the number, or it is not connected: the initials beneath show, nothing looks
+    # broken.
+    device.status = status
+    device.save(update_fields=["status"])
+    response = operator_client.get(
+        reverse("messaging:avatar", args=[device.pk, "905551110003@s.whatsapp.net"])
+    )
+    assert response.status_code == 200 and response["Content-Type"] == "image/gif"
+    assert response.content.startswith(b"GIF89a")
+
+
+def test_another_organizations_avatar_route_is_not_found(outsider_client, device):
+    url = reverse("messaging:avatar", args=[device.pk, "905551110003@s.whatsapp.net"])
+    assert outsider_client.get(url).status_code == 404
+    assert outsider_client.get(reverse("messaging:avatar", args=[device.pk, "not a jid"])).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_peers_picture_is_served_and_group_participants_have_avatars(wa, org):
+    device = wa.linked_device(org)
+    member = client_for(add_member(org, "operator"))
+    a, b = wa.peers[0], wa.peers[1]
+    picture = member.get(reverse("messaging:avatar", args=[device.pk, f"{a}@s.whatsapp.net"]))
+    assert picture.status_code == 200 and picture["Content-Type"] == "image/png"
+    assert picture["X-Content-Type-Options"] == "nosniff"
+
+    response = member.post(
+        reverse("groups:create", args=[device.pk]), {"name": "Pictured team", "participants": f"{a}, {b}"}
+    )
+    page = member.get(response["Location"]).content.decode()
+    row = page[page.index(f'data-participant="{a}@s.whatsapp.net"') :]
+    row = row[: row.index("</tr>")]
+    assert 'class="avatar-badge"' in row
+    assert reverse("messaging:avatar", args=[device.pk, f"{a}@s.whatsapp.net"]) in row
+
+
+def test_initials_of_names():
+    from messaging.templatetags.dashboard import initials
+
+    assert initials("Ayşe Yılmaz") == "AY"
+    assert initials("Kitchen") == "K"
+    assert initials("+90 555 111 00 02") == "#"
+    assert initials("") == "#"
