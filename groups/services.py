@@ -19,6 +19,7 @@ from messaging import gateway
 from messaging.models import Chat
 from messaging.services.messages import device_of
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 __all__ = [
     "normalize_group",
@@ -56,7 +57,7 @@ def normalize_group(value, *, field: str = "group_id") -> str:
     try:
         jid = protocol.normalize_jid(value)
     except ValueError as exc:
-        raise ValidationError({field: str(exc)}) from None
+        raise ValidationError({field: localize(str(exc))}) from None
     if not protocol.is_group(jid):
         raise ValidationError({field: f"{jid!r} is not a group ID (like 1203...@g.us)."})
     return jid
@@ -77,7 +78,7 @@ def normalize_participants(values, *, field: str = "participants") -> list[str]:
         try:
             jid = protocol.normalize_jid(str(value))
         except ValueError as exc:
-            raise ValidationError({field: str(exc)}) from None
+            raise ValidationError({field: localize(str(exc))}) from None
         if not jid.endswith("@" + protocol.USER_SERVER) and not jid.endswith("@" + protocol.LID_SERVER):
             raise ValidationError({field: f"{jid!r} is not a person's number."})
         if jid not in result:

@@ -6,6 +6,9 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging"
 
     def ready(self):
-        from messaging import live
+        from django.db.models.signals import post_migrate
+
+        from messaging import live, sqlite_fts
 
         live.connect_signals()
+        post_migrate.connect(sqlite_fts.ensure_after_migrate, sender=self)

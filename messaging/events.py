@@ -92,6 +92,8 @@ def message_payload(message) -> dict:
         "id": message.wa_id,
         "chat_id": message.chat.jid,
         "from": message.sender_jid,
+        "from_lid": message.sender_lid,
+        "chat_lid": message.chat.lid,
         "from_name": message.sender_name,
         "from_me": message.from_me,
         "timestamp": rfc3339(message.timestamp),
@@ -113,6 +115,8 @@ def _incoming_payload(msg: protocol.IncomingMessage, *, status: str = "received"
         "id": msg.id,
         "chat_id": msg.chat,
         "from": msg.sender,
+        "from_lid": msg.sender_lid,
+        "chat_lid": msg.chat_lid,
         "from_name": msg.sender_name,
         "from_me": msg.from_me,
         "timestamp": rfc3339(_from_unix(msg.timestamp)),
@@ -295,6 +299,14 @@ def _with_vote(payload: dict | None, voter: str, selected: list[str]) -> dict:
 
 
 def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
+    from messaging.services import lids
+
+    # By phone number where the device knows it; a pair the message carries may merge a LID chat first.
+    merged = lids.note_message(device, msg)
+    return merged + _persist_addressed_message(device, msg)
+
+
+def _persist_addressed_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
     from messaging.models import Chat, Message, MessageStatus
 
     org, dev = device.organization_id, device.pk
@@ -302,8 +314,11 @@ def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
     chat, _ = Chat.objects.get_or_create(
         device=device,
         jid=chat_jid,
-        defaults={"organization_id": org, "is_group": protocol.is_group(chat_jid)},
+        defaults={"organization_id": org, "is_group": protocol.is_group(chat_jid), "lid": msg.chat_lid},
     )
+    if msg.chat_lid and chat.lid != msg.chat_lid:
+        chat.lid = msg.chat_lid
+        Chat.objects.filter(pk=chat.pk).update(lid=chat.lid)
     if msg.kind in (MessageKind.REACTION, MessageKind.EDIT, MessageKind.REVOKE, MessageKind.POLL_VOTE):
         target = (
             Message.objects.select_for_update(no_key=True).filter(device=device, wa_id=msg.target_id).first()
@@ -367,6 +382,7 @@ def _persist_message(device, msg: protocol.IncomingMessage) -> list[Outcome]:
             chat=chat,
             from_me=msg.from_me,
             sender_jid=msg.sender,
+            sender_lid=msg.sender_lid,
             sender_name=msg.sender_name,
             kind=str(msg.kind),
             text=msg.text,
@@ -517,6 +533,10 @@ def _persist(device, event: protocol.Event) -> list[Outcome]:
         return _persist_message(device, event.message)
     if isinstance(event, protocol.ReceiptEvent):
         return _persist_receipt(device, event)
+    if isinstance(event, protocol.LidMappingEvent):
+        from messaging.services import lids
+
+        return lids.learn(device, lid=event.lid, phone=event.phone)
     if isinstance(event, protocol.GroupChangedEvent | protocol.JoinRequestEvent):
         return _persist_group(device, event)
     if isinstance(event, protocol.PresenceEvent):

@@ -26,6 +26,7 @@ from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext_noop as _noop
 
 from messaging import runtime
 from messaging.whatsapp import protocol, wire
@@ -118,14 +119,18 @@ def _route(device) -> str:
     channel = worker_channel(device)
     if not channel:
         raise protocol.NotConnected(
-            "The device is not connected: no session worker holds it right now. Link it or reconnect it, then try again."
+            _noop(
+                "The device is not connected: no session worker holds it right now. Link it or reconnect it, then try again."
+            )
         )
     return channel
 
 
 def _check_op(op: str) -> None:
     if op not in protocol.OPERATIONS:
-        raise protocol.InvalidRequest(f"{op!r} is not a WhatsApp operation the gateway runs.")
+        raise protocol.InvalidRequest(
+            _noop("%(op)s is not a WhatsApp operation the gateway runs.") % {"op": repr(op)}
+        )
 
 
 async def acall(device, op: str, **kwargs):
@@ -172,7 +177,7 @@ async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, t
         await layer.send(channel, message)
     except ChannelFull:
         raise protocol.UpstreamTimeout(
-            "The session worker holding this device is overloaded; try again shortly."
+            _noop("The session worker holding this device is overloaded; try again shortly.")
         ) from None
     except CHANNEL_LAYER_ERRORS as exc:
         note_layer_failure()
@@ -182,7 +187,8 @@ async def send_command(channel: str, device_id: int, op: str, kwargs: dict, *, t
     reply = await _receive_reply(layer, reply_to, timeout)
     if reply is None:
         raise protocol.UpstreamTimeout(
-            f"WhatsApp did not answer in time ({timeout:g} s) for {op}; try again shortly."
+            _noop("WhatsApp did not answer in time (%(timeout)s s) for %(op)s; try again shortly.")
+            % {"timeout": format(timeout, "g"), "op": op}
         )
     if error := reply.get("error"):
         raise protocol.error_from_code(
@@ -227,7 +233,7 @@ def run_sync(make_coro: Callable[[], Awaitable], *, timeout: float | None = None
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise protocol.UpstreamTimeout(
-                "The session worker did not answer in time; try again shortly."
+                _noop("The session worker did not answer in time; try again shortly.")
             ) from None
 
     async def runner():

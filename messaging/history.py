@@ -12,8 +12,8 @@ the naive `ORDER BY ... OFFSET n` plus `COUNT(*)` reads every row twice per requ
   TOTAL_LOOKAHEAD` (a client that pages `while offset < total` still reaches the end: the bound moves with it).
   No COUNT(*) over the whole chat, ever; only a page past the end (no ids) counts, up to the offset;
 - search is PostgreSQL full-text (the GIN index on SEARCH_VECTOR): messages holding every word of the term,
-  whole words, any case; on SQLite, and for a term with no word in it, a case-insensitive substring match
-  (LIKE) over text and caption.
+  whole words, any case; on SQLite a case-insensitive substring match over text and caption, through an FTS5
+  trigram index for a rare term (messaging.sqlite_fts), by LIKE for a common or short one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from django.db import connection
 from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
+from messaging import sqlite_fts
 from messaging.models import Chat, Message
 from messaging.models.chat import MEDIA_KIND_NAMES, SEARCH_VECTOR, VISIBLE
 
@@ -75,6 +76,8 @@ def search_messages(rows: QuerySet, term: str) -> QuerySet:
         # guess that sent a rare word down the walk of all 1M messages (1.7 s). \w+ tokens carry no operators.
         query = SearchQuery(" & ".join(words), config="simple", search_type="raw")
         return rows.annotate(document=SEARCH_VECTOR).filter(document=query)
+    if sqlite_fts.usable(term, rows.db):
+        return rows.filter(sqlite_fts.matching(term))
     return rows.filter(Q(text__icontains=term) | Q(caption__icontains=term))
 
 

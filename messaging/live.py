@@ -106,6 +106,16 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
                 fragments.append(
                     render_to_string("messaging/conversation.html#typing", {"chat": chat, "oob": True})
                 )
+    elif event == "chat.merged":  # a LID chat turned out to be a number's (messaging.services.lids)
+        if removed := data.get("removed_chat_pk"):
+            fragments.append(f'<div hx-swap-oob="delete:#chat-{int(removed)}-row"></div>')
+        chat = _chat(device, data.get("chat_pk"))
+        if chat is not None:
+            from messaging.selectors import name_chats
+
+            name_chats(device, [chat])
+            row = render_to_string("messaging/inbox.html#chat_row", {"chat": chat})
+            fragments.append(f'<div hx-swap-oob="afterbegin:#chat-list-{device.pk}">{row}</div>')
     elif event == "chat.presence":
         chat = device.chats.filter(jid=data.get("chat_id", "")).first()
         if chat is not None:

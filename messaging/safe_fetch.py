@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop as _noop
 
 ALLOWED_SCHEMES = ("http", "https")
 MAX_REDIRECTS = 5
@@ -76,13 +77,18 @@ def checked_addresses(host: str, port: int | None = None) -> list[str]:
     try:
         addresses = resolve(host, port)
     except (OSError, UnicodeError) as exc:
-        raise UnsafeTarget(f"{host} does not resolve: {exc}") from exc
+        raise UnsafeTarget(
+            _noop("%(host)s does not resolve: %(reason)s") % {"host": host, "reason": exc}
+        ) from exc
     if not addresses:
-        raise UnsafeTarget(f"{host} does not resolve")
+        raise UnsafeTarget(_noop("%(host)s does not resolve") % {"host": host})
     if not private_targets_allowed():
         refused = [a for a in addresses if not is_public_address(a)]
         if refused:
-            raise UnsafeTarget(f"{host} resolves to a private or reserved address ({refused[0]})")
+            raise UnsafeTarget(
+                _noop("%(host)s resolves to a private or reserved address (%(refused)s)")
+                % {"host": host, "refused": refused[0]}
+            )
     return addresses
 
 

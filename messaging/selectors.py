@@ -17,6 +17,9 @@ from messaging.models import Chat, Message
 def chat_row(chat: Chat) -> dict:
     return {
         "jid": chat.jid,
+        # The person's number (digits) and hidden user ID when known; an unresolved LID chat has no number.
+        "phone": chat.jid.split("@", 1)[0] if chat.jid.endswith("@s.whatsapp.net") else "",
+        "chat_lid": chat.lid,
         "name": chat.name,
         "is_group": chat.is_group,
         "unread_count": chat.unread_count,
@@ -65,7 +68,10 @@ def chat_page(
 
 
 def chat_of(device, jid: str) -> Chat | None:
-    return Chat.objects.filter(device=device, jid=jid).first()
+    from messaging.services.lids import phone_for
+
+    # A LID whose number is known names the number's chat (its LID chat was merged into it).
+    return Chat.objects.filter(device=device, jid=phone_for(device, jid)).first()
 
 
 def message_page(

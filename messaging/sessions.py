@@ -29,6 +29,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop as _noop
 
 from messaging import events, gateway, runtime
 from messaging.whatsapp import protocol, wire
@@ -826,21 +827,25 @@ class SessionWorker:
         op = message.get("op", "")
         device_id = int(message.get("device_id") or 0)
         if op not in protocol.OPERATIONS:
-            raise protocol.InvalidRequest(f"{op!r} is not a WhatsApp operation the gateway runs.")
+            raise protocol.InvalidRequest(
+                _noop("%(op)s is not a WhatsApp operation the gateway runs.") % {"op": repr(op)}
+            )
         client = self.clients.get(device_id)
         if client is None:
             raise protocol.NotConnected(
-                "The device is not connected: its session worker does not hold it right now."
+                _noop("The device is not connected: its session worker does not hold it right now.")
             )
         if op not in gateway.UNCONNECTED_OPS and not client.is_connected():
             raise protocol.NotConnected(
-                "The device is not connected to WhatsApp right now; try again once it is."
+                _noop("The device is not connected to WhatsApp right now; try again once it is.")
             )
         kwargs = wire.decode(message.get("args") or {})
         try:
             result = await getattr(client, op)(**kwargs)
         except TypeError as exc:
-            raise protocol.InvalidRequest(f"bad arguments for {op}: {exc}") from None
+            raise protocol.InvalidRequest(
+                _noop("bad arguments for %(op)s: %(reason)s") % {"op": op, "reason": exc}
+            ) from None
         if op == "logout":
             self._spawn(self.release(device_id))
         return result

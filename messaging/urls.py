@@ -48,4 +48,5 @@ urlpatterns = [
     path("sandbox/<int:device_id>/scan/", sandbox.sandbox_scan, name="sandbox_scan"),
     path("sandbox/<int:device_id>/code/", sandbox.sandbox_enter_code, name="sandbox_code"),
     path("sandbox/<int:device_id>/send/", sandbox.sandbox_peer_send, name="sandbox_send"),
+    path("sandbox/<int:device_id>/number/", sandbox.sandbox_peer_number, name="sandbox_number"),
 ]

@@ -11,7 +11,9 @@ from django.utils.translation import gettext_lazy as _
 class Chat(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="chats")
     device = models.ForeignKey("messaging.Device", on_delete=models.CASCADE, related_name="chats")
+    # The phone-number JID when known, else the hidden user ID (…@lid) WhatsApp named the person by.
     jid = models.CharField(max_length=128)
+    lid = models.CharField(max_length=128, blank=True)  # the person's …@lid, when WhatsApp told it
     name = models.CharField(max_length=200, blank=True)
     is_group = models.BooleanField(default=False)
     unread_count = models.PositiveIntegerField(default=0)
@@ -91,6 +93,7 @@ STATUS_ORDER = {
 VISIBLE = Q(deleted_for_me_at__isnull=True)
 MEDIA_KIND_NAMES = ("audio", "document", "image", "sticker", "video")
 HAS_MEDIA = Q(kind__in=MEDIA_KIND_NAMES)
+BY_LID = Q(sender_jid__endswith="@lid")
 # The words of a message, for PostgreSQL full-text search: the "simple" configuration (no stemming, no stop
 # words) because chats mix languages. Its GIN index (on this very expression, so no column to keep in step)
 # exists on PostgreSQL only: see search_index() and the migration that creates it.
@@ -113,7 +116,10 @@ class Message(models.Model):
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
     wa_id = models.CharField("WhatsApp message ID", max_length=128)
     from_me = models.BooleanField(default=False)
-    sender_jid = models.CharField(max_length=128, blank=True)
+    sender_jid = models.CharField(
+        max_length=128, blank=True
+    )  # the phone-number JID when known (see Chat.jid)
+    sender_lid = models.CharField(max_length=128, blank=True)
     sender_name = models.CharField(max_length=200, blank=True)
     kind = models.CharField(max_length=16, default="text")  # protocol.MessageKind
     text = models.TextField(blank=True)
@@ -167,6 +173,9 @@ class Message(models.Model):
                 condition=VISIBLE & HAS_MEDIA,
                 name="msg_chat_media",
             ),
+            # Messages of people known by hidden user ID only (few): renamed when their number becomes known
+            # (services.lids.merge_chats), without reading every message of the device.
+            models.Index(fields=["device", "sender_jid"], condition=BY_LID, name="msg_sender_by_lid"),
         ]
 
     def __str__(self):

@@ -47,6 +47,10 @@ class SandboxAccount(models.Model):
     business = models.JSONField(null=True, blank=True)  # business profile, for business accounts
     privacy = models.JSONField(default=dict, blank=True)
     contacts = models.JSONField(default=list, blank=True)  # JIDs in this phone's address book
+    # Its hidden user ID (digits of …@lid), once it has one; while `shares_phone` is off, the devices it writes
+    # to see only that ID, not the number (see peers.peer_hide_phone).
+    lid = models.CharField(max_length=32, blank=True, db_index=True)
+    shares_phone = models.BooleanField(default=True)
     # The organization whose device first linked this phone: the network is shared by every tenant, and a
     # number one organization linked stays its own (no other may link it, or write as it, even once unlinked).
     organization = models.ForeignKey(

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from accounts.services import record_audit
 from messaging import gateway
 from messaging.models import Chat, Label
+from messaging.services.lids import phone_for
 from messaging.services.messages import device_of, normalize_chat
 from messaging.whatsapp import protocol
 
@@ -24,6 +25,7 @@ MAX_LABEL_NAME = 100
 
 
 def _chat(device, jid: str) -> Chat:
+    jid = phone_for(device, jid)  # a LID whose number is known: the number's chat
     chat, _created = Chat.objects.get_or_create(
         device=device,
         jid=jid,

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop as _noop
 
 from accounts.models import ApiKeyAccess, Role
 from accounts.services import record_audit
@@ -31,6 +32,7 @@ from messaging import events, gateway
 from messaging.models import Device, DeviceStatus
 from messaging.models.device import UNHELD_REASON
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 logger = logging.getLogger(__name__)
 
@@ -206,10 +208,10 @@ def pair_device(*, organization, device, phone, actor=None, api_key=None) -> pro
     try:
         digits = protocol.normalize_phone(phone)
     except ValueError as exc:
-        raise ValidationError({"phone": str(exc)}) from None
+        raise ValidationError({"phone": localize(str(exc))}) from None
     if device.is_connected:
         raise protocol.InvalidRequest(
-            "The device is already linked and connected; log it out to link another number."
+            _noop("The device is already linked and connected; log it out to link another number.")
         )
     if gateway.worker_channel(device) is None or not device.wanted:
         # A pairing code is asked of a running (linking) client.

@@ -22,6 +22,7 @@ from accounts.services import record_audit
 from messaging import gateway
 from messaging.models import Device, Message, MessageStatus, SentMessageId
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def normalize_chat(value, *, field: str = "chat") -> str:
     try:
         return protocol.normalize_jid(value)
     except ValueError as exc:
-        raise ValidationError({field: str(exc)}) from None
+        raise ValidationError({field: localize(str(exc))}) from None
 
 
 def _message_id(value) -> str:
@@ -361,7 +362,7 @@ def forward_message(*, organization, device, message_id: str, to: str, actor=Non
         try:
             outgoing["media"] = downloads.media_file(device, original)
         except downloads.NoMedia as exc:
-            raise ValidationError({"message_id": str(exc)}) from None
+            raise ValidationError({"message_id": localize(str(exc))}) from None
     try:
         return queue_message(
             organization=organization, device=device, outgoing=outgoing, actor=actor, api_key=api_key

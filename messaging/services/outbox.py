@@ -16,9 +16,10 @@ from django.utils import timezone
 from accounts.services import record_audit
 from messaging import events, gateway, runtime
 from messaging.models import Chat, Device, Message, MessageStatus
-from messaging.services import downloads
+from messaging.services import downloads, lids
 from messaging.services import text as text_rules
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 __all__ = ["queue_message"]
 
@@ -79,7 +80,9 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     try:
         to = protocol.normalize_jid(outgoing.pop("to", ""))
     except ValueError as exc:
-        raise ValidationError({"to": str(exc)}) from None
+        raise ValidationError({"to": localize(str(exc))}) from None
+    lid_to = to if protocol.is_lid(to) else ""
+    to = lids.phone_for(device, to)  # a hidden user ID whose number the device knows: to the number
     kind = _kind(outgoing.pop("kind", "text"))
     media = _media_file(outgoing.pop("media", None))
     if kind in protocol.MEDIA_KINDS and (media is None or not media.size):
@@ -136,15 +139,21 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
     preview = events.preview_of(message.kind, text, caption)
 
     def store():
+        nonlocal to
         with transaction.atomic():
             chat_id = _touch_chat(device.pk, to, now, preview)
-            if chat_id is None:  # the first message of the chat (chats are only deleted with their device)
+            if chat_id is None and to == lid_to and (resolved := lids.phone_for(device, lid_to)) != to:
+                # Its LID chat was merged into the number's meanwhile (lids.merge_chats): that chat it is.
+                to = resolved
+                chat_id = _touch_chat(device.pk, to, now, preview)
+            if chat_id is None:  # the first message of the chat
                 chat, created = Chat.objects.get_or_create(
                     device=device,
                     jid=to,
                     defaults={
                         "organization": organization,
                         "is_group": protocol.is_group(to),
+                        "lid": lid_to or lids.lid_for(device, to),
                         "last_message_at": now,
                         "last_message_preview": preview,
                     },

@@ -11,6 +11,9 @@ from django import template
 from django.conf import settings
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from waportal.i18n import localize
 
 register = template.Library()
 
@@ -49,8 +52,8 @@ def _jid_kind_label(jid: str) -> str:
         return _("Group")
     if server == "newsletter":
         return _("Channel")
-    if server == "lid":
-        return _("Hidden number")
+    if server == "lid":  # WhatsApp has not told this number who it is: never shown as a number
+        return _("Unknown number (LID)")
     return ""
 
 
@@ -141,6 +144,9 @@ def chat_subtitle(chat) -> str:
     """Beneath a chat's name: its formatted number, or that it is a group."""
     if chat.is_group:
         return _("Group")
+    if chat.jid.endswith("@lid"):
+        label = _jid_kind_label(chat.jid)
+        return label if label != chat_title(chat) else ""
     number = phone(chat.jid)
     return number if number != chat_title(chat) else ""
 
@@ -223,3 +229,31 @@ def avatar(device_id, jid: str, name: str = ""):
         initials(name),
         url,
     )
+
+
+@register.filter(name="localize_text")
+def localize_text(text) -> str:
+    """A stored English text of ours (a failure reason) in the reader's language."""
+    return localize(text)
+
+
+# WhatsApp's raw values, as words (privacy settings: who may see or do it; a newsletter follower's role).
+_WHATSAPP_VALUES = {
+    "all": gettext_lazy("Everyone"),
+    "contacts": gettext_lazy("My contacts"),
+    "contact_blacklist": gettext_lazy("My contacts, except those excluded"),
+    "none": gettext_lazy("Nobody"),
+    "match_last_seen": gettext_lazy("Same as last seen"),
+    "known": gettext_lazy("Known numbers"),
+    "owner": gettext_lazy("owner"),
+    "admin": gettext_lazy("admin"),
+    "subscriber": gettext_lazy("subscriber"),
+    "guest": gettext_lazy("guest"),
+}
+
+
+@register.filter
+def whatsapp_value(value) -> str:
+    """A raw value WhatsApp gives (`all`, `contacts`, `subscriber`, ...) in the reader's words."""
+    text = str(value or "")
+    return str(_WHATSAPP_VALUES.get(text.lower(), text))

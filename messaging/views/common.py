@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Role
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 
 def service(name: str):
@@ -59,8 +60,10 @@ def error_text(exc: Exception) -> str:
     """A sentence for the page out of a service or WhatsApp refusal."""
     if isinstance(exc, ValidationError):
         if hasattr(exc, "message_dict"):
-            return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
-        return " ".join(exc.messages)
+            return "; ".join(
+                f"{field}: {' '.join(localize(m) for m in msgs)}" for field, msgs in exc.message_dict.items()
+            )
+        return " ".join(localize(m) for m in exc.messages)
     if isinstance(exc, protocol.WhatsAppError):
         if exc.code == protocol.ErrorCode.NOT_CONNECTED:
             return _("The device is not connected. Link it or reconnect it, then try again.")
@@ -68,14 +71,14 @@ def error_text(exc: Exception) -> str:
             return _("WhatsApp did not answer in time; try again shortly.")
         if exc.code == protocol.ErrorCode.UNAVAILABLE:
             return _("The session workers cannot be reached right now; try again in a few seconds.")
-        return exc.message
-    return str(exc)
+        return localize(exc.message)
+    return localize(str(exc))
 
 
 def field_errors(exc: ValidationError) -> dict[str, list[str]]:
     if hasattr(exc, "error_dict"):
-        return {field: list(msgs) for field, msgs in exc.message_dict.items()}
-    return {"__all__": list(exc.messages)}
+        return {field: [localize(m) for m in msgs] for field, msgs in exc.message_dict.items()}
+    return {"__all__": [localize(m) for m in exc.messages]}
 
 
 def done(request, text: str, to: str, *, error: bool = False):

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.tenancy import member_required
 from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 DEVICES = "messaging.services.devices"
 
@@ -28,7 +29,7 @@ class PairForm(forms.Form):
         try:
             return protocol.normalize_phone(self.cleaned_data["phone"])
         except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
+            raise forms.ValidationError(localize(str(exc))) from None
 
 
 def sandbox_enabled() -> bool:

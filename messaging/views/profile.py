@@ -20,6 +20,7 @@ from messaging.views.common import (
     service,
 )
 from messaging.whatsapp import protocol
+from waportal.i18n import localize
 
 PROFILE = "messaging.services.profile"
 SECTIONS = ("avatar", "privacy", "contacts", "newsletters")
@@ -73,7 +74,7 @@ def profile_lookup(request, device_id: int):
     try:
         jid = protocol.normalize_jid(phone)
     except ValueError as exc:
-        context["lookup_error"] = str(exc)
+        context["lookup_error"] = localize(str(exc))
         return render(request, "messaging/profile.html#lookup_result", context)
     try:
         checks = (

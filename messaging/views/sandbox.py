@@ -154,3 +154,34 @@ def sandbox_peer_send(request, device_id: int):
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _back(request, device), error=True)
     return done(request, _("The simulated contact sent the message."), _back(request, device))
+
+
+@member_required(write=True)
+@require_POST
+def sandbox_peer_number(request, device_id: int):
+    """A simulated contact hides its number (its messages arrive by hidden user ID, …@lid) or shares it again
+    (WhatsApp then tells the numbers it wrote to who the LID is, and their chats merge)."""
+    _require_sandbox()
+    device = org_device(request, device_id)
+    label = _("Contact")
+    from_phone, error = _number((request.POST.get("from_phone") or "").strip(), label)
+    sandbox = service(SANDBOX)
+    if not error and sandbox.send_refusal(from_phone, organization_id=request.organization.pk):
+        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
+            "field": label,
+            "phone": from_phone,
+        }
+    if error:
+        return done(request, error, _back(request, device), error=True)
+    hidden = request.POST.get("hidden") == "1"
+    try:
+        sandbox.peer_hide_phone(phone=from_phone, hidden=hidden)
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), _back(request, device), error=True)
+    if hidden:
+        return done(request, _("The contact now writes by hidden ID (LID) only."), _back(request, device))
+    return done(
+        request,
+        _("The contact shares its number again: your numbers learn who the LID is."),
+        _back(request, device),
+    )

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from django.utils.translation import gettext_noop as _noop
+
 # ---------------------------------------------------------------------------------------------- JIDs
 
 USER_SERVER = "s.whatsapp.net"
@@ -30,21 +32,33 @@ def normalize_jid(value: str) -> str:
     """A full JID as given, or bare digits (with +, spaces, dashes) made into a user JID. ValueError otherwise."""
     value = (value or "").strip()
     if not value:
-        raise ValueError("is required")
+        raise ValueError(_noop("is required"))
     if "@" in value:
         if not _JID_RE.match(value):
-            raise ValueError(f"{value!r} is not a WhatsApp ID (like 905xxxxxxxxx@s.whatsapp.net or ID@g.us)")
+            raise ValueError(
+                _noop("%(value)s is not a WhatsApp ID (like 905xxxxxxxxx@s.whatsapp.net or ID@g.us)")
+                % {"value": repr(value)}
+            )
         user, server = value.split("@", 1)
         if server == USER_SERVER:
             user = user.split(":", 1)[0]  # a device-qualified JID names the same chat
             if not user.isdigit():
-                raise ValueError(f"{value!r} is not a WhatsApp ID: the number must be digits")
+                raise ValueError(
+                    _noop("%(value)s is not a WhatsApp ID: the number must be digits")
+                    % {"value": repr(value)}
+                )
         return f"{user}@{server}"
     if not _PHONE_RE.match(value):
-        raise ValueError(f"{value!r} is not a phone number (country code and number, e.g. 905xxxxxxxxx)")
+        raise ValueError(
+            _noop("%(value)s is not a phone number (country code and number, e.g. 905xxxxxxxxx)")
+            % {"value": repr(value)}
+        )
     digits = re.sub(r"\D", "", value)
     if not 7 <= len(digits) <= 15:
-        raise ValueError(f"{value!r} is not a phone number: it needs 7 to 15 digits with the country code")
+        raise ValueError(
+            _noop("%(value)s is not a phone number: it needs 7 to 15 digits with the country code")
+            % {"value": repr(value)}
+        )
     return f"{digits}@{USER_SERVER}"
 
 
@@ -59,6 +73,11 @@ def jid_user(jid: str) -> str:
 
 def is_group(jid: str) -> bool:
     return jid.endswith("@" + GROUP_SERVER)
+
+
+def is_lid(jid: str) -> bool:
+    """A hidden user ID (…@lid): a person WhatsApp names without their phone number."""
+    return jid.endswith("@" + LID_SERVER)
 
 
 # The disappearing-message timers WhatsApp offers: off, 24 hours, 7 days, 90 days.
@@ -436,6 +455,9 @@ class MediaInfo:
 
 @dataclass(slots=True, kw_only=True)
 class IncomingMessage:
+    """`chat` and `sender` by phone number when WhatsApp told it, else by hidden user ID (…@lid);
+    `chat_lid` and `sender_lid`: that ID when WhatsApp named one (both known: the event maps one to the other)."""
+
     id: str
     chat: str
     sender: str
@@ -461,11 +483,21 @@ class IncomingMessage:
     # POLL_VOTE: the options now chosen (all of the voter's choices; none withdraws the vote), each as WhatsApp
     # names it: the SHA-256 (hex) of the option's text.
     poll_selected: list[str] = field(default_factory=list)
+    chat_lid: str = ""
+    sender_lid: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
 class MessageEvent(Event):
     message: IncomingMessage
+
+
+@dataclass(slots=True, kw_only=True)
+class LidMappingEvent(Event):
+    """WhatsApp told the device which phone number a hidden user ID stands for (outside a message)."""
+
+    lid: str  # "123456789@lid"
+    phone: str  # "905551234567@s.whatsapp.net"
 
 
 class ReceiptType(StrEnum):
@@ -749,7 +781,9 @@ def with_media(message: OutgoingMessage) -> OutgoingMessage:
         with open(message.media_path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        raise InvalidRequest(f"the stored file cannot be read: {exc.strerror or exc}") from None
+        raise InvalidRequest(
+            _noop("the stored file cannot be read: %(value)s") % {"value": exc.strerror or exc}
+        ) from None
     return replace(message, media=data, media_path="")
 
 

@@ -245,7 +245,7 @@ def test_history_queries_do_not_grow_with_the_history(api, device, params):
     Message.objects.filter(chat=chat).delete()
     _history(device, 1500)
     assert _queries(api, f"/chat/{PEER}/messages", {"limit": 10, **params}) == small
-    assert small <= 6
+    assert small <= 7  # SQLite search asks the FTS index first how common the term is
 
 
 @pytest.mark.django_db

@@ -39,3 +39,4 @@ class NeonizeClient(Connection, Events, Sending, Operations, p.WhatsAppClient):
         self._background: set[asyncio.Task] = set()
         # neonize schedules one coroutine per event; taking this lock first keeps them in arrival order.
         self._event_order = asyncio.Lock()
+        self._lids_told: dict[str, str] = {}  # LID -> number pairs emitted (Events._pairs_told)

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import time
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize.names import neonize_lib, translate_error
 
@@ -103,15 +105,15 @@ class Connection:
         try:
             digits = p.normalize_phone(phone)
         except ValueError as exc:
-            raise p.InvalidRequest(f"phone: {exc}") from exc
+            raise p.InvalidRequest(_noop("phone: %(reason)s") % {"reason": exc}) from exc
         if self._connected:
-            raise p.InvalidRequest("this device is already linked; log out first")
+            raise p.InvalidRequest(_noop("this device is already linked; log out first"))
         if self._supervisor is None or self._supervisor.done():
             await self.start()
         try:
             await asyncio.wait_for(self._qr_ready.wait(), FIRST_QR_WAIT_SECONDS)
         except TimeoutError as exc:
-            raise p.UpstreamTimeout("WhatsApp did not open a linking session in time") from exc
+            raise p.UpstreamTimeout(_noop("WhatsApp did not open a linking session in time")) from exc
         enum = neonize_lib().enum
         try:
             code = await self.neo.PairPhone(digits, True, enum.ClientName.LINUX, enum.ClientType.CHROME)

@@ -15,6 +15,7 @@ from messaging.whatsapp.neonize.incoming import (
     convert_message,
 )
 from messaging.whatsapp.neonize.names import (
+    _lid_jid,
     _phone_jid,
     _seconds,
     jid_str,
@@ -58,6 +59,7 @@ class Events:
             message = convert_message(event)
             if message is None:
                 return []
+            await self._numbers_from_store(message, event.Info.MessageSource)
             if message.kind == p.MessageKind.POLL_VOTE:
                 try:
                     vote = await self.neo.decrypt_poll_vote(event)
@@ -74,7 +76,7 @@ class Events:
             )
             return [p.MessageEvent(message=message)]
         if isinstance(event, ev.ReceiptEv):
-            return await self._receipt(event)
+            return self._pairs_told(event.MessageSource) + await self._receipt(event)
         if isinstance(event, ev.PresenceEv):
             # Go's zero time (no last-seen: hidden, or never) arrives as -62135596800 (year 1): unknown.
             last_seen = _seconds(event.LastSeen) if event.LastSeen > 0 else None
@@ -90,12 +92,13 @@ class Events:
             )
             media = "audio" if event.Media == type(event).AUDIO else ""
             return [
+                *self._pairs_told(src),
                 p.ChatPresenceEvent(
-                    chat=jid_str(src.Chat),
+                    chat=jid_str(src.Chat) if src.IsGroup else _phone_jid(src.Chat, src.SenderAlt),
                     sender=_phone_jid(src.Sender, src.SenderAlt),
                     state=state,
                     media=media,
-                )
+                ),
             ]
         if isinstance(event, ev.GroupInfoEv):
             return await self._group_changes(event)
@@ -231,13 +234,32 @@ class Events:
         src = event.MessageSource
         return [
             p.ReceiptEvent(
-                chat=jid_str(src.Chat),
+                chat=jid_str(src.Chat) if src.IsGroup else _phone_jid(src.Chat, src.SenderAlt),
                 sender=_phone_jid(src.Sender, src.SenderAlt),
                 message_ids=await self.ids.ours(*event.MessageIDs),
                 type=kind,
                 timestamp=_seconds(event.Timestamp),
             )
         ]
+
+    async def _numbers_from_store(self, message: p.IncomingMessage, src) -> None:
+        """A message that names someone by LID only: their number from whatsmeow's store when it knows it
+        (`get_pn_from_lid`, neonize 0.5.2), so the event carries both and the device's map learns the pair."""
+        if p.is_lid(message.sender):
+            message.sender = await self._phone_number(src.Sender)
+        if p.is_lid(message.chat) and not src.IsGroup:
+            message.chat = await self._phone_number(src.Chat)
+
+    def _pairs_told(self, src) -> list[p.Event]:
+        """LID ↔ number pairs an event's source carries (sender and its *Alt), each once per client: the device's
+        map learns them though the event itself (a receipt, typing) stores no address."""
+        lid, phone = _lid_jid(src.Sender, src.SenderAlt), _phone_jid(src.Sender, src.SenderAlt)
+        if not lid or not phone.endswith("@" + p.USER_SERVER):
+            return []
+        if self._lids_told.get(lid) == phone:
+            return []
+        self._lids_told[lid] = phone
+        return [p.LidMappingEvent(lid=lid, phone=phone)]
 
     async def _phone_number(self, jid_pb) -> str:
         """A participant as group_info() names them: a hidden user (@lid) by phone number when whatsmeow knows it."""

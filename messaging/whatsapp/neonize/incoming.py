@@ -6,6 +6,7 @@ import base64
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize.names import (
+    _lid_jid,
     _phone_jid,
     _seconds,
     jid_str,
@@ -106,10 +107,14 @@ def convert_message(event) -> p.IncomingMessage | None:
     info = event.Info
     src = info.MessageSource
     from_me = bool(src.IsFromMe)
+    # WhatsApp names a person by number or by hidden user ID (…@lid), the other in the *Alt field when it
+    # tells both (by the chat's AddressingMode): the number goes in chat/sender, the LID beside it.
     sender = _phone_jid(src.Sender, src.SenderAlt)
-    chat = jid_str(src.Chat)
-    if src.Chat.Server == p.LID_SERVER and not src.IsGroup:
-        chat = _phone_jid(src.Chat, src.RecipientAlt if from_me else src.SenderAlt)
+    sender_lid = _lid_jid(src.Sender, src.SenderAlt)
+    chat, chat_lid = jid_str(src.Chat), ""
+    if not src.IsGroup and src.Chat.Server in (p.LID_SERVER, p.USER_SERVER):
+        peer_alt = src.RecipientAlt if from_me else src.SenderAlt
+        chat, chat_lid = _phone_jid(src.Chat, peer_alt), _lid_jid(src.Chat, peer_alt)
     content, view_once = _unwrap(event.Message)
     view_once = view_once or bool(event.IsViewOnce or event.IsViewOnceV2 or event.IsViewOnceV2Extension)
     msg = p.IncomingMessage(
@@ -120,6 +125,8 @@ def convert_message(event) -> p.IncomingMessage | None:
         from_me=from_me,
         timestamp=_seconds(info.Timestamp),
         view_once=view_once,
+        chat_lid=chat_lid,
+        sender_lid=sender_lid,
     )
     context = None
 

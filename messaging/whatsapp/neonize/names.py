@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 
 
@@ -46,7 +48,7 @@ def to_jid(value: str):
     lib = neonize_lib()
     user, _, server = value.rpartition("@")
     if not server:
-        raise p.InvalidRequest(f"{value!r} is not a WhatsApp ID")
+        raise p.InvalidRequest(_noop("%(value)s is not a WhatsApp ID") % {"value": repr(value)})
     device = 0
     if ":" in user:
         user, dev = user.split(":", 1)
@@ -70,6 +72,14 @@ def _phone_jid(jid, alt) -> str:
     if jid is not None and jid.Server == p.LID_SERVER and alt is not None and alt.User:
         return jid_str(alt)
     return jid_str(jid)
+
+
+def _lid_jid(jid, alt) -> str:
+    """The hidden user ID (…@lid) among a JID and its alternate address, "" when WhatsApp named none."""
+    for candidate in (jid, alt):
+        if candidate is not None and candidate.Server == p.LID_SERVER and candidate.User:
+            return jid_str(candidate)
+    return ""
 
 
 def _seconds(value) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize.incoming import (
     convert_group,
@@ -85,7 +87,7 @@ class Operations:
             try:
                 digits.append(p.normalize_phone(phone))
             except ValueError as exc:
-                raise p.InvalidRequest(f"phone: {exc}") from exc
+                raise p.InvalidRequest(_noop("phone: %(reason)s") % {"reason": exc}) from exc
         if not digits:
             return []
         # whatsmeow wants international numbers with the + prefix.
@@ -110,7 +112,9 @@ class Operations:
     async def business_profile(self, *, jid: str) -> p.BusinessProfile:
         # whatsmeow has GetBusinessProfile, but neonize 0.5.2 exports no binding for it.
         raise p.NotSupported(
-            "business profiles are not supported by the neonize backend (neonize 0.5.2 has no such call)"
+            _noop(
+                "business profiles are not supported by the neonize backend (neonize 0.5.2 has no such call)"
+            )
         )
 
     # -- groups
@@ -171,7 +175,9 @@ class Operations:
     ) -> list[p.ParticipantResult]:
         # whatsmeow's UpdateGroupRequestParticipants is not exported by neonize 0.5.2.
         raise p.NotSupported(
-            "approving or rejecting join requests is not supported by the neonize backend (neonize 0.5.2 has no such call)"
+            _noop(
+                "approving or rejecting join requests is not supported by the neonize backend (neonize 0.5.2 has no such call)"
+            )
         )
 
     async def leave_group(self, *, jid: str) -> None:
@@ -199,17 +205,23 @@ class Operations:
     # type they need (as for star and delete-for-me, see app_state.APP_STATE_PATCHES_WORK).
     async def pin_chat(self, *, chat: str, pinned: bool) -> None:
         raise p.NotSupported(
-            "pinning chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+            _noop(
+                "pinning chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+            )
         )
 
     async def archive_chat(self, *, chat: str, archived: bool) -> None:
         raise p.NotSupported(
-            "archiving chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+            _noop(
+                "archiving chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+            )
         )
 
     async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
         raise p.NotSupported(
-            "labelling chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+            _noop(
+                "labelling chats is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+            )
         )
 
     async def set_disappearing_timer(self, *, chat: str, seconds: int) -> None:

@@ -8,6 +8,8 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.neonize import app_state, media
 from messaging.whatsapp.neonize.app_state import delete_for_me_patch, star_patch
@@ -27,7 +29,7 @@ class Sending:
 
     def _client(self):
         if self.neo is None or not self._connected:
-            raise p.NotConnected("the device is not connected to WhatsApp")
+            raise p.NotConnected(_noop("the device is not connected to WhatsApp"))
         return self.neo
 
     async def _call(self, method: Callable, *args, **kwargs):
@@ -113,7 +115,7 @@ class Sending:
         quoted_id = await self.ids.theirs(message.reply_to.id) if message.reply_to is not None else ""
         quoted = self._quoted(message, quoted_id)
         if kind in p.MEDIA_KINDS and not message.media:
-            raise p.InvalidRequest(f"a {kind} message needs the media bytes")
+            raise p.InvalidRequest(_noop("a %(kind)s message needs the media bytes") % {"kind": kind})
         message = await self._everyone(message)
         if kind == p.MessageKind.TEXT:
             if (
@@ -195,7 +197,8 @@ class Sending:
                 vcard = lib.gen_vcard(message.contact_name, message.contact_phone)
             except Exception as exc:
                 raise p.InvalidRequest(
-                    f"contact_phone: {message.contact_phone!r} is not a phone number"
+                    _noop("contact_phone: %(contact_phone)s is not a phone number")
+                    % {"contact_phone": repr(message.contact_phone)}
                 ) from exc
             contact = e2e.ContactMessage(
                 displayName=message.contact_name, vcard=vcard, contextInfo=self._context(message, quoted_id)
@@ -203,7 +206,7 @@ class Sending:
             return e2e.Message(contactMessage=contact)
         elif kind == p.MessageKind.LOCATION:
             if message.latitude is None or message.longitude is None:
-                raise p.InvalidRequest("a location needs latitude and longitude")
+                raise p.InvalidRequest(_noop("a location needs latitude and longitude"))
             location = e2e.LocationMessage(
                 degreesLatitude=message.latitude,
                 degreesLongitude=message.longitude,
@@ -221,7 +224,7 @@ class Sending:
                     if built.HasField(name):
                         getattr(built, name).selectableOptionsCount = message.poll_max_answer
         else:
-            raise p.NotSupported(f"sending {kind} messages is not possible")
+            raise p.NotSupported(_noop("sending %(kind)s messages is not possible") % {"kind": kind})
         if message.is_forwarded:
             for field, value in built.ListFields():
                 if field.message_type is not None and "contextInfo" in value.DESCRIPTOR.fields_by_name:
@@ -292,17 +295,20 @@ class Sending:
 
     async def star(self, *, chat: str, message_id: str, sender: str, from_me: bool, starred: bool) -> None:
         patch = star_patch(chat=chat, message_id=message_id, sender=sender, from_me=from_me, starred=starred)
-        await self._send_patch(patch, "starring messages")
+        await self._send_patch(patch, _noop("starring messages"))
 
     async def delete_for_me(self, *, chat: str, message_id: str, sender: str, from_me: bool) -> None:
         patch = delete_for_me_patch(chat=chat, message_id=message_id, sender=sender, from_me=from_me)
-        await self._send_patch(patch, "deleting a message for me")
+        await self._send_patch(patch, _noop("deleting a message for me"))
 
     async def _send_patch(self, patch, what: str) -> None:
         if not app_state.APP_STATE_PATCHES_WORK:
             # neonize 0.5.2's Go DecodePatchInfo drops the REGULAR_HIGH patch type these need (the package docstring).
             raise p.NotSupported(
-                f"{what} is not supported by the neonize backend (neonize 0.5.2 cannot send this app-state patch)"
+                _noop(
+                    "%(what)s is not supported by the neonize backend (neonize 0.5.2 cannot send this app-state patch)"
+                )
+                % {"what": what}
             )
         await self._call(self._client().send_app_state, patch)
 
@@ -317,7 +323,7 @@ class Sending:
             "document": (enum.MediaType.MediaDocument, enum.MediaTypeToMMS.MediaDocument),
         }
         if not ref or ref.get("kind") not in kinds or not ref.get("direct_path"):
-            raise p.NotFound("this message has no downloadable media")
+            raise p.NotFound(_noop("this message has no downloadable media"))
         media_type, mms_type = kinds[ref["kind"]]
         return await self._call(
             neo.download_media_with_path,

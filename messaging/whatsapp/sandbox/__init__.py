@@ -17,8 +17,8 @@ hides read receipts), then by their behaviour: `echo` types and echoes, `react` 
 with a picture, `quiet` does nothing. Delays are WA_SANDBOX_DELAY seconds (0.2 by default).
 
 Helpers for the dashboard's simulated phone and for tests: seed_network, network_summary, peer_phones,
-fresh_phone, phone_scan, phone_enter_code, phone_unlink, peer_send, peer_react, peer_edit, peer_revoke,
-peer_read, peer_typing, peer_vote, peer_presence, peer_join_request, peer_create_group, add_group_member,
+fresh_phone, phone_scan, phone_enter_code, phone_unlink, peer_send, peer_hide_phone, peer_react, peer_edit,
+peer_revoke, peer_read, peer_typing, peer_vote, peer_presence, peer_join_request, peer_create_group, add_group_member,
 follow_newsletter, sent_to, received_by, advance_clock / set_clock (the network's clock: the edit window).
 
 The package, bottom up (each module imports only those above it): `network` (limits, roles, clock, JIDs),
@@ -55,6 +55,7 @@ from messaging.whatsapp.sandbox.peers import (
     peer_create_group,
     peer_edit,
     peer_group_action,
+    peer_hide_phone,
     peer_join_request,
     peer_presence,
     peer_react,
@@ -106,6 +107,7 @@ __all__ = [
     "peer_create_group",
     "peer_edit",
     "peer_group_action",
+    "peer_hide_phone",
     "peer_join_request",
     "peer_phones",
     "peer_presence",

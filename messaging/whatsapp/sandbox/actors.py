@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_noop as _noop
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp import wire
@@ -36,6 +37,7 @@ from messaging.whatsapp.sandbox.network import (
     PUSH_NAME_MAX,
     REVOKE_WINDOW,
     _jid,
+    _lid_jid,
     _user_jid,
     now,
 )
@@ -65,7 +67,9 @@ class _Actor(_GroupActor):
 
         account = SandboxAccount.objects.filter(phone=self.phone).first()
         if account is None:
-            raise NotFound(f"{self.phone} is not on the simulated WhatsApp network.")
+            raise NotFound(
+                _noop("%(phone)s is not on the simulated WhatsApp network.") % {"phone": self.phone}
+            )
         return account
 
     def _deliver(self, phones, event: p.Event, *, include_self: bool = False) -> None:
@@ -107,7 +111,7 @@ class _Actor(_GroupActor):
             found = {
                 a.phone: a
                 for a in SandboxAccount.objects.filter(phone__in=missing)
-                .only(*_PLAN_FIELDS, "push_name")
+                .only(*_PLAN_FIELDS, "push_name", "lid", "shares_phone")
                 .order_by()
             }
             self._accounts.update({phone: found.get(phone) for phone in missing})
@@ -138,10 +142,26 @@ class _Actor(_GroupActor):
             ids = devices.get(phone)
             if not ids:
                 continue
-            data = wire.encode(p.MessageEvent(message=make(chat, from_me)))
+            data = wire.encode(p.MessageEvent(message=self._addressed(make(chat, from_me))))
             rows += [SandboxDelivery(device_id=i, event={**data, "device_id": i}) for i in ids]
             self.wake.extend(ids)
         SandboxDelivery.objects.bulk_create(rows)
+
+    def _addressed(self, message: IncomingMessage) -> IncomingMessage:
+        """A message of ours as others see it: with our hidden user ID once we have one, and by that ID alone
+        (no number) while we do not share our number (peers.peer_hide_phone)."""
+        me = None if message.from_me else self._accounts_of({self.phone}).get(self.phone)
+        if me is None or not me.lid:
+            return message
+        lid = _lid_jid(me.lid)
+        message.sender_lid = lid
+        if not me.shares_phone:
+            message.sender = lid
+        if message.chat == self.jid:
+            message.chat_lid = lid
+            if not me.shares_phone:
+                message.chat = lid
+        return message
 
     def _message(self, chat: str, message_id: str):
         """The message `message_id` in `chat` as this account sees the chat, or NotFound."""
@@ -149,7 +169,7 @@ class _Actor(_GroupActor):
 
         chat = _jid(chat, field="chat")
         if not message_id:
-            raise InvalidRequest("message_id: is required")
+            raise InvalidRequest(_noop("message_id: is required"))
         rows = SandboxMessage.objects.filter(msg_id=message_id)
         if p.is_group(chat) or chat.endswith("@" + p.NEWSLETTER_SERVER):
             rows = rows.filter(to=chat)
@@ -157,7 +177,10 @@ class _Actor(_GroupActor):
             rows = rows.filter(sender=self.jid, to=chat) | rows.filter(sender=chat, to=self.jid)
         row = rows.first()
         if row is None:
-            raise NotFound(f"There is no message {message_id} in {chat}.")
+            raise NotFound(
+                _noop("There is no message %(message_id)s in %(chat)s.")
+                % {"message_id": message_id, "chat": chat}
+            )
         return row
 
     def _chat_of(self, row) -> str:
@@ -180,12 +203,14 @@ class _Actor(_GroupActor):
         from messaging.models import SandboxAccount, SandboxMedia, SandboxMessage, SandboxNewsletter
 
         if not message.id:
-            raise InvalidRequest("id: a message ID is required")
+            raise InvalidRequest(_noop("id: a message ID is required"))
         to = _jid(message.to, field="to")
         try:
             kind = MessageKind(message.kind)
         except ValueError:
-            raise InvalidRequest(f"kind: {message.kind!r} is not a message kind") from None
+            raise InvalidRequest(
+                _noop("kind: %(kind)s is not a message kind") % {"kind": repr(message.kind)}
+            ) from None
         # The same ID again (a retry after a crash) is found by the unique (sender, msg_id) when it is stored:
         # WhatsApp drops the duplicate and answers as it did the first time.
         _validate_outgoing(message, kind)
@@ -195,7 +220,7 @@ class _Actor(_GroupActor):
         if p.is_group(to):
             group = self._group(to)
             if group.announce and not self._is_admin(group):
-                raise Forbidden("Only admins can send messages to this group.")
+                raise Forbidden(_noop("Only admins can send messages to this group."))
             members = SandboxAccount.objects.filter(
                 phone__in=[p.jid_user(j) for j in group.participants if j != self.jid], registered=True
             ).only(*_PLAN_FIELDS)
@@ -203,14 +228,14 @@ class _Actor(_GroupActor):
         elif to.endswith("@" + p.NEWSLETTER_SERVER):
             news = SandboxNewsletter.objects.filter(jid=to).first()
             if news is None:
-                raise NotFound(f"There is no newsletter {to}.")
-            raise Forbidden("Only the newsletter's admins can post to it.")
+                raise NotFound(_noop("There is no newsletter %(to)s.") % {"to": to})
+            raise Forbidden(_noop("Only the newsletter's admins can post to it."))
         else:
             # The recipient and the sender (for the name its message carries) in one query.
             accounts = self._accounts_of({p.jid_user(to), self.phone})
             account = accounts.get(p.jid_user(to))
             if account is None or not account.registered:
-                raise NotFound(f"{p.jid_user(to)} is not on WhatsApp.")
+                raise NotFound(_noop("%(number)s is not on WhatsApp.") % {"number": p.jid_user(to)})
             if to != self.jid:
                 plan = [_answer_plan(account, behavior=account.behavior)]
             me = accounts.get(self.phone)
@@ -277,9 +302,9 @@ class _Actor(_GroupActor):
     def react(self, *, chat: str, message_id: str, emoji: str) -> SendResult:
         row = self._message(chat, message_id)
         if row.revoked:
-            raise InvalidRequest("This message was deleted; it cannot be reacted to.")
+            raise InvalidRequest(_noop("This message was deleted; it cannot be reacted to."))
         if len(emoji) > 16 or (emoji and not any(ord(c) > 0x2000 for c in emoji)):
-            raise InvalidRequest("emoji: a reaction is one emoji (or empty to remove it)")
+            raise InvalidRequest(_noop("emoji: a reaction is one emoji (or empty to remove it)"))
         self._check_can_post(row)
         reactions = dict(row.reactions)
         if emoji:
@@ -349,22 +374,22 @@ class _Actor(_GroupActor):
         if p.is_group(row.to):
             group = SandboxGroup.objects.filter(jid=row.to).first()
             if group is None or self.jid not in group.participants:
-                raise Forbidden("You are no longer a participant of this group.")
+                raise Forbidden(_noop("You are no longer a participant of this group."))
 
     def edit(self, *, chat: str, message_id: str, text: str) -> SendResult:
         row = self._message(chat, message_id)
         if row.sender != self.jid:
-            raise Forbidden("Only your own messages can be edited.")
+            raise Forbidden(_noop("Only your own messages can be edited."))
         if row.revoked:
-            raise InvalidRequest("This message was deleted; it cannot be edited.")
+            raise InvalidRequest(_noop("This message was deleted; it cannot be edited."))
         if row.kind not in ("text", "link", "image", "video", "document"):
-            raise InvalidRequest(f"A {row.kind} message cannot be edited.")
+            raise InvalidRequest(_noop("A %(kind)s message cannot be edited.") % {"kind": row.kind})
         text = (text or "").strip()
         if not text:
-            raise InvalidRequest("text: the new text is required")
+            raise InvalidRequest(_noop("text: the new text is required"))
         stamp = now()
         if stamp - row.timestamp > EDIT_WINDOW:
-            raise Forbidden("A message can only be edited within 15 minutes of sending it.")
+            raise Forbidden(_noop("A message can only be edited within 15 minutes of sending it."))
         if row.kind in ("text", "link"):
             row.text = text
         else:
@@ -397,11 +422,13 @@ class _Actor(_GroupActor):
             group = SandboxGroup.objects.filter(jid=row.to).first() if p.is_group(row.to) else None
             if group is None or not self._is_admin(group):
                 raise Forbidden(
-                    "Only your own messages can be deleted for everyone (or any message, by a group admin)."
+                    _noop(
+                        "Only your own messages can be deleted for everyone (or any message, by a group admin)."
+                    )
                 )
         stamp = now()
         if stamp - row.timestamp > REVOKE_WINDOW:
-            raise Forbidden("This message is too old to be deleted for everyone.")
+            raise Forbidden(_noop("This message is too old to be deleted for everyone."))
         if not row.revoked:
             row.revoked = True
             row.save(update_fields=["revoked"])
@@ -438,7 +465,7 @@ class _Actor(_GroupActor):
 
     def mark_read(self, *, chat: str, message_ids: list[str]) -> None:
         if not message_ids:
-            raise InvalidRequest("message_ids: at least one message ID is required")
+            raise InvalidRequest(_noop("message_ids: at least one message ID is required"))
         if p.is_group(_jid(chat, field="chat")):
             self._group(chat)  # receipts go to a group's participants from its participants only
         rows = []
@@ -493,7 +520,7 @@ class _Actor(_GroupActor):
 
     def set_avatar(self, image: bytes) -> str:
         if not image or not _is_image(bytes(image)):
-            raise InvalidRequest("image: a JPEG or PNG picture is required")
+            raise InvalidRequest(_noop("image: a JPEG or PNG picture is required"))
         account = self.account()
         account.picture = bytes(image)
         account.picture_id = str(int(now() * 1000))
@@ -503,9 +530,9 @@ class _Actor(_GroupActor):
     def set_push_name(self, name: str) -> None:
         name = (name or "").strip()
         if not name:
-            raise InvalidRequest("name: a push name is required")
+            raise InvalidRequest(_noop("name: a push name is required"))
         if len(name) > PUSH_NAME_MAX:
-            raise InvalidRequest(f"name: at most {PUSH_NAME_MAX} characters")
+            raise InvalidRequest(_noop("name: at most %(max)s characters") % {"max": PUSH_NAME_MAX})
         from messaging.models import SandboxSession
 
         account = self.account()
@@ -521,9 +548,9 @@ class _Actor(_GroupActor):
         jid = _jid(jid)
         news = SandboxNewsletter.objects.filter(jid=jid).first()
         if news is None:
-            raise NotFound(f"There is no newsletter {jid}.")
+            raise NotFound(_noop("There is no newsletter %(jid)s.") % {"jid": jid})
         if self.jid not in news.followers:
-            raise NotFound("You do not follow this newsletter.")
+            raise NotFound(_noop("You do not follow this newsletter."))
         news.followers = [f for f in news.followers if f != self.jid]
         news.subscribers = max(news.subscribers - 1, 0)
         news.save(update_fields=["followers", "subscribers"])
@@ -534,7 +561,7 @@ class _Actor(_GroupActor):
         jid = _jid(jid)
         news = SandboxNewsletter.objects.filter(jid=jid).first()
         if news is None:
-            raise NotFound(f"There is no newsletter {jid}.")
+            raise NotFound(_noop("There is no newsletter %(jid)s.") % {"jid": jid})
         if self.jid not in news.followers:
             news.followers = [*news.followers, self.jid]
             news.subscribers += 1

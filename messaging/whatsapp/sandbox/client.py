@@ -7,6 +7,7 @@ import hashlib
 import logging
 
 from django.db import transaction
+from django.utils.translation import gettext_noop as _noop
 
 from messaging import runtime
 from messaging.whatsapp import protocol as p
@@ -109,7 +110,7 @@ class SandboxClient(p.WhatsAppClient):
 
     def _require_connected(self) -> str:
         if not self._connected or not self._phone:
-            raise NotConnected("The device is not connected to WhatsApp.")
+            raise NotConnected(_noop("The device is not connected to WhatsApp."))
         return self._phone
 
     async def _act(self, method: str, *args, **kwargs):
@@ -220,12 +221,14 @@ class SandboxClient(p.WhatsAppClient):
     async def pair_phone(self, *, phone: str) -> PairCode:
         phone = _phone(phone)
         if self._connected:
-            raise InvalidRequest("This device is already linked; log out first to link another number.")
+            raise InvalidRequest(
+                _noop("This device is already linked; log out first to link another number.")
+            )
         if not self._started:
-            raise NotConnected("The device's client is not running.")
+            raise NotConnected(_noop("The device's client is not running."))
         registered = await runtime.db(_is_registered_or_new, phone)
         if not registered:
-            raise NotFound(f"{phone} is not on WhatsApp.")
+            raise NotFound(_noop("%(phone)s is not on WhatsApp.") % {"phone": phone})
         # Refused now rather than when the code is entered: a code for another organization's number is useless.
         await runtime.db(tenancy.require_link, phone, device_id=self.device_id)
         code = await runtime.db(_new_pair_code, self.device_id, phone)
@@ -466,7 +469,10 @@ class SandboxClient(p.WhatsAppClient):
     async def set_disappearing_timer(self, *, chat: str, seconds: int) -> None:
         self._require_connected()
         if seconds not in p.DISAPPEARING_TIMERS:
-            raise InvalidRequest(f"WhatsApp offers only these timers (seconds): {p.DISAPPEARING_TIMERS}.")
+            raise InvalidRequest(
+                _noop("WhatsApp offers only these timers (seconds): %(timers)s.")
+                % {"timers": p.DISAPPEARING_TIMERS}
+            )
 
     async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
         self._require_connected()
@@ -475,7 +481,10 @@ class SandboxClient(p.WhatsAppClient):
 
     async def reject_call(self, *, caller: str, call_id: str) -> None:
         self._require_connected()
-        raise NotFound(f"There is no ringing call {call_id} from {caller}.")
+        raise NotFound(
+            _noop("There is no ringing call %(call_id)s from %(caller)s.")
+            % {"call_id": call_id, "caller": caller}
+        )
 
     # -- groups
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.protocol import (
     Forbidden,
@@ -28,6 +30,14 @@ from messaging.whatsapp.sandbox.network import (
     now,
 )
 
+# What only an admin may do to participants, as the refusal words it ("Only group admins can ...").
+_PARTICIPANT_ACTIONS = {
+    ParticipantAction.ADD: _noop("add participants"),
+    ParticipantAction.REMOVE: _noop("remove participants"),
+    ParticipantAction.PROMOTE: _noop("promote participants"),
+    ParticipantAction.DEMOTE: _noop("demote participants"),
+}
+
 
 class _GroupActor:
     """The group rules of an `_Actor` (which brings `jid`, `_deliver` and the rest of the plumbing)."""
@@ -39,12 +49,12 @@ class _GroupActor:
 
         jid = _jid(jid)
         if not p.is_group(jid):
-            raise InvalidRequest(f"jid: {jid} is not a group (group IDs end in @g.us)")
+            raise InvalidRequest(_noop("jid: %(jid)s is not a group (group IDs end in @g.us)") % {"jid": jid})
         group = SandboxGroup.objects.filter(jid=jid).first()
         if group is None:
-            raise NotFound(f"There is no group {jid}.")
+            raise NotFound(_noop("There is no group %(jid)s.") % {"jid": jid})
         if member and self.jid not in group.participants:
-            raise Forbidden("You are not a participant of this group.")
+            raise Forbidden(_noop("You are not a participant of this group."))
         return group
 
     def _is_admin(self, group) -> bool:
@@ -52,7 +62,7 @@ class _GroupActor:
 
     def _require_admin(self, group, what: str) -> None:
         if not self._is_admin(group):
-            raise Forbidden(f"Only group admins can {what}.")
+            raise Forbidden(_noop("Only group admins can %(what)s.") % {"what": what})
 
     def _group_event(self, group, change: p.GroupChange, *, also: list[str] = (), **fields) -> None:
         event = p.GroupChangedEvent(group=group.jid, change=change, actor=self.jid, timestamp=now(), **fields)
@@ -66,9 +76,9 @@ class _GroupActor:
 
         name = (name or "").strip()
         if not name:
-            raise InvalidRequest("name: a group name is required")
+            raise InvalidRequest(_noop("name: a group name is required"))
         if len(name) > GROUP_NAME_MAX:
-            raise InvalidRequest(f"name: at most {GROUP_NAME_MAX} characters")
+            raise InvalidRequest(_noop("name: at most %(max)s characters") % {"max": GROUP_NAME_MAX})
         members = {self.jid: SUPERADMIN}
         for value in participants or []:
             jid = _jid(value, field="participants")
@@ -96,9 +106,9 @@ class _GroupActor:
 
         group = self._group(jid)
         action = ParticipantAction(action)
-        self._require_admin(group, f"{action} participants")
+        self._require_admin(group, _PARTICIPANT_ACTIONS[action])
         if not participants:
-            raise InvalidRequest("participants: at least one participant is required")
+            raise InvalidRequest(_noop("participants: at least one participant is required"))
         results, done = [], []
         members = dict(group.participants)
         for value in participants:
@@ -162,7 +172,7 @@ class _GroupActor:
 
     def invite_link(self, *, jid: str, reset: bool = False) -> str:
         group = self._group(jid)
-        self._require_admin(group, "see or reset the invite link")
+        self._require_admin(group, _noop("see or reset the invite link"))
         if reset or not group.invite_code:
             group.invite_code = secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")[:22]
             group.save(update_fields=["invite_code"])
@@ -175,7 +185,7 @@ class _GroupActor:
         code = _invite_code(code)
         group = SandboxGroup.objects.filter(invite_code=code).first()
         if group is None:
-            raise NotFound("This invite link is not valid (it was reset, or never existed).")
+            raise NotFound(_noop("This invite link is not valid (it was reset, or never existed)."))
         if self.jid in group.participants:
             return group.jid
         stamp = now()
@@ -199,7 +209,7 @@ class _GroupActor:
 
     def join_requests(self, *, jid: str) -> list[JoinRequest]:
         group = self._group(jid)
-        self._require_admin(group, "see join requests")
+        self._require_admin(group, _noop("see join requests"))
         return [
             JoinRequest(jid=j, requested_at=t)
             for j, t in sorted(group.join_requests.items(), key=lambda kv: kv[1])
@@ -209,9 +219,9 @@ class _GroupActor:
         self, *, jid: str, participants: list[str], approve: bool
     ) -> list[ParticipantResult]:
         group = self._group(jid)
-        self._require_admin(group, "answer join requests")
+        self._require_admin(group, _noop("answer join requests"))
         if not participants:
-            raise InvalidRequest("participants: at least one participant is required")
+            raise InvalidRequest(_noop("participants: at least one participant is required"))
         pending = dict(group.join_requests)
         members = dict(group.participants)
         results, done = [], []
@@ -251,9 +261,9 @@ class _GroupActor:
         jid = _jid(jid)
         group = SandboxGroup.objects.filter(jid=jid).first()
         if group is None:
-            raise NotFound(f"There is no group {jid}.")
+            raise NotFound(_noop("There is no group %(jid)s.") % {"jid": jid})
         if self.jid not in group.participants:
-            raise NotFound("You are not a participant of this group.")
+            raise NotFound(_noop("You are not a participant of this group."))
         members = dict(group.participants)
         members.pop(self.jid)
         if members and not any(r in (ADMIN, SUPERADMIN) for r in members.values()):
@@ -268,16 +278,18 @@ class _GroupActor:
     def _edit_info(self, jid: str, what: str):
         group = self._group(jid)
         if group.locked and not self._is_admin(group):
-            raise Forbidden(f"Only admins can {what} of this group (its info is locked).")
+            raise Forbidden(
+                _noop("Only admins can %(what)s of this group (its info is locked).") % {"what": what}
+            )
         return group
 
     def set_group_name(self, *, jid: str, name: str) -> None:
         name = (name or "").strip()
         if not name:
-            raise InvalidRequest("name: a group name is required")
+            raise InvalidRequest(_noop("name: a group name is required"))
         if len(name) > GROUP_NAME_MAX:
-            raise InvalidRequest(f"name: at most {GROUP_NAME_MAX} characters")
-        group = self._edit_info(jid, "change the name")
+            raise InvalidRequest(_noop("name: at most %(max)s characters") % {"max": GROUP_NAME_MAX})
+        group = self._edit_info(jid, _noop("change the name"))
         group.name = name
         group.save(update_fields=["name"])
         self._group_event(group, p.GroupChange.SUBJECT, name=name)
@@ -285,16 +297,16 @@ class _GroupActor:
     def set_group_topic(self, *, jid: str, topic: str) -> None:
         topic = topic or ""
         if len(topic) > GROUP_TOPIC_MAX:
-            raise InvalidRequest(f"topic: at most {GROUP_TOPIC_MAX} characters")
-        group = self._edit_info(jid, "change the description")
+            raise InvalidRequest(_noop("topic: at most %(max)s characters") % {"max": GROUP_TOPIC_MAX})
+        group = self._edit_info(jid, _noop("change the description"))
         group.topic = topic
         group.save(update_fields=["topic"])
         self._group_event(group, p.GroupChange.SUBJECT, topic=topic)
 
     def set_group_photo(self, *, jid: str, image: bytes) -> str:
         if not image or not _is_image(bytes(image)):
-            raise InvalidRequest("image: a JPEG or PNG picture is required")
-        group = self._edit_info(jid, "change the photo")
+            raise InvalidRequest(_noop("image: a JPEG or PNG picture is required"))
+        group = self._edit_info(jid, _noop("change the photo"))
         group.picture = bytes(image)
         group.picture_id = str(int(now() * 1000))
         group.save(update_fields=["picture", "picture_id"])
@@ -303,14 +315,14 @@ class _GroupActor:
 
     def set_group_locked(self, *, jid: str, locked: bool) -> None:
         group = self._group(jid)
-        self._require_admin(group, "lock or unlock the group info")
+        self._require_admin(group, _noop("lock or unlock the group info"))
         group.locked = bool(locked)
         group.save(update_fields=["locked"])
         self._group_event(group, p.GroupChange.SETTINGS, locked=group.locked)
 
     def set_group_announce(self, *, jid: str, announce: bool) -> None:
         group = self._group(jid)
-        self._require_admin(group, "choose who may send messages")
+        self._require_admin(group, _noop("choose who may send messages"))
         group.announce = bool(announce)
         group.save(update_fields=["announce"])
         self._group_event(group, p.GroupChange.SETTINGS, announce=group.announce)
@@ -345,5 +357,5 @@ def _group_info_from_link(code: str) -> GroupInfo:
 
     group = SandboxGroup.objects.filter(invite_code=_invite_code(code)).first()
     if group is None:
-        raise NotFound("This invite link is not valid (it was reset, or never existed).")
+        raise NotFound(_noop("This invite link is not valid (it was reset, or never existed)."))
     return _group_info(group)

@@ -7,6 +7,7 @@ import re
 import secrets
 
 from django.db import transaction
+from django.utils.translation import gettext_noop as _noop
 
 from messaging.whatsapp.protocol import (
     Forbidden,
@@ -65,11 +66,11 @@ def _link(device_id: int, phone: str) -> dict:
     from messaging.models import SandboxSession
 
     if SandboxSession.objects.filter(device_id=device_id).exists():
-        raise InvalidRequest("This device is already linked.")
+        raise InvalidRequest(_noop("This device is already linked."))
     organization_id = tenancy.require_link(phone, device_id=device_id)
     account = _phone_account(phone)
     if not tenancy.claim(account, organization_id):  # another organization linked it a moment ago
-        raise Forbidden(f"phone: {tenancy.REFUSALS[tenancy.FOREIGN]}")
+        raise Forbidden(_noop("phone: %(reason)s") % {"reason": tenancy.REFUSALS[tenancy.FOREIGN]})
     SandboxSession.objects.create(device_id=device_id, phone=account.phone, push_name=account.push_name)
     return {
         "device_id": device_id,
@@ -96,9 +97,9 @@ def phone_scan(*, qr_code: str, phone: str | None = None) -> dict:
             .first()
         )
         if code is None or code.used_at is not None:
-            raise InvalidRequest("This QR code is not valid; scan the code the device shows now.")
+            raise InvalidRequest(_noop("This QR code is not valid; scan the code the device shows now."))
         if code.expires_at <= now():
-            raise InvalidRequest("This QR code has expired; scan the new one.")
+            raise InvalidRequest(_noop("This QR code has expired; scan the new one."))
         result = _link(code.device_id, phone)
         SandboxLinkCode.objects.filter(device_id=code.device_id).update(used_at=now())
     _wake_sync([code.device_id])
@@ -113,7 +114,7 @@ def phone_enter_code(*, phone: str, code: str) -> dict:
     phone = _phone(phone)
     typed = re.sub(r"[^A-Z0-9]", "", (code or "").upper())
     if len(typed) != 8:
-        raise InvalidRequest("code: a pairing code has 8 letters and digits (like ABCD-EFGH)")
+        raise InvalidRequest(_noop("code: a pairing code has 8 letters and digits (like ABCD-EFGH)"))
     formatted = f"{typed[:4]}-{typed[4:]}"
     with transaction.atomic():
         row = (
@@ -122,11 +123,11 @@ def phone_enter_code(*, phone: str, code: str) -> dict:
             .first()
         )
         if row is None:
-            raise NotFound("This pairing code is not valid; request a new one.")
+            raise NotFound(_noop("This pairing code is not valid; request a new one."))
         if row.expires_at <= now():
-            raise InvalidRequest("This pairing code has expired; request a new one.")
+            raise InvalidRequest(_noop("This pairing code has expired; request a new one."))
         if row.phone != phone:
-            raise Forbidden("This code was requested for another phone number.")
+            raise Forbidden(_noop("This code was requested for another phone number."))
         result = _link(row.device_id, phone)
         SandboxLinkCode.objects.filter(device_id=row.device_id).update(used_at=now())
     _wake_sync([row.device_id])
@@ -138,7 +139,7 @@ def phone_unlink(*, device_id: int) -> None:
     from messaging.models import SandboxSession
 
     if not SandboxSession.objects.filter(device_id=device_id).delete()[0]:
-        raise NotFound("This device is not linked.")
+        raise NotFound(_noop("This device is not linked."))
     _wake_sync([device_id])
 
 

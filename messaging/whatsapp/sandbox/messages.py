@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.protocol import (
     IncomingMessage,
@@ -41,20 +43,22 @@ def _default_mime(kind) -> str:
 def _validate_outgoing(m: OutgoingMessage, kind: MessageKind) -> None:
     if kind == MessageKind.TEXT:
         if not (m.text or "").strip():
-            raise InvalidRequest("text: a message needs text")
+            raise InvalidRequest(_noop("text: a message needs text"))
         if len(m.text) > 65536:
-            raise InvalidRequest("text: at most 65536 characters")
+            raise InvalidRequest(_noop("text: at most 65536 characters"))
     elif kind == MessageKind.LINK:
         if not re.match(r"^https?://\S+$", (m.text or "").strip()):
-            raise InvalidRequest("link: an http(s) link is required")
+            raise InvalidRequest(_noop("link: an http(s) link is required"))
     elif kind in p.MEDIA_KINDS:
         if not m.media:
-            raise InvalidRequest(f"{kind}: the file is empty or missing")
+            raise InvalidRequest(_noop("%(kind)s: the file is empty or missing") % {"kind": kind})
         if m.view_once and kind not in (MessageKind.IMAGE, MessageKind.VIDEO, MessageKind.AUDIO):
-            raise InvalidRequest("view_once: only images, videos and voice messages can be viewed once")
+            raise InvalidRequest(
+                _noop("view_once: only images, videos and voice messages can be viewed once")
+            )
     elif kind == MessageKind.CONTACT:
         if not m.contact_name.strip() or not re.sub(r"\D", "", m.contact_phone or ""):
-            raise InvalidRequest("contact: a name and a phone number are required")
+            raise InvalidRequest(_noop("contact: a name and a phone number are required"))
     elif kind == MessageKind.LOCATION:
         if (
             m.latitude is None
@@ -62,17 +66,17 @@ def _validate_outgoing(m: OutgoingMessage, kind: MessageKind) -> None:
             or not (-90 <= m.latitude <= 90)
             or not (-180 <= m.longitude <= 180)
         ):
-            raise InvalidRequest("location: latitude (-90..90) and longitude (-180..180) are required")
+            raise InvalidRequest(_noop("location: latitude (-90..90) and longitude (-180..180) are required"))
     elif kind == MessageKind.POLL:
         options = [o.strip() for o in m.poll_options]
         if not m.poll_question.strip():
-            raise InvalidRequest("question: a poll needs a question")
+            raise InvalidRequest(_noop("question: a poll needs a question"))
         if not 2 <= len(options) <= 12 or any(not o for o in options) or len(set(options)) != len(options):
-            raise InvalidRequest("options: a poll needs 2 to 12 different options")
+            raise InvalidRequest(_noop("options: a poll needs 2 to 12 different options"))
         if not 1 <= m.poll_max_answer <= len(options):
-            raise InvalidRequest("max_answer: between 1 and the number of options")
+            raise InvalidRequest(_noop("max_answer: between 1 and the number of options"))
     else:
-        raise InvalidRequest(f"kind: {kind} messages cannot be sent")
+        raise InvalidRequest(_noop("kind: %(kind)s messages cannot be sent") % {"kind": kind})
 
 
 def _incoming(row, *, chat: str, from_me: bool, sender_name: str = "") -> IncomingMessage:

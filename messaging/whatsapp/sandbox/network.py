@@ -8,10 +8,12 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
+from django.utils.translation import gettext_noop as _noop
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.protocol import (
     InvalidRequest,
+    NotFound,
 )
 
 EDIT_WINDOW = 15 * 60  # WhatsApp lets you edit your message for 15 minutes
@@ -76,17 +78,30 @@ _CLOCK_SQL = "SELECT clock_offset FROM {table} ORDER BY id LIMIT 1"
 
 
 def _jid(value: str, *, field: str = "jid") -> str:
+    """A JID as the network keeps it: a hidden user ID (…@lid) as the number of the account it belongs to."""
     try:
-        return p.normalize_jid(value)
+        jid = p.normalize_jid(value)
     except ValueError as exc:
-        raise InvalidRequest(f"{field}: {exc}") from None
+        raise InvalidRequest(_noop("%(field)s: %(reason)s") % {"field": field, "reason": exc}) from None
+    if p.is_lid(jid):
+        from messaging.models import SandboxAccount
+
+        phone = SandboxAccount.objects.filter(lid=p.jid_user(jid)).values_list("phone", flat=True).first()
+        if phone is None:
+            raise NotFound(_noop("%(field)s: %(jid)s is not on WhatsApp.") % {"field": field, "jid": jid})
+        jid = _user_jid(phone)
+    return jid
+
+
+def _lid_jid(lid: str) -> str:
+    return f"{lid}@{p.LID_SERVER}" if lid else ""
 
 
 def _phone(value: str, *, field: str = "phone") -> str:
     try:
         return p.normalize_phone(value)
     except ValueError as exc:
-        raise InvalidRequest(f"{field}: {exc}") from None
+        raise InvalidRequest(_noop("%(field)s: %(reason)s") % {"field": field, "reason": exc}) from None
 
 
 def _user_jid(phone: str) -> str:
@@ -99,5 +114,7 @@ def _invite_code(value: str) -> str:
         value = value[len(INVITE_PREFIX) :]
     value = value.strip("/")
     if not value or not re.fullmatch(r"[A-Za-z0-9]{6,40}", value):
-        raise InvalidRequest("code: not a WhatsApp invite code (the part after https://chat.whatsapp.com/)")
+        raise InvalidRequest(
+            _noop("code: not a WhatsApp invite code (the part after https://chat.whatsapp.com/)")
+        )
     return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.protocol import (
     ChatPresenceState,
@@ -61,7 +63,7 @@ def peer_send(
     try:
         kind = MessageKind(kind)
     except ValueError:
-        raise InvalidRequest(f"kind: {kind!r} is not a message kind") from None
+        raise InvalidRequest(_noop("kind: %(kind)s is not a message kind") % {"kind": repr(kind)}) from None
     message = _outgoing_from(actor, to_jid, text, kind, extra)
     result, _ = actor.send(message)
     _wake_sync(actor.wake)
@@ -151,7 +153,7 @@ def peer_join_request(*, from_phone: str, group: str) -> str:
     if "@" in group:
         row = SandboxGroup.objects.filter(jid=_jid(group)).first()
         if row is None:
-            raise NotFound(f"There is no group {group}.")
+            raise NotFound(_noop("There is no group %(group)s.") % {"group": group})
         group = row.invite_code
     jid = actor.join_with_link(group)
     _wake_sync(actor.wake)
@@ -186,7 +188,7 @@ def add_group_member(*, group: str, phone: str, admin: bool = False) -> None:
     jid = _user_jid(_phone(phone))
     row = SandboxGroup.objects.filter(jid=_jid(group)).first()
     if row is None:
-        raise NotFound(f"There is no group {group}.")
+        raise NotFound(_noop("There is no group %(group)s.") % {"group": group})
     _phone_account(p.jid_user(jid))
     row.participants = {**row.participants, jid: ADMIN if admin else MEMBER}
     row.save(update_fields=["participants"])
@@ -198,7 +200,7 @@ def set_join_approval(*, group: str, approval: bool = True) -> None:
 
     _network()
     if not SandboxGroup.objects.filter(jid=_jid(group)).update(join_approval=bool(approval)):
-        raise NotFound(f"There is no group {group}.")
+        raise NotFound(_noop("There is no group %(group)s.") % {"group": group})
 
 
 def follow_newsletter(*, phone: str, jid: str) -> None:
@@ -214,7 +216,37 @@ def set_privacy(*, phone: str, **settings_) -> dict:
     account = actor.account()
     unknown = set(settings_) - set(DEFAULT_PRIVACY)
     if unknown:
-        raise InvalidRequest(f"unknown privacy settings: {', '.join(sorted(unknown))}")
+        raise InvalidRequest(
+            _noop("unknown privacy settings: %(join)s") % {"join": ", ".join(sorted(unknown))}
+        )
     account.privacy = {**DEFAULT_PRIVACY, **account.privacy, **settings_}
     account.save(update_fields=["privacy"])
     return account.privacy
+
+
+def peer_hide_phone(*, phone: str, hidden: bool = True) -> str:
+    """A simulated account hides its number (WhatsApp's hidden user IDs) or shares it again; returns its LID.
+
+    Hidden, the devices it writes to see only its `…@lid` (the chat arrives as an unknown number). Shared
+    again, its later messages carry both its number and its LID, and the devices it has written to or been
+    written to by are told which number the LID is (a `LidMappingEvent`): they find its number then.
+    """
+    import hashlib
+
+    from messaging.models import SandboxMessage
+
+    actor = _peer(phone)
+    account = actor.account()
+    if not account.lid:
+        # Deterministic, and like WhatsApp's: 15 digits that say nothing about the number.
+        account.lid = str(10**14 + int(hashlib.sha256(account.phone.encode()).hexdigest(), 16) % (9 * 10**14))
+    account.shares_phone = not hidden
+    account.save(update_fields=["lid", "shares_phone"])
+    lid = f"{account.lid}@{p.LID_SERVER}"
+    if not hidden:
+        partners = set(SandboxMessage.objects.filter(sender=actor.jid).values_list("to", flat=True))
+        partners |= set(SandboxMessage.objects.filter(to=actor.jid).values_list("sender", flat=True))
+        phones = [p.jid_user(j) for j in partners if j.endswith("@" + p.USER_SERVER) and j != actor.jid]
+        actor._deliver(phones, p.LidMappingEvent(lid=lid, phone=actor.jid))
+        _wake_sync(actor.wake)
+    return lid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.protocol import (
     Avatar,
@@ -80,14 +82,14 @@ def _avatar(jid: str, preview: bool, viewer: str = "") -> Avatar | None:
     if p.is_group(jid):
         group = SandboxGroup.objects.filter(jid=jid).only("participants", "picture_id").first()
         if group is None:
-            raise NotFound(f"There is no group {jid}.")
+            raise NotFound(_noop("There is no group %(jid)s.") % {"jid": jid})
         if viewer and viewer not in group.participants:
-            raise Forbidden("You are not a participant of this group.")
+            raise Forbidden(_noop("You are not a participant of this group."))
         picture_id = group.picture_id
     else:
         account = SandboxAccount.objects.filter(phone=p.jid_user(jid), registered=True).first()
         if account is None:
-            raise NotFound(f"{p.jid_user(jid)} is not on WhatsApp.")
+            raise NotFound(_noop("%(number)s is not on WhatsApp.") % {"number": p.jid_user(jid)})
         picture_id = account.picture_id
     data = avatar_bytes(jid, preview=preview)
     if data is None:
@@ -131,7 +133,7 @@ def _check_numbers(phones: list[str]) -> list[OnWhatsApp]:
     from messaging.models import SandboxAccount
 
     if not phones:
-        raise InvalidRequest("phones: at least one number is required")
+        raise InvalidRequest(_noop("phones: at least one number is required"))
     out = []
     for query in phones:
         try:
@@ -157,7 +159,7 @@ def _business_profile(jid: str) -> BusinessProfile:
     jid = _jid(jid)
     account = SandboxAccount.objects.filter(phone=p.jid_user(jid), registered=True).first()
     if account is None:
-        raise NotFound(f"{p.jid_user(jid)} is not on WhatsApp.")
+        raise NotFound(_noop("%(number)s is not on WhatsApp.") % {"number": p.jid_user(jid)})
     if not account.business:
         # What WhatsApp (and the peer server) answers for a personal account: an empty profile, not an error.
         return BusinessProfile(jid=account.jid)
@@ -189,10 +191,10 @@ def _download(ref: dict) -> bytes:
 
     token = (ref or {}).get("sandbox") if isinstance(ref, dict) else None
     if not token:
-        raise InvalidRequest("ref: not a sandbox media reference")
+        raise InvalidRequest(_noop("ref: not a sandbox media reference"))
     row = SandboxMedia.objects.filter(token=token).first()
     if row is None:
-        raise NotFound("This media is no longer available.")
+        raise NotFound(_noop("This media is no longer available."))
     return bytes(row.data)
 
 
@@ -213,7 +215,7 @@ def _newsletter_messages(jid: str, count: int, before: int) -> list[NewsletterPo
 
     newsletter = SandboxNewsletter.objects.filter(jid=jid).first()
     if newsletter is None:
-        raise NotFound(f"{jid} is not a newsletter.")
+        raise NotFound(_noop("%(jid)s is not a newsletter.") % {"jid": jid})
     last = min(before - 1, SANDBOX_NEWSLETTER_POSTS) if before > 0 else SANDBOX_NEWSLETTER_POSTS
     first = max(1, last - count + 1)
     return [

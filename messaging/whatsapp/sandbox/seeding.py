@@ -180,6 +180,8 @@ def _summary() -> dict:
             "business": bool(a.business),
             "about": a.about,
             "privacy": a.privacy,
+            "lid": f"{a.lid}@{p.LID_SERVER}" if a.lid else "",
+            "shares_phone": a.shares_phone,
         }
         for a in SandboxAccount.objects.filter(kind="peer").order_by("id")
     ]

@@ -10,13 +10,15 @@ Refusals name the field and the number the caller typed, never the organization 
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_noop as _noop
+
 from messaging.whatsapp.protocol import Forbidden
 
 # Why a number is refused (what `link_refusal` and `send_refusal` answer), and the sentence the network says.
 FOREIGN, CONTACT = "foreign", "contact"
 REFUSALS = {
-    FOREIGN: "this number is another organization's on the simulated network; use another number.",
-    CONTACT: "this is a simulated contact's number; no device can be linked as it.",
+    FOREIGN: _noop("this number is another organization's on the simulated network; use another number."),
+    CONTACT: _noop("this is a simulated contact's number; no device can be linked as it."),
 }
 
 
@@ -63,14 +65,14 @@ def require_link(phone: str, *, device_id: int, field: str = "phone") -> int | N
     organization_id = Device.objects.filter(pk=device_id).values_list("organization_id", flat=True).first()
     reason = link_refusal(phone, organization_id=organization_id)
     if reason:
-        raise Forbidden(f"{field}: {REFUSALS[reason]}")
+        raise Forbidden(_noop("%(field)s: %(reason)s") % {"field": field, "reason": REFUSALS[reason]})
     return organization_id
 
 
 def require_send_as(phone: str, *, organization_id: int, field: str = "from_phone") -> None:
     reason = send_refusal(phone, organization_id=organization_id)
     if reason:
-        raise Forbidden(f"{field}: {REFUSALS[reason]}")
+        raise Forbidden(_noop("%(field)s: %(reason)s") % {"field": field, "reason": REFUSALS[reason]})
 
 
 def claim(account, organization_id: int | None) -> bool:

@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("messaging", "0012_peer_compat_chat_state"),
+        ("messaging", "0013_lid_phone_numbers"),
     ]
 
     operations = [

@@ -1,0 +1,104 @@
+"""A merge of a LID chat into the number's, with a send and a received message arriving while it runs
+(PostgreSQL: the writers really overlap there). Nothing is lost, and both end up in the number's chat."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection, connections
+
+from messaging import events
+from messaging.models import Chat, Device, DeviceStatus, Message
+from messaging.services import lids, outbox
+from messaging.whatsapp import protocol as p
+
+ME = "905550000001@s.whatsapp.net"
+PEER = "905551112233@s.whatsapp.net"
+LID = "123456789012345@lid"
+
+
+def _received(msg_id: str, text: str, device: Device, **addressed) -> list:
+    message = p.IncomingMessage(
+        id=msg_id, chat=LID, sender=LID, sender_name="Ayşe", text=text, timestamp=time.time(), **addressed
+    )
+    return events.persist(p.MessageEvent(device_id=device.pk, message=message))
+
+
+def _until_waiting_on_locks(count: int, timeout: float = 30) -> None:
+    """Until `count` other sessions of the test database wait for a lock (the merge holds them)."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= count:
+                return
+            assert time.monotonic() < deadline, "the writers never reached the merge's locks"
+            time.sleep(0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_and_a_message_arriving_during_a_merge_are_not_lost(org, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("writers overlap on PostgreSQL only (SQLite runs one write transaction at a time)")
+    device = Device.objects.create(
+        organization=org, name="Shop", jid=ME, phone=ME.split("@")[0], status=DeviceStatus.DISCONNECTED
+    )
+    _received("LID1", "kimim ben", device)
+    ours = p.IncomingMessage(id="OURS1", chat=PEER, sender=ME, from_me=True, text="siparişiniz", timestamp=1)
+    events.persist(p.MessageEvent(device_id=device.pk, message=ours))
+
+    locked, go = threading.Event(), threading.Event()
+    fold = lids._fold
+
+    def paused_fold(*args, **kwargs):  # the two chats are locked by now
+        locked.set()
+        assert go.wait(30)
+        return fold(*args, **kwargs)
+
+    monkeypatch.setattr(lids, "_fold", paused_fold)
+    results: dict[str, object] = {}
+
+    def run(name, work):
+        try:
+            results[name] = work()
+        except BaseException as exc:  # reported by the assertion below
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    merge = threading.Thread(
+        target=run,
+        args=("merge", lambda: events.persist(p.LidMappingEvent(device_id=device.pk, lid=LID, phone=PEER))),
+    )
+    merge.start()
+    assert locked.wait(30)
+    send = threading.Thread(
+        target=run,
+        args=(
+            "send",
+            lambda: outbox.queue_message(
+                organization=org, device=device, outgoing={"to": LID, "text": "hâlâ"}
+            ),
+        ),
+    )
+    receive = threading.Thread(target=run, args=("receive", lambda: _received("LID2", "orada mısın", device)))
+    send.start()
+    receive.start()
+    _until_waiting_on_locks(2)
+    go.set()
+    for thread in (merge, send, receive):
+        thread.join(30)
+    assert not [r for r in results.values() if isinstance(r, BaseException)], results
+
+    (chat,) = Chat.objects.filter(device=device)
+    assert (chat.jid, chat.lid, chat.unread_count) == (PEER, LID, 2)
+    texts = set(Message.objects.filter(device=device).values_list("text", flat=True))
+    assert texts == {"kimim ben", "siparişiniz", "hâlâ", "orada mısın"}
+    assert Message.objects.filter(chat=chat).count() == 4
+    assert results["send"].chat_id == chat.pk
+    late = Message.objects.get(wa_id="LID2")
+    assert (late.sender_jid, late.sender_lid) == (PEER, LID)
+    assert chat.last_message_preview in {"hâlâ", "orada mısın"}
