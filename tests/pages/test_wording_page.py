@@ -4,6 +4,7 @@ refused file named by its kind in the page's language (not "a image", not the ra
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.models import ApiKey, User
 from messaging.models import SandboxDelivery, SandboxMedia, WebhookDelivery
@@ -15,6 +16,7 @@ def staff_client(db):
     return client_for(User.objects.create_superuser(email="staff@example.com", password="staff pass 123"))
 
 
+@translation.override("en")
 def test_model_names_have_their_plurals():
     assert str(WebhookDelivery._meta.verbose_name_plural) == "webhook deliveries"
     assert str(SandboxDelivery._meta.verbose_name_plural) == "sandbox deliveries"

@@ -336,16 +336,18 @@ class _Actor(_GroupActor):
         chosen option as the SHA-256 of its text, so that is what the devices receive."""
         row = self._message(chat, message_id)
         if row.kind != MessageKind.POLL:
-            raise InvalidRequest("message_id: only a poll can be voted on")
+            raise InvalidRequest(_noop("message_id: only a poll can be voted on"))
         if row.revoked:
-            raise InvalidRequest("This poll was deleted; it cannot be voted on.")
+            raise InvalidRequest(_noop("This poll was deleted; it cannot be voted on."))
         listed = list(row.data.get("poll_options") or [])
         chosen = list(dict.fromkeys(options or []))
         unknown = [o for o in chosen if o not in listed]
         if unknown:
-            raise InvalidRequest(f"options: {unknown[0]!r} is not an option of this poll")
+            raise InvalidRequest(
+                _noop("options: %(option)s is not an option of this poll") % {"option": repr(unknown[0])}
+            )
         if len(chosen) > int(row.data.get("poll_max_answer") or 1):
-            raise InvalidRequest("options: this poll takes fewer choices")
+            raise InvalidRequest(_noop("options: this poll takes fewer choices"))
         self._check_can_post(row)
         row.data = {**row.data, "poll_votes": {**(row.data.get("poll_votes") or {}), self.jid: chosen}}
         row.save(update_fields=["data"])
