@@ -453,6 +453,20 @@ def api_key_revoke(request, pk: int):
 # --- audit log -----------------------------------------------------------------------------------
 
 
+def _audit_names(organization, events) -> dict[str, str]:
+    """The names of the people, groups and numbers a page of the audit log mentions by JID, looked up at once
+    (messaging's name lookup: the log shows names and formatted numbers, never raw JIDs)."""
+    from messaging.selectors import names_for
+    from messaging.templatetags.dashboard import jids_in
+
+    jids = set()
+    for event in events:
+        jids |= jids_in(event.object_repr) | jids_in(event.object_id)
+        for value in (event.details or {}).values():
+            jids |= jids_in(value)
+    return names_for(organization, jids)
+
+
 @member_required(Role.ADMIN)
 def audit_log(request):
     events = request.organization.audit_events.select_related("actor", "api_key")
@@ -463,7 +477,13 @@ def audit_log(request):
     if action:
         events = events.filter(action=action)
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "events": page.object_list, "actions": actions, "action": action}
+    context = {
+        "page": page,
+        "events": page.object_list,
+        "actions": actions,
+        "action": action,
+        "names": _audit_names(request.organization, page.object_list),
+    }
     template = (
         "accounts/audit_log.html#events"
         if request.htmx and not request.htmx.boosted

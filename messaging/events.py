@@ -298,15 +298,22 @@ def _persist_device_event(device, event: protocol.Event) -> list[Outcome]:
     return []
 
 
+def _chosen(poll_payload: dict | None, selected: list[str]) -> list[str]:
+    """The option texts a vote chose (WhatsApp names each by the SHA-256 of its text; one the poll does not
+    list stays a hash)."""
+    options = (poll_payload or {}).get("poll_options") or []
+    by_hash = {hashlib.sha256(o.encode()).hexdigest(): o for o in options}
+    return [by_hash.get(h, h) for h in selected]
+
+
 def _with_vote(payload: dict | None, voter: str, selected: list[str]) -> dict:
     """A poll's payload with `voter`'s current choice in `poll_votes` (voter JID -> option texts).
 
     WhatsApp names a chosen option by the SHA-256 of its text; one the poll does not list stays a hash."""
     payload = dict(payload or {})
-    by_hash = {hashlib.sha256(o.encode()).hexdigest(): o for o in payload.get("poll_options") or []}
     votes = dict(payload.get("poll_votes") or {})
     if selected:
-        votes[voter] = [by_hash.get(h, h) for h in selected]
+        votes[voter] = _chosen(payload, selected)
     else:
         votes.pop(voter, None)  # the vote was withdrawn
     payload["poll_votes"] = votes
@@ -341,7 +348,7 @@ def _persist_addressed_message(device, msg: protocol.IncomingMessage) -> list[Ou
         extra = {"chat_pk": chat.pk}
         if msg.kind == MessageKind.REACTION:
             name = "message.reaction"
-            if target is not None:
+            if target is not None and target.revoked_at is None:  # a deleted message keeps no reactions
                 reactions = dict(target.reactions or {})
                 if msg.reaction:
                     reactions[msg.sender] = msg.reaction
@@ -366,11 +373,17 @@ def _persist_addressed_message(device, msg: protocol.IncomingMessage) -> list[Ou
         else:
             name = "message.revoked"
             if target is not None:
+                # Deleted for everyone: what was said of it (its reactions, our star) goes with it.
                 target.revoked_at = _from_unix(msg.timestamp)
-                target.save(update_fields=["revoked_at"])
+                target.reactions, target.starred = {}, False
+                target.save(update_fields=["revoked_at", "reactions", "starred"])
         if target is not None:
             extra["message_pk"] = target.pk
-        return [Outcome(name, org, dev, _incoming_payload(msg), extra)]
+        payload = _incoming_payload(msg)
+        if msg.kind == MessageKind.POLL_VOTE:
+            # What the voter now chooses, as option texts (none: the vote was withdrawn).
+            payload["poll_selected"] = _chosen(target.payload if target else None, msg.poll_selected)
+        return [Outcome(name, org, dev, payload, extra)]
 
     timestamp = _from_unix(msg.timestamp)
     payload: dict = {}

@@ -41,6 +41,7 @@ PHONE_CHANGING_EVENTS = {"device.connected", "device.logged_out", "device.status
 NEW_MESSAGE_EVENTS = {"message", "message.sent", "message.failed"}
 CHANGED_MESSAGE_EVENTS = {
     *("message.receipt", "message.reaction", "message.edited", "message.revoked", "message.unknown"),
+    "message.poll_vote",
 }
 GROUP_EVENTS = {"group.participants", "group.settings", "group.join_request"}
 HISTORY_EVENTS = {"history.progress", "history.synced"}  # messaging.services.history_import
@@ -88,7 +89,13 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
     elif event in NEW_MESSAGE_EVENTS or event in CHANGED_MESSAGE_EVENTS:
         message = _message(device, data.get("message_pk"))
         if message is not None:
-            context = {"message": message, "reactions": _reactions()}
+            from messaging.selectors import message_names
+
+            context = {
+                "message": message,
+                "reactions": _reactions(),
+                "names": message_names(device, [message]),
+            }
             html = render_to_string("messaging/conversation.html#message", context)
             if event in NEW_MESSAGE_EVENTS:
                 fragments.append(

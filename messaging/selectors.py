@@ -36,8 +36,9 @@ def message_row(message: Message) -> dict:
     """A stored message as the API shows it: the webhook payload plus what happened to it since."""
     row = message_payload(message)
     row.update(
-        reactions=message.reactions or {},
-        starred=message.starred,
+        # Deleted for everyone: no reactions or star left on it (rows stored before they were cleared too).
+        reactions={} if message.revoked_at else message.reactions or {},
+        starred=message.starred and not message.revoked_at,
         is_forwarded=message.is_forwarded,
         edited_at=rfc3339(message.edited_at),
         revoked=message.revoked_at is not None,
@@ -118,6 +119,19 @@ def names_for(organization, jids: Iterable[str], *, device=None) -> dict[str, st
         if best and (name or jid not in names):
             names[jid] = best
     return names
+
+
+def message_names(device, messages: Iterable) -> dict[str, str]:
+    """{jid: name} of the people a page of messages shows: senders in a group, who reacted, who voted on a poll
+    (one lookup for the whole page, see `names_for`; none when nobody is to be named)."""
+    jids: set[str] = set()
+    for message in messages:
+        # A sender is named by the page only in a group, when the message carries no name of its own.
+        if not message.from_me and not message.sender_name and message.sender_jid != message.chat.jid:
+            jids.add(message.sender_jid)
+        jids.update(message.reactions or {})
+        jids.update((message.payload or {}).get("poll_votes") or {})
+    return names_for(device.organization_id, jids, device=device) if jids else {}
 
 
 def name_chats(device, chats: list) -> list:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from messaging.views import compose, devices, inbox, profile, sandbox
+from messaging.views import avatars, compose, devices, inbox, profile, sandbox
 from messaging.views import device_settings as settings_views
 
 app_name = "messaging"
@@ -51,6 +51,7 @@ urlpatterns = [
         inbox.message_action,
         name="message_action",
     ),
+    path("devices/<int:device_id>/avatar/<str:jid>/", avatars.avatar, name="avatar"),
     path("sandbox/", sandbox.sandbox_panel, name="sandbox"),
     path("sandbox/<int:device_id>/scan/", sandbox.sandbox_scan, name="sandbox_scan"),
     path("sandbox/<int:device_id>/code/", sandbox.sandbox_enter_code, name="sandbox_code"),

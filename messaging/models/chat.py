@@ -27,6 +27,8 @@ class Chat(models.Model):
     labels = models.ManyToManyField("messaging.Label", related_name="chats", blank=True)
 
     class Meta:
+        verbose_name = _("chat")
+        verbose_name_plural = _("chats")
         constraints = [models.UniqueConstraint(fields=["device", "jid"], name="one_chat_per_jid")]
         indexes = [
             models.Index(fields=["device", "-last_message_at", "-id"]),
@@ -146,6 +148,8 @@ class Message(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         constraints = [models.UniqueConstraint(fields=["device", "wa_id"], name="one_message_per_wa_id")]
         # History reads never see messages deleted for me, so their indexes leave them out (smaller, and a
         # deep OFFSET walks only what it returns). One per filter the API offers, each in reading order. The
@@ -190,6 +194,8 @@ class Contact(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
         constraints = [models.UniqueConstraint(fields=["device", "jid"], name="one_contact_per_jid")]
 
     def __str__(self):
@@ -212,6 +218,8 @@ class SentMessageId(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("sent message ID")
+        verbose_name_plural = _("sent message IDs")
         constraints = [
             models.UniqueConstraint(fields=["device", "message_id"], name="one_sent_id_per_message")
         ]

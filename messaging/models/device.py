@@ -47,6 +47,8 @@ class Device(models.Model):
     proxy_url = models.CharField(max_length=500, blank=True)
 
     class Meta:
+        verbose_name = _("number")
+        verbose_name_plural = _("numbers")
         ordering = ["created_at", "id"]
 
     def __str__(self):
@@ -110,6 +112,10 @@ class DeviceLease(models.Model):
     acquired_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 
+    class Meta:
+        verbose_name = _("session lease")
+        verbose_name_plural = _("session leases")
+
     def __str__(self):
         return f"{self.device_id} held by {self.worker_id} until {self.expires_at:%H:%M:%S}"
 
@@ -127,6 +133,10 @@ class SessionWorker(models.Model):
     channel_name = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     heartbeat_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("session worker")
+        verbose_name_plural = _("session workers")
 
     def __str__(self):
         return f"{self.worker_id} ({self.hostname} pid {self.pid})"

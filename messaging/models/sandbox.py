@@ -184,6 +184,10 @@ class SandboxMedia(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        verbose_name = "sandbox media file"
+        verbose_name_plural = "sandbox media files"
+
     def __str__(self):
         return f"{self.filename or self.token} ({self.mime_type})"
 
@@ -199,6 +203,8 @@ class SandboxDelivery(models.Model):
     delivered = models.BooleanField(default=False)
 
     class Meta:
+        verbose_name = "sandbox delivery"
+        verbose_name_plural = "sandbox deliveries"
         ordering = ["id"]
         indexes = [models.Index(fields=["device", "delivered", "id"])]
 

@@ -28,6 +28,7 @@ WEBHOOK_EVENTS = {
     "message.revoked": _("Message revoked"),
     "message.reaction": _("Reaction"),
     "chat.presence": _("Typing in a chat (chat presence)"),
+    "message.poll_vote": _("Poll vote"),
     "group.participants": _("Group participants changed"),
     "group.settings": _("Group settings changed"),
     "group.join_request": _("Group join request"),
@@ -88,6 +89,8 @@ class WebhookEndpoint(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("webhook")
+        verbose_name_plural = _("webhooks")
         ordering = ["created_at", "id"]
 
     def __str__(self):
@@ -149,6 +152,8 @@ class WebhookDelivery(models.Model):
     held_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["endpoint", "device", "status", "next_attempt_at"])]
 
@@ -177,6 +182,8 @@ class WebhookAttempt(models.Model):
     retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("webhook attempt")
+        verbose_name_plural = _("webhook attempts")
         ordering = ["attempted_at", "id"]
 
     def __str__(self):

@@ -43,6 +43,12 @@ STORED_EXTENSIONS = {
 }
 
 
+def shows_inline(mime: str) -> bool:
+    """Whether a file of this type (read from its bytes) is served inline: a picture, sound or film; the
+    dashboard shows a thumbnail or a player only for those."""
+    return mime in media.INLINE_TYPES
+
+
 class NoMedia(LookupError):
     """The message has no media, or its stored file is gone and WhatsApp no longer has it either."""
 
@@ -150,7 +156,7 @@ def media_response(message, file) -> FileResponse:
     types came from bytes has its sender's word in `media_mime`)."""
     head = file.read(4096)
     mime = media.identify(head, message.kind, message.media_filename)
-    inline = mime in media.INLINE_TYPES
+    inline = shows_inline(mime)
     filename = offered_name(message.media_filename) or stored_name(message.wa_id, mime)
     size = getattr(file, "size", None)
     if isinstance(file, ObjectStream):

@@ -96,6 +96,11 @@ def _target(organization, device, chat, message_id, *, assume_mine: bool) -> _Ta
     return _Target(device, chat, message_id, message, sender, from_me)
 
 
+def _refuse_if_revoked(target: _Target, problem: str) -> None:
+    if target.message is not None and target.message.revoked_at is not None:
+        raise ValidationError({"message_id": problem})
+
+
 def _audit(organization, action, target: _Target, *, actor, api_key, **details) -> None:
     record_audit(
         organization=organization,
@@ -124,8 +129,10 @@ def revoke_message(
     )
     with transaction.atomic():
         if target.message is not None:
+            # Deleted for everyone: its reactions and our star go with it (as on the phone).
             target.message.revoked_at = timezone.now()
-            target.message.save(update_fields=["revoked_at"])
+            target.message.reactions, target.message.starred = {}, False
+            target.message.save(update_fields=["revoked_at", "reactions", "starred"])
         _audit(organization, "message.revoke", target, actor=actor, api_key=api_key)
     return target.message
 
@@ -137,6 +144,7 @@ def react_message(
     if not isinstance(emoji, str) or len(emoji) > 16 or any(c.isspace() for c in emoji):
         raise ValidationError({"emoji": "must be one emoji (or empty to remove the reaction)."})
     target = _target(organization, device, chat, message_id, assume_mine=False)
+    _refuse_if_revoked(target, _("A message deleted for everyone cannot be reacted to."))
     gateway.call(
         target.device,
         "react",
@@ -232,6 +240,8 @@ def star_message(
 ) -> Message | None:
     """Star (or, with starred=False, unstar) a message."""
     target = _target(organization, device, chat, message_id, assume_mine=False)
+    if starred:
+        _refuse_if_revoked(target, _("A message deleted for everyone cannot be starred."))
     gateway.call(
         target.device,
         "star",

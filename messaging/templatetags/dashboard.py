@@ -76,6 +76,40 @@ def jid_or_text(value) -> str:
 USER_SERVERS_SUFFIXES = tuple("@" + server for server in USER_SERVERS)
 
 
+def is_jid(value) -> bool:
+    return (
+        isinstance(value, str)
+        and "@" in value
+        and " " not in value
+        and value.rsplit("@", 1)[1] in JID_SERVERS
+    )
+
+
+JID_SERVERS = (*USER_SERVERS, "g.us", "lid", "newsletter", "broadcast")
+
+
+def jids_in(value) -> set[str]:
+    """The JIDs in an audit entry's value (a JID, or a list of them), for looking their names up at once."""
+    if is_jid(value):
+        return {value}
+    if isinstance(value, list | tuple):
+        return {v for v in value if is_jid(v)}
+    return set()
+
+
+@register.simple_tag
+def audit_value(value, names: dict | None = None) -> str:
+    """An audit entry's value as words: a JID (or a list of them) as "name (+90 555 …)", else as it is."""
+    if isinstance(value, list | tuple) and any(is_jid(v) for v in value):
+        return ", ".join(audit_value(v, names) for v in value)
+    if not is_jid(value):
+        return jid_or_text(value)
+    name, number = (names or {}).get(value, ""), phone(value)
+    if name and number and name != number:
+        return f"{name} ({number})"
+    return jid_name(value, names)
+
+
 @register.simple_tag
 def jid_name(jid: str, names: dict | None = None) -> str:
     """The best name of a JID: a known name, else its formatted number, else what kind of chat it is."""
@@ -115,6 +149,86 @@ def chat_subtitle(chat) -> str:
         return label if label != chat_title(chat) else ""
     number = phone(chat.jid)
     return number if number != chat_title(chat) else ""
+
+
+# ------------------------------------------------------------------------------------------ a message's parts
+
+
+@register.filter
+def plays_inline(message) -> bool:
+    """Whether a message's stored file is one the download route shows in the page (a picture, sound or film
+    its bytes prove: `downloads.shows_inline`), so that a thumbnail or a player may point at it."""
+    from messaging.services.downloads import shows_inline
+
+    return bool(message.media) and shows_inline(message.media_mime)
+
+
+@register.filter
+def map_url(payload) -> str:
+    """The OpenStreetMap page of a location message's point (its `payload`), or "" when it has none."""
+    payload = payload or {}
+    try:
+        lat, lon = float(payload.get("latitude")), float(payload.get("longitude"))
+    except (TypeError, ValueError):
+        return ""
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return ""
+    return f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=16/{lat:.6f}/{lon:.6f}"
+
+
+@register.filter
+def place_name(message) -> str:
+    """A location message's place: the name (or address) it carries, else its text (how WhatsApp sends it)."""
+    payload = message.payload or {}
+    return payload.get("name") or payload.get("address") or message.text or ""
+
+
+@register.simple_tag
+def poll_results(message, names: dict | None = None) -> dict:
+    """A poll's options with who chose each (by name) and how many, from the votes kept on it (voter JID ->
+    option texts); `voters`: how many people voted. A choice the poll does not list (unknown to us) is not
+    counted against any option."""
+    payload = message.payload or {}
+    votes = payload.get("poll_votes") or {}
+    rows = [{"option": option, "voters": []} for option in payload.get("poll_options") or []]
+    by_option = {row["option"]: row for row in rows}
+    for voter, chosen in votes.items():
+        for option in chosen or []:
+            if option in by_option:
+                by_option[option]["voters"].append(jid_name(voter, names))
+    for row in rows:
+        row["count"] = len(row["voters"])
+    return {"rows": rows, "voters": len(votes)}
+
+
+@register.simple_tag
+def initials(name: str) -> str:
+    """Up to two letters of a name for an avatar with no picture ("Ayşe Yılmaz" → "AY"; "+90 555…" → "#")."""
+    words = [w for w in str(name or "").split() if w[:1].isalpha()]
+    if not words:
+        return "#"
+    letters = words[0][:1] + (words[-1][:1] if len(words) > 1 else "")
+    return letters.upper()
+
+
+@register.simple_tag
+def avatar(device_id, jid: str, name: str = ""):
+    """A round avatar: the picture of `jid` as the number `device_id` sees it (messaging.views.avatars, loaded
+    lazily) over the initials of `name`, which show where there is no picture. Decoration: hidden from
+    screen readers, which read the name beside it."""
+    from django.urls import reverse
+
+    if not jid:
+        return format_html(
+            '<span class="avatar-badge" aria-hidden="true"><span>{}</span></span>', initials(name)
+        )
+    url = reverse("messaging:avatar", args=[device_id, jid])
+    return format_html(
+        '<span class="avatar-badge" aria-hidden="true"><span>{}</span>'
+        '<img src="{}" alt="" loading="lazy" width="40" height="40"></span>',
+        initials(name),
+        url,
+    )
 
 
 @register.filter(name="localize_text")

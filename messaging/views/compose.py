@@ -139,7 +139,11 @@ class ComposeForm(forms.Form):
                     % {"kind": dict(KINDS)[kind], "type": refused.found},
                 )
             elif refused.reason == "type":  # said to be one, but its content is not
-                self.add_error(field, _("This file's content is not a valid %(kind)s.") % {"kind": kind})
+                self.add_error(
+                    field,
+                    _("This file's content is not a valid %(kind)s.")
+                    % {"kind": str(dict(KINDS)[kind]).lower()},
+                )
             else:
                 self.add_error(field, _("The URL answered with an empty file."))
             return

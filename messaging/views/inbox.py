@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
 from messaging.models import Message
-from messaging.selectors import name_chats
+from messaging.selectors import message_names, name_chats
 from messaging.services import downloads
 from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
 
@@ -117,8 +117,11 @@ def conversation(request, device_id: int, chat_id: int):
     chat_messages, older = messages_page(chat, before=request.GET.get("before", ""))
     for message in chat_messages:
         message.chat = chat  # the template asks whether the sender is the chat itself (no query per message)
+    names = message_names(device, chat_messages)
     if request.htmx and request.GET.get("before"):
-        context = page_context(request, device=device, chat=chat, chat_messages=chat_messages, older=older)
+        context = page_context(
+            request, device=device, chat=chat, chat_messages=chat_messages, older=older, names=names
+        )
         return render(request, "messaging/conversation.html#older_page", {**context, "reactions": REACTIONS})
     # Opening a chat is reading it: its unread count goes (WhatsApp's read receipts stay a choice: "Mark all
     # read"). A re-fetch after a reconnect counts too: the conversation is on screen.
@@ -131,6 +134,7 @@ def conversation(request, device_id: int, chat_id: int):
         chat=chat,
         chat_messages=chat_messages,
         older=older,
+        names=names,
         reactions=REACTIONS,
         latest_unread=latest_unread,
         row_changed=row_changed and bool(request.htmx),
@@ -157,11 +161,17 @@ def _message(device, chat, message_id: int) -> Message:
     return get_object_or_404(Message.objects.filter(device=device, chat=chat), pk=message_id)
 
 
-def _render_message(request, message, *, error: str = ""):
+def _render_message(request, device, message, *, error: str = ""):
     return render(
         request,
         "messaging/conversation.html#message",
-        page_context(request, message=message, reactions=REACTIONS, action_error=error),
+        page_context(
+            request,
+            message=message,
+            names=message_names(device, [message]),
+            reactions=REACTIONS,
+            action_error=error,
+        ),
     )
 
 
@@ -204,7 +214,7 @@ def message_action(request, device_id: int, chat_id: int, message_id: int, actio
     message.refresh_from_db()
     if message.deleted_for_me_at and not error:
         return HttpResponse("")  # gone from this view
-    return _render_message(request, message, error=error)
+    return _render_message(request, device, message, error=error)
 
 
 @member_required()

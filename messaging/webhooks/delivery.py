@@ -67,6 +67,7 @@ EVENT_NAMES = {
     "message.revoked": "message.revoked",
     "message.reaction": "message.reaction",
     "chat.presence": "chat.presence",
+    "message.poll_vote": "message.poll_vote",
     "group.participants": "group.participants",
     "group.settings": "group.settings",
     "group.join_request": "group.join_request",

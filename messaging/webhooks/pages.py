@@ -18,6 +18,7 @@ from accounts.services import client_ip
 from accounts.tenancy import member_required
 from messaging import safe_fetch
 from messaging.models import WEBHOOK_EVENTS, WebhookDeliveryStatus, WebhookFormat
+from messaging.selectors import names_for
 from messaging.webhooks import services
 
 LOG_SIZE = 50
@@ -138,7 +139,26 @@ def _deliveries(endpoint, status: str = ""):
     deliveries = endpoint.deliveries.select_related("device").prefetch_related("attempt_log")
     if status in WebhookDeliveryStatus.values:
         deliveries = deliveries.filter(status=status)
-    return deliveries.order_by("-created_at", "-id")[:LOG_SIZE]
+    return list(deliveries.order_by("-created_at", "-id")[:LOG_SIZE])
+
+
+def _about(deliveries, organization) -> dict[str, str]:
+    """Put on each delivery what its event is about, from its body: `chat_jid` (the chat or group), `sender_jid`
+    (who wrote or acted, when not the chat itself) and `event_label`; returns their names, looked up at once."""
+    jids = set()
+    for delivery in deliveries:
+        try:
+            payload = json.loads(delivery.body).get("payload") or {}
+        except (ValueError, AttributeError):
+            payload = {}
+        payload = payload if isinstance(payload, dict) else {}
+        chat = payload.get("chat_id") or payload.get("group_id") or ""
+        sender = payload.get("from") or ""
+        delivery.chat_jid = chat if isinstance(chat, str) else ""
+        delivery.sender_jid = sender if isinstance(sender, str) and sender != chat else ""
+        delivery.event_label = WEBHOOK_EVENTS.get(delivery.event, "")
+        jids.update(j for j in (delivery.chat_jid, delivery.sender_jid) if j)
+    return names_for(organization, jids)
 
 
 @admin_required
@@ -168,10 +188,12 @@ def endpoint_detail(request, endpoint_id: int):
                 "payload_format": endpoint.payload_format,
             },
         )
+    deliveries = _deliveries(endpoint, status)
     context = {
         "endpoint": endpoint,
         "form": form,
-        "deliveries": _deliveries(endpoint, status),
+        "deliveries": deliveries,
+        "names": _about(deliveries, request.organization),
         "status": status,
         "statuses": WebhookDeliveryStatus.choices,
     }
@@ -229,7 +251,13 @@ def delivery_detail(request, endpoint_id: int, delivery_id: int):
     return render(
         request,
         "messaging/webhooks/delivery.html",
-        {"endpoint": endpoint, "delivery": delivery, "body": body, "attempts": delivery.attempt_log.all()},
+        {
+            "endpoint": endpoint,
+            "delivery": delivery,
+            "names": _about([delivery], request.organization),
+            "body": body,
+            "attempts": delivery.attempt_log.all(),
+        },
     )
 
 

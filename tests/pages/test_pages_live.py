@@ -133,7 +133,11 @@ def test_message_actions_from_the_conversation(wa, org, op):
     assert not message.starred
     assert "👍" in act("react", emoji="👍")
     assert "better words" in act("edit", text="better words") and message.edited_at
-    assert "This message was deleted" in act("revoke") and message.revoked_at
+    act("star")
+    revoked = act("revoke")
+    assert "This message was deleted" in revoked and message.revoked_at
+    # Deleted for everyone: its star and reactions go, stored and shown.
+    assert not message.starred and message.reactions == {} and "★" not in revoked and "👍" not in revoked
 
 
 def test_reply_from_the_conversation_quotes_the_message(wa, org, op):

@@ -76,3 +76,30 @@ def test_linking_and_logging_out_a_number_reach_the_receiver(
         assert webhooks.verify_signature(
             endpoint.secret, request.body, request.headers["x-hub-signature-256"]
         )
+
+
+def test_a_poll_vote_reaches_an_endpoint_subscribed_to_it(
+    wa, allow_private, task_worker, receiver, attempt_log, org
+):
+    device = wa.linked_device(org, "Ours")
+    endpoint = webhooks.create_endpoint(
+        organization=org, url=f"{receiver.url}/wa", events=["message.poll_vote"]
+    )
+    peer = wa.peers[0]
+    poll_id = wa.sandbox.peer_send(
+        from_phone=peer,
+        to_jid=device.jid,
+        kind="poll",
+        poll_question="Lunch?",
+        poll_options=["Kebab", "Pide"],
+    )
+    wa.wait_event("message", device=device, predicate=lambda d: d["id"] == poll_id)
+    wa.sandbox.peer_vote(from_phone=peer, chat=device.jid, message_id=poll_id, options=["Pide"])
+    attempt_log.wait_final(1)
+    body = json.loads(receiver.requests[-1].body)
+    assert body["event"] == "message.poll_vote" and body["device_id"] == device.pk
+    payload = body["payload"]
+    assert payload["target_id"] == poll_id and payload["poll_selected"] == ["Pide"]
+    assert payload["from"].startswith(peer)
+    # Only the subscribed event: the poll itself (a "message") was not sent to it.
+    assert [d.event for d in WebhookDelivery.objects.filter(endpoint=endpoint)] == ["message.poll_vote"]

@@ -331,6 +331,45 @@ class _Actor(_GroupActor):
         )
         return SendResult(id=rid, timestamp=stamp)
 
+    def vote(self, *, chat: str, message_id: str, options: list[str]) -> SendResult:
+        """Vote on a poll: `options` are the texts now chosen (none withdraws the vote). WhatsApp sends each
+        chosen option as the SHA-256 of its text, so that is what the devices receive."""
+        row = self._message(chat, message_id)
+        if row.kind != MessageKind.POLL:
+            raise InvalidRequest(_noop("message_id: only a poll can be voted on"))
+        if row.revoked:
+            raise InvalidRequest(_noop("This poll was deleted; it cannot be voted on."))
+        listed = list(row.data.get("poll_options") or [])
+        chosen = list(dict.fromkeys(options or []))
+        unknown = [o for o in chosen if o not in listed]
+        if unknown:
+            raise InvalidRequest(
+                _noop("options: %(option)s is not an option of this poll") % {"option": repr(unknown[0])}
+            )
+        if len(chosen) > int(row.data.get("poll_max_answer") or 1):
+            raise InvalidRequest(_noop("options: this poll takes fewer choices"))
+        self._check_can_post(row)
+        row.data = {**row.data, "poll_votes": {**(row.data.get("poll_votes") or {}), self.jid: chosen}}
+        row.save(update_fields=["data"])
+        vid, stamp = p.generate_message_id(), now()
+        name = self._sender_name()
+        hashes = [hashlib.sha256(o.encode()).hexdigest() for o in chosen]
+        self._fan(
+            self._chat_of(row),
+            lambda c, me: IncomingMessage(
+                id=vid,
+                chat=c,
+                sender=self.jid,
+                sender_name=name,
+                from_me=me,
+                timestamp=stamp,
+                kind=MessageKind.POLL_VOTE,
+                target_id=row.msg_id,
+                poll_selected=list(hashes),
+            ),
+        )
+        return SendResult(id=vid, timestamp=stamp)
+
     def _check_can_post(self, row) -> None:
         from messaging.models import SandboxGroup
 

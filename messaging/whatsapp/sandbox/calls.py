@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 
 from django.db import transaction
+from django.utils.translation import gettext_noop as _noop
 
 from messaging.whatsapp import protocol as p
 from messaging.whatsapp.protocol import InvalidRequest, NotFound
@@ -17,7 +18,6 @@ from messaging.whatsapp.sandbox.actors import _Actor
 from messaging.whatsapp.sandbox.network import _jid, _phone, _user_jid, now
 from messaging.whatsapp.sandbox.seeding import _network
 from messaging.whatsapp.sandbox.waking import _wake_sync
-from django.utils.translation import gettext_noop as _noop
 
 RINGING = "ringing"
 REJECTED = "rejected"

@@ -78,6 +78,14 @@ def peer_react(*, from_phone: str, chat: str, message_id: str, emoji: str = "ðŸ‘
     return result.id
 
 
+def peer_vote(*, from_phone: str, chat: str, message_id: str, options: list[str]) -> str:
+    """A simulated account votes on a poll in its chat `chat` (option texts; none withdraws its vote)."""
+    actor = _peer(from_phone)
+    result = actor.vote(chat=chat, message_id=message_id, options=options)
+    _wake_sync(actor.wake)
+    return result.id
+
+
 def peer_edit(*, from_phone: str, chat: str, message_id: str, text: str) -> str:
     actor = _peer(from_phone)
     result = actor.edit(chat=chat, message_id=message_id, text=text)
