@@ -40,6 +40,11 @@ CHANGED_MESSAGE_EVENTS = {
     *("message.receipt", "message.reaction", "message.edited", "message.revoked", "message.unknown"),
 }
 GROUP_EVENTS = {"group.participants", "group.settings", "group.join_request"}
+# A chat pinned, archived, labelled or assigned (messaging.services.chats, or WhatsApp's label events), and a
+# label made, changed or deleted: the inbox re-reads its list (a chat may move or leave the filter shown), and
+# the conversation open on that chat its organisation bar.
+CHAT_STATE_EVENTS = {"chat.state", "label.association"}
+LABEL_EVENTS = {"label.edit"}
 # A number added to or removed from the organization (messaging.services.devices): the Devices page's rows.
 DEVICE_ADDED = "device.created"
 DEVICE_REMOVED = "device.removed"
@@ -99,6 +104,16 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
                 fragments.append(
                     render_to_string("messaging/conversation.html#typing", {"chat": chat, "oob": True})
                 )
+    elif event in CHAT_STATE_EVENTS or event in LABEL_EVENTS:
+        fragments.append(
+            render_to_string("messaging/inbox.html#list_refresh", {"device": device, "oob": True})
+        )
+        chat = _chat(device, data.get("chat_pk"))
+        if chat is not None:
+            from messaging.views.labels import state_context
+
+            context = state_context(device.organization, device, chat, can_write=can_write, oob=True)
+            fragments.append(render_to_string("messaging/labels.html#chat_state", context))
     elif event == "chat.presence":
         chat = device.chats.filter(jid=data.get("chat_id", "")).first()
         if chat is not None:

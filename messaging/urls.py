@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from messaging.views import compose, devices, inbox, profile, sandbox
+from messaging.views import compose, devices, inbox, labels, profile, sandbox
 
 app_name = "messaging"
 
@@ -43,6 +43,15 @@ urlpatterns = [
         inbox.message_action,
         name="message_action",
     ),
+    path(
+        "devices/<int:device_id>/chats/<int:chat_id>/organise/<str:action>/",
+        labels.chat_organise,
+        name="chat_organise",
+    ),
+    path("devices/<int:device_id>/labels/", labels.label_list, name="labels"),
+    path("devices/<int:device_id>/labels/new/", labels.label_create, name="label_create"),
+    path("devices/<int:device_id>/labels/<int:label_id>/", labels.label_edit, name="label_edit"),
+    path("devices/<int:device_id>/labels/<int:label_id>/delete/", labels.label_delete, name="label_delete"),
     path("sandbox/", sandbox.sandbox_panel, name="sandbox"),
     path("sandbox/<int:device_id>/scan/", sandbox.sandbox_scan, name="sandbox_scan"),
     path("sandbox/<int:device_id>/code/", sandbox.sandbox_enter_code, name="sandbox_code"),

@@ -33,6 +33,8 @@ WEBHOOK_EVENTS = {
     "device.disconnected": _("Device disconnected"),
     "device.logged_out": _("Device logged out"),
     "device.qr": _("QR code updated"),
+    "label.edit": _("Label made, changed or deleted"),
+    "label.association": _("Label put on a chat or taken off"),
 }
 
 

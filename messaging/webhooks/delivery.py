@@ -72,6 +72,8 @@ EVENT_NAMES = {
     "device.disconnected": "device.disconnected",
     "device.logged_out": "device.logged_out",
     "device.qr": "device.qr",
+    "label.edit": "label.edit",
+    "label.association": "label.association",
 }
 
 # Sent after each attempt is recorded (committed): sender=WebhookDelivery, delivery=, attempt=.

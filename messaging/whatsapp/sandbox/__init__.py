@@ -18,7 +18,7 @@ with a picture, `quiet` does nothing. Delays are WA_SANDBOX_DELAY seconds (0.2 b
 
 Helpers for the dashboard's simulated phone and for tests: seed_network, network_summary, peer_phones,
 fresh_phone, phone_scan, phone_enter_code, phone_unlink, peer_send, peer_react, peer_edit, peer_revoke,
-peer_read, peer_typing, peer_presence, peer_join_request, peer_create_group, add_group_member,
+peer_read, peer_typing, peer_presence, phone_edit_label, phone_label_chat, peer_join_request, peer_create_group, add_group_member,
 follow_newsletter, sent_to, received_by, advance_clock / set_clock (the network's clock: the edit window).
 
 The package, bottom up (each module imports only those above it): `network` (limits, roles, clock, JIDs),
@@ -62,6 +62,8 @@ from messaging.whatsapp.sandbox.peers import (
     peer_revoke,
     peer_send,
     peer_typing,
+    phone_edit_label,
+    phone_label_chat,
     set_join_approval,
     set_privacy,
 )
@@ -113,6 +115,8 @@ __all__ = [
     "peer_revoke",
     "peer_send",
     "peer_typing",
+    "phone_edit_label",
+    "phone_label_chat",
     "phone_enter_code",
     "phone_scan",
     "phone_unlink",

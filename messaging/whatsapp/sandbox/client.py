@@ -471,6 +471,11 @@ class SandboxClient(p.WhatsAppClient):
     async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
         self._require_connected()
 
+    async def edit_label(self, *, label_id: str, name: str, color: int, deleted: bool = False) -> None:
+        self._require_connected()
+        if not 0 <= color < len(p.LABEL_COLORS):
+            raise InvalidRequest(f"color: WhatsApp's palette has {len(p.LABEL_COLORS)} colours (0-19).")
+
     # -- calls: no call is ever offered on the simulated network, so none can be rejected
 
     async def reject_call(self, *, caller: str, call_id: str) -> None:

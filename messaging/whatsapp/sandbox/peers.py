@@ -210,3 +210,32 @@ def set_privacy(*, phone: str, **settings_) -> dict:
     account.privacy = {**DEFAULT_PRIVACY, **account.privacy, **settings_}
     account.save(update_fields=["privacy"])
     return account.privacy
+
+
+def phone_edit_label(
+    *, phone: str, label_id: str, name: str = "", color: int = 0, deleted: bool = False
+) -> None:
+    """On the simulated phone of `phone`: a label made, renamed, recoloured or deleted. Every device linked
+    to that number hears of it (label.edit), as WhatsApp syncs labels to linked devices."""
+    actor = _peer(phone)
+    label_id = str(label_id).strip()
+    if not label_id:
+        raise InvalidRequest("label_id: required.")
+    if not 0 <= int(color) < len(p.LABEL_COLORS):
+        raise InvalidRequest(f"color: WhatsApp's palette has {len(p.LABEL_COLORS)} colours (0-19).")
+    event = p.LabelEditEvent(label_id=label_id, name=name, color=int(color), deleted=deleted, timestamp=now())
+    actor._deliver([actor.phone], event)
+    _wake_sync(actor.wake)
+
+
+def phone_label_chat(*, phone: str, chat: str, label_id: str, labeled: bool = True) -> None:
+    """On the simulated phone of `phone`: a label put on a chat or taken off it (label.association)."""
+    actor = _peer(phone)
+    label_id = str(label_id).strip()
+    if not label_id:
+        raise InvalidRequest("label_id: required.")
+    event = p.LabelAssociationEvent(
+        chat=_jid(chat, field="chat"), label_id=label_id, labeled=labeled, timestamp=now()
+    )
+    actor._deliver([actor.phone], event)
+    _wake_sync(actor.wake)
