@@ -8,6 +8,7 @@ import logging
 import time
 
 from messaging.whatsapp import protocol as p
+from messaging.whatsapp.neonize.events import label_events
 from messaging.whatsapp.neonize.names import neonize_lib, translate_error
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class Connection:
             ev.ChatPresenceEv,
             ev.GroupInfoEv,
             ev.JoinedGroupEv,
+            *label_events(),  # none in neonize 0.5.2 (see events.py)
         ):
             neo.event(event_type)(self.on_event)
         neo.qr(self.on_qr)
