@@ -289,3 +289,17 @@ def test_keyset_pages_with_pinned_chats_repeat_and_miss_nothing(owner_client, de
     middle = chats[30]
     rows, _after = chats_page(device, after=encode_cursor(middle.last_message_at, middle.pk))
     assert rows[0].pk == chats[29].pk
+
+
+def test_the_labels_page_and_its_errors_in_turkish(owner_client, device, whatsapp):
+    owner_client.post(reverse("set_language"), {"language": "tr"})
+    chat = make_chat(device)
+    page = owner_client.get(labels_url(device)).content.decode()
+    assert "Yeni etiket" in page and "Renk 20" in page
+    refused = owner_client.post(
+        reverse("messaging:label_create", args=[device.pk]), {"name": "VIP", "color": 30}
+    )
+    assert "20 etiket renginden biri olmalı." in refused.content.decode()
+    body = organise(owner_client, device, chat, "assign", assignee="x@example.com").content.decode()
+    assert "bu organizasyonun üyesi değil." in body
+    assert "Bana atananlar" in inbox(owner_client, device)
