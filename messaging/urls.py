@@ -56,4 +56,5 @@ urlpatterns = [
     path("sandbox/<int:device_id>/scan/", sandbox.sandbox_scan, name="sandbox_scan"),
     path("sandbox/<int:device_id>/code/", sandbox.sandbox_enter_code, name="sandbox_code"),
     path("sandbox/<int:device_id>/send/", sandbox.sandbox_peer_send, name="sandbox_send"),
+    path("sandbox/<int:device_id>/label/", sandbox.sandbox_phone_label, name="sandbox_label"),
 ]

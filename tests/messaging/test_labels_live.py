@@ -106,3 +106,23 @@ def test_a_member_of_another_organization_hears_nothing_of_it(wa, org, owner, ou
     )
     assert wa.run(socket.receive_nothing(timeout=0.5))
     wa.run(socket.disconnect())
+
+
+def test_the_simulated_phone_panel_labels_a_chat_on_the_phone(wa, org, owner, settings):
+    from django.urls import reverse
+
+    from tests.conftest import client_for
+
+    settings.WA_BACKEND = "sandbox"
+    device = wa.linked_device(org)
+    peer = wa.peers[0]
+    browser = client_for(owner)
+    assert 'id="sandbox-phone-label"' in browser.get(reverse("messaging:sandbox")).content.decode()
+    url = reverse("messaging:sandbox_label", args=[device.pk])
+    page = browser.post(url, {"chat": "+" + peer, "label_name": "Yeni müşteri"}, follow=True).content.decode()
+    assert "The phone put the label on the chat." in page
+    wa.wait_event("label.association", device=device)
+    chat = Chat.objects.get(device=device, jid=f"{peer}@s.whatsapp.net")
+    assert [label.name for label in chat.labels.all()] == ["Yeni müşteri"]
+    refused = browser.post(url, {"chat": "hello", "label_name": "x"}, follow=True).content.decode()
+    assert "Chat: enter a phone number with its country code" in refused
