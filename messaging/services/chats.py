@@ -26,6 +26,7 @@ from messaging.whatsapp import protocol
 __all__ = [
     "assign_chat",
     "delete_label",
+    "next_label_id",
     "save_label",
     "set_chat_archived",
     "set_chat_disappearing",
@@ -194,7 +195,7 @@ def _label_fields(name, color) -> tuple[str, int]:
     return name, color
 
 
-def _next_label_id(device) -> str:
+def next_label_id(device) -> str:
     """WhatsApp numbers a number's labels 1, 2, 3...: the next free one."""
     numbers = [int(i) for i in device.labels.values_list("label_id", flat=True) if i.isdigit()]
     return str(max(numbers, default=0) + 1)
@@ -216,7 +217,7 @@ def save_label(*, organization, device, name, color, label=None, actor=None, api
         clash = clash.exclude(pk=existing.pk)
     if clash.exists():
         raise ValidationError({"name": _("another label of this number is called that.")})
-    label_id = existing.label_id if existing is not None else _next_label_id(device)
+    label_id = existing.label_id if existing is not None else next_label_id(device)
     gateway.call(device, "edit_label", label_id=label_id, name=name, color=color, deleted=False)
     with transaction.atomic():
         if existing is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from copy import copy
 
 from django.core.exceptions import ValidationError
-from django.db.models import prefetch_related_objects
+from django.db.models import Count, prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -36,8 +36,6 @@ def palette() -> list[tuple[int, str]]:
 
 
 def _labels_page(request, device, *, status: int = 200, **extra):
-    from django.db.models import Count
-
     labels = list(device.labels.annotate(chat_count=Count("chats")).order_by("name", "pk"))
     context = page_context(request, device=device, labels=labels, palette=palette(), **extra)
     return render(request, "messaging/labels.html", context, status=status)

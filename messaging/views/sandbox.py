@@ -14,6 +14,7 @@ from messaging.views.devices import sandbox_enabled
 from messaging.whatsapp import protocol
 
 SANDBOX = "messaging.whatsapp.sandbox"
+CHATS = "messaging.services.chats"
 
 
 def _require_sandbox():
@@ -177,9 +178,10 @@ def sandbox_phone_label(request, device_id: int):
     if known is not None:
         label_id, color = known.label_id, known.color
     else:
-        from messaging.services.chats import _next_label_id
-
-        label_id, color = _next_label_id(device), device.labels.count() % len(protocol.LABEL_COLORS)
+        label_id, color = (
+            service(CHATS).next_label_id(device),
+            device.labels.count() % len(protocol.LABEL_COLORS),
+        )
     sandbox = service(SANDBOX)
     try:
         if known is None:
