@@ -61,6 +61,17 @@ LABELS = {
     "webhook.rotate_secret": _("Changed a webhook's secret"),
     "webhook.test": _("Sent a webhook test"),
     "webhook.redeliver": _("Sent a webhook delivery again"),
+    "chat.pin": _("Pinned a chat"),
+    "chat.unpin": _("Unpinned a chat"),
+    "chat.archive": _("Archived a chat"),
+    "chat.unarchive": _("Unarchived a chat"),
+    "chat.label": _("Put a label on a chat"),
+    "chat.unlabel": _("Took a label off a chat"),
+    "chat.assign": _("Assigned a chat to a member"),
+    "chat.unassign": _("Unassigned a chat"),
+    "label.create": _("Made a label"),
+    "label.update": _("Changed a label"),
+    "label.delete": _("Deleted a label"),
 }
 
 

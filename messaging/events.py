@@ -517,6 +517,48 @@ def _persist_group(device, event) -> list[Outcome]:
     return [Outcome(name, org, dev, payload)]
 
 
+def _persist_label(device, event) -> list[Outcome]:
+    """A label made, changed or deleted (label.edit), or put on a chat or taken off it (label.association)."""
+    from messaging.models import Chat, Label
+
+    org, dev = device.organization_id, device.pk
+    label_id = str(event.label_id)[:64]
+    when = rfc3339(_from_unix(event.timestamp))
+    if isinstance(event, protocol.LabelEditEvent):
+        color = event.color if 0 <= event.color < len(protocol.LABEL_COLORS) else 0
+        if event.deleted:
+            Label.objects.filter(device=device, label_id=label_id).delete()
+        else:
+            Label.objects.update_or_create(
+                device=device,
+                label_id=label_id,
+                defaults={"name": (event.name or "")[:100], "color": color},
+                create_defaults={"organization_id": org, "name": (event.name or "")[:100], "color": color},
+            )
+        payload = {
+            "label_id": label_id,
+            "name": event.name,
+            "color": color,
+            "deleted": event.deleted,
+            "timestamp": when,
+        }
+        return [Outcome("label.edit", org, dev, payload)]
+    chat, _created = Chat.objects.get_or_create(
+        device=device,
+        jid=event.chat,
+        defaults={"organization_id": org, "is_group": protocol.is_group(event.chat)},
+    )
+    label, _created = Label.objects.get_or_create(
+        device=device, label_id=label_id, defaults={"organization_id": org}
+    )
+    if event.labeled:
+        chat.labels.add(label)
+    else:
+        chat.labels.remove(label)
+    payload = {"chat_id": event.chat, "label_id": label_id, "labeled": event.labeled, "timestamp": when}
+    return [Outcome("label.association", org, dev, payload, {"chat_pk": chat.pk})]
+
+
 def persist(event: protocol.Event) -> list[Outcome]:
     """Write what `event` changes, in one transaction; returns what to publish. Sync (the worker's DB thread).
 
@@ -566,6 +608,8 @@ def _persist(device, event: protocol.Event) -> list[Outcome]:
         return lids.learn(device, lid=event.lid, phone=event.phone)
     if isinstance(event, protocol.GroupChangedEvent | protocol.JoinRequestEvent):
         return _persist_group(device, event)
+    if isinstance(event, protocol.LabelEditEvent | protocol.LabelAssociationEvent):
+        return _persist_label(device, event)
     if isinstance(event, protocol.PresenceEvent):
         payload = {"jid": event.jid, "available": event.available, "last_seen": event.last_seen}
         return [Outcome("presence", device.organization_id, device.pk, payload, webhook=False)]

@@ -45,6 +45,11 @@ CHANGED_MESSAGE_EVENTS = {
 }
 GROUP_EVENTS = {"group.participants", "group.settings", "group.join_request"}
 HISTORY_EVENTS = {"history.progress", "history.synced"}  # messaging.services.history_import
+# A chat pinned, archived, labelled or assigned (messaging.services.chats, or WhatsApp's label events), and a
+# label made, changed or deleted: the inbox re-reads its list (a chat may move or leave the filter shown), and
+# the conversation open on that chat its organisation bar.
+CHAT_STATE_EVENTS = {"chat.state", "label.association"}
+LABEL_EVENTS = {"label.edit"}
 # A number added to or removed from the organization (messaging.services.devices): the Devices page's rows.
 DEVICE_ADDED = "device.created"
 DEVICE_REMOVED = "device.removed"
@@ -127,6 +132,16 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
             name_chats(device, [chat])
             row = render_to_string("messaging/inbox.html#chat_row", {"chat": chat})
             fragments.append(f'<div hx-swap-oob="afterbegin:#chat-list-{device.pk}">{row}</div>')
+    elif event in CHAT_STATE_EVENTS or event in LABEL_EVENTS:
+        fragments.append(
+            render_to_string("messaging/inbox.html#list_refresh", {"device": device, "oob": True})
+        )
+        chat = _chat(device, data.get("chat_pk"))
+        if chat is not None:
+            from messaging.views.labels import state_context
+
+            context = state_context(device.organization, device, chat, can_write=can_write, oob=True)
+            fragments.append(render_to_string("messaging/labels.html#chat_state", context))
     elif event == "chat.presence":
         chat = device.chats.filter(jid=data.get("chat_id", "")).first()
         if chat is not None:

@@ -29,6 +29,7 @@ def chat_row(chat: Chat) -> dict:
         "archived": chat.archived,
         "ephemeral_expiration": chat.disappearing_seconds,
         "labels": [{"label_id": label.label_id, "name": label.name} for label in chat.labels.all()],
+        "assigned_to": chat.assigned_to.email if chat.assigned_to_id else None,  # our extension
     }
 
 
@@ -63,7 +64,7 @@ def chat_page(
     rows, total = history.device_chats(
         device, search=search, archived=archived, has_media=has_media, offset=offset, limit=limit
     )
-    prefetch_related_objects(rows, "labels")
+    prefetch_related_objects(rows, "labels", "assigned_to")
     return page(total, limit, offset, [chat_row(c) for c in rows])
 
 

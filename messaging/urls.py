@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from messaging.views import avatars, compose, devices, inbox, profile, sandbox
+from messaging.views import avatars, compose, devices, inbox, labels, profile, sandbox
 from messaging.views import device_settings as settings_views
 
 app_name = "messaging"
@@ -52,6 +52,15 @@ urlpatterns = [
         name="message_action",
     ),
     path("devices/<int:device_id>/avatar/<str:jid>/", avatars.avatar, name="avatar"),
+    path(
+        "devices/<int:device_id>/chats/<int:chat_id>/organise/<str:action>/",
+        labels.chat_organise,
+        name="chat_organise",
+    ),
+    path("devices/<int:device_id>/labels/", labels.label_list, name="labels"),
+    path("devices/<int:device_id>/labels/new/", labels.label_create, name="label_create"),
+    path("devices/<int:device_id>/labels/<int:label_id>/", labels.label_edit, name="label_edit"),
+    path("devices/<int:device_id>/labels/<int:label_id>/delete/", labels.label_delete, name="label_delete"),
     path("sandbox/", sandbox.sandbox_panel, name="sandbox"),
     path("sandbox/<int:device_id>/scan/", sandbox.sandbox_scan, name="sandbox_scan"),
     path("sandbox/<int:device_id>/code/", sandbox.sandbox_enter_code, name="sandbox_code"),
@@ -63,4 +72,5 @@ urlpatterns = [
         "sandbox/<int:device_id>/join-approval/", sandbox.sandbox_join_approval, name="sandbox_join_approval"
     ),
     path("sandbox/<int:device_id>/call/", sandbox.sandbox_peer_call, name="sandbox_call"),
+    path("sandbox/<int:device_id>/label/", sandbox.sandbox_phone_label, name="sandbox_label"),
 ]

@@ -184,3 +184,22 @@ def label(request, payload: LabelIn, chat_jid: Path[Jid]):
         labeled=payload.labeled,
     )
     return ok({**row, "label_id": payload.label_id, "labeled": payload.labeled}, done)
+
+
+class AssignIn(Schema):
+    email: str = Field(
+        "", max_length=254, description="The e-mail address of a member of the organization; empty unassigns."
+    )
+
+
+@router.post(
+    "/chat/{chat_jid}/assign",
+    response=Envelope,
+    summary="Give a chat to a member of the organization to look after (our extension)",
+    description='Shown on the dashboard\'s inbox ("Assigned to me"); WhatsApp knows nothing of it.',
+)
+def assign(request, payload: AssignIn, chat_jid: Path[Jid]):
+    email = payload.email.strip()
+    done = "Chat assigned." if email else "Chat unassigned."
+    row = _state(request, chat_services.assign_chat, chat_jid, done, assignee=email, field="email")
+    return ok({**row, "assigned_to": email.lower() or None}, done)

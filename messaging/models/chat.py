@@ -1,5 +1,6 @@
 """Chats, messages (received and the outbox of sent ones) and contacts of a linked device."""
 
+from django.conf import settings
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.db.models import F, Q
@@ -25,6 +26,14 @@ class Chat(models.Model):
     archived = models.BooleanField(default=False)
     disappearing_seconds = models.PositiveIntegerField(default=0)  # 0: messages stay
     labels = models.ManyToManyField("messaging.Label", related_name="chats", blank=True)
+    # The member of the organization who looks after the chat (our own: WhatsApp knows nothing of it).
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_chats",
+    )
 
     class Meta:
         verbose_name = _("chat")
@@ -39,6 +48,15 @@ class Chat(models.Model):
                 Coalesce("last_message_at", "created_at").desc(),
                 F("id").desc(),
                 name="chat_device_activity",
+            ),
+            # The inbox's default list: not archived, pinned first, then by activity (keyset, see views.inbox).
+            models.Index(
+                F("device"),
+                F("archived"),
+                F("pinned").desc(),
+                Coalesce("last_message_at", "created_at").desc(),
+                F("id").desc(),
+                name="chat_device_inbox",
             ),
         ]
 

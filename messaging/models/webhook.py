@@ -38,6 +38,8 @@ WEBHOOK_EVENTS = {
     "device.qr": _("QR code updated"),
     "history.synced": _("History imported after linking"),
     "call.offer": _("Incoming call (rejected or not)"),
+    "label.edit": _("Label made, changed or deleted"),
+    "label.association": _("Label put on a chat or taken off"),
 }
 
 

@@ -257,3 +257,21 @@ def whatsapp_value(value) -> str:
     """A raw value WhatsApp gives (`all`, `contacts`, `subscriber`, ...) in the reader's words."""
     text = str(value or "")
     return str(_WHATSAPP_VALUES.get(text.lower(), text))
+
+
+@register.simple_tag
+def chat_initials(chat) -> str:
+    """What a chat's avatar shows without a picture: the first letters of its name's first two words
+    ("Ayşe Yılmaz" → "AY"), "#" for a number with no name."""
+    words = [w for w in str(chat_title(chat)).split() if w[:1].isalpha()]
+    if not words:
+        return "#"
+    return "".join(w[0] for w in words[:2]).upper()
+
+
+@register.filter
+def member_name(user) -> str:
+    """A member as a teammate reads them: their full name, else their e-mail address."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.email

@@ -18,7 +18,16 @@ from accounts.tenancy import member_required
 from messaging.models import Message
 from messaging.selectors import message_names, name_chats
 from messaging.services import downloads
-from messaging.views.common import WRITE_ERRORS, done, error_text, org_device, page_context, service
+from messaging.views.common import (
+    WRITE_ERRORS,
+    can_write,
+    done,
+    error_text,
+    org_device,
+    page_context,
+    service,
+)
+from messaging.views.labels import state_context
 
 MESSAGES = "messaging.services.messages"
 CHATS_PER_PAGE = 30
@@ -26,8 +35,11 @@ MESSAGES_PER_PAGE = 40
 REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"]
 
 
-def encode_cursor(when: datetime, pk: int) -> str:
-    return f"{when.isoformat()}~{pk}"
+def encode_cursor(when: datetime, pk: int, pinned: bool | None = None) -> str:
+    """A keyset position; the inbox's also says whether it is among the pinned chats (they come first)."""
+    if pinned is None:
+        return f"{when.isoformat()}~{pk}"
+    return f"{int(bool(pinned))}~{when.isoformat()}~{pk}"
 
 
 def decode_cursor(value: str) -> tuple[datetime, int] | None:
@@ -39,31 +51,58 @@ def decode_cursor(value: str) -> tuple[datetime, int] | None:
         return None
 
 
-FILTERS = {"", "unread", "groups"}
+def decode_chat_cursor(value: str) -> tuple[bool, datetime, int] | None:
+    """(pinned, activity, id) of an inbox cursor; one without the pinned part is past the pinned chats."""
+    pinned, _sep, rest = value.partition("~")
+    if pinned in ("0", "1") and rest.count("~") == 1:
+        cursor = decode_cursor(rest)
+        return (pinned == "1", *cursor) if cursor else None
+    cursor = decode_cursor(value)
+    return (False, *cursor) if cursor else None
 
 
-def chats_page(device, *, search: str = "", after: str = "", filter: str = ""):
-    """One page of chats, most recent first, keyset on (activity, id); returns (chats, next cursor or "").
+FILTERS = {"", "unread", "groups", "mine", "archived"}
+LABEL_FILTER = "label-"  # "label-<pk>": chats with that label of the number
 
-    `filter`: "unread" (chats with unread messages) or "groups" (group chats only)."""
-    chats = device.chats.annotate(activity=Coalesce("last_message_at", "created_at"))
+
+def chats_page(device, *, search: str = "", after: str = "", filter: str = "", user=None):
+    """One page of chats, pinned first, then most recent first, keyset on (pinned, activity, id); returns
+    (chats, next cursor or ""). Archived chats show only under the "archived" filter.
+
+    `filter`: "unread", "groups", "mine" (assigned to `user`), "archived", or "label-<pk>"."""
+    chats = (
+        device.chats.annotate(activity=Coalesce("last_message_at", "created_at"))
+        .select_related("assigned_to")
+        .prefetch_related("labels")
+    )
+    chats = chats.filter(archived=filter == "archived")
     if filter == "unread":
         chats = chats.filter(unread_count__gt=0)
     elif filter == "groups":
         chats = chats.filter(is_group=True)
+    elif filter == "mine":
+        chats = chats.filter(assigned_to=user) if user is not None else chats.none()
+    elif filter.startswith(LABEL_FILTER):
+        chats = chats.filter(labels__pk=int(filter.removeprefix(LABEL_FILTER)))
     if search:
         chats = chats.filter(
             Q(name__icontains=search) | Q(jid__icontains=search) | Q(last_message_preview__icontains=search)
         )
-    cursor = decode_cursor(after) if after else None
+    cursor = decode_chat_cursor(after) if after else None
     if cursor:
-        when, pk = cursor
+        pinned, when, pk = cursor
         # The leading `<=` bounds the index range; an OR alone would make the database walk from the newest.
-        chats = chats.filter(Q(activity__lte=when), Q(activity__lt=when) | Q(id__lt=pk))
-    rows = list(chats.order_by("-activity", "-id")[: CHATS_PER_PAGE + 1])
+        later = Q(activity__lte=when) & (Q(activity__lt=when) | Q(id__lt=pk))
+        chats = (
+            chats.filter((Q(pinned=True) & later) | Q(pinned=False))
+            if pinned
+            else chats.filter(later, pinned=False)
+        )
+    rows = list(chats.order_by("-pinned", "-activity", "-id")[: CHATS_PER_PAGE + 1])
     more = len(rows) > CHATS_PER_PAGE
     rows = name_chats(device, rows[:CHATS_PER_PAGE])
-    return rows, (encode_cursor(rows[-1].activity, rows[-1].pk) if more else "")
+    last = rows[-1] if rows else None
+    return rows, (encode_cursor(last.activity, last.pk, last.pinned) if more else "")
 
 
 def messages_page(chat, *, before: str = ""):
@@ -95,13 +134,22 @@ def chat_list(request, device_id: int):
     return render(request, "messaging/inbox.html", context)
 
 
-def _chat_list(request, device) -> dict:
+def _chat_list(request, device, labels: list | None = None) -> dict:
     """The chat list's part of the context, from ?q= (search), ?filter= and ?after= (the next page)."""
     search = request.GET.get("q", "").strip()[:100]
     chosen = request.GET.get("filter", "")
-    chosen = chosen if chosen in FILTERS else ""
-    chats, next_cursor = chats_page(device, search=search, after=request.GET.get("after", ""), filter=chosen)
-    return {"chats": chats, "next_cursor": next_cursor, "search": search, "filter": chosen}
+    labels = list(device.labels.order_by("name", "pk")) if labels is None else labels
+    for label in labels:
+        label.filter_key = f"{LABEL_FILTER}{label.pk}"
+    if chosen.startswith(LABEL_FILTER):
+        wanted = chosen.removeprefix(LABEL_FILTER)
+        chosen = chosen if any(str(label.pk) == wanted for label in labels) else ""
+    elif chosen not in FILTERS:
+        chosen = ""
+    chats, next_cursor = chats_page(
+        device, search=search, after=request.GET.get("after", ""), filter=chosen, user=request.user
+    )
+    return {"chats": chats, "next_cursor": next_cursor, "search": search, "filter": chosen, "labels": labels}
 
 
 def _chat(device, chat_id: int):
@@ -127,6 +175,8 @@ def conversation(request, device_id: int, chat_id: int):
     # read"). A re-fetch after a reconnect counts too: the conversation is on screen.
     row_changed = service(MESSAGES).clear_unread(organization=request.organization, chat=chat)
     name_chats(device, [chat])
+    labels = list(device.labels.order_by("name", "pk"))  # for the organisation bar and the list's filters
+    organised = state_context(request.organization, device, chat, labels=labels, can_write=can_write(request))
     latest_unread = next((m for m in reversed(chat_messages) if not m.from_me and not m.read_by_me_at), None)
     context = page_context(
         request,
@@ -138,10 +188,12 @@ def conversation(request, device_id: int, chat_id: int):
         reactions=REACTIONS,
         latest_unread=latest_unread,
         row_changed=row_changed and bool(request.htmx),
+        all_labels=organised["all_labels"],
+        members=organised["members"],
     )
     if request.htmx and request.htmx.target == "conversation-pane":
         return render(request, "messaging/conversation.html#pane", context)
-    context.update(_chat_list(request, device))
+    context.update(_chat_list(request, device, labels))
     return render(request, "messaging/conversation.html", context)
 
 

@@ -16,6 +16,7 @@ from messaging.views.devices import sandbox_enabled
 from messaging.whatsapp import protocol
 
 SANDBOX = "messaging.whatsapp.sandbox"
+CHATS = "messaging.services.chats"
 
 
 def _require_sandbox():
@@ -325,3 +326,38 @@ def sandbox_peer_call(request, device_id: int):
     except WRITE_ERRORS as exc:
         return done(request, error_text(exc), _back(request, device), error=True)
     return done(request, _("The simulated contact is calling the number."), _back(request, device))
+
+
+@member_required(write=True)
+@require_POST
+def sandbox_phone_label(request, device_id: int):
+    """On the linked phone itself: put a label (by name; made on the phone if new) on a contact's chat, as
+    WhatsApp Business on the phone does. Every linked device hears label.edit, then label.association."""
+    _require_sandbox()
+    device = org_device(request, device_id)
+    label = _("Chat")
+    name = (request.POST.get("label_name") or "").strip()
+    chat = (request.POST.get("chat") or "").strip()
+    if not device.jid or not device.phone:
+        return done(request, _("This number is not linked yet."), _back(request, device), error=True)
+    if not name or not chat or len(name) > 100:
+        return done(request, _("Pick a chat and name the label."), _back(request, device), error=True)
+    chat, error = _number(chat, label)
+    if error:
+        return done(request, error, _back(request, device), error=True)
+    known = device.labels.filter(name__iexact=name).first()
+    if known is not None:
+        label_id, color = known.label_id, known.color
+    else:
+        label_id, color = (
+            service(CHATS).next_label_id(device),
+            device.labels.count() % len(protocol.LABEL_COLORS),
+        )
+    sandbox = service(SANDBOX)
+    try:
+        if known is None:
+            sandbox.phone_edit_label(phone=device.phone, label_id=label_id, name=name, color=color)
+        sandbox.phone_label_chat(phone=device.phone, chat=f"{chat}@s.whatsapp.net", label_id=label_id)
+    except WRITE_ERRORS as exc:
+        return done(request, error_text(exc), _back(request, device), error=True)
+    return done(request, _("The phone put the label on the chat."), _back(request, device))

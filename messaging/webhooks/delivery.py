@@ -77,6 +77,8 @@ EVENT_NAMES = {
     "device.qr": "device.qr",
     "history.synced": "history.synced",
     "call.offer": "call.offer",
+    "label.edit": "label.edit",
+    "label.association": "label.association",
 }
 
 # Sent after each attempt is recorded (committed): sender=WebhookDelivery, delivery=, attempt=.

@@ -627,6 +627,35 @@ class CallOfferEvent(Event):
     reject_error: str = ""  # why rejecting failed (rejected stays False)
 
 
+@dataclass(slots=True, kw_only=True)
+class LabelEditEvent(Event):
+    """A WhatsApp Business label made, renamed, recoloured or deleted (on the phone or another linked device)."""
+
+    label_id: str
+    name: str = ""
+    color: int = 0  # LABEL_COLORS index
+    deleted: bool = False
+    timestamp: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class LabelAssociationEvent(Event):
+    """A label put on a chat (`labeled`) or taken off it."""
+
+    chat: str
+    label_id: str
+    labeled: bool = True
+    timestamp: float = 0.0
+
+
+# WhatsApp's label palette (index -> colour), as its apps draw it: a label's `color` is an index into it.
+LABEL_COLORS = (
+    "#ff9485", "#64c4ff", "#ffd429", "#dfaef0", "#99b6c1", "#55ccb3", "#ff9dff", "#d3a91d", "#6d7cce",
+    "#d7e752", "#00d0e2", "#ffc5c7", "#93ceac", "#f74848", "#00a0f2", "#83e422", "#ffaf04", "#b5ebff",
+    "#9ba6ff", "#9368cf",
+)  # fmt: skip
+
+
 EmitEvent = Callable[[Event], Awaitable[None]]
 
 
@@ -754,6 +783,10 @@ class WhatsAppClient(abc.ABC):
     @abc.abstractmethod
     async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
         """Put a WhatsApp Business label on the chat (or take it off); `label_name` names a new label."""
+
+    @abc.abstractmethod
+    async def edit_label(self, *, label_id: str, name: str, color: int, deleted: bool = False) -> None:
+        """Make, rename or recolour the label `label_id` (a LABEL_COLORS index), or delete it."""
 
     # -- calls
     @abc.abstractmethod

@@ -267,3 +267,43 @@ def test_chats_queries_do_not_grow_with_the_chats(api, device, params):
     add(1500, 30)
     assert _queries(api, "/chats", {"limit": 10, **params}) == small
     assert small <= 5
+
+
+# ------------------------------------------------------------------------------------------ assigned member
+
+
+@pytest.mark.django_db
+def test_a_chat_is_assigned_to_a_member_by_email_and_unassigned_with_none(api, org, owner, device):
+    from accounts.models import AuditEvent
+
+    answer = api.post(f"/chat/{PEER}/assign", {"email": owner.email.upper()})
+    assert answer.status_code == 200, answer.content
+    results = answer.json()["results"]
+    assert results["chat_jid"] == PEER and results["assigned_to"] == owner.email
+    chat = Chat.objects.get(device=device, jid=PEER)
+    assert chat.assigned_to == owner
+    assert api.get("/chats").json()["results"]["data"][0]["assigned_to"] == owner.email
+    audit = AuditEvent.objects.filter(organization=org, action="chat.assign").get()
+    assert audit.details["assignee"] == owner.email and audit.api_key_id is not None
+
+    answer = api.post(f"/chat/{PEER}/assign", {"email": ""})
+    assert answer.status_code == 200 and answer.json()["results"]["assigned_to"] is None
+    chat.refresh_from_db()
+    assert chat.assigned_to is None
+
+
+@pytest.mark.django_db
+def test_assigning_to_someone_outside_the_organization_is_400_naming_email(api, device, outsider):
+    for email in (outsider.email, "nobody@example.com"):
+        error(api.post(f"/chat/{PEER}/assign", {"email": email}), 400, "VALIDATION_ERROR", "email")
+    error(api.post("/chat/not-a-chat/assign", {"email": ""}), 400, "VALIDATION_ERROR", "chat_jid")
+    error(api.post(f"/chat/{PEER}/assign", {"email": 5}), 400, "VALIDATION_ERROR", "email")
+    assert not Chat.objects.filter(device=device, assigned_to__isnull=False).exists()
+
+
+@pytest.mark.django_db
+def test_assigning_needs_a_full_key_of_the_devices_organization(read_only_api, other_api_key, owner, device):
+    error(read_only_api.post(f"/chat/{PEER}/assign", {"email": owner.email}), 403)
+    theirs = ApiClient(other_api_key, device=device)
+    error(theirs.post(f"/chat/{PEER}/assign", {"email": owner.email}), 404)
+    assert not Chat.objects.filter(device=device, assigned_to__isnull=False).exists()

@@ -155,9 +155,10 @@ def test_the_simulated_phone_refuses_viewers_and_other_tenants(
     viewer_client, owner_client, device, other_device, settings
 ):
     settings.WA_BACKEND = "sandbox"
-    for name in ("sandbox_scan", "sandbox_code", "sandbox_send"):
+    for name in ("sandbox_scan", "sandbox_code", "sandbox_send", "sandbox_label"):
         assert viewer_client.post(reverse(f"messaging:{name}", args=[device.pk])).status_code == 403
         filled = {"phone": "905551112233", "code": "ABCD-EFGH", "from_phone": "905551112233", "text": "x"}
+        filled.update(chat="905551112233", label_name="VIP")
         assert (
             owner_client.post(reverse(f"messaging:{name}", args=[other_device.pk]), filled).status_code == 404
         )

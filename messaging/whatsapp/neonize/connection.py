@@ -10,6 +10,7 @@ import time
 from django.utils.translation import gettext_noop as _noop
 
 from messaging.whatsapp import protocol as p
+from messaging.whatsapp.neonize.events import label_events
 from messaging.whatsapp.neonize.names import neonize_lib, translate_error
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ class Connection:
             ev.HistorySyncEv,
             ev.CallOfferEv,
             ev.CallOfferNoticeEv,
+            *label_events(),  # none in neonize 0.5.2 (see events.py)
         ):
             neo.event(event_type)(self.on_event)
         neo.qr(self.on_qr)

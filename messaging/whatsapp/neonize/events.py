@@ -32,6 +32,7 @@ def _data_events() -> tuple[type, ...]:
     return (
         *(ev.MessageEv, ev.ReceiptEv, ev.PresenceEv, ev.ChatPresenceEv, ev.GroupInfoEv, ev.JoinedGroupEv),
         ev.HistorySyncEv,
+        *label_events(),
     )
 
 
@@ -46,8 +47,49 @@ def _node_attr(node, name: str) -> str:
     return ""
 
 
+# Labels: whatsmeow reports them from WhatsApp's app-state sync as events.LabelEdit (a label made, changed or
+# deleted) and events.LabelAssociationChat (a label put on a chat or taken off), each carrying a waSyncAction
+# protobuf. neonize 0.5.2 forwards neither to Python: its event table (neonize.aioze.events.EVENT_TO_INT) has
+# no label event, so on this backend label.edit / label.association reach us only once a neonize release
+# forwards them under these names (whatsmeow's, as neonize names its other events); they are subscribed to
+# when present. The actions they carry are protobufs neonize 0.5.2 has, and are translated below.
+LABEL_EDIT_EVENT = "LabelEditEv"
+LABEL_ASSOCIATION_EVENT = "LabelAssociationChatEv"
+
+
+def label_events() -> tuple[type, ...]:
+    """neonize's label event classes, those it has (none in 0.5.2)."""
+    ev = neonize_lib().ev
+    found = (getattr(ev, LABEL_EDIT_EVENT, None), getattr(ev, LABEL_ASSOCIATION_EVENT, None))
+    return tuple(t for t in found if t is not None)
+
+
+def label_edit(*, label_id: str, action, timestamp: float = 0.0) -> p.LabelEditEvent:
+    """whatsmeow's LabelEdit (its label ID and a waSyncAction.LabelEditAction) as our event."""
+    color = action.color if 0 <= action.color < len(p.LABEL_COLORS) else 0
+    return p.LabelEditEvent(
+        label_id=str(label_id), name=action.name, color=color, deleted=action.deleted, timestamp=timestamp
+    )
+
+
+def label_association(*, chat: str, label_id: str, action, timestamp: float = 0.0) -> p.LabelAssociationEvent:
+    """whatsmeow's LabelAssociationChat (a chat, a label ID, a waSyncAction.LabelAssociationAction) as ours."""
+    return p.LabelAssociationEvent(
+        chat=chat, label_id=str(label_id), labeled=action.labeled, timestamp=timestamp
+    )
+
+
 class Events:
     """NeonizeClient's event handling (see client.py for its state)."""
+
+    def _label_event(self, event) -> p.Event:
+        """A neonize label event (fields as whatsmeow's: LabelID, Action, JID for an association, Timestamp)."""
+        stamp = _seconds(getattr(event, "Timestamp", 0))
+        if type(event) is getattr(neonize_lib().ev, LABEL_EDIT_EVENT, None):
+            return label_edit(label_id=event.LabelID, action=event.Action, timestamp=stamp)
+        return label_association(
+            chat=jid_str(event.JID), label_id=event.LabelID, action=event.Action, timestamp=stamp
+        )
 
     async def on_event(self, neo, event) -> None:
         """neonize's event callback (on our loop): translate and emit, one event at a time, in order."""
@@ -67,6 +109,8 @@ class Events:
     async def translate(self, event) -> list[p.Event]:
         """Our domain events for one neonize protobuf event (state changes of this client included)."""
         ev = neonize_lib().ev
+        if type(event) in label_events():
+            return [self._label_event(event)]
         if isinstance(event, ev.MessageEv):
             content, _ = _unwrap(event.Message)
             if content.HasField("encReactionMessage"):

@@ -224,6 +224,13 @@ class Operations:
             )
         )
 
+    async def edit_label(self, *, label_id: str, name: str, color: int, deleted: bool = False) -> None:
+        raise p.NotSupported(
+            _noop(
+                "editing labels is not supported by the neonize backend (neonize 0.5.2 cannot send app-state patches)"
+            )
+        )
+
     async def set_disappearing_timer(self, *, chat: str, seconds: int) -> None:
         await self._call(self._client().set_disappearing_timer, to_jid(chat), timedelta(seconds=seconds))
 

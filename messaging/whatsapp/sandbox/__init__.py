@@ -18,8 +18,8 @@ with a picture, `quiet` does nothing. Delays are WA_SANDBOX_DELAY seconds (0.2 b
 
 Helpers for the dashboard's simulated phone and for tests: seed_network, network_summary, peer_phones,
 fresh_phone, phone_scan, phone_enter_code, phone_unlink, peer_send, peer_hide_phone, peer_react, peer_edit, peer_revoke,
-peer_read, peer_typing, peer_vote, peer_presence, peer_join_request, peer_call, calls_to, recorded_proxy,
-peer_create_group, add_group_member,
+peer_read, peer_typing, peer_vote, peer_presence, phone_edit_label, phone_label_chat, peer_join_request, peer_call,
+calls_to, recorded_proxy, peer_create_group, add_group_member,
 follow_newsletter, sent_to, received_by, advance_clock / set_clock (the network's clock: the edit window).
 
 The package, bottom up (each module imports only those above it): `network` (limits, roles, clock, JIDs),
@@ -74,6 +74,8 @@ from messaging.whatsapp.sandbox.peers import (
     peer_send,
     peer_typing,
     peer_vote,
+    phone_edit_label,
+    phone_label_chat,
     set_join_approval,
     set_privacy,
 )
@@ -132,6 +134,8 @@ __all__ = [
     "peer_send",
     "peer_typing",
     "peer_vote",
+    "phone_edit_label",
+    "phone_label_chat",
     "phone_enter_code",
     "phone_scan",
     "phone_unlink",

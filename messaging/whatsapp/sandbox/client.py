@@ -489,6 +489,14 @@ class SandboxClient(p.WhatsAppClient):
     async def label_chat(self, *, chat: str, label_id: str, label_name: str, labeled: bool) -> None:
         self._require_connected()
 
+    async def edit_label(self, *, label_id: str, name: str, color: int, deleted: bool = False) -> None:
+        self._require_connected()
+        if not 0 <= color < len(p.LABEL_COLORS):
+            raise InvalidRequest(
+                _noop("color: WhatsApp's palette has %(count)s colours (0-19).")
+                % {"count": len(p.LABEL_COLORS)}
+            )
+
     # -- calls: a simulated contact rings (sandbox.peer_call); the caller sees the rejection (calls_to)
 
     async def reject_call(self, *, caller: str, call_id: str) -> None:

@@ -250,3 +250,34 @@ def peer_hide_phone(*, phone: str, hidden: bool = True) -> str:
         actor._deliver(phones, p.LidMappingEvent(lid=lid, phone=actor.jid))
         _wake_sync(actor.wake)
     return lid
+
+
+def phone_edit_label(
+    *, phone: str, label_id: str, name: str = "", color: int = 0, deleted: bool = False
+) -> None:
+    """On the simulated phone of `phone`: a label made, renamed, recoloured or deleted. Every device linked
+    to that number hears of it (label.edit), as WhatsApp syncs labels to linked devices."""
+    actor = _peer(phone)
+    label_id = str(label_id).strip()
+    if not label_id:
+        raise InvalidRequest(_noop("label_id: required."))
+    if not 0 <= int(color) < len(p.LABEL_COLORS):
+        raise InvalidRequest(
+            _noop("color: WhatsApp's palette has %(count)s colours (0-19).") % {"count": len(p.LABEL_COLORS)}
+        )
+    event = p.LabelEditEvent(label_id=label_id, name=name, color=int(color), deleted=deleted, timestamp=now())
+    actor._deliver([actor.phone], event)
+    _wake_sync(actor.wake)
+
+
+def phone_label_chat(*, phone: str, chat: str, label_id: str, labeled: bool = True) -> None:
+    """On the simulated phone of `phone`: a label put on a chat or taken off it (label.association)."""
+    actor = _peer(phone)
+    label_id = str(label_id).strip()
+    if not label_id:
+        raise InvalidRequest(_noop("label_id: required."))
+    event = p.LabelAssociationEvent(
+        chat=_jid(chat, field="chat"), label_id=label_id, labeled=labeled, timestamp=now()
+    )
+    actor._deliver([actor.phone], event)
+    _wake_sync(actor.wake)
