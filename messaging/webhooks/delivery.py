@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from datetime import timedelta
 
@@ -147,7 +148,9 @@ def release_held(delivery_ids: list[int], payload: dict | None = None) -> None:
             enqueue_on_commit(delivery.endpoint_id, delivery.device_id)
 
 
-def enqueue(endpoint_id: int, device_id: int | None, *, countdown: float | None = None) -> None:
+def enqueue(
+    endpoint_id: int, device_id: int | None, *, countdown: float | None = None, at_cap_retry: bool = False
+) -> None:
     """Ask the task worker to drain this (endpoint, device) queue. A broker failure is only logged: the
     delivery is stored, and `requeue_stalled` picks up what was never enqueued."""
     from waportal.celery import app
@@ -155,13 +158,68 @@ def enqueue(endpoint_id: int, device_id: int | None, *, countdown: float | None 
     # WEBHOOK_TASK_QUEUE: a dedicated queue (workers started with -Q); unset, Celery's default queue.
     queue = setting("WEBHOOK_TASK_QUEUE", None) or None
     try:
-        app.send_task(DELIVER_TASK, (endpoint_id, device_id), countdown=countdown, queue=queue)
+        app.send_task(
+            DELIVER_TASK,
+            (endpoint_id, device_id),
+            {"at_cap_retry": True} if at_cap_retry else None,
+            countdown=countdown,
+            queue=queue,
+        )
     except Exception:
         logger.exception("could not enqueue webhook delivery for endpoint %s", endpoint_id)
 
 
 def enqueue_on_commit(endpoint_id: int, device_id: int | None) -> None:
-    transaction.on_commit(lambda: enqueue(endpoint_id, device_id))
+    """Once committed, a drain of this queue: one per queue and transaction (a batch of events stored
+    together needs one), and none while the queue's sender is at work (it claims again after each batch,
+    in a transaction that begins after ours committed, so it sees what we stored)."""
+    from django.db import connection
+
+    key = (endpoint_id, device_id)
+    savepoints = set(connection.savepoint_ids)
+    if connection.in_atomic_block and any(
+        getattr(callback, "webhook_queue", None) == key and sids == savepoints
+        for sids, callback, _robust in connection.run_on_commit
+    ):
+        return
+
+    def nudge() -> None:
+        if not _sender_at_work(endpoint_id, device_id):
+            enqueue(endpoint_id, device_id)
+
+    nudge.webhook_queue = key
+    transaction.on_commit(nudge)
+
+
+def _sender_at_work(endpoint_id: int, device_id: int | None) -> bool:
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+
+    return WebhookDelivery.objects.filter(
+        _key_filter(endpoint_id, device_id),
+        status=WebhookDeliveryStatus.SENDING,
+        locked_until__gt=timezone.now(),
+    ).exists()
+
+
+# Queues this process asked to be tried again because their endpoint was at its concurrency cap, and when:
+# one such retry per queue at a time, however many events arrive for it meanwhile.
+_at_cap_retries: dict[tuple[int, int | None], float] = {}
+_at_cap_lock = threading.Lock()
+
+
+def _retry_at_cap(endpoint_id: int, device_id: int | None, *, retrying: bool) -> None:
+    """Ask again in a moment; one chain of such retries per queue, however many events arrive meanwhile (a
+    chain whose retry was taken by another process ends when it drains; ours lapses after 10 delays)."""
+    delay = float(setting("WEBHOOK_AT_CAP_RETRY_SECONDS", 0.5))
+    key = (endpoint_id, device_id)
+    now = time.monotonic()
+    with _at_cap_lock:
+        if not retrying and now - _at_cap_retries.get(key, -1e9) < 10 * delay:
+            return  # a retry is on its way
+        _at_cap_retries[key] = now
+        if len(_at_cap_retries) > 10000:
+            _at_cap_retries.clear()
+    enqueue(endpoint_id, device_id, countdown=delay, at_cap_retry=True)
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -194,11 +252,30 @@ def claim_seconds() -> float:
     return float(setting("WEBHOOK_TIMEOUT_SECONDS", 10)) + CLAIM_GRACE_SECONDS
 
 
+# Returned by `claim_batch` when the endpoint already has WEBHOOK_ENDPOINT_CONCURRENCY queues in flight.
+AT_CAP = "at-cap"
+
+
+def endpoint_concurrency() -> int:
+    return max(1, int(setting("WEBHOOK_ENDPOINT_CONCURRENCY", 2)))
+
+
 def claim_next(endpoint_id: int, device_id: int | None):
     """Take the oldest due delivery of this (endpoint, device), unless one is already in flight.
 
     Of a paused endpoint only test events go, and one probe per WEBHOOK_PROBE_SECONDS across its queues: the
     oldest held delivery that has attempts left (else the oldest), whatever its retry time."""
+    claimed = claim_batch(endpoint_id, device_id, limit=1, cap=False)
+    return claimed[0] if claimed else None
+
+
+def claim_batch(endpoint_id: int, device_id: int | None, *, limit: int = 1, cap: bool = True):
+    """Take up to `limit` due deliveries of this (endpoint, device), oldest first, to be sent one after another
+    by the caller (so in order); [] when one is already in flight or nothing is due. With `cap`, AT_CAP when
+    the endpoint already has WEBHOOK_ENDPOINT_CONCURRENCY other queues in flight: a slow receiver then holds
+    that many task workers, never all of them. A failing or paused endpoint gets one at a time."""
+    from django.db.models import F
+
     from messaging.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
     S = WebhookDeliveryStatus
@@ -208,16 +285,16 @@ def claim_next(endpoint_id: int, device_id: int | None):
     if in_flight.exists():
         # Read without the write lock, so the many tasks of a busy queue leave quickly: its sender claims
         # again after recording, in its own locked transaction, and so sees every delivery stored before now.
-        return None
+        return []
     with transaction.atomic():
         # The endpoint row lock serializes claims for it (SQLite serializes write transactions anyway).
         endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
         if endpoint is None:
-            return None
+            return []
         now = timezone.now()
         queue = WebhookDelivery.objects.filter(_key_filter(endpoint_id, device_id))
         if queue.filter(status=S.SENDING, locked_until__gt=now).exists():
-            return None  # its sender takes ours next
+            return []  # its sender takes ours next
         due = queue.filter(
             Q(status__in=[S.PENDING, S.RETRYING], next_attempt_at__lte=now)
             | Q(status=S.SENDING, locked_until__lte=now)  # its sender died
@@ -228,7 +305,7 @@ def claim_next(endpoint_id: int, device_id: int | None):
             and endpoint.paused_at is not None
             and (endpoint.next_probe_at is None or endpoint.next_probe_at <= now)
         )
-        delivery = None
+        claimed = []
         if probing:
             waiting = queue.filter(
                 Q(status__in=[S.PENDING, S.RETRYING]) | Q(status=S.SENDING, locked_until__lte=now),
@@ -245,20 +322,68 @@ def claim_next(endpoint_id: int, device_id: int | None):
             if delivery is not None:
                 endpoint.next_probe_at = now + _probe_every()
                 endpoint.save(update_fields=["next_probe_at", "updated_at"])
-        if delivery is None:
+                claimed = [delivery]
+        if not claimed:
             if not endpoint.receiving:
                 due = due.filter(is_test=True)  # a test event still goes to a paused or inactive endpoint
             if held is not None:
                 due = due.filter(id__lt=held)  # what came after a held delivery waits for it, in order
-            delivery = due.order_by("id").first()  # ids grow in the order events were stored
-        if delivery is None:
-            return None
-        delivery.status = S.SENDING
-        delivery.attempts += 1
-        delivery.locked_until = now + timedelta(seconds=claim_seconds())
-        delivery.save(update_fields=["status", "attempts", "locked_until", "updated_at"])
-        delivery.endpoint = endpoint
-        return delivery
+            if endpoint.failing_since is not None or endpoint.paused_at is not None:
+                limit = 1  # each attempt may wait for the whole timeout: see how the first one goes
+            claimed = list(due.order_by("id")[:limit])  # ids grow in the order events were stored
+            if claimed and cap and endpoint.receiving:
+                others = (
+                    WebhookDelivery.objects.filter(
+                        endpoint_id=endpoint_id, status=S.SENDING, locked_until__gt=now
+                    )
+                    .exclude(_key_filter(endpoint_id, device_id))
+                    .values("device_id")
+                    .distinct()
+                    .count()
+                )
+                if others >= endpoint_concurrency():
+                    return AT_CAP
+        if not claimed:
+            return []
+        locked_until = now + timedelta(seconds=claim_seconds())
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in claimed]).update(
+            status=S.SENDING, attempts=F("attempts") + 1, locked_until=locked_until, updated_at=now
+        )
+        for delivery in claimed:
+            delivery.status = S.SENDING
+            delivery.attempts += 1
+            delivery.locked_until = locked_until
+            delivery.updated_at = now
+            delivery.endpoint = endpoint
+        return claimed
+
+
+def renew_claims(deliveries) -> None:
+    """Hold the claims of a batch's unsent deliveries for another claim period (the batch is still going)."""
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+
+    now = timezone.now()
+    locked_until = now + timedelta(seconds=claim_seconds())
+    for delivery in deliveries:
+        WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=WebhookDeliveryStatus.SENDING, attempts=delivery.attempts
+        ).update(locked_until=locked_until, updated_at=now)
+        delivery.locked_until = locked_until
+
+
+def release_claims(deliveries) -> None:
+    """Give back a batch's unsent deliveries, as they were: due now, their attempt not counted."""
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+
+    S = WebhookDeliveryStatus
+    now = timezone.now()
+    for delivery in deliveries:
+        WebhookDelivery.objects.filter(pk=delivery.pk, status=S.SENDING, attempts=delivery.attempts).update(
+            status=S.RETRYING if delivery.attempts > 1 else S.PENDING,
+            attempts=delivery.attempts - 1,
+            locked_until=None,
+            updated_at=now,
+        )
 
 
 def record(delivery, outcome: Outcome):
@@ -321,7 +446,17 @@ def record(delivery, outcome: Outcome):
             succeeded=outcome.succeeded,
             retry_at=retry_at,
         )
-        if counts:
+        # A healthy endpoint's state does not change with each success: its row is written at most once a
+        # second then (last_success_at), not once per delivery.
+        unchanged = (
+            outcome.succeeded
+            and endpoint.consecutive_failures == 0
+            and endpoint.failing_since is None
+            and endpoint.paused_at is None
+            and endpoint.last_success_at is not None
+            and now - endpoint.last_success_at < timedelta(seconds=1)
+        )
+        if counts and not unchanged:
             if outcome.succeeded:
                 endpoint.consecutive_failures = 0
                 endpoint.last_success_at = now
@@ -443,15 +578,39 @@ def enqueue_waiting_on_commit(endpoint) -> None:
 RECORD_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0)
 
 
-def drain(endpoint_id: int, device_id: int | None) -> int:
-    """Deliver what is due for this (endpoint, device), oldest first, one at a time; returns how many attempts."""
+def claim_batch_size() -> int:
+    return max(1, int(setting("WEBHOOK_CLAIM_BATCH", 20)))
+
+
+def drain(endpoint_id: int, device_id: int | None, *, at_cap_retry: bool = False) -> int:
+    """Deliver what is due for this (endpoint, device), oldest first, one at a time; returns how many attempts.
+
+    Claims a batch (WEBHOOK_CLAIM_BATCH) at once and sends it in order: one claim's queries serve many
+    deliveries. After a failure the rest of the batch is given back and claimed again (a failing endpoint
+    goes one at a time). When the endpoint has its WEBHOOK_ENDPOINT_CONCURRENCY queues in flight already,
+    this queue is asked again a moment later instead of taking another worker."""
     done = 0
     while True:
-        delivery = claim_next(endpoint_id, device_id)
-        if delivery is None:
+        batch = claim_batch(endpoint_id, device_id, limit=claim_batch_size())
+        if batch == AT_CAP:
+            _retry_at_cap(endpoint_id, device_id, retrying=at_cap_retry)
             return done
-        _record_until_stored(delivery, post(delivery, delivery.endpoint))
-        done += 1
+        if not batch:
+            return done
+        timeout = float(setting("WEBHOOK_TIMEOUT_SECONDS", 10))
+        lease_ends = time.monotonic() + claim_seconds()
+        for index, delivery in enumerate(batch):
+            rest = batch[index + 1 :]
+            if index and lease_ends - time.monotonic() < timeout + 1:
+                # A slow receiver: hold the rest of the batch for as long as one more attempt may take.
+                renew_claims([delivery, *rest])
+                lease_ends = time.monotonic() + claim_seconds()
+            outcome = post(delivery, delivery.endpoint)
+            attempt = _record_until_stored(delivery, outcome)
+            done += 1
+            if rest and (attempt is None or not outcome.succeeded):
+                release_claims(rest)  # claimed again (or held by a pause) by the next round
+                break
 
 
 def _record_until_stored(delivery, outcome: Outcome):
