@@ -665,6 +665,7 @@ def requeue_stalled() -> int:
 
 def cleanup(*, now=None) -> dict:
     """Forget expired QR codes and delivery logs older than WEBHOOK_LOG_RETENTION_DAYS."""
+    from messaging import retention
     from messaging.models import Device, WebhookDelivery, WebhookDeliveryStatus
 
     now = now or timezone.now()
@@ -677,5 +678,6 @@ def cleanup(*, now=None) -> dict:
     old = WebhookDelivery.objects.filter(created_at__lt=cutoff).exclude(
         status=WebhookDeliveryStatus.SENDING, locked_until__gt=now
     )
-    deleted = old.delete()[1].get("messaging.WebhookDelivery", 0)
+    # In chunks, each its own transaction: a month of logs never holds the write lock for long.
+    deleted = retention.delete_in_chunks(old)
     return {"qr_codes": qr, "deliveries": deleted}
