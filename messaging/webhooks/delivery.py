@@ -4,7 +4,10 @@
 WebhookDelivery per matching endpoint and, once the transaction commits, enqueues a Celery task.
 
 Delivery (`drain`, run by the task `messaging.deliver_webhooks`) keeps the order of one device's events
-for one endpoint: only one delivery per (endpoint, device) is in flight at a time, taken oldest first. A
+for one endpoint: only one sender per (endpoint, device) queue at a time, which claims a batch
+(WEBHOOK_CLAIM_BATCH, oldest first) and sends it one by one, in order. At most WEBHOOK_ENDPOINT_CONCURRENCY
+queues of one endpoint are in flight: a slow receiver holds that many task workers, never all of them,
+and the others' endpoints keep their rate. The HTTP client is one pooled keep-alive client per process. A
 delivery waiting for a retry does not hold the others back (order is kept "as far as retries allow"); the
 Idempotency-Key header, the same on every attempt and redelivery, lets a receiver drop repeats.
 
@@ -26,7 +29,8 @@ whose claim was taken over is dropped.
 Settings (read with defaults): WEBHOOK_TIMEOUT_SECONDS (10), WEBHOOK_MAX_ATTEMPTS (10),
 WEBHOOK_RETRY_BASE_SECONDS (15), WEBHOOK_RETRY_MAX_SECONDS (3600), WEBHOOK_PAUSE_AFTER_HOURS (1),
 WEBHOOK_PROBE_SECONDS (60), WEBHOOK_LOG_RETENTION_DAYS (30), WEBHOOK_ALLOW_PRIVATE_TARGETS (False),
-WEBHOOK_TASK_QUEUE (Celery's default).
+WEBHOOK_TASK_QUEUE (Celery's default), WEBHOOK_CLAIM_BATCH (20), WEBHOOK_ENDPOINT_CONCURRENCY (2),
+WEBHOOK_AT_CAP_RETRY_SECONDS (0.5: how soon a queue held back by the cap asks again).
 """
 
 from __future__ import annotations
