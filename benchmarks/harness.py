@@ -148,6 +148,9 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
         process.wait(5)
 
 
+SEPARATOR = "--- waportal bench setup ---"
+
+
 class EmbeddedServer:
     """`manage.py serve` on a free port with the demo organization; `key` is its API key, `base` its URL."""
 
@@ -167,10 +170,16 @@ class EmbeddedServer:
 
     def __enter__(self) -> EmbeddedServer:
         self.manage("migrate", "--noinput")
-        self.demo = json.loads(self.manage("demo", "--json").strip().splitlines()[-1])
-        self.key = self.demo["api_key"]
+        # The demo and the setup snippets in one process (each Django start-up costs seconds on a busy machine).
+        script = (
+            "from messaging.management.commands.demo import _json, build_demo\nprint(_json(build_demo()))\n"
+        )
         for snippet in self.setup:
-            self.setup_output.append(self.manage("shell", "-c", snippet))
+            script += f"print({SEPARATOR!r})\n" + snippet + "\n"
+        demo, *outputs = self.manage("shell", "-c", script).split(SEPARATOR + "\n")
+        self.demo = json.loads(demo.strip().splitlines()[-1])
+        self.key = self.demo["api_key"]
+        self.setup_output = outputs
         self.start()
         return self
 

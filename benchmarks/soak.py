@@ -230,6 +230,8 @@ def ms(values: list[float], q: float) -> str:
 
 
 def run(*, minutes: float, numbers: int = 20, rate: float = 5.0, drain_seconds: float = 90) -> dict:
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # each minute's line as it comes, also into a pipe
     soak = Soak()
     url = soak.start_receiver()
     with EmbeddedServer(
