@@ -7,7 +7,8 @@ Delivery (`drain`, run by the task `messaging.deliver_webhooks`) keeps the order
 for one endpoint: only one sender per (endpoint, device) queue at a time, which claims a batch
 (WEBHOOK_CLAIM_BATCH, oldest first) and sends it one by one, in order. At most WEBHOOK_ENDPOINT_CONCURRENCY
 queues of one endpoint are in flight: a slow receiver holds that many task workers, never all of them,
-and the others' endpoints keep their rate. The HTTP client is one pooled keep-alive client per process. A
+and the other endpoints keep their rate. A queue held back by the cap is not polled: each sender, after
+each batch, takes over the endpoint's longest-waiting queue that has no sender (turns, oldest first). The HTTP client is one pooled keep-alive client per process. A
 delivery waiting for a retry does not hold the others back (order is kept "as far as retries allow"); the
 Idempotency-Key header, the same on every attempt and redelivery, lets a receiver drop repeats.
 
@@ -29,8 +30,7 @@ whose claim was taken over is dropped.
 Settings (read with defaults): WEBHOOK_TIMEOUT_SECONDS (10), WEBHOOK_MAX_ATTEMPTS (10),
 WEBHOOK_RETRY_BASE_SECONDS (15), WEBHOOK_RETRY_MAX_SECONDS (3600), WEBHOOK_PAUSE_AFTER_HOURS (1),
 WEBHOOK_PROBE_SECONDS (60), WEBHOOK_LOG_RETENTION_DAYS (30), WEBHOOK_ALLOW_PRIVATE_TARGETS (False),
-WEBHOOK_TASK_QUEUE (Celery's default), WEBHOOK_CLAIM_BATCH (20), WEBHOOK_ENDPOINT_CONCURRENCY (2),
-WEBHOOK_AT_CAP_RETRY_SECONDS (0.5: how soon a queue held back by the cap asks again).
+WEBHOOK_TASK_QUEUE (Celery's default), WEBHOOK_CLAIM_BATCH (20), WEBHOOK_ENDPOINT_CONCURRENCY (2).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
 from datetime import timedelta
 
@@ -152,9 +151,7 @@ def release_held(delivery_ids: list[int], payload: dict | None = None) -> None:
             enqueue_on_commit(delivery.endpoint_id, delivery.device_id)
 
 
-def enqueue(
-    endpoint_id: int, device_id: int | None, *, countdown: float | None = None, at_cap_retry: bool = False
-) -> None:
+def enqueue(endpoint_id: int, device_id: int | None, *, countdown: float | None = None) -> None:
     """Ask the task worker to drain this (endpoint, device) queue. A broker failure is only logged: the
     delivery is stored, and `requeue_stalled` picks up what was never enqueued."""
     from waportal.celery import app
@@ -162,13 +159,7 @@ def enqueue(
     # WEBHOOK_TASK_QUEUE: a dedicated queue (workers started with -Q); unset, Celery's default queue.
     queue = setting("WEBHOOK_TASK_QUEUE", None) or None
     try:
-        app.send_task(
-            DELIVER_TASK,
-            (endpoint_id, device_id),
-            {"at_cap_retry": True} if at_cap_retry else None,
-            countdown=countdown,
-            queue=queue,
-        )
+        app.send_task(DELIVER_TASK, (endpoint_id, device_id), countdown=countdown, queue=queue)
     except Exception:
         logger.exception("could not enqueue webhook delivery for endpoint %s", endpoint_id)
 
@@ -205,27 +196,6 @@ def _sender_at_work(endpoint_id: int, device_id: int | None) -> bool:
     ).exists()
 
 
-# Queues this process asked to be tried again because their endpoint was at its concurrency cap, and when:
-# one such retry per queue at a time, however many events arrive for it meanwhile.
-_at_cap_retries: dict[tuple[int, int | None], float] = {}
-_at_cap_lock = threading.Lock()
-
-
-def _retry_at_cap(endpoint_id: int, device_id: int | None, *, retrying: bool) -> None:
-    """Ask again in a moment; one chain of such retries per queue, however many events arrive meanwhile (a
-    chain whose retry was taken by another process ends when it drains; ours lapses after 10 delays)."""
-    delay = float(setting("WEBHOOK_AT_CAP_RETRY_SECONDS", 0.5))
-    key = (endpoint_id, device_id)
-    now = time.monotonic()
-    with _at_cap_lock:
-        if not retrying and now - _at_cap_retries.get(key, -1e9) < 10 * delay:
-            return  # a retry is on its way
-        _at_cap_retries[key] = now
-        if len(_at_cap_retries) > 10000:
-            _at_cap_retries.clear()
-    enqueue(endpoint_id, device_id, countdown=delay, at_cap_retry=True)
-
-
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     """Delay before the next try after `attempt` failed: base * 2^(attempt-1), half of it jittered, capped;
     never sooner than Retry-After asks."""
@@ -256,6 +226,7 @@ def claim_seconds() -> float:
     return float(setting("WEBHOOK_TIMEOUT_SECONDS", 10)) + CLAIM_GRACE_SECONDS
 
 
+_NO_DEVICE = object()
 # Returned by `claim_batch` when the endpoint already has WEBHOOK_ENDPOINT_CONCURRENCY queues in flight.
 AT_CAP = "at-cap"
 
@@ -586,21 +557,27 @@ def claim_batch_size() -> int:
     return max(1, int(setting("WEBHOOK_CLAIM_BATCH", 20)))
 
 
-def drain(endpoint_id: int, device_id: int | None, *, at_cap_retry: bool = False) -> int:
+def drain(endpoint_id: int, device_id: int | None) -> int:
     """Deliver what is due for this (endpoint, device), oldest first, one at a time; returns how many attempts.
 
     Claims a batch (WEBHOOK_CLAIM_BATCH) at once and sends it in order: one claim's queries serve many
     deliveries. After a failure the rest of the batch is given back and claimed again (a failing endpoint
-    goes one at a time). When the endpoint has its WEBHOOK_ENDPOINT_CONCURRENCY queues in flight already,
-    this queue is asked again a moment later instead of taking another worker."""
+    goes one at a time). When the endpoint already has WEBHOOK_ENDPOINT_CONCURRENCY queues in flight, this
+    task leaves at once; after each batch a sender takes its turn on the endpoint's longest-waiting queue
+    without a sender (its own again when none waits longer), so the capped queues are served in turn."""
     done = 0
+    tried_empty: set[int | None] = set()
     while True:
         batch = claim_batch(endpoint_id, device_id, limit=claim_batch_size())
         if batch == AT_CAP:
-            _retry_at_cap(endpoint_id, device_id, retrying=at_cap_retry)
-            return done
+            return done  # a sender of this endpoint takes this queue over after its batch
         if not batch:
-            return done
+            tried_empty.add(device_id)
+            waiting = _waiting_queue(endpoint_id, besides=tried_empty)
+            if waiting is None:
+                return done
+            device_id = waiting
+            continue
         timeout = float(setting("WEBHOOK_TIMEOUT_SECONDS", 10))
         lease_ends = time.monotonic() + claim_seconds()
         for index, delivery in enumerate(batch):
@@ -615,6 +592,49 @@ def drain(endpoint_id: int, device_id: int | None, *, at_cap_retry: bool = False
             if rest and (attempt is None or not outcome.succeeded):
                 release_claims(rest)  # claimed again (or held by a pause) by the next round
                 break
+        # Turns: a queue that waits longer than ours (held back by the cap) goes next; ours waits its turn.
+        waiting = _waiting_queue(endpoint_id, besides=tried_empty | {device_id}, older_than=device_id)
+        if waiting is not None:
+            device_id = waiting
+
+
+def _waiting_queue(endpoint_id: int, *, besides: set, older_than=_NO_DEVICE) -> int | None:
+    """The device of the endpoint's queue whose oldest due delivery is the oldest, among queues nobody is
+    sending (and not in `besides`); with `older_than`, only if it waited longer than that device's queue."""
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+
+    S = WebhookDeliveryStatus
+    now = timezone.now()
+    busy = WebhookDelivery.objects.filter(
+        endpoint_id=endpoint_id, status=S.SENDING, locked_until__gt=now, device__isnull=False
+    ).values("device_id")
+    due = WebhookDelivery.objects.filter(
+        endpoint_id=endpoint_id,
+        status__in=[S.PENDING, S.RETRYING],
+        next_attempt_at__lte=now,
+        endpoint__active=True,
+        endpoint__paused_at__isnull=True,
+    ).exclude(held_until__gt=now)
+    candidate = (
+        due.filter(device__isnull=False)
+        .exclude(device_id__in=busy)
+        .exclude(device_id__in=[d for d in besides if d is not None])
+        .order_by("id")
+        .values_list("device_id", "id")
+        .first()
+    )
+    if candidate is None:
+        return None
+    if older_than is not _NO_DEVICE:
+        ours = (
+            due.filter(_key_filter(endpoint_id, older_than))
+            .order_by("id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if ours is not None and ours < candidate[1]:
+            return None
+    return candidate[0]
 
 
 def _record_until_stored(delivery, outcome: Outcome):

@@ -8,11 +8,11 @@ from waportal.celery import app
 
 
 @app.task(name="messaging.deliver_webhooks", ignore_result=True)
-def deliver_webhooks(endpoint_id: int, device_id: int | None, at_cap_retry: bool = False) -> int:
+def deliver_webhooks(endpoint_id: int, device_id: int | None) -> int:
     """Send what is due to one endpoint for one device, in order (see messaging.webhooks.delivery.drain)."""
     from messaging.webhooks import delivery
 
-    return delivery.drain(endpoint_id, device_id, at_cap_retry=at_cap_retry)
+    return delivery.drain(endpoint_id, device_id)
 
 
 @app.task(name="messaging.send_test_webhook", ignore_result=True)

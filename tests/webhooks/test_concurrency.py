@@ -50,28 +50,36 @@ def test_a_batch_goes_in_order_and_a_failure_gives_the_rest_back(allow_private, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_endpoint_at_its_cap_is_skipped_and_its_queue_asked_again(allow_private, org, no_tasks):
+def test_an_endpoint_at_its_cap_is_skipped_and_its_queue_taken_over_in_turn(
+    allow_private, receiver, org, no_tasks
+):
     """A slow receiver holds at most WEBHOOK_ENDPOINT_CONCURRENCY queues (task workers); another endpoint's
-    queues are claimed meanwhile."""
+    queues are claimed meanwhile, and a queue held back by the cap is sent by the next sender that is free,
+    without polling."""
     allow_private.WEBHOOK_ENDPOINT_CONCURRENCY = 2
-    slow = webhooks.create_endpoint(organization=org, url="http://127.0.0.1:9/slow", events=["message"])
+    slow = webhooks.create_endpoint(organization=org, url=f"{receiver.url}/slow", events=["message"])
     devices = [make_device(org) for _ in range(3)]
-    for device in devices:
-        dispatch(device, 1)
+    for n, device in enumerate(devices):
+        dispatch(device, n)
     first, second = (webhooks.claim_batch(slow.pk, d.pk, limit=5) for d in devices[:2])
     assert len(first) == 1 and len(second) == 1
     assert webhooks.claim_batch(slow.pk, devices[2].pk, limit=5) == delivery_module.AT_CAP
+    assert webhooks.drain(slow.pk, devices[2].pk) == 0  # the task leaves at once
     assert WebhookDelivery.objects.get(endpoint=slow, device=devices[2]).status == "pending"  # untouched
 
-    fast = webhooks.create_endpoint(organization=org, url="http://127.0.0.1:9/fast", events=["message"])
-    dispatch(devices[2], 2)
+    fast = webhooks.create_endpoint(organization=org, url=f"{receiver.url}/fast", events=["message"])
+    dispatch(devices[2], 9)
     assert len(webhooks.claim_batch(fast.pk, devices[2].pk, limit=5)) == 1  # another endpoint is not held
 
+    # The first sender's queue is done: it takes the held-back queue over.
+    webhooks.record(first[0], webhooks.Outcome(status_code=200))
     no_tasks.clear()
-    assert webhooks.drain(slow.pk, devices[2].pk) == 0
-    assert no_tasks == [(slow.pk, devices[2].pk)]  # asked again shortly, not dropped
-    assert webhooks.drain(slow.pk, devices[2].pk) == 0
-    assert len(no_tasks) == 1  # one retry on its way per queue, however many tasks come meanwhile
+    assert webhooks.drain(slow.pk, devices[0].pk) == 2
+    assert [json.loads(r.body)["payload"]["id"] for r in receiver.requests] == ["m2", "m9"]  # in order
+    assert set(
+        WebhookDelivery.objects.filter(endpoint=slow, device=devices[2]).values_list("status", flat=True)
+    ) == {"succeeded"}
+    assert no_tasks == []  # nothing polled
 
 
 @pytest.mark.django_db(transaction=True)
