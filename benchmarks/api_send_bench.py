@@ -22,14 +22,8 @@ cheapest / floor, target >= 0.5), overall and by round:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,33 +31,11 @@ from pathlib import Path
 import httpx
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+sys.path.insert(0, str(BASE_DIR))
 
+from benchmarks.harness import EmbeddedServer, cpu_seconds, percentile  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def manage(env: dict, *args: str) -> str:
-    result = subprocess.run(
-        [PYTHON, str(BASE_DIR / "manage.py"), *args],
-        env=env,
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
+QUIET_PEER = "from messaging.whatsapp import sandbox; print(sandbox.peer_phones('quiet')[0])"
 
 
 def run_load(base: str, key: str, *, requests: int, concurrency: int, make_request) -> dict:
@@ -104,13 +76,6 @@ def run_load(base: str, key: str, *, requests: int, concurrency: int, make_reque
         t.join()
     wall = time.perf_counter() - started
     return summary(latencies, wall, outcomes)
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) the server process has used so far: per request, a figure that other load on
-    the machine does not inflate the way it does wall-clock throughput."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summary(latencies: list[float], wall: float, outcomes: dict[str, int]) -> dict:
@@ -158,65 +123,18 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    data_dir = tempfile.mkdtemp(prefix="waportal-api-bench-")
-    port = args.port or free_port()
-    env = {
-        **os.environ,
-        "WAPORTAL_DATA_DIR": data_dir,
-        "WA_BACKEND": "sandbox",
-        "WA_SANDBOX_DELAY": os.environ.get("WA_SANDBOX_DELAY", "0.2"),
-        "DEBUG": "0",
-        "WAPORTAL_BENCH_FLOOR": "1",
-    }
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        env.pop(name, None)  # the embedded default, unless asked otherwise
+    extra = {"WAPORTAL_BENCH_FLOOR": "1"}  # the embedded default, unless asked otherwise
     if args.database_url:
-        env["DATABASE_URL"] = args.database_url
+        extra["DATABASE_URL"] = args.database_url
     if args.redis_url:
-        env["REDIS_URL"] = args.redis_url
-        env.setdefault("SECRET_KEY", "benchmark-only-not-secret")
-        env.setdefault("SECURE_SSL_REDIRECT", "false")
+        extra["REDIS_URL"] = args.redis_url
     mode = "PostgreSQL" if args.database_url else "SQLite"
     mode += " + Redis" if args.redis_url else " + in-memory channel layer"
-    manage(env, "migrate", "--noinput")
-    demo = json.loads(manage(env, "demo", "--json").strip().splitlines()[-1])
-    quiet = (
-        manage(
-            env,
-            "shell",
-            "-c",
-            "from messaging.whatsapp import sandbox; print(sandbox.peer_phones('quiet')[0])",
-        )
-        .strip()
-        .splitlines()[-1]
-    )
-    key, base = demo["api_key"], f"http://127.0.0.1:{port}"
-
-    log_path = Path(data_dir) / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - open for the server's whole life
-    server = subprocess.Popen(
-        [PYTHON, str(BASE_DIR / "manage.py"), "serve", "--port", str(port)],
-        env=env,
-        cwd=BASE_DIR,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        # Wait (bounded) for the server to listen and the worker to connect the demo device.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status = httpx.get(
-                    f"{base}/app/status", headers={"Authorization": f"Bearer {key}"}, timeout=5
-                )
-                if status.status_code == 200 and status.json()["results"]["is_connected"]:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not come up with the demo device connected within 60 s")
-            time.sleep(0.25)
+    server = EmbeddedServer(prefix="waportal-api-bench-", port=args.port, env=extra, setup=[QUIET_PEER])
+    log_path = server.log_path
+    with server:
+        quiet = server.setup_output[0].strip().splitlines()[-1]
+        key, base = server.key, server.base
 
         def cheapest(client, n):
             return client.get("/app/status")
@@ -243,13 +161,6 @@ def main() -> None:
         results = {name: combined(runs) for name, runs in rounds.items()}
         round_ratios = [s["rps"] / c["rps"] for c, s in zip(rounds["cheapest"], rounds["send"], strict=True)]
         floor_ratios = [c["rps"] / f["rps"] for f, c in zip(rounds["floor"], rounds["cheapest"], strict=True)]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
 
     print(
         f"API benchmark: {per_round * args.rounds} requests each in {args.rounds} alternating rounds, "

@@ -17,29 +17,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+sys.path.insert(0, str(BASE_DIR))
 
+# The shared pieces (benchmarks/harness.py); re-exported: the fault benchmarks import them from here.
+from benchmarks.harness import PYTHON, free_port, manage, recreate_database, stop_process_group  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def recreate_database(url: str) -> None:
-    """Drop and create the database `url` names (a benchmark's own: everything in it is lost)."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+__all__ = ["OwnRedis", "Stack", "free_port", "recreate_database"]
 
 
 class OwnRedis:
@@ -123,17 +111,7 @@ class Stack:
         self.peer = ""
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [PYTHON, str(BASE_DIR / "manage.py"), *args],
-            env=self.env,
-            cwd=BASE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if result.returncode != 0:
-            raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result.stdout
+        return manage(self.env, *args)
 
     def _start(self, name: str, args: list[str]) -> None:
         log = open(self.data_dir / f"{name}.log", "wb")  # noqa: SIM115 - open for the process's whole life
@@ -209,10 +187,7 @@ class Stack:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_process_group(process)
 
     def log(self, name: str) -> str:
         return (self.data_dir / f"{name}.log").read_text(errors="replace")

@@ -21,12 +21,9 @@ import argparse
 import json
 import os
 import re
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -38,6 +35,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 sys.path.insert(0, str(BASE_DIR))
 
+from benchmarks.harness import EmbeddedServer  # noqa: E402
 from tests.webhooks.receiver import Receiver  # noqa: E402  (a plain HTTP server; imports no Django)
 
 ENDPOINTS = """
@@ -75,26 +73,6 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def manage(env: dict, *args: str) -> str:
-    result = subprocess.run(
-        [PYTHON, str(BASE_DIR / "manage.py"), *args],
-        env=env,
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 def deliveries_by_status(db_path: Path) -> Counter:
@@ -170,55 +148,26 @@ def run(
         settle=settle,
         port=port,
     )
-    data_dir = Path(tempfile.mkdtemp(prefix="waportal-sqlite-bench-"))
-    port = args.port or free_port()
-    env = {
-        **os.environ,
-        "WAPORTAL_DATA_DIR": str(data_dir),
-        "WA_BACKEND": "sandbox",
-        "WA_SANDBOX_DELAY": os.environ.get("WA_SANDBOX_DELAY", "0.05"),
-        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
-        "DEBUG": "0",
-    }
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        env.pop(name, None)
-    env.update(env_extra or {})
     receiver = Receiver().start()
-    manage(env, "migrate", "--noinput")
-    demo = json.loads(manage(env, "demo", "--json").strip().splitlines()[-1])
-    peers = json.loads(
-        manage(env, "shell", "-c", "import json\n" + ENDPOINTS.format(url=receiver.url))
-        .strip()
-        .splitlines()[-1]
+    server = EmbeddedServer(
+        prefix="waportal-sqlite-bench-",
+        port=args.port,
+        env={
+            "WA_SANDBOX_DELAY": os.environ.get("WA_SANDBOX_DELAY", "0.05"),
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            **(env_extra or {}),
+        },
+        setup=["import json\n" + ENDPOINTS.format(url=receiver.url)],
     )
-    key, base = demo["api_key"], f"http://127.0.0.1:{port}"
-
-    log_path = data_dir / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - open for the server's whole life
-    server = subprocess.Popen(
-        [PYTHON, str(BASE_DIR / "manage.py"), "serve", "--port", str(port)],
-        env=env,
-        cwd=BASE_DIR,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    data_dir, env, log_path = server.data_dir, server.env, server.log_path
     burners: list[subprocess.Popen] = []
     answers: Counter = Counter()
-    started = time.monotonic()
     try:
+        server.__enter__()  # migrate, the demo, the endpoints; serve until the demo device is connected
+        peers = json.loads(server.setup_output[0].strip().splitlines()[-1])
+        demo, key, base = server.demo, server.key, server.base
+        started = time.monotonic()
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status = client.get("/app/status")
-                if status.status_code == 200 and status.json()["results"]["is_connected"]:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"the server did not come up with the demo device connected; see {log_path}")
-            time.sleep(0.25)
 
         side = [
             subprocess.Popen(
@@ -307,12 +256,7 @@ def run(
     finally:
         for burner in burners:
             burner.kill()
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+        server.stop()
         receiver.stop()
 
     text = log_path.read_text(errors="replace")

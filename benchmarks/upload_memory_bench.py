@@ -13,14 +13,9 @@ peak covers the upload, the storing and the sending:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,38 +23,12 @@ from pathlib import Path
 import httpx
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+sys.path.insert(0, str(BASE_DIR))
+
+from benchmarks.harness import EmbeddedServer, memory_mb  # noqa: E402
+
+QUIET_PEER = "from messaging.whatsapp import sandbox; print(sandbox.peer_phones('quiet')[0])"
 MB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def manage(env: dict, *args: str) -> str:
-    result = subprocess.run(
-        [PYTHON, str(BASE_DIR / "manage.py"), *args],
-        env=env,
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (the most it ever was) of the process, in MB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            found[name] = int(value.split()[0]) / 1024  # kB
-    return found
 
 
 def write_file(path: Path, size: int) -> None:
@@ -98,60 +67,21 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
 
-    data_dir = tempfile.mkdtemp(prefix="waportal-upload-bench-")
-    port = args.port or free_port()
-    env = {
-        **os.environ,
-        "WAPORTAL_DATA_DIR": data_dir,
-        "WA_BACKEND": "sandbox",
-        "WA_SANDBOX_DELAY": "0.2",
-        "WA_SEND_WAIT_SECONDS": "300",  # answer once the file is sent: the peak covers the whole send
-        "DEBUG": "0",
-    }
-    for name in ("DATABASE_URL", "REDIS_URL"):
-        env.pop(name, None)
-    manage(env, "migrate", "--noinput")
-    demo = json.loads(manage(env, "demo", "--json").strip().splitlines()[-1])
-    quiet = (
-        manage(
-            env,
-            "shell",
-            "-c",
-            "from messaging.whatsapp import sandbox; print(sandbox.peer_phones('quiet')[0])",
-        )
-        .strip()
-        .splitlines()[-1]
+    server = EmbeddedServer(
+        prefix="waportal-upload-bench-",
+        port=args.port,
+        # Answer once the file is sent: the peak covers the whole send.
+        env={"WA_SANDBOX_DELAY": "0.2", "WA_SEND_WAIT_SECONDS": "300"},
+        setup=[QUIET_PEER],
     )
-    key, base = demo["api_key"], f"http://127.0.0.1:{port}"
+    data_dir, log_path = server.data_dir, server.log_path
     small, big = Path(data_dir) / "small.pdf", Path(data_dir) / "big.pdf"
     write_file(small, 64 * 1024)
     write_file(big, args.mb * MB)
-
-    log_path = Path(data_dir) / "server.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - open for the server's whole life
-    server = subprocess.Popen(
-        [PYTHON, str(BASE_DIR / "manage.py"), "serve", "--port", str(port)],
-        env=env,
-        cwd=BASE_DIR,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status = httpx.get(
-                    f"{base}/app/status", headers={"Authorization": f"Bearer {key}"}, timeout=5
-                )
-                if status.status_code == 200 and status.json()["results"]["is_connected"]:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not come up with the demo device connected within 60 s")
-            time.sleep(0.25)
-
+        server.__enter__()
+        quiet = server.setup_output[0].strip().splitlines()[-1]
+        key, base = server.key, server.base
         warm = send_file(base, key, quiet, small)
         if warm[0] != 200:
             raise SystemExit(f"the warm-up send failed: {warm[0]} {warm[1]}")
@@ -169,12 +99,7 @@ def main() -> None:
             t.join()
         after = memory_mb(server.pid)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+        server.stop()
         for entry in Path(
             data_dir
         ).iterdir():  # the files, the stored copies and the database: GBs; keep the log

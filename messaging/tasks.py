@@ -20,6 +20,14 @@ def cleanup() -> dict:
     return result
 
 
+@app.task(name="messaging.apply_retention", ignore_result=True)
+def apply_retention() -> dict:
+    """Media files past MEDIA_RETENTION_DAYS, audit events past AUDIT_RETENTION_DAYS (messaging.retention)."""
+    from messaging import retention
+
+    return retention.apply_retention()
+
+
 @app.task(name="messaging.announce_unheld_devices", ignore_result=True)
 def announce_unheld() -> int:
     """Numbers whose session worker stopped renewing its lease show disconnected on open pages, live."""

@@ -306,7 +306,12 @@ CELERY_BEAT_SCHEDULE = {
     # Also frees a killed worker's claim (held WEBHOOK_TIMEOUT_SECONDS + 5) soon after it lapses.
     "webhooks-requeue-stalled": {"task": "messaging.requeue_stalled_webhooks", "schedule": 10.0},
     "cleanup-expired-data": {"task": "messaging.cleanup_expired", "schedule": 3600.0},
+    # Media files past MEDIA_RETENTION_DAYS, audit events past AUDIT_RETENTION_DAYS (messaging.retention).
+    "apply-retention": {"task": "messaging.apply_retention", "schedule": 3600.0},
 }
+# Retention in days (0: keep forever): stored media files (the message stays, marked "file expired"), audit events.
+MEDIA_RETENTION_DAYS = float(os.environ.get("MEDIA_RETENTION_DAYS", "0"))
+AUDIT_RETENTION_DAYS = float(os.environ.get("AUDIT_RETENTION_DAYS", "0"))
 
 # Media a send names by URL: how long to wait for it (sizes per kind: API_MEDIA_MAX_BYTES, a dict by kind).
 API_MEDIA_FETCH_TIMEOUT = float(os.environ.get("API_MEDIA_FETCH_TIMEOUT", "20"))
@@ -325,6 +330,10 @@ WEBHOOK_LOG_RETENTION_DAYS = int(os.environ.get("WEBHOOK_LOG_RETENTION_DAYS", "3
 # Threads of the in-process task worker (embedded default only).
 # A dedicated Celery queue for webhook deliveries (workers started with -Q); unset: Celery's default queue.
 WEBHOOK_TASK_QUEUE = os.environ.get("WEBHOOK_TASK_QUEUE") or None
+# Deliveries of one queue (endpoint, number) claimed at once and sent in order; queues of one endpoint in flight
+# at once (a slow receiver holds that many task workers, never all: keep the worker's concurrency above it).
+WEBHOOK_CLAIM_BATCH = int(os.environ.get("WEBHOOK_CLAIM_BATCH", "20"))
+WEBHOOK_ENDPOINT_CONCURRENCY = int(os.environ.get("WEBHOOK_ENDPOINT_CONCURRENCY", "2"))
 EMBEDDED_TASK_CONCURRENCY = int(os.environ.get("EMBEDDED_TASK_CONCURRENCY", "4"))
 
 # How long a sign-in lasts (seconds since it began, as Django counts); two weeks unless set.

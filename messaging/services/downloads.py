@@ -142,6 +142,8 @@ def media_file(device, message):
         except FileNotFoundError:
             pass  # cleaned up, or lost: WhatsApp may still have it
     ref = (message.payload or {}).get("media_ref")
+    if not ref and (message.payload or {}).get("media_expired_at"):
+        raise NoMedia("the file of this message expired (kept for MEDIA_RETENTION_DAYS).")
     if not ref:
         raise NoMedia(
             "the stored file of this message is gone." if message.media else "this message has no media."

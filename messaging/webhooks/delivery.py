@@ -4,7 +4,11 @@
 WebhookDelivery per matching endpoint and, once the transaction commits, enqueues a Celery task.
 
 Delivery (`drain`, run by the task `messaging.deliver_webhooks`) keeps the order of one device's events
-for one endpoint: only one delivery per (endpoint, device) is in flight at a time, taken oldest first. A
+for one endpoint: only one sender per (endpoint, device) queue at a time, which claims a batch
+(WEBHOOK_CLAIM_BATCH, oldest first) and sends it one by one, in order. At most WEBHOOK_ENDPOINT_CONCURRENCY
+queues of one endpoint are in flight: a slow receiver holds that many task workers, never all of them,
+and the other endpoints keep their rate. A queue held back by the cap is not polled: each sender, after
+each batch, takes over the endpoint's longest-waiting queue that has no sender (turns, oldest first). The HTTP client is one pooled keep-alive client per process. A
 delivery waiting for a retry does not hold the others back (order is kept "as far as retries allow"); the
 Idempotency-Key header, the same on every attempt and redelivery, lets a receiver drop repeats.
 
@@ -26,7 +30,7 @@ whose claim was taken over is dropped.
 Settings (read with defaults): WEBHOOK_TIMEOUT_SECONDS (10), WEBHOOK_MAX_ATTEMPTS (10),
 WEBHOOK_RETRY_BASE_SECONDS (15), WEBHOOK_RETRY_MAX_SECONDS (3600), WEBHOOK_PAUSE_AFTER_HOURS (1),
 WEBHOOK_PROBE_SECONDS (60), WEBHOOK_LOG_RETENTION_DAYS (30), WEBHOOK_ALLOW_PRIVATE_TARGETS (False),
-WEBHOOK_TASK_QUEUE (Celery's default).
+WEBHOOK_TASK_QUEUE (Celery's default), WEBHOOK_CLAIM_BATCH (20), WEBHOOK_ENDPOINT_CONCURRENCY (2).
 """
 
 from __future__ import annotations
@@ -178,7 +182,35 @@ def enqueue(endpoint_id: int, device_id: int | None, *, countdown: float | None 
 
 
 def enqueue_on_commit(endpoint_id: int, device_id: int | None) -> None:
-    transaction.on_commit(lambda: enqueue(endpoint_id, device_id))
+    """Once committed, a drain of this queue: one per queue and transaction (a batch of events stored
+    together needs one), and none while the queue's sender is at work (it claims again after each batch,
+    in a transaction that begins after ours committed, so it sees what we stored)."""
+    from django.db import connection
+
+    key = (endpoint_id, device_id)
+    savepoints = set(connection.savepoint_ids)
+    if connection.in_atomic_block and any(
+        getattr(callback, "webhook_queue", None) == key and sids == savepoints
+        for sids, callback, _robust in connection.run_on_commit
+    ):
+        return
+
+    def nudge() -> None:
+        if not _sender_at_work(endpoint_id, device_id):
+            enqueue(endpoint_id, device_id)
+
+    nudge.webhook_queue = key
+    transaction.on_commit(nudge)
+
+
+def _sender_at_work(endpoint_id: int, device_id: int | None) -> bool:
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+
+    return WebhookDelivery.objects.filter(
+        _key_filter(endpoint_id, device_id),
+        status=WebhookDeliveryStatus.SENDING,
+        locked_until__gt=timezone.now(),
+    ).exists()
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -211,11 +243,31 @@ def claim_seconds() -> float:
     return float(setting("WEBHOOK_TIMEOUT_SECONDS", 10)) + CLAIM_GRACE_SECONDS
 
 
+_NO_DEVICE = object()
+# Returned by `claim_batch` when the endpoint already has WEBHOOK_ENDPOINT_CONCURRENCY queues in flight.
+AT_CAP = "at-cap"
+
+
+def endpoint_concurrency() -> int:
+    return max(1, int(setting("WEBHOOK_ENDPOINT_CONCURRENCY", 2)))
+
+
 def claim_next(endpoint_id: int, device_id: int | None):
     """Take the oldest due delivery of this (endpoint, device), unless one is already in flight.
 
     Of a paused endpoint only test events go, and one probe per WEBHOOK_PROBE_SECONDS across its queues: the
     oldest held delivery that has attempts left (else the oldest), whatever its retry time."""
+    claimed = claim_batch(endpoint_id, device_id, limit=1, cap=False)
+    return claimed[0] if claimed else None
+
+
+def claim_batch(endpoint_id: int, device_id: int | None, *, limit: int = 1, cap: bool = True):
+    """Take up to `limit` due deliveries of this (endpoint, device), oldest first, to be sent one after another
+    by the caller (so in order); [] when one is already in flight or nothing is due. With `cap`, AT_CAP when
+    the endpoint already has WEBHOOK_ENDPOINT_CONCURRENCY other queues in flight: a slow receiver then holds
+    that many task workers, never all of them. A failing or paused endpoint gets one at a time."""
+    from django.db.models import F
+
     from messaging.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
     S = WebhookDeliveryStatus
@@ -225,16 +277,16 @@ def claim_next(endpoint_id: int, device_id: int | None):
     if in_flight.exists():
         # Read without the write lock, so the many tasks of a busy queue leave quickly: its sender claims
         # again after recording, in its own locked transaction, and so sees every delivery stored before now.
-        return None
+        return []
     with transaction.atomic():
         # The endpoint row lock serializes claims for it (SQLite serializes write transactions anyway).
         endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
         if endpoint is None:
-            return None
+            return []
         now = timezone.now()
         queue = WebhookDelivery.objects.filter(_key_filter(endpoint_id, device_id))
         if queue.filter(status=S.SENDING, locked_until__gt=now).exists():
-            return None  # its sender takes ours next
+            return []  # its sender takes ours next
         due = queue.filter(
             Q(status__in=[S.PENDING, S.RETRYING], next_attempt_at__lte=now)
             | Q(status=S.SENDING, locked_until__lte=now)  # its sender died
@@ -245,7 +297,7 @@ def claim_next(endpoint_id: int, device_id: int | None):
             and endpoint.paused_at is not None
             and (endpoint.next_probe_at is None or endpoint.next_probe_at <= now)
         )
-        delivery = None
+        claimed = []
         if probing:
             waiting = queue.filter(
                 Q(status__in=[S.PENDING, S.RETRYING]) | Q(status=S.SENDING, locked_until__lte=now),
@@ -262,20 +314,68 @@ def claim_next(endpoint_id: int, device_id: int | None):
             if delivery is not None:
                 endpoint.next_probe_at = now + _probe_every()
                 endpoint.save(update_fields=["next_probe_at", "updated_at"])
-        if delivery is None:
+                claimed = [delivery]
+        if not claimed:
             if not endpoint.receiving:
                 due = due.filter(is_test=True)  # a test event still goes to a paused or inactive endpoint
             if held is not None:
                 due = due.filter(id__lt=held)  # what came after a held delivery waits for it, in order
-            delivery = due.order_by("id").first()  # ids grow in the order events were stored
-        if delivery is None:
-            return None
-        delivery.status = S.SENDING
-        delivery.attempts += 1
-        delivery.locked_until = now + timedelta(seconds=claim_seconds())
-        delivery.save(update_fields=["status", "attempts", "locked_until", "updated_at"])
-        delivery.endpoint = endpoint
-        return delivery
+            if endpoint.failing_since is not None or endpoint.paused_at is not None:
+                limit = 1  # each attempt may wait for the whole timeout: see how the first one goes
+            claimed = list(due.order_by("id")[:limit])  # ids grow in the order events were stored
+            if claimed and cap and endpoint.receiving:
+                others = (
+                    WebhookDelivery.objects.filter(
+                        endpoint_id=endpoint_id, status=S.SENDING, locked_until__gt=now
+                    )
+                    .exclude(_key_filter(endpoint_id, device_id))
+                    .values("device_id")
+                    .distinct()
+                    .count()
+                )
+                if others >= endpoint_concurrency():
+                    return AT_CAP
+        if not claimed:
+            return []
+        locked_until = now + timedelta(seconds=claim_seconds())
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in claimed]).update(
+            status=S.SENDING, attempts=F("attempts") + 1, locked_until=locked_until, updated_at=now
+        )
+        for delivery in claimed:
+            delivery.status = S.SENDING
+            delivery.attempts += 1
+            delivery.locked_until = locked_until
+            delivery.updated_at = now
+            delivery.endpoint = endpoint
+        return claimed
+
+
+def renew_claims(deliveries) -> None:
+    """Hold the claims of a batch's unsent deliveries for another claim period (the batch is still going)."""
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+
+    now = timezone.now()
+    locked_until = now + timedelta(seconds=claim_seconds())
+    for delivery in deliveries:
+        WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=WebhookDeliveryStatus.SENDING, attempts=delivery.attempts
+        ).update(locked_until=locked_until, updated_at=now)
+        delivery.locked_until = locked_until
+
+
+def release_claims(deliveries) -> None:
+    """Give back a batch's unsent deliveries, as they were: due now, their attempt not counted."""
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+
+    S = WebhookDeliveryStatus
+    now = timezone.now()
+    for delivery in deliveries:
+        WebhookDelivery.objects.filter(pk=delivery.pk, status=S.SENDING, attempts=delivery.attempts).update(
+            status=S.RETRYING if delivery.attempts > 1 else S.PENDING,
+            attempts=delivery.attempts - 1,
+            locked_until=None,
+            updated_at=now,
+        )
 
 
 def record(delivery, outcome: Outcome):
@@ -338,7 +438,17 @@ def record(delivery, outcome: Outcome):
             succeeded=outcome.succeeded,
             retry_at=retry_at,
         )
-        if counts:
+        # A healthy endpoint's state does not change with each success: its row is written at most once a
+        # second then (last_success_at), not once per delivery.
+        unchanged = (
+            outcome.succeeded
+            and endpoint.consecutive_failures == 0
+            and endpoint.failing_since is None
+            and endpoint.paused_at is None
+            and endpoint.last_success_at is not None
+            and now - endpoint.last_success_at < timedelta(seconds=1)
+        )
+        if counts and not unchanged:
             if outcome.succeeded:
                 endpoint.consecutive_failures = 0
                 endpoint.last_success_at = now
@@ -460,15 +570,88 @@ def enqueue_waiting_on_commit(endpoint) -> None:
 RECORD_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0)
 
 
+def claim_batch_size() -> int:
+    return max(1, int(setting("WEBHOOK_CLAIM_BATCH", 20)))
+
+
 def drain(endpoint_id: int, device_id: int | None) -> int:
-    """Deliver what is due for this (endpoint, device), oldest first, one at a time; returns how many attempts."""
+    """Deliver what is due for this (endpoint, device), oldest first, one at a time; returns how many attempts.
+
+    Claims a batch (WEBHOOK_CLAIM_BATCH) at once and sends it in order: one claim's queries serve many
+    deliveries. After a failure the rest of the batch is given back and claimed again (a failing endpoint
+    goes one at a time). When the endpoint already has WEBHOOK_ENDPOINT_CONCURRENCY queues in flight, this
+    task leaves at once; after each batch a sender takes its turn on the endpoint's longest-waiting queue
+    without a sender (its own again when none waits longer), so the capped queues are served in turn."""
     done = 0
+    tried_empty: set[int | None] = set()
     while True:
-        delivery = claim_next(endpoint_id, device_id)
-        if delivery is None:
-            return done
-        _record_until_stored(delivery, post(delivery, delivery.endpoint))
-        done += 1
+        batch = claim_batch(endpoint_id, device_id, limit=claim_batch_size())
+        if batch == AT_CAP:
+            return done  # a sender of this endpoint takes this queue over after its batch
+        if not batch:
+            tried_empty.add(device_id)
+            waiting = _waiting_queue(endpoint_id, besides=tried_empty)
+            if waiting is None:
+                return done
+            device_id = waiting
+            continue
+        timeout = float(setting("WEBHOOK_TIMEOUT_SECONDS", 10))
+        lease_ends = time.monotonic() + claim_seconds()
+        for index, delivery in enumerate(batch):
+            rest = batch[index + 1 :]
+            if index and lease_ends - time.monotonic() < timeout + 1:
+                # A slow receiver: hold the rest of the batch for as long as one more attempt may take.
+                renew_claims([delivery, *rest])
+                lease_ends = time.monotonic() + claim_seconds()
+            outcome = post(delivery, delivery.endpoint)
+            attempt = _record_until_stored(delivery, outcome)
+            done += 1
+            if rest and (attempt is None or not outcome.succeeded):
+                release_claims(rest)  # claimed again (or held by a pause) by the next round
+                break
+        # Turns: a queue that waits longer than ours (held back by the cap) goes next; ours waits its turn.
+        waiting = _waiting_queue(endpoint_id, besides=tried_empty | {device_id}, older_than=device_id)
+        if waiting is not None:
+            device_id = waiting
+
+
+def _waiting_queue(endpoint_id: int, *, besides: set, older_than=_NO_DEVICE) -> int | None:
+    """The device of the endpoint's queue whose oldest due delivery is the oldest, among queues nobody is
+    sending (and not in `besides`); with `older_than`, only if it waited longer than that device's queue."""
+    from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+
+    S = WebhookDeliveryStatus
+    now = timezone.now()
+    busy = WebhookDelivery.objects.filter(
+        endpoint_id=endpoint_id, status=S.SENDING, locked_until__gt=now, device__isnull=False
+    ).values("device_id")
+    due = WebhookDelivery.objects.filter(
+        endpoint_id=endpoint_id,
+        status__in=[S.PENDING, S.RETRYING],
+        next_attempt_at__lte=now,
+        endpoint__active=True,
+        endpoint__paused_at__isnull=True,
+    ).exclude(held_until__gt=now)
+    candidate = (
+        due.filter(device__isnull=False)
+        .exclude(device_id__in=busy)
+        .exclude(device_id__in=[d for d in besides if d is not None])
+        .order_by("id")
+        .values_list("device_id", "id")
+        .first()
+    )
+    if candidate is None:
+        return None
+    if older_than is not _NO_DEVICE:
+        ours = (
+            due.filter(_key_filter(endpoint_id, older_than))
+            .order_by("id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if ours is not None and ours < candidate[1]:
+            return None
+    return candidate[0]
 
 
 def _record_until_stored(delivery, outcome: Outcome):
@@ -523,6 +706,7 @@ def requeue_stalled() -> int:
 
 def cleanup(*, now=None) -> dict:
     """Forget expired QR codes and delivery logs older than WEBHOOK_LOG_RETENTION_DAYS."""
+    from messaging import retention
     from messaging.models import Device, WebhookDelivery, WebhookDeliveryStatus
 
     now = now or timezone.now()
@@ -535,5 +719,6 @@ def cleanup(*, now=None) -> dict:
     old = WebhookDelivery.objects.filter(created_at__lt=cutoff).exclude(
         status=WebhookDeliveryStatus.SENDING, locked_until__gt=now
     )
-    deleted = old.delete()[1].get("messaging.WebhookDelivery", 0)
+    # In chunks, each its own transaction: a month of logs never holds the write lock for long.
+    deleted = retention.delete_in_chunks(old)
     return {"qr_codes": qr, "deliveries": deleted}

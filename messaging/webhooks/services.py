@@ -123,7 +123,9 @@ def delete_endpoint(*, organization, endpoint, actor=None, ip_address=None) -> N
     from accounts.services import record_audit
 
     with transaction.atomic():
-        endpoint = organization.webhook_endpoints.get(pk=endpoint.pk)
+        # Locked, as a sender locks it to record an attempt: an attempt is never written for a delivery that
+        # this delete is removing (a foreign-key violation at commit, on PostgreSQL).
+        endpoint = organization.webhook_endpoints.select_for_update().get(pk=endpoint.pk)
         record_audit(
             organization=organization,
             action="webhook.delete",
