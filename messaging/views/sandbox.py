@@ -83,6 +83,18 @@ def _number(value: str, label: str) -> tuple[str, str]:
         }
 
 
+def _simulated_contact(request, raw: str, label: str) -> tuple[str, str]:
+    """The simulated contact a form names, as digits, and "" or what is wrong: not a number, or a number another
+    organization holds (the simulated network is shared; only its contacts may be written as)."""
+    phone, error = _number(raw, label)
+    if not error and service(SANDBOX).send_refusal(phone, organization_id=request.organization.pk):
+        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
+            "field": label,
+            "phone": phone,
+        }
+    return phone, error
+
+
 def _link_refusal(request, phone: str, label: str) -> str:
     """Why this organization may not link a device as `phone` ("" when it may): another organization's
     number, or a simulated contact's. Names the field and the number typed, nothing of anyone else's."""
@@ -175,13 +187,8 @@ def sandbox_peer_send(request, device_id: int):
         return done(
             request, _("Pick a simulated contact and write something."), _back(request, device), error=True
         )
-    from_phone, error = _number(from_phone, label)
+    from_phone, error = _simulated_contact(request, from_phone, label)
     sandbox = service(SANDBOX)
-    if not error and sandbox.send_refusal(from_phone, organization_id=request.organization.pk):
-        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
-            "field": label,
-            "phone": from_phone,
-        }
     if error:
         return done(request, error, _back(request, device), error=True)
     try:
@@ -218,13 +225,8 @@ def sandbox_join_request(request, device_id: int):
     if not error and not from_phone:
         error = _("%(field)s: pick a simulated contact.") % {"field": label}
     if not error:
-        from_phone, error = _number(from_phone, label)
+        from_phone, error = _simulated_contact(request, from_phone, label)
     sandbox = service(SANDBOX)
-    if not error and sandbox.send_refusal(from_phone, organization_id=request.organization.pk):
-        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
-            "field": label,
-            "phone": from_phone,
-        }
     if error:
         return done(request, error, _back(request, device), error=True)
     try:
@@ -267,13 +269,8 @@ def sandbox_peer_number(request, device_id: int):
     _require_sandbox()
     device = org_device(request, device_id)
     label = _("Contact")
-    from_phone, error = _number((request.POST.get("from_phone") or "").strip(), label)
+    from_phone, error = _simulated_contact(request, (request.POST.get("from_phone") or "").strip(), label)
     sandbox = service(SANDBOX)
-    if not error and sandbox.send_refusal(from_phone, organization_id=request.organization.pk):
-        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
-            "field": label,
-            "phone": from_phone,
-        }
     if error:
         return done(request, error, _back(request, device), error=True)
     hidden = request.POST.get("hidden") == "1"
@@ -307,13 +304,8 @@ def sandbox_peer_call(request, device_id: int):
             _back(request, device),
             error=True,
         )
-    from_phone, error = _number(from_phone, label)
+    from_phone, error = _simulated_contact(request, from_phone, label)
     sandbox = service(SANDBOX)
-    if not error and sandbox.send_refusal(from_phone, organization_id=request.organization.pk):
-        error = _("%(field)s: +%(phone)s is another organization's number; pick a simulated contact.") % {
-            "field": label,
-            "phone": from_phone,
-        }
     if error:
         return done(request, error, _back(request, device), error=True)
     try:
