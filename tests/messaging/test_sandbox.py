@@ -181,6 +181,7 @@ _ARGS = {
     "preview": False,
     "image": b"\x89PNG\r\n\x1a\n",
     "name": "x",
+    "color": 0,
     "phones": ["905551112233"],
     "participants": ["905551112233"],
     "action": p.ParticipantAction.ADD,
