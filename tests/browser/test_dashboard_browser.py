@@ -115,7 +115,8 @@ def test_link_chat_and_manage_a_group_live(asgi_server, chromium, tmp_path):
     with page.expect_request(
         lambda r: r.url.endswith(conversation_path) and r.headers.get("hx-request") == "true"
     ):
-        sockets[-1].close(code=1012, reason="service restart")
+        # The conversation's socket (it names the number; the simulated phone's page has one of its own).
+        [*(ws for ws in sockets if "device=" in ws.url)][-1].close(code=1012, reason="service restart")
         phone.fill(f"#sandbox-phone-{device_id} input[name=text]", "Written while the socket was down")
         phone.click(f"#sandbox-phone-{device_id} #sandbox-peer-send")
         page.wait_for_function(f"() => window.__wsOpens > {opens}")

@@ -37,6 +37,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C as a terminal gives it. A child inherits ignored and blocked signals, and in the full
+    suite (after in-process task workers and servers) the server sometimes never saw the SIGINT below."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_serve_runs_the_task_worker_in_process(tmp_path, receiver):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
     env.update(
@@ -47,7 +54,9 @@ def test_serve_runs_the_task_worker_in_process(tmp_path, receiver):
     setup = SETUP.format(url=f"{receiver.url}/embedded")
     subprocess.run([*manage, "shell", "-c", setup], cwd=BASE_DIR, env=env, check=True, timeout=120)
 
-    server = subprocess.Popen([*manage, "serve", "--port", str(free_port())], cwd=BASE_DIR, env=env)
+    server = subprocess.Popen(
+        [*manage, "serve", "--port", str(free_port())], cwd=BASE_DIR, env=env, preexec_fn=_interruptible
+    )
     try:
         (request,) = receiver.wait_for(1, timeout=60)
     finally:
