@@ -117,6 +117,27 @@ class _Actor(_GroupActor):
             self._accounts.update({phone: found.get(phone) for phone in missing})
         return {phone: self._accounts[phone] for phone in phones if self._accounts[phone] is not None}
 
+    def _fan_action(self, row, kind: MessageKind, stamp: float | None = None, **fields) -> SendResult:
+        """Tell everyone in `row`'s chat of an act on it (a reaction, vote, edit or revoke): a message of its own
+        kind that names `row` as its target. Returns what the act's sender is answered."""
+        aid, stamp = p.generate_message_id(), stamp if stamp is not None else now()
+        name = self._sender_name()
+        self._fan(
+            self._chat_of(row),
+            lambda c, me: IncomingMessage(
+                id=aid,
+                chat=c,
+                sender=self.jid,
+                sender_name=name,
+                from_me=me,
+                timestamp=stamp,
+                kind=kind,
+                target_id=row.msg_id,
+                **fields,
+            ),
+        )
+        return SendResult(id=aid, timestamp=stamp)
+
     def _fan(
         self,
         to: str,
@@ -313,23 +334,7 @@ class _Actor(_GroupActor):
             reactions.pop(self.jid, None)
         row.reactions = reactions
         row.save(update_fields=["reactions"])
-        rid, stamp = p.generate_message_id(), now()
-        name = self._sender_name()
-        self._fan(
-            self._chat_of(row),
-            lambda c, me: IncomingMessage(
-                id=rid,
-                chat=c,
-                sender=self.jid,
-                sender_name=name,
-                from_me=me,
-                timestamp=stamp,
-                kind=MessageKind.REACTION,
-                target_id=row.msg_id,
-                reaction=emoji,
-            ),
-        )
-        return SendResult(id=rid, timestamp=stamp)
+        return self._fan_action(row, MessageKind.REACTION, reaction=emoji)
 
     def vote(self, *, chat: str, message_id: str, options: list[str]) -> SendResult:
         """Vote on a poll: `options` are the texts now chosen (none withdraws the vote). WhatsApp sends each
@@ -351,24 +356,8 @@ class _Actor(_GroupActor):
         self._check_can_post(row)
         row.data = {**row.data, "poll_votes": {**(row.data.get("poll_votes") or {}), self.jid: chosen}}
         row.save(update_fields=["data"])
-        vid, stamp = p.generate_message_id(), now()
-        name = self._sender_name()
         hashes = [hashlib.sha256(o.encode()).hexdigest() for o in chosen]
-        self._fan(
-            self._chat_of(row),
-            lambda c, me: IncomingMessage(
-                id=vid,
-                chat=c,
-                sender=self.jid,
-                sender_name=name,
-                from_me=me,
-                timestamp=stamp,
-                kind=MessageKind.POLL_VOTE,
-                target_id=row.msg_id,
-                poll_selected=list(hashes),
-            ),
-        )
-        return SendResult(id=vid, timestamp=stamp)
+        return self._fan_action(row, MessageKind.POLL_VOTE, poll_selected=hashes)
 
     def _check_can_post(self, row) -> None:
         from messaging.models import SandboxGroup
@@ -398,23 +387,7 @@ class _Actor(_GroupActor):
             row.caption = text
         row.edited_at = stamp
         row.save(update_fields=["text", "caption", "edited_at"])
-        eid = p.generate_message_id()
-        name = self._sender_name()
-        self._fan(
-            self._chat_of(row),
-            lambda c, me: IncomingMessage(
-                id=eid,
-                chat=c,
-                sender=self.jid,
-                sender_name=name,
-                from_me=me,
-                timestamp=stamp,
-                kind=MessageKind.EDIT,
-                text=text,
-                target_id=row.msg_id,
-            ),
-        )
-        return SendResult(id=eid, timestamp=stamp)
+        return self._fan_action(row, MessageKind.EDIT, stamp, text=text)
 
     def revoke(self, *, chat: str, message_id: str) -> SendResult:
         from messaging.models import SandboxGroup
@@ -434,22 +407,7 @@ class _Actor(_GroupActor):
         if not row.revoked:
             row.revoked = True
             row.save(update_fields=["revoked"])
-        rid = p.generate_message_id()
-        name = self._sender_name()
-        self._fan(
-            self._chat_of(row),
-            lambda c, me: IncomingMessage(
-                id=rid,
-                chat=c,
-                sender=self.jid,
-                sender_name=name,
-                from_me=me,
-                timestamp=stamp,
-                kind=MessageKind.REVOKE,
-                target_id=row.msg_id,
-            ),
-        )
-        return SendResult(id=rid, timestamp=stamp)
+        return self._fan_action(row, MessageKind.REVOKE, stamp)
 
     def delete_for_me(self, *, chat: str, message_id: str) -> None:
         row = self._message(chat, message_id)
