@@ -159,6 +159,7 @@ function markOpenChatSeen() {
   pane.dataset.seenPending = "1";
   htmx.ajax("POST", pane.dataset.seenUrl, { target: "#" + row.id, swap: "outerHTML" }).finally(function () {
     delete pane.dataset.seenPending;
+    markOpenChatSeen();  // a push that came while this was pending may have brought the unread row back
   });
 }
 document.addEventListener("htmx:wsAfterMessage", markOpenChatSeen);
