@@ -425,7 +425,14 @@ def _persist_addressed_message(device, msg: protocol.IncomingMessage) -> list[Ou
         ),
     )
     if not created:
-        return []  # a redelivery: stored and published already
+        if not (message.payload or {}).get("history"):
+            return []  # a redelivery: stored and published already
+        # A message that came in while the phone was sending its history: the import stored it quietly
+        # first, so this live delivery is its first announcement (pages, webhooks). The flag goes, so a
+        # redelivery after this one is one again. (Under the device lock: two deliveries cannot both pass.)
+        message.payload = {k: v for k, v in message.payload.items() if k != "history"}
+        message.save(update_fields=["payload"])
+        return _announce(message, chat, msg)
     changes = ["last_message_preview"]
     chat.last_message_preview = preview_of(message.kind, message.text, message.caption)
     if chat.last_message_at is None or timestamp >= chat.last_message_at:
@@ -438,11 +445,20 @@ def _persist_addressed_message(device, msg: protocol.IncomingMessage) -> list[Ou
             chat.name = msg.sender_name[:200]
             changes.append("name")
     chat.save(update_fields=changes)
+    return _announce(message, chat, msg)
+
+
+def _announce(message, chat, msg: protocol.IncomingMessage) -> list[Outcome]:
+    """The "message" outcome of a message stored from a live delivery (its media to fetch, if any)."""
     message.chat = chat
     outcome = Outcome(
-        "message", org, dev, message_payload(message), {"message_pk": message.pk, "chat_pk": chat.pk}
+        "message",
+        message.organization_id,
+        message.device_id,
+        message_payload(message),
+        {"message_pk": message.pk, "chat_pk": chat.pk},
     )
-    if msg.media is not None and msg.media.ref:
+    if msg.media is not None and msg.media.ref and not message.media:
         outcome.media_message_id = message.pk
         outcome.media_ref = msg.media.ref
     return [outcome]

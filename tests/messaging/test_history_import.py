@@ -209,6 +209,25 @@ def test_live_messages_during_the_import_are_kept(org):
 
 
 @pytest.mark.django_db
+def test_a_message_in_the_history_before_its_live_delivery_is_still_announced_once(org):
+    # WhatsApp may put a message that arrives during the sync in the history too, and the import may store
+    # it first: its live delivery must still reach the pages and the webhooks, and only once.
+    org.history_days = None
+    org.save()
+    device = _device(org)
+    now = timezone.now().timestamp()
+    _receive_and_import(
+        _chunk(device, 1, _conversation(PEER, _message("BOTH1", PEER, at=now, text="just now")), final=True)
+    )
+    live = p.MessageEvent(device_id=device.pk, message=_message("BOTH1", PEER, at=now, text="just now"))
+    first = events.persist(live)
+    again = events.persist(live)  # WhatsApp delivers it once more
+    assert [(o.name, o.payload["id"], o.payload["text"]) for o in first] == [("message", "BOTH1", "just now")]
+    assert again == []
+    assert Message.objects.filter(device=device, wa_id="BOTH1").count() == 1
+
+
+@pytest.mark.django_db
 def test_unread_counts_only_move_forward(org):
     org.history_days = None
     org.save()
