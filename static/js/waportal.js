@@ -155,11 +155,16 @@ function markOpenChatSeen() {
   var pane = document.getElementById("conversation-pane");
   if (!pane || !pane.dataset.seenUrl || document.visibilityState !== "visible") { return; }
   var row = document.getElementById("chat-" + pane.dataset.chat + "-row");
-  if (!row || !row.querySelector("[data-unread]") || pane.dataset.seenPending) { return; }
+  if (!row || !row.querySelector("[data-unread]")) { return; }
+  if (pane.dataset.seenPending) { pane.dataset.seenAgain = "1"; return; }
   pane.dataset.seenPending = "1";
   htmx.ajax("POST", pane.dataset.seenUrl, { target: "#" + row.id, swap: "outerHTML" }).finally(function () {
+    var again = pane.dataset.seenAgain;
     delete pane.dataset.seenPending;
-    markOpenChatSeen();  // a push that came while this was pending may have brought the unread row back
+    delete pane.dataset.seenAgain;
+    // A push that came while this was pending may have brought the unread row back: once more, then. (Not
+    // after a failed request alone, which would otherwise be retried without end.)
+    if (again) { markOpenChatSeen(); }
   });
 }
 document.addEventListener("htmx:wsAfterMessage", markOpenChatSeen);
