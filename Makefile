@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The suite runs in one process per core (pytest-xdist; each has its own test database and Redis database).
+TEST_PROCESSES ?= auto
 
 .PHONY: run test setup lint browser-deps
 
@@ -29,7 +31,7 @@ browser-deps:
 
 test: setup browser-deps
 	$(PY) -m ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -205,7 +205,9 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     for alias in settings.DATABASES:
         db = settings.DATABASES[alias]
         test = db.setdefault("TEST", {})
-        if "sqlite" in db["ENGINE"] and test.get("NAME") in (None, "", ":memory:"):
+        # (Under pytest-xdist the suffix fixture has named it test_<path>_gw0, a file in no directory: each
+        # worker has a directory of its own from tmp_path_factory instead.)
+        if "sqlite" in db["ENGINE"]:
             # Named as the settings name the embedded database, so that another process (a runsessions
             # worker in test_failover) opens this one, with the same options, given WAPORTAL_DATA_DIR.
             test["NAME"] = str(tmp_path_factory.mktemp(f"db_{alias}") / "waportal.sqlite3")
@@ -226,6 +228,8 @@ def wa(transactional_db, settings):
     # Tests that expect `sent` wait for the event, not for a clock: a loaded CI machine may take longer than
     # the 2 s a user waits before being told `queued`.
     settings.WA_SEND_WAIT_SECONDS = 20
+    # Likewise linking: the worker may take longer than 8 s to take the number and show its first QR code.
+    settings.WA_QR_WAIT_SECONDS = 20
     harness = WA()
     try:
         harness.start_worker()

@@ -30,6 +30,24 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def _redis_of_test_process(url: str, worker: str) -> str:
+    """Under pytest-xdist (`make test` runs the suite in several processes) each process has a database of
+    its own; it needs a Redis database of its own too, or one process's channel-layer groups (named by row
+    ids that every process's database repeats) would carry the other's events. gw0 keeps the URL's number,
+    gwN takes the number + N. Processes a test starts inherit the variable, so they agree."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        return url
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0) + int(worker[2:])
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+if REDIS_URL and os.environ.get("PYTEST_XDIST_WORKER"):
+    REDIS_URL = _redis_of_test_process(REDIS_URL, os.environ["PYTEST_XDIST_WORKER"])
 # Embedded: one process, no external services. Production: PostgreSQL + Redis.
 EMBEDDED = not REDIS_URL
 
