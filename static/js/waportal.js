@@ -209,7 +209,8 @@ document.addEventListener("error", function (evt) {
 // keeps the reply being written: taken before the swap, put into the new pane's reply box once it is in.
 var carriedDraft = null;
 document.addEventListener("htmx:beforeSwap", function (evt) {
-  if (!evt.target.matches || !evt.target.matches("[data-carry-draft]")) { return; }
+  var source = evt.detail.requestConfig ? evt.detail.requestConfig.elt : null;  // (the event is the target's)
+  if (!source || !source.matches || !source.matches("[data-carry-draft]")) { return; }
   var box = document.querySelector("#send-form textarea[name=text]");
   var replyTo = document.getElementById("reply-to");
   carriedDraft = box && box.value ? {
