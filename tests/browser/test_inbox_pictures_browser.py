@@ -84,6 +84,9 @@ def test_pictures_phone_rows_lid_merge_and_audit_cards(asgi_server, chromium):
     shot(narrow, "31-inbox-pictures-en-390")
     narrow.click(f"#{pictured_row}")
     narrow.wait_for_selector("#conversation-pane .msg-in:has-text('A picture is here')")
+    # The title's name is whole: "Mark all read" goes under it rather than squeezing it.
+    title = narrow.eval_on_selector(".conversation-title h2", "e => [e.scrollWidth, e.clientWidth]")
+    assert title[0] <= title[1], title
     shot(narrow, "32-conversation-picture-en-390")
     narrow.close()
 
