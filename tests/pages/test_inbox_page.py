@@ -418,6 +418,12 @@ def test_an_inbox_row_says_when_in_little_room(owner_client, device):
 
     assert ">09:05</time>" in when(today)
     assert ">Yesterday</time>" in when(yesterday)
+    from django.conf import settings
+
+    owner_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "tr"
+    turkish = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    assert ">Dün</time>" in turkish.split(f'id="chat-{yesterday.pk}-row"')[1].split("</small>")[0]
+    del owner_client.cookies[settings.LANGUAGE_COOKIE_NAME]
     assert f">03/07/{now.year - 2}</time>" in when(long_ago)
     # The full moment is one hover away.
     assert f'title="03/07/{now.year - 2}' in when(long_ago)
