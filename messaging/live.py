@@ -132,6 +132,12 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
             name_chats(device, [chat])
             row = render_to_string("messaging/inbox.html#chat_row", {"chat": chat})
             fragments.append(f'<div hx-swap-oob="afterbegin:#chat-list-{device.pk}">{row}</div>')
+            # A conversation open on either chat is fetched again as the merged one (its own CSRF token, its
+            # URL pushed, a half-written reply kept: static/js/waportal.js): the LID chat's is gone, the
+            # number's lacks what was moved into it, and a LID-only chat now has a number to show.
+            for shown in dict.fromkeys(pk for pk in (removed, chat.pk) if pk):
+                context = {"device": device, "chat": chat, "shown_pk": int(shown), "oob": True}
+                fragments.append(render_to_string("messaging/conversation.html#follow", context))
     elif event in CHAT_STATE_EVENTS or event in LABEL_EVENTS:
         fragments.append(
             render_to_string("messaging/inbox.html#list_refresh", {"device": device, "oob": True})

@@ -212,23 +212,60 @@ def initials(name: str) -> str:
 
 
 @register.simple_tag
-def avatar(device_id, jid: str, name: str = ""):
+def avatar(device_id, jid: str, name: str = "", css_class: str = ""):
     """A round avatar: the picture of `jid` as the number `device_id` sees it (messaging.views.avatars, loaded
-    lazily) over the initials of `name`, which show where there is no picture. Decoration: hidden from
-    screen readers, which read the name beside it."""
+    lazily) over the initials of `name`, which show where there is no picture (or where it fails to load:
+    static/js/waportal.js drops an <img> that errs). Decoration: hidden from screen readers, which read the
+    name beside it. Nothing here asks WhatsApp: a page of a hundred rows renders as fast without pictures."""
     from django.urls import reverse
 
+    classes = f"avatar-badge {css_class}".strip()
     if not jid:
         return format_html(
-            '<span class="avatar-badge" aria-hidden="true"><span>{}</span></span>', initials(name)
+            '<span class="{}" aria-hidden="true"><span>{}</span></span>', classes, initials(name)
         )
     url = reverse("messaging:avatar", args=[device_id, jid])
     return format_html(
-        '<span class="avatar-badge" aria-hidden="true"><span>{}</span>'
-        '<img src="{}" alt="" loading="lazy" width="40" height="40"></span>',
+        '<span class="{}" aria-hidden="true"><span>{}</span>'
+        '<img src="{}" alt="" loading="lazy" decoding="async" width="40" height="40"></span>',
+        classes,
         initials(name),
         url,
     )
+
+
+@register.simple_tag
+def chat_avatar(chat):
+    """An inbox row's avatar: the chat's picture over its initials (see `avatar`)."""
+    return avatar(
+        chat.device_id,
+        chat.jid,
+        chat_title(chat),
+        "chat-avatar avatar-group" if chat.is_group else "chat-avatar",
+    )
+
+
+@register.filter
+def chat_when(value) -> str:
+    """When a chat last moved, in as little room as a phone's row has: the time today, "Yesterday", the day and
+    month this year, else the short date (the full moment is in the row's title). Rendered when the row is:
+    a page left open overnight keeps saying yesterday's time until its row next changes."""
+    if not value:
+        return ""
+    from django.utils import timezone
+    from django.utils.dateformat import format as date_format
+    from django.utils.formats import date_format as localized
+
+    when = timezone.localtime(value)
+    today = timezone.localdate()
+    day = when.date()
+    if day == today:
+        return date_format(when, "H:i")  # as the conversation's messages say it
+    if (today - day).days == 1:
+        return _("Yesterday")
+    if day.year == today.year and day < today:
+        return date_format(when, "j M")
+    return localized(when, "SHORT_DATE_FORMAT")
 
 
 @register.filter(name="localize_text")

@@ -195,3 +195,43 @@ htmx.defineExtension("live-oob", {
     return dropped ? template.innerHTML : text;
   }
 });
+
+// An avatar's picture that fails to load (the number's picture link expired, the server away) goes, so the
+// initials beneath it show instead of a broken image. "error" does not bubble: listened for while capturing.
+document.addEventListener("error", function (evt) {
+  var img = evt.target;
+  if (img && img.tagName === "IMG" && img.parentElement && img.parentElement.classList.contains("avatar-badge")) {
+    img.remove();
+  }
+}, true);
+
+// A conversation replaced by another under the same eyes (a LID chat merged into its number's: messaging.live)
+// keeps the reply being written: taken before the swap, put into the new pane's reply box once it is in.
+var carriedDraft = null;
+document.addEventListener("htmx:beforeSwap", function (evt) {
+  var source = evt.detail.requestConfig ? evt.detail.requestConfig.elt : null;  // (the event is the target's)
+  if (!source || !source.matches || !source.matches("[data-carry-draft]")) { return; }
+  var box = document.querySelector("#send-form textarea[name=text]");
+  var replyTo = document.getElementById("reply-to");
+  carriedDraft = box && box.value ? {
+    text: box.value,
+    replyTo: replyTo ? replyTo.value : "",
+    replyText: (document.getElementById("replying-text") || {}).textContent || "",
+    focused: document.activeElement === box
+  } : null;
+});
+document.addEventListener("htmx:load", function (evt) {
+  if (!carriedDraft || !evt.target.querySelector) { return; }
+  var box = evt.target.querySelector("#send-form textarea[name=text]");
+  if (!box) { return; }
+  var draft = carriedDraft;
+  carriedDraft = null;
+  box.value = draft.text;
+  var replyTo = document.getElementById("reply-to");
+  if (draft.replyTo && replyTo) {
+    replyTo.value = draft.replyTo;
+    document.getElementById("replying-text").textContent = draft.replyText;
+    document.getElementById("replying").hidden = false;
+  }
+  if (draft.focused) { box.focus(); }
+});

@@ -116,6 +116,10 @@ def test_a_lid_only_chat_becomes_the_numbers_chat_when_there_was_none(wa, org, a
     chat = _chats(api)[f"{peer}@s.whatsapp.net"]
     assert (chat["chat_lid"], chat["unread_count"], chat["last_message"]) == (lid, 1, "ilk")
     assert Message.objects.get(wa_id=first).reactions == {f"{peer}@s.whatsapp.net": "👍"}
+    # A conversation open on it is fetched again: it has a number to show now.
+    fragments = "".join(live.render_event(event="chat.merged", device=device, data=merged))
+    url = reverse("messaging:conversation", args=[device.pk, lid_chat.pk])
+    assert f'id="chat-{lid_chat.pk}-follow" hidden hx-swap-oob="true" hx-get="{url}"' in fragments
 
 
 def test_another_organization_never_sees_or_uses_this_numbers_map(wa, org, other_org, api_key):
@@ -141,3 +145,50 @@ def test_another_organization_never_sees_or_uses_this_numbers_map(wa, org, other
     sent = queue_message(organization=other_org, device=theirs, outgoing={"to": lid, "text": "merhaba"})
     assert sent.chat.jid == lid
     assert not Chat.objects.filter(device=theirs, jid=f"{peer}@s.whatsapp.net").exists()
+
+
+def test_a_conversation_open_on_the_lid_chat_follows_it_into_the_numbers_chat_live(wa, org, owner, api_key):
+    from tests.messaging.test_live import _open, _receive
+
+    device = wa.linked_device(org)
+    api = ApiClient(api_key)
+    peer = wa.sandbox.peer_phones("quiet")[0]
+    number = f"{peer}@s.whatsapp.net"
+    assert api.post("/send/message", {"phone": peer, "message": "Kargonuz yolda"}).json()["results"][
+        "status"
+    ] == ("sent")
+    lid = wa.sandbox.peer_hide_phone(phone=peer)
+    first = wa.sandbox.peer_send(from_phone=peer, to_jid=device.jid, text="Hangi kargo?")
+    wa.wait_event("message", device=device, predicate=lambda d: d["id"] == first)
+    lid_chat = Chat.objects.get(device=device, jid=lid)
+    number_chat = Chat.objects.get(device=device, jid=number)
+    member = client_for(owner)
+    # A teammate has the LID chat open: its pane carries the place a merge's push lands in.
+    opened = member.get(reverse("messaging:conversation", args=[device.pk, lid_chat.pk])).content.decode()
+    assert f'id="chat-{lid_chat.pk}-follow" hidden>' in opened and "Unknown number (LID)" in opened
+    socket = _open(wa, owner, f"/ws/live/?device={device.pk}")
+
+    wa.sandbox.peer_hide_phone(phone=peer, hidden=False)
+    merged = wa.wait_event("chat.merged", device=device)
+    assert (merged["removed_chat_pk"], merged["chat_pk"]) == (lid_chat.pk, number_chat.pk)
+    frame = ""
+    for _ in range(20):  # the merge's frame, among whatever else the socket carries (each waits for a frame)
+        frame = _receive(wa, socket)
+        if "-follow" in frame:
+            break
+    url = reverse("messaging:conversation", args=[device.pk, number_chat.pk])
+    # The LID chat's row goes, and the pane open on it loads the number's conversation in its place, its URL
+    # pushed (a reload then opens the number's chat, not a 404). A pane open on the number's chat reloads too
+    # (it lacks the messages moved into it).
+    assert f'hx-swap-oob="delete:#chat-{lid_chat.pk}-row"' in frame
+    for shown in (lid_chat.pk, number_chat.pk):
+        follow = frame.split(f'id="chat-{shown}-follow"')[1].split(">")[0]
+        assert f'hx-get="{url}"' in follow and 'hx-trigger="load"' in follow
+        assert 'hx-target="#conversation-pane"' in follow and 'hx-swap="outerHTML"' in follow
+        assert 'hx-push-url="true"' in follow and "data-carry-draft" in follow
+    # What it loads: both chats' messages, under the number.
+    pane = member.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="conversation-pane").content.decode()
+    assert pane.startswith('<section id="conversation-pane"') and f'data-chat="{number_chat.pk}"' in pane
+    assert "Hangi kargo?" in pane and "Kargonuz yolda" in pane
+    assert phone(number) in pane and "Unknown number (LID)" not in pane
+    wa.run(socket.disconnect())

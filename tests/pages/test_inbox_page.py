@@ -381,3 +381,56 @@ def test_a_group_message_with_no_push_name_shows_the_senders_number(owner_client
     Message.objects.filter(pk=message.pk).update(sender_jid="905556667788@s.whatsapp.net", sender_name="")
     body = owner_client.get(reverse("messaging:conversation", args=[device.pk, group.pk])).content.decode()
     assert '<small class="msg-sender">+90 555 666 77 88</small>' in body
+
+
+def test_inbox_rows_show_the_chats_picture_over_its_initials_without_asking_whatsapp(
+    owner_client, device, monkeypatch
+):
+    from messaging import gateway
+
+    def no_call(*args, **kwargs):  # a picture is fetched by the browser, lazily, never while the list renders
+        raise AssertionError("the inbox asked WhatsApp while rendering")
+
+    monkeypatch.setattr(gateway, "call", no_call)
+    person = make_chat(device, jid="905551112233@s.whatsapp.net", name="Ayşe Yılmaz")
+    group = make_chat(device, jid="120363000000000001@g.us", name="Destek ekibi")
+    body = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    for chat, letters in ((person, "AY"), (group, "DE")):
+        row = body.split(f'id="chat-{chat.pk}-row"')[1].split("</a>")[0]
+        url = reverse("messaging:avatar", args=[device.pk, chat.jid])
+        assert f'<img src="{url}" alt="" loading="lazy"' in row
+        assert f"<span>{letters}</span>" in row  # the initials beneath, shown where there is no picture
+    # The conversation's title has the same picture.
+    pane = owner_client.get(reverse("messaging:conversation", args=[device.pk, person.pk])).content.decode()
+    header = pane.split('class="conversation-head"')[1].split("</header>")[0]
+    assert reverse("messaging:avatar", args=[device.pk, person.jid]) in header
+
+
+def test_an_inbox_row_says_when_in_little_room(owner_client, device):
+    now = timezone.localtime()
+    today = make_chat(device, name="Today", when=now.replace(hour=9, minute=5, second=0))
+    yesterday = make_chat(device, name="Yesterday", when=now - timedelta(days=1))
+    long_ago = make_chat(device, name="Long ago", when=now.replace(year=now.year - 2, month=3, day=7))
+    body = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+
+    def when(chat):
+        return body.split(f'id="chat-{chat.pk}-row"')[1].split('class="chat-when">')[1].split("</small>")[0]
+
+    assert ">09:05</time>" in when(today)
+    assert ">Yesterday</time>" in when(yesterday)
+    from django.conf import settings
+
+    owner_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "tr"
+    turkish = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    assert ">Dün</time>" in turkish.split(f'id="chat-{yesterday.pk}-row"')[1].split("</small>")[0]
+    del owner_client.cookies[settings.LANGUAGE_COOKIE_NAME]
+    assert f">03/07/{now.year - 2}</time>" in when(long_ago)
+    # The full moment is one hover away.
+    assert f'title="03/07/{now.year - 2}' in when(long_ago)
+    earlier = now - timedelta(days=2)
+    chat = make_chat(device, name="Earlier", when=earlier)
+    body = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
+    if earlier.year == now.year:  # earlier this year: the day and the month only
+        assert f">{earlier.day} {earlier.strftime('%b')}</time>" in when(chat)
+    else:
+        assert f">{earlier.strftime('%m/%d/%Y')}</time>" in when(chat)
