@@ -8,7 +8,7 @@ from django.db import transaction
 
 from messaging import webhooks
 from messaging.models import WebhookDelivery
-from messaging.webhooks import delivery as delivery_module
+from messaging.webhooks import claiming, queueing
 from tests.webhooks.conftest import make_device
 from tests.webhooks.receiver import Answer
 
@@ -18,7 +18,7 @@ def no_tasks(monkeypatch):
     """Record what would be enqueued instead of running it: these tests drive the queues themselves."""
     calls = []
     monkeypatch.setattr(
-        delivery_module,
+        queueing,
         "enqueue",
         lambda endpoint_id, device_id, **kw: calls.append((endpoint_id, device_id)),
     )
@@ -63,7 +63,7 @@ def test_an_endpoint_at_its_cap_is_skipped_and_its_queue_taken_over_in_turn(
         dispatch(device, n)
     first, second = (webhooks.claim_batch(slow.pk, d.pk, limit=5) for d in devices[:2])
     assert len(first) == 1 and len(second) == 1
-    assert webhooks.claim_batch(slow.pk, devices[2].pk, limit=5) == delivery_module.AT_CAP
+    assert webhooks.claim_batch(slow.pk, devices[2].pk, limit=5) == claiming.AT_CAP
     assert webhooks.drain(slow.pk, devices[2].pk) == 0  # the task leaves at once
     assert WebhookDelivery.objects.get(endpoint=slow, device=devices[2]).status == "pending"  # untouched
 
