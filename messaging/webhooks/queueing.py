@@ -85,26 +85,30 @@ def dispatch_event(*, device, event: str, payload: dict, hold_seconds: float | N
     now = timezone.now()
     rendered: dict[str, tuple[str, str]] = {}  # by payload format: (the event's name in it, the body)
     held_until = now + timedelta(seconds=hold_seconds) if hold_seconds else None
-    ids = []
+    deliveries = []
     for endpoint in endpoints:
         fmt = endpoint.payload_format
         if fmt not in rendered:
             rendered[fmt] = peer.render_in(fmt, event=public, device=device, payload=payload, at=now)
         name, body = rendered[fmt]
-        delivery = WebhookDelivery.objects.create(
-            endpoint=endpoint,
-            organization_id=device.organization_id,
-            event=name,  # as the body names it (the peer's name for a peer-format endpoint)
-            device=device,
-            body=body,
-            created_at=now,
-            next_attempt_at=now,
-            held_until=held_until,
+        deliveries.append(
+            WebhookDelivery(
+                endpoint=endpoint,
+                organization_id=device.organization_id,
+                event=name,  # as the body names it (the peer's name for a peer-format endpoint)
+                device=device,
+                body=body,
+                created_at=now,
+                next_attempt_at=now,
+                held_until=held_until,
+            )
         )
-        ids.append(delivery.pk)
-        if held_until is None:
+    # One INSERT for all the endpoints (SQLite and PostgreSQL give the new ids back).
+    WebhookDelivery.objects.bulk_create(deliveries)
+    if held_until is None:
+        for endpoint in endpoints:
             enqueue_on_commit(endpoint.pk, device.pk)
-    return ids
+    return [delivery.pk for delivery in deliveries]
 
 
 def release_held(delivery_ids: list[int], payload: dict | None = None) -> None:
