@@ -218,6 +218,7 @@ def requeue_stalled() -> int:
             | Q(is_test=True)
         )
         .values_list("endpoint_id", "device_id")
+        .order_by()  # the model's ordering would make each delivery distinct: one drain per queue
         .distinct()
     )
     count = 0
