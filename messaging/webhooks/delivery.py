@@ -8,13 +8,15 @@ for one endpoint: only one sender per (endpoint, device) queue at a time, which 
 (WEBHOOK_CLAIM_BATCH, oldest first) and sends it one by one, in order. At most WEBHOOK_ENDPOINT_CONCURRENCY
 queues of one endpoint are in flight: a slow receiver holds that many task workers, never all of them,
 and the other endpoints keep their rate. A queue held back by the cap is not polled: each sender, after
-each batch, takes over the endpoint's longest-waiting queue that has no sender (turns, oldest first). The HTTP
-client is one pooled keep-alive client per process. The successes of a batch are recorded together, in one
-transaction, once the batch is sent or at most every RECORD_EVERY_SECONDS (and at once after a failure): a
-crash between sending and recording leaves them claimed, and they are sent again once the claim lapses, with
-the same Idempotency-Key (at least once, never lost). A
-delivery waiting for a retry does not hold the others back (order is kept "as far as retries allow"); the
-Idempotency-Key header, the same on every attempt and redelivery, lets a receiver drop repeats.
+each batch, takes over the endpoint's longest-waiting queue that has no sender (turns, oldest first). The
+HTTP client is one pooled keep-alive client per process. A delivery waiting for a retry does not hold the
+others back (order is kept "as far as retries allow"); the Idempotency-Key header, the same on every attempt
+and redelivery, lets a receiver drop repeats.
+
+A batch's successes are recorded together, in one transaction: once the batch is sent, at once after a
+failure, and otherwise once the oldest unrecorded answer is RECORD_EVERY_SECONDS old. A crash between sending
+and recording leaves them claimed; they are sent again once the claim lapses, with the same Idempotency-Key
+(at least once, nothing lost).
 
 Retries: network errors, 5xx and 429 are retried with exponential backoff and jitter (Retry-After honoured);
 other answers are final.
@@ -28,8 +30,8 @@ a probe; the first 2xx resumes the endpoint by itself (as does its Resume button
 out, oldest first.
 
 A claim is held for WEBHOOK_TIMEOUT_SECONDS + 5 (CLAIM_GRACE_SECONDS): a worker killed mid-attempt frees its
-queue that soon (`requeue_stalled` runs every 10 s), and a late recording of an attempt
-whose claim was taken over is dropped.
+queue that soon (`requeue_stalled` runs every 10 s), and a late recording of an attempt whose claim was taken
+over is dropped.
 
 Settings (read with defaults): WEBHOOK_TIMEOUT_SECONDS (10), WEBHOOK_MAX_ATTEMPTS (10),
 WEBHOOK_RETRY_BASE_SECONDS (15), WEBHOOK_RETRY_MAX_SECONDS (3600), WEBHOOK_PAUSE_AFTER_HOURS (1),
