@@ -1,10 +1,11 @@
 """Webhooks: domain events become signed HTTP deliveries to the organization's endpoints, retried until they land.
 
-The package, by seam: `wire` (the signed envelope, one HTTP attempt), `delivery` (store, queue, claim, record,
-retry), `services` (the endpoints' write path), `pages` and `urls` (the dashboard), `tasks` (Celery). The
-models are messaging.models.webhook. Events publish, webhooks subscribe: messaging.events calls
-`dispatch_event` inside its write; nothing here imports messaging.events, and `delivery` enqueues its task by
-name, so no module here imports another that imports it back.
+The package, by seam: `wire` (the signed envelope, one HTTP attempt), `queueing` (store an event's deliveries,
+enqueue their drain), `claiming` (batches, the cap per endpoint), `recording` (attempts, retries, pause),
+`delivery` (the drain that sends with them), `services` (the endpoints' write path), `pages` and `urls` (the
+dashboard), `tasks` (Celery). The models are messaging.models.webhook. Events publish, webhooks subscribe:
+messaging.events calls `dispatch_event` inside its write; nothing here imports messaging.events, and
+`queueing` enqueues the task by name, so no module here imports another that imports it back.
 
 The names below are the package's public surface (`from messaging import webhooks; webhooks.dispatch_event`).
 """

@@ -7,8 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging import safe_fetch
-from messaging.webhooks.delivery import TEST_EVENT, enqueue_on_commit, resume
 from messaging.webhooks.peer import render_in
+from messaging.webhooks.queueing import TEST_EVENT, enqueue_on_commit
+from messaging.webhooks.recording import resume
 
 
 def create_endpoint(

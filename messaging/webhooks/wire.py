@@ -65,6 +65,7 @@ class Outcome:
     error: str = ""
     duration_ms: int = 0
     retry_after: float | None = None
+    answered_at: datetime | None = None  # when the attempt ended (it may be recorded a moment later)
 
     @property
     def succeeded(self) -> bool:
@@ -145,4 +146,5 @@ def post(delivery, endpoint) -> Outcome:
         logger.exception("webhook delivery %s failed unexpectedly", delivery.pk)
         outcome.error = f"{type(exc).__name__}: {exc}"[:500]
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
+    outcome.answered_at = timezone.now()
     return outcome

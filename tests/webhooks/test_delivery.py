@@ -407,7 +407,7 @@ def test_a_held_delivery_goes_as_it_is_once_its_hold_has_passed(allow_private, o
     """The worker died before the media was in: the delivery still goes, and unblocks its queue."""
     enqueued = []
     monkeypatch.setattr(
-        webhooks.delivery, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id)
+        webhooks.queueing, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id)
     )
     device = make_device(org)
     endpoint = endpoint_for(org, "http://127.0.0.1:9/hook", events=("message",))
@@ -432,7 +432,7 @@ def test_sent_and_failed_deliveries_are_stored_with_the_status_they_report(allow
 
     enqueued = []
     monkeypatch.setattr(
-        webhooks.delivery, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id)
+        webhooks.queueing, "enqueue", lambda endpoint_id, device_id, **kw: enqueued.append(device_id)
     )
     device = make_device(org)
     endpoint = endpoint_for(org, "http://127.0.0.1:9/hook", events=("message.sent", "message.failed"))

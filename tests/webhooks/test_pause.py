@@ -126,7 +126,7 @@ def test_a_dead_senders_claim_lapses_within_the_timeout_plus_five_seconds(
     allow_private, org, settings, monkeypatch
 ):
     settings.WEBHOOK_TIMEOUT_SECONDS = 10
-    monkeypatch.setattr(webhooks.delivery, "enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(webhooks.queueing, "enqueue", lambda *args, **kwargs: None)
     device = make_device(org)
     endpoint = webhooks.create_endpoint(organization=org, url="http://127.0.0.1:9/hook", events=["message"])
     delivery = WebhookDelivery.objects.create(
@@ -157,17 +157,17 @@ def test_an_attempt_the_database_refused_to_record_is_recorded_again_not_sent_ag
 ):
     from django.db import OperationalError
 
-    monkeypatch.setattr(webhooks.delivery, "enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(webhooks.queueing, "enqueue", lambda *args, **kwargs: None)
     monkeypatch.setattr(webhooks.delivery, "RECORD_RETRY_DELAYS", (0.01,))
-    real_record, refused = webhooks.delivery.record, []
+    real_record, refused = webhooks.recording.record_batch, []
 
-    def busy_once(delivery, outcome):
+    def busy_once(sent):
         if not refused:
-            refused.append(delivery.pk)
+            refused.extend(delivery.pk for delivery, _ in sent)
             raise OperationalError("database is locked")
-        return real_record(delivery, outcome)
+        return real_record(sent)
 
-    monkeypatch.setattr(webhooks.delivery, "record", busy_once)
+    monkeypatch.setattr(webhooks.recording, "record_batch", busy_once)
     device = make_device(org)
     endpoint = webhooks.create_endpoint(organization=org, url=f"{receiver.url}/hook", events=["message"])
     delivery = WebhookDelivery.objects.create(

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from messaging import events, webhooks
 from messaging.models import WebhookDelivery, WebhookEndpoint
-from messaging.webhooks import delivery as delivery_module
+from messaging.webhooks import queueing
 from messaging.whatsapp import protocol
 from tests.conftest import client_for, make_api_key
 from tests.webhooks.conftest import make_device, receive_message
@@ -383,7 +383,7 @@ def test_events_added_elsewhere_pass_in_the_peers_fields(
 ):
     from django.db import transaction
 
-    monkeypatch.setitem(delivery_module.EVENT_NAMES, ours, ours)  # as the helper adding it does
+    monkeypatch.setitem(queueing.EVENT_NAMES, ours, ours)  # as the helper adding it does
     device = make_device(org)
     endpoint = peer_endpoint(org, f"{receiver.url}/peer", [ours])
     with transaction.atomic():
