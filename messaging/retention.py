@@ -8,7 +8,7 @@ the embedded task worker otherwise). Each setting at 0 keeps everything:
   download (WhatsApp's own copy has expired long before: its reference is dropped too).
 - AUDIT_RETENTION_DAYS: audit events older than this are deleted.
 
-Delivery logs (WEBHOOK_LOG_RETENTION_DAYS) are forgotten by messaging.webhooks.delivery.cleanup. Deletes go in
+Delivery logs (WEBHOOK_LOG_RETENTION_DAYS) are forgotten by messaging.webhooks.queueing.cleanup. Deletes go in
 chunks of RETENTION_CHUNK rows, each its own short transaction: a large backlog never holds the (SQLite) write
 lock for long, and a run stopped halfway has done what it did.
 """
