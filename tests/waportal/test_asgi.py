@@ -34,3 +34,104 @@ def test_the_floor_answers_its_path_itself_and_passes_every_other_on():
     assert floor[0]["status"] == 200 and b"SUCCESS" in floor[1]["body"]
     assert _call(app, "/app/status")[0]["status"] == 404
     assert seen == ["/app/status"]
+
+
+def test_a_request_thread_goes_to_the_next_request_only_once_it_has_finished_what_it_was_given():
+    import threading
+
+    async def main():
+        threads = asgi.RequestThreads(keep=4)
+        first = threads.take()
+        done = threading.Event()
+        first.submit(done.wait)  # its request was answered (or its client left) while its code still runs
+        threads.give_back(first)
+        second = threads.take()
+        assert second is not first  # not queued behind the unfinished work
+        threads.give_back(second)
+        done.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while first not in threads._idle:
+            assert loop.time() < deadline, "the thread never came back"
+            await asyncio.sleep(0.01)
+        first.shutdown()
+        second.shutdown()
+
+    asyncio.run(main())
+
+
+async def _django_get(path):
+    sent = []
+    received = []
+
+    async def receive():
+        if not received:
+            received.append(1)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # no disconnect
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("localhost", 80),
+    }
+
+    await asgi.mcp_or_django(scope, receive, send)
+    return sent
+
+
+def test_django_answers_with_its_middleware_and_view_in_one_kept_thread(settings):
+    """Each request's sync code (the middleware, the view, the request signals) runs in one thread, and that
+    thread serves the next request (Django alone would start two threads per request)."""
+    import threading
+
+    from django.core.signals import request_finished, request_started
+    from django.http import HttpResponse
+    from django.urls import path
+
+    seen = []
+
+    def view(request):
+        seen.append(("view", threading.get_ident()))
+        return HttpResponse("ok")
+
+    def started(**kwargs):
+        seen.append(("started", threading.get_ident()))
+
+    def finished(**kwargs):
+        seen.append(("finished", threading.get_ident()))
+
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": [path("probe", view)]})
+    settings.ALLOWED_HOSTS = ["localhost"]
+    request_started.connect(started)
+    request_finished.connect(finished)
+
+    async def two_requests():
+        first = await _django_get("/probe")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not asgi.request_threads._idle:  # its thread comes back once it is idle
+            assert loop.time() < deadline, "the request's thread never came back"
+            await asyncio.sleep(0.01)
+        return first, await _django_get("/probe")
+
+    try:
+        first, second = asyncio.run(two_requests())
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert first[0]["status"] == 200 and second[0]["status"] == 200
+    assert [what for what, _ in seen] == ["started", "view", "finished"] * 2
+    assert len({thread for _, thread in seen}) == 1
