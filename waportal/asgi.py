@@ -1,7 +1,7 @@
 """ASGI entry point: Django for HTTP, the MCP server at /mcp, Channels consumers for WebSockets."""
 
-import asyncio
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waportal.settings")
@@ -45,6 +45,34 @@ daphne_uploads.install()
 mcp_app = McpApp()
 
 
+class RequestThread(ThreadPoolExecutor):
+    """One thread for one request at a time, which knows whether it still has work (see RequestThreads)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="waportal-request")
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._done(None)
+            raise
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future) -> None:
+        with self._busy_lock:
+            self._busy -= 1
+
+    @property
+    def idle(self) -> bool:
+        return not self._busy
+
+
 class RequestThreads:
     """The threads Django runs requests' sync code in (middleware, views), kept from one request to the next.
 
@@ -52,36 +80,21 @@ class RequestThreads:
     it: every request started a thread for its code and another to join that one when it was done (two thread
     starts and a new database connection per request, more than the whole of a bare ASGI answer). Here each
     request still has a thread to itself for as long as it runs (what thread-sensitive code needs), taken from
-    this pool; the thread comes back only once it has finished all it was given, so that a request whose code
-    outlives it (a client gone mid-send) never makes the next one wait."""
+    this pool. A thread still running what its request gave it (a client gone mid-send) is not kept: it ends
+    once that is done, and never makes another request wait. Only the event loop touches the pool."""
 
     def __init__(self, keep: int = 32) -> None:
         self.keep = keep
-        self._idle: list[ThreadPoolExecutor] = []
+        self._idle: list[RequestThread] = []
 
-    def take(self) -> ThreadPoolExecutor:
+    def take(self) -> RequestThread:
         try:
             return self._idle.pop()
         except IndexError:
-            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="waportal-request")
+            return RequestThread()
 
-    def give_back(self, executor: ThreadPoolExecutor) -> None:
-        """Once `executor` is idle (called on the event loop, which alone touches the pool)."""
-        loop = asyncio.get_running_loop()
-
-        def idle(_future) -> None:
-            try:
-                loop.call_soon_threadsafe(self._keep_or_stop, executor)
-            except RuntimeError:  # the loop is closed: nothing will ask for a thread again
-                executor.shutdown(wait=False)
-
-        try:
-            executor.submit(int).add_done_callback(idle)  # queued after whatever the request left running
-        except RuntimeError:  # shut down meanwhile (the process is stopping)
-            pass
-
-    def _keep_or_stop(self, executor: ThreadPoolExecutor) -> None:
-        if len(self._idle) < self.keep:
+    def give_back(self, executor: RequestThread) -> None:
+        if executor.idle and len(self._idle) < self.keep:
             self._idle.append(executor)
         else:
             executor.shutdown(wait=False)

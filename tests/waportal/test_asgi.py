@@ -36,28 +36,23 @@ def test_the_floor_answers_its_path_itself_and_passes_every_other_on():
     assert seen == ["/app/status"]
 
 
-def test_a_request_thread_goes_to_the_next_request_only_once_it_has_finished_what_it_was_given():
+def test_a_request_thread_is_kept_for_the_next_request_only_if_it_has_finished_what_it_was_given():
     import threading
 
-    async def main():
-        threads = asgi.RequestThreads(keep=4)
-        first = threads.take()
-        done = threading.Event()
-        first.submit(done.wait)  # its request was answered (or its client left) while its code still runs
-        threads.give_back(first)
-        second = threads.take()
-        assert second is not first  # not queued behind the unfinished work
-        threads.give_back(second)
-        done.set()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while first not in threads._idle:
-            assert loop.time() < deadline, "the thread never came back"
-            await asyncio.sleep(0.01)
-        first.shutdown()
-        second.shutdown()
+    threads = asgi.RequestThreads(keep=4)
+    first = threads.take()
+    first.submit(int).result(timeout=10)
+    threads.give_back(first)
+    assert threads.take() is first  # idle: the next request gets it
 
-    asyncio.run(main())
+    done = threading.Event()
+    first.submit(done.wait)  # its request was answered (or its client left) while its code still runs
+    threads.give_back(first)
+    second = threads.take()
+    assert second is not first  # not queued behind the unfinished work
+    done.set()
+    first.shutdown(wait=True)  # it ends once that work is done (give_back shut it down)
+    second.shutdown()
 
 
 async def _django_get(path):
@@ -119,13 +114,7 @@ def test_django_answers_with_its_middleware_and_view_in_one_kept_thread(settings
     request_finished.connect(finished)
 
     async def two_requests():
-        first = await _django_get("/probe")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not asgi.request_threads._idle:  # its thread comes back once it is idle
-            assert loop.time() < deadline, "the request's thread never came back"
-            await asyncio.sleep(0.01)
-        return first, await _django_get("/probe")
+        return await _django_get("/probe"), await _django_get("/probe")
 
     try:
         first, second = asyncio.run(two_requests())
