@@ -33,7 +33,7 @@ import httpx
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from benchmarks.harness import EmbeddedServer, cpu_seconds, percentile  # noqa: E402
+from benchmarks.harness import EmbeddedServer, cpu_seconds, load_average, percentile  # noqa: E402
 
 QUIET_PEER = "from messaging.whatsapp import sandbox; print(sandbox.peer_phones('quiet')[0])"
 
@@ -146,6 +146,7 @@ def main() -> None:
             return client.get("/__floor__")
 
         loads = (("floor", floor), ("cheapest", cheapest), ("send", send))
+        load_before = load_average()
         for _, make in loads:  # warm-up
             run_load(base, key, requests=args.warmup, concurrency=args.concurrency, make_request=make)
         per_round = max(1, args.requests // args.rounds)
@@ -158,6 +159,7 @@ def main() -> None:
                     run_load(base, key, requests=per_round, concurrency=args.concurrency, make_request=make)
                 )
                 cpu[name] += cpu_seconds(server.pid) - before
+        load_after = load_average()
         results = {name: combined(runs) for name, runs in rounds.items()}
         round_ratios = [s["rps"] / c["rps"] for c, s in zip(rounds["cheapest"], rounds["send"], strict=True)]
         floor_ratios = [c["rps"] / f["rps"] for f, c in zip(rounds["floor"], rounds["cheapest"], strict=True)]
@@ -167,6 +169,7 @@ def main() -> None:
         f"{args.concurrency} concurrent clients, "
         f"one `manage.py serve` process ({mode}), sandbox backend"
     )
+    print(f"  load average (1/5/15 min) before: {load_before}, after: {load_after}")
     labels = {
         "floor": "GET /__floor__ (bare ASGI, same server)",
         "cheapest": "GET /app/status (cheapest)",

@@ -315,10 +315,14 @@ def key_for(raw: str | None) -> ApiKey | None:
     raw = (raw or "").strip()
     if not raw or len(raw) > 200:
         return None
-    key = (
-        ApiKey.objects.select_related("organization")
-        .filter(key_hash=hash_api_key(raw), revoked_at__isnull=True)
-        .first()
+    # (key_hash is unique: no ORDER BY to build, on every request)
+    key = next(
+        iter(
+            ApiKey.objects.select_related("organization")
+            .filter(key_hash=hash_api_key(raw), revoked_at__isnull=True)
+            .order_by()[:1]
+        ),
+        None,
     )
     if key is not None:
         now = timezone.now()
@@ -422,7 +426,7 @@ def choose_device(organization, raw: str | int | None) -> Device:
     raw = str(raw if raw is not None else "").strip()
     if raw:
         return find_device(organization, raw)
-    devices = list(organization.devices.select_related("lease")[:2])
+    devices = list(organization.devices.select_related("lease").order_by()[:2])  # (one, or "which?")
     if len(devices) == 1:
         return devices[0]
     if not devices:

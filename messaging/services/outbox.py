@@ -344,7 +344,18 @@ def claim_batch(device_id: int) -> list[Claimed]:
 # What sending a stored message and reporting it read of its row (`outgoing_of`, `events.message_payload`,
 # `events.outcome_of_message`): a drain reads these for every message, not the row's other dozen columns.
 _SENDING_FIELDS = (
-    *("organization_id", "device_id", "chat__jid", "wa_id", "from_me", "sender_jid", "sender_name", "kind"),
+    *(
+        "organization_id",
+        "device_id",
+        "chat__jid",
+        "chat__lid",
+        "wa_id",
+        "from_me",
+        "sender_jid",
+        "sender_lid",
+    ),
+    "sender_name",
+    "kind",
     *("text", "caption", "media", "media_mime", "media_size", "media_filename", "payload", "reply_to_id"),
     *("quoted_body", "is_forwarded", "view_once", "status", "error", "timestamp"),
 )

@@ -135,6 +135,22 @@ def test_a_claim_leaves_out_a_message_that_changed_after_it_was_read(org):
     assert set(Message.objects.exclude(status="failed").values_list("attempts", flat=True)) == {2}
 
 
+def test_a_claimed_batch_holds_all_its_sent_event_needs(org, django_assert_num_queries):
+    """The message.sent payload of a claimed message (its hidden user IDs too) is built from the row as claimed:
+    a column left out of the claim's read would be read again, one query per message sent."""
+    from messaging import events
+    from messaging.models import Chat
+
+    device, rows = _stored(org, "LID", MessageStatus.QUEUED)
+    Chat.objects.filter(pk=rows[0].chat_id).update(lid="111222333@lid")
+    Message.objects.filter(pk=rows[0].pk).update(sender_lid="444555666@lid")
+    claimed = outbox.claim_batch(device.pk)
+    with django_assert_num_queries(0):
+        payloads = [events.message_payload(message) for _, _, message in claimed]
+    assert payloads[0]["chat_lid"] == "111222333@lid" and payloads[0]["from_lid"] == "444555666@lid"
+    assert [p["id"] for p in payloads] == ["3EB0LID0", "3EB0LID1", "3EB0LID2"]
+
+
 def test_marking_a_batch_sent_keeps_the_status_a_receipt_moved_on(org):
     from datetime import UTC, datetime
 

@@ -34,3 +34,93 @@ def test_the_floor_answers_its_path_itself_and_passes_every_other_on():
     assert floor[0]["status"] == 200 and b"SUCCESS" in floor[1]["body"]
     assert _call(app, "/app/status")[0]["status"] == 404
     assert seen == ["/app/status"]
+
+
+def test_a_request_thread_is_kept_for_the_next_request_only_if_it_has_finished_what_it_was_given():
+    import threading
+
+    threads = asgi.RequestThreads(keep=4)
+    first = threads.take()
+    first.submit(int).result(timeout=10)
+    threads.give_back(first)
+    assert threads.take() is first  # idle: the next request gets it
+
+    done = threading.Event()
+    first.submit(done.wait)  # its request was answered (or its client left) while its code still runs
+    threads.give_back(first)
+    second = threads.take()
+    assert second is not first  # not queued behind the unfinished work
+    done.set()
+    first.shutdown(wait=True)  # it ends once that work is done (give_back shut it down)
+    second.shutdown()
+
+
+async def _django_get(path):
+    sent = []
+    received = []
+
+    async def receive():
+        if not received:
+            received.append(1)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # no disconnect
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("localhost", 80),
+    }
+
+    await asgi.mcp_or_django(scope, receive, send)
+    return sent
+
+
+def test_django_answers_with_its_middleware_and_view_in_one_kept_thread(settings):
+    """Each request's sync code (the middleware, the view, the request signals) runs in one thread, and that
+    thread serves the next request (Django alone would start two threads per request)."""
+    import threading
+
+    from django.core.signals import request_finished, request_started
+    from django.http import HttpResponse
+    from django.urls import path
+
+    seen = []
+
+    def view(request):
+        seen.append(("view", threading.get_ident()))
+        return HttpResponse("ok")
+
+    def started(**kwargs):
+        seen.append(("started", threading.get_ident()))
+
+    def finished(**kwargs):
+        seen.append(("finished", threading.get_ident()))
+
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": [path("probe", view)]})
+    settings.ALLOWED_HOSTS = ["localhost"]
+    request_started.connect(started)
+    request_finished.connect(finished)
+
+    async def two_requests():
+        return await _django_get("/probe"), await _django_get("/probe")
+
+    try:
+        first, second = asyncio.run(two_requests())
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert first[0]["status"] == 200 and second[0]["status"] == 200
+    assert [what for what, _ in seen] == ["started", "view", "finished"] * 2
+    assert len({thread for _, thread in seen}) == 1

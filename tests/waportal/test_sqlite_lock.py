@@ -166,3 +166,25 @@ def test_another_process_waits_its_turn_too(handler, tmp_path):
     out, err = other.communicate(timeout=30)
     assert other.returncode == 0, err
     assert out.strip() == "written"
+
+
+def test_a_reused_connection_enforces_foreign_keys_even_after_a_migration_turned_them_off(handler):
+    """Connections go back to a pool when closed; one closed while a migration had foreign keys off is not
+    pooled, so the next thread still gets a connection that refuses a row pointing nowhere."""
+    connection = handler["default"]
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, t_id INTEGER REFERENCES t (id))")
+    assert connection.disable_constraint_checking()
+    connection.close()  # (as a migration that failed halfway would leave it)
+
+    def foreign_keys_of_a_new_thread():
+        other = handler["default"]
+        with other.cursor() as cursor:
+            enabled = cursor.execute("PRAGMA foreign_keys").fetchone()[0]
+        other.close()
+        return enabled
+
+    assert in_thread(foreign_keys_of_a_new_thread)() == 1
+    connection.enable_constraint_checking()
+    connection.close()  # pooled this time, with them on
+    assert in_thread(foreign_keys_of_a_new_thread)() == 1

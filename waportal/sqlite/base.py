@@ -210,17 +210,32 @@ class DatabaseWrapper(base.DatabaseWrapper):
         pool = self._pool()
         with _locks_guard:
             connection = pool.pop() if pool else None
-        if connection is not None:
-            connection.execute(
-                "PRAGMA foreign_keys = ON"
-            )  # as a new one has it (a migration may turn it off)
+        self._constraints_off = False  # (a pooled connection has them on: see _close)
         return connection
+
+    # Foreign keys are on in every connection, as Django opens them; only these turn them off (a migration,
+    # loaddata), and a connection closed with them off is not pooled. (Turning them on again at each reuse was
+    # one more SQLite call on every request.)
+    _constraints_off = False
+
+    def disable_constraint_checking(self):
+        self._constraints_off = True
+        return super().disable_constraint_checking()
+
+    def enable_constraint_checking(self):
+        super().enable_constraint_checking()
+        self._constraints_off = False
 
     def _close(self):
         try:
             pool = self._pool()
             connection = self.connection
-            if pool is not None and connection is not None and not self.in_atomic_block:
+            if (
+                pool is not None
+                and connection is not None
+                and not self.in_atomic_block
+                and not self._constraints_off
+            ):
                 if connection.in_transaction:
                     connection.rollback()
                 with _locks_guard:
