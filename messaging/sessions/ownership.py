@@ -24,7 +24,7 @@ from messaging.sessions.leases import (
     take_lease,
     unwanted_devices,
 )
-from messaging.sessions.sending import _devices_with_pending
+from messaging.sessions.sending import devices_with_pending
 
 logger = logging.getLogger("messaging.sessions")  # one name for the whole worker, as before the split
 
@@ -79,7 +79,7 @@ class OwnershipMixin:
                     break
                 if device_id not in self.clients:
                     await self.claim(device_id)
-            pending = await runtime.db(_devices_with_pending, set(self.clients))
+            pending = await runtime.db(devices_with_pending, set(self.clients))
             for device_id in pending:
                 self._spawn(self.drain(device_id))
             self._poke_some()

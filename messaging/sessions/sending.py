@@ -211,7 +211,8 @@ def _media_runs(messages: list[protocol.OutgoingMessage]) -> list[list[protocol.
     return runs
 
 
-def _devices_with_pending(device_ids) -> set[int]:
+def devices_with_pending(device_ids) -> set[int]:
+    """Of `device_ids`, those with messages waiting to be sent (sync; the heartbeat drains them)."""
     from messaging.services import outbox
 
     if not device_ids:
