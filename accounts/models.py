@@ -209,3 +209,19 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.action} {self.object_type}:{self.object_id}"
+
+
+class PasswordResetRequest(models.Model):
+    """One accepted "forgot your password" request: the throttle counts them per address and per client address
+    within PASSWORD_RESET_WINDOW_MINUTES (kept in the database, so that every web process counts the same)."""
+
+    email = models.CharField(max_length=254, db_index=True)  # lower-cased; an account or not, the same
+    ip_address = models.GenericIPAddressField(null=True, blank=True, db_index=True)
+    requested_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("password reset request")
+        verbose_name_plural = _("password reset requests")
+
+    def __str__(self):
+        return f"{self.email} from {self.ip_address or '?'} at {self.requested_at:%Y-%m-%d %H:%M}"

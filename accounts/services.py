@@ -31,6 +31,7 @@ from accounts.models import (
     Invitation,
     Membership,
     Organization,
+    PasswordResetRequest,
     Role,
     User,
     hash_api_key,
@@ -506,3 +507,34 @@ def raw_api_key_from_request(request) -> str | None:
 
 def api_key_from_request(request) -> ApiKey | None:
     return authenticate_api_key(raw_api_key_from_request(request))
+
+
+# --- password reset throttling --------------------------------------------------------------------
+
+
+def password_reset_wait(*, email: str, ip_address: str | None) -> int:
+    """Count a password reset request for `email` from `ip_address`, or refuse it: the seconds to wait when the
+    address (PASSWORD_RESET_LIMIT_PER_ADDRESS) or the client address (PASSWORD_RESET_LIMIT_PER_IP) had their
+    requests within PASSWORD_RESET_WINDOW_MINUTES, else 0 (and it counts). The same whether or not the address
+    has an account. Two requests racing may both pass at the limit: a throttle, not a lock."""
+    window = timedelta(minutes=settings.PASSWORD_RESET_WINDOW_MINUTES)
+    now = timezone.now()
+    since = now - window
+    email = (email or "").strip().lower()
+    with transaction.atomic():
+        PasswordResetRequest.objects.filter(
+            requested_at__lt=since
+        ).delete()  # (what no window counts any more)
+        recent = PasswordResetRequest.objects.filter(requested_at__gte=since)
+        limits = [(recent.filter(email=email), settings.PASSWORD_RESET_LIMIT_PER_ADDRESS)]
+        if ip_address:
+            limits.append((recent.filter(ip_address=ip_address), settings.PASSWORD_RESET_LIMIT_PER_IP))
+        waits = []
+        for rows, limit in limits:
+            oldest = list(rows.order_by("-requested_at").values_list("requested_at", flat=True)[:limit])
+            if len(oldest) >= limit:  # free again once the oldest of the last `limit` leaves the window
+                waits.append(oldest[-1] + window - now)
+        if waits:
+            return max(1, int(max(waits).total_seconds() + 0.999))
+        PasswordResetRequest.objects.create(email=email, ip_address=ip_address, requested_at=now)
+    return 0

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import first_run, services
@@ -104,6 +105,23 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:login")
 
     def form_valid(self, form):
+        wait = services.password_reset_wait(
+            email=form.cleaned_data["email"], ip_address=services.client_ip(self.request)
+        )
+        if wait:  # (said the same whether or not the address has an account)
+            minutes = max(1, -(-wait // 60))
+            form.add_error(
+                "email",
+                ngettext(
+                    "Too many requests to reset a password; try again in %(minutes)d minute.",
+                    "Too many requests to reset a password; try again in %(minutes)d minutes.",
+                    minutes,
+                )
+                % {"minutes": minutes},
+            )
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            response["Retry-After"] = str(wait)
+            return response
         response = super().form_valid(form)
         # The same answer whether or not the address has an account: nobody learns who has one.
         messages.success(

@@ -13,7 +13,6 @@ from ninja.files import UploadedFile
 from pydantic import Field
 
 from groups import services
-from messaging import gateway
 from messaging.api.common import AUTH, Envelope, acting, done, field_error, media_input, ok
 from messaging.api.fields import GroupJid, InviteLink, MediaUrl, Participant, text
 
@@ -101,7 +100,7 @@ class GroupQuery(Schema):
 @router.get("/group/participant-requests", response=Envelope, summary="Pending requests to join")
 def participant_requests(request, query: Query[GroupQuery]):
     ctx = acting(request)
-    found = gateway.call(ctx.device, "join_requests", jid=query.group_id)
+    found = services.join_requests(organization=ctx.organization, device=ctx.device, group=query.group_id)
     return ok([{"jid": r.jid, "requested_at": r.requested_at} for r in found])
 
 
@@ -138,7 +137,9 @@ def leave(request, payload: GroupIn):
 @router.get("/group/info", response=Envelope, summary="A group's info and participants")
 def info(request, query: Query[GroupQuery]):
     ctx = acting(request)
-    return ok(asdict(gateway.call(ctx.device, "group_info", jid=query.group_id)))
+    return ok(
+        asdict(services.group_info(organization=ctx.organization, device=ctx.device, group=query.group_id))
+    )
 
 
 def _participant_rows(group) -> list[dict]:
@@ -158,7 +159,7 @@ def _participant_rows(group) -> list[dict]:
 @router.get("/group/participants", response=Envelope, summary="A group's participants")
 def participants(request, query: Query[GroupQuery]):
     ctx = acting(request)
-    group = gateway.call(ctx.device, "group_info", jid=query.group_id)
+    group = services.group_info(organization=ctx.organization, device=ctx.device, group=query.group_id)
     return ok({"group_id": group.jid, "name": group.name, "participants": _participant_rows(group)})
 
 
@@ -176,7 +177,7 @@ CSV_COLUMNS = ["jid", "phone_number", "display_name", "is_admin", "is_super_admi
 )
 def export_participants(request, query: Query[GroupQuery]) -> HttpResponse:
     ctx = acting(request)
-    group = gateway.call(ctx.device, "group_info", jid=query.group_id)
+    group = services.group_info(organization=ctx.organization, device=ctx.device, group=query.group_id)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
     writer.writeheader()
@@ -196,7 +197,7 @@ class LinkQuery(Schema):
 )
 def info_from_link(request, query: Query[LinkQuery]):
     ctx = acting(request)
-    group = gateway.call(ctx.device, "group_info_from_link", code=services.invite_code(query.link))
+    group = services.group_info_from_link(organization=ctx.organization, device=ctx.device, link=query.link)
     return ok(
         {
             "group_id": group.jid,

@@ -4,7 +4,8 @@ Each function checks the device belongs to the organization (Http404 otherwise),
 (ValidationError naming the field: `group_id`, `participants`, `link`, `name`, `topic`, `photo`), runs the
 operation on the worker holding the device through `gateway.call` (outside any transaction), then records the
 audit entry. WhatsApp's refusals (not an admin, unknown group...) propagate as `protocol.WhatsAppError`.
-Groups are read live (`gateway.call(device, "group_info", jid=...)`); nothing of theirs is stored but the Chat.
+Groups are read live (`joined_groups`, `group_info`, `join_requests`, `group_info_from_link`, the reads the pages
+and the API make); nothing of theirs is stored but the Chat.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import Http404
 
 from accounts.services import record_audit
 from messaging import gateway
@@ -36,6 +38,10 @@ __all__ = [
     "set_group_locked",
     "set_group_announce",
     "group_invite_link",
+    "joined_groups",
+    "group_info",
+    "join_requests",
+    "group_info_from_link",
 ]
 
 MAX_GROUP_NAME = 100  # WhatsApp's subject limit
@@ -311,3 +317,38 @@ def group_invite_link(
         with transaction.atomic():
             _audit(organization, "group.invite_link.reset", device, actor=actor, api_key=api_key, group=group)
     return link
+
+
+# ------------------------------------------------------------------------------------------ reads
+
+
+def _read_device(organization, device):
+    """The device of a read, which the page or the API key found through the organization: checked again,
+    without a query."""
+    if device is None or device.organization_id != organization.pk:
+        raise Http404("No such device in this organization.")
+    return device
+
+
+def joined_groups(*, organization, device) -> list[protocol.GroupInfo]:
+    """The groups the number is in, by name, read live."""
+    device = _read_device(organization, device)
+    return sorted(gateway.call(device, "joined_groups"), key=lambda g: (g.name or g.jid).lower())
+
+
+def group_info(*, organization, device, group: str) -> protocol.GroupInfo:
+    """A group's info and participants, read live (`group` a group JID the caller checked)."""
+    device = _read_device(organization, device)
+    return gateway.call(device, "group_info", jid=group)
+
+
+def join_requests(*, organization, device, group: str) -> list:
+    """The requests to join a group waiting for an admin, read live."""
+    device = _read_device(organization, device)
+    return gateway.call(device, "join_requests", jid=group)
+
+
+def group_info_from_link(*, organization, device, link: str) -> protocol.GroupInfo:
+    """A group's info from its invite link (ValidationError naming `link` for a bad one), without joining."""
+    device = _read_device(organization, device)
+    return gateway.call(device, "group_info_from_link", code=invite_code(link))

@@ -1,7 +1,7 @@
 """Group pages: list, create, join by link, and a group's detail with participants, requests and settings.
 
-Groups are read live from WhatsApp through the gateway (nothing of theirs is stored); writes go through
-groups/services.py, the same functions the REST API calls.
+Groups are read live from WhatsApp (nothing of theirs is stored); reads and writes go through groups/services.py,
+the same functions the REST API calls.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
-from messaging import gateway
 from messaging.selectors import names_for
 from messaging.templatetags.dashboard import phone
 from messaging.views.common import (
@@ -72,7 +71,7 @@ def group_list(request, device_id: int):
     device = org_device(request, device_id)
     groups, error = [], ""
     try:
-        groups = sorted(gateway.call(device, "joined_groups"), key=lambda g: (g.name or g.jid).lower())
+        groups = service(GROUPS).joined_groups(organization=request.organization, device=device)
     except WRITE_ERRORS as exc:
         error = error_text(exc)
     return render(
@@ -122,7 +121,7 @@ def group_join(request, device_id: int):
 def _detail_context(request, device, jid: str) -> dict:
     context = page_context(request, device=device, group_id=jid, info=None, requests=[], error="")
     try:
-        info = gateway.call(device, "group_info", jid=jid)
+        info = service(GROUPS).group_info(organization=request.organization, device=device, group=jid)
     except WRITE_ERRORS as exc:
         context["error"] = error_text(exc)
         return context
@@ -131,7 +130,9 @@ def _detail_context(request, device, jid: str) -> dict:
     context["i_am_admin"] = bool(me and (me.is_admin or me.is_super_admin))
     if context["i_am_admin"]:
         try:
-            context["requests"] = gateway.call(device, "join_requests", jid=jid)
+            context["requests"] = service(GROUPS).join_requests(
+                organization=request.organization, device=device, group=jid
+            )
         except WRITE_ERRORS:
             context["requests"] = []
     context["names"] = _names(request, device, info.participants, context["requests"])

@@ -39,7 +39,7 @@ def _device_or_first(request) -> Acting:
 def login(request):
     ctx = _device_or_first(request)
     device = device_services.start_linking(
-        organization=ctx.organization, device=ctx.device, api_key=ctx.api_key
+        organization=ctx.organization, device=ctx.device, api_key=ctx.api_key, say_unavailable=True
     )
     return login_answer(request, device)
 

@@ -195,7 +195,7 @@ def delete_device(request, device_id: Path[DeviceRef]):
 def device_login(request, device_id: Path[DeviceRef]):
     ctx = acting(request, write=True, device=False)
     device = device_services.start_linking(
-        organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key
+        organization=ctx.organization, device=owned(ctx, device_id), api_key=ctx.api_key, say_unavailable=True
     )
     return login_answer(request, device)
 

@@ -141,11 +141,21 @@ def _qr_is_live(device: Device) -> bool:
     return bool(device.qr_code and device.qr_expires_at and device.qr_expires_at > timezone.now())
 
 
-def start_linking(*, organization, device, actor=None, api_key=None, wait: float | None = None) -> Device:
+def start_linking(
+    *,
+    organization,
+    device,
+    actor=None,
+    api_key=None,
+    wait: float | None = None,
+    say_unavailable: bool = False,
+) -> Device:
     """Ask a worker to link the device (QR flow) and wait, bounded, for its first QR code.
 
     Returns the device as it is then: `qr_waiting` with `qr_code` set, `connected` if it already was (or
     linked meanwhile), or still `connecting` if no worker answered within the wait (the QR then arrives live).
+    With the channel layer down no worker hears of it (a worker's heartbeat still starts it, the device being
+    wanted): `say_unavailable` makes that a `gateway.Unavailable` for a caller that cannot show the QR code live.
     """
     device = _get(organization, device)
     if device.is_connected:
@@ -207,8 +217,12 @@ def start_linking(*, organization, device, actor=None, api_key=None, wait: float
             ),
             timeout=wait + 5,
         )
-    except (protocol.WhatsAppError, *gateway.CHANNEL_LAYER_ERRORS):
-        pass  # no answer in time (or Redis is down): the QR is pushed live when it comes, or shown on reload
+    except gateway.CHANNEL_LAYER_ERRORS:  # Redis is down: the QR is pushed live once a heartbeat starts it
+        gateway.note_layer_failure()
+        if say_unavailable:
+            raise gateway.Unavailable() from None
+    except protocol.WhatsAppError:
+        pass  # no answer in time: the QR is pushed live when it comes, or shown on reload
     device.refresh_from_db()
     return device
 

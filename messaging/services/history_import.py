@@ -33,6 +33,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from messaging.services import lids
 from messaging.whatsapp import protocol, wire
 
 logger = logging.getLogger(__name__)
@@ -195,6 +196,9 @@ def import_next_chunk(device_id: int) -> tuple[list, bool]:
     cutoff = None if sync.days is None else timezone.now() - timedelta(days=sync.days)
     conversations: list[protocol.HistoryConversation] = wire.decode(chunk.conversations)
     _store_push_names(device, chunk.push_names or {})
+    # The LIDs whose numbers the history tells, learnt first: their LID chats merge into the numbers' before
+    # the messages go into those.
+    merged = lids.learn_from_history(device, [m for c in conversations for m in c.messages])
     batch: list[tuple[protocol.HistoryConversation, list[protocol.IncomingMessage]]] = []
     size = skipped_total = 0
     for conversation in conversations:
@@ -218,7 +222,7 @@ def import_next_chunk(device_id: int) -> tuple[list, bool]:
         _import_batch(device, batch, chunk.push_names or {})
     if skipped_total and not chunk.imports:  # a chunk imported before was counted then
         HistorySync.objects.filter(pk=sync.pk).update(messages_skipped=F("messages_skipped") + skipped_total)
-    return _finish_chunk(device, chunk), True
+    return merged + _finish_chunk(device, chunk), True
 
 
 def _when(timestamp: float) -> datetime:
@@ -292,6 +296,7 @@ def _import_batch(device, batch, push_names: dict[str, str]) -> None:
                 jid=conversation.jid,
                 is_group=protocol.is_group(conversation.jid),
                 name=_chat_name(conversation, push_names),
+                lid=next((m.chat_lid for m in conversation.messages if m.chat_lid), ""),
             )
             for conversation, _, _ in batch
             if conversation.jid not in chats

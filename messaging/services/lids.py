@@ -74,17 +74,51 @@ def note_message(device, msg: protocol.IncomingMessage) -> list:
     """Before a received message is stored (in `events.persist`'s transaction): learn the pairs it carries, and
     address it by phone number wherever the map knows one. Returns the outcomes of the merges that caused."""
     outcomes = []
-    if msg.sender_lid and not protocol.is_lid(msg.sender):
-        outcomes += learn(device, lid=msg.sender_lid, phone=msg.sender)
-    told_by_chat = (msg.chat_lid, msg.chat) != (msg.sender_lid, msg.sender)  # (a 1:1 chat names them twice)
-    if told_by_chat and msg.chat_lid and not protocol.is_lid(msg.chat) and not protocol.is_group(msg.chat):
-        outcomes += learn(device, lid=msg.chat_lid, phone=msg.chat)
+    for lid, phone in pairs_in(msg):
+        outcomes += learn(device, lid=lid, phone=phone)
     if protocol.is_lid(msg.sender):
         msg.sender_lid = msg.sender_lid or _bare(msg.sender)
         msg.sender = phone_for(device, msg.sender_lid)
     if protocol.is_lid(msg.chat):
         msg.chat_lid = msg.chat_lid or _bare(msg.chat)
         msg.chat = phone_for(device, msg.chat_lid)
+    return outcomes
+
+
+def pairs_in(msg: protocol.IncomingMessage) -> list[tuple[str, str]]:
+    """The (LID, phone number) pairs a message tells: its sender's, and its chat's when that names someone else."""
+    pairs = []
+    if msg.sender_lid and not protocol.is_lid(msg.sender):
+        pairs.append((msg.sender_lid, msg.sender))
+    told_by_chat = (msg.chat_lid, msg.chat) != (msg.sender_lid, msg.sender)  # (a 1:1 chat names them twice)
+    if told_by_chat and msg.chat_lid and not protocol.is_lid(msg.chat) and not protocol.is_group(msg.chat):
+        pairs.append((msg.chat_lid, msg.chat))
+    return pairs
+
+
+def learn_from_history(device, messages) -> list:
+    """The pairs that history messages tell, for LIDs the device has no number for yet (sync; the runtime's DB
+    threads). Each new pair is learnt in a transaction that locks the device row, as a live event's is; a
+    known LID keeps its number, since history is older than what the live events said. The merge outcomes."""
+    from messaging.models import Device
+
+    told: dict[str, str] = {}
+    for msg in messages:
+        for lid, phone in pairs_in(msg):
+            if (pair := _pair(lid, phone)) is not None:
+                told[pair[0]] = pair[1]  # (oldest first: the newest pair of a LID wins)
+    if not told:
+        return []
+    known = set(
+        LidMapping.objects.filter(device_id=device.pk, lid__in=list(told)).values_list("lid", flat=True)
+    )
+    outcomes = []
+    for lid, phone in told.items():
+        if lid in known:
+            continue
+        with transaction.atomic():
+            Device.objects.select_for_update().filter(pk=device.pk).first()
+            outcomes += learn(device, lid=lid, phone=phone)
     return outcomes
 
 

@@ -2,13 +2,19 @@
 
 Same shape as the other services: tenant check (Http404), then `gateway.call` outside any transaction, then our
 copy and the audit entry. Bad input raises ValidationError naming the field; WhatsApp's refusals propagate as
-`protocol.WhatsAppError`. Reads (user info, privacy, contacts...) are plain `gateway.call(device, op)`.
+`protocol.WhatsAppError`. The reads the pages show (a profile section, a number looked up, a chat's picture) are
+here too, so that a page reaches WhatsApp through a service as a write does.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import Http404
 
 from accounts.services import record_audit
 from messaging import gateway
@@ -22,7 +28,14 @@ __all__ = [
     "send_chat_presence",
     "unfollow_newsletter",
     "CHAT_PRESENCE_ACTIONS",
+    "PROFILE_SECTIONS",
+    "read_profile_section",
+    "NumberLookup",
+    "look_up_number",
+    "picture_url",
 ]
+
+logger = logging.getLogger(__name__)
 
 MAX_PUSH_NAME = 25  # WhatsApp's own limit on a profile name
 MAX_AVATAR_BYTES = 5 * 1024 * 1024
@@ -108,3 +121,76 @@ def unfollow_newsletter(*, organization, device, newsletter: str, actor=None, ap
     with transaction.atomic():
         _audit(organization, "newsletter.unfollow", device, actor=actor, api_key=api_key, newsletter=jid)
     return jid
+
+
+# ------------------------------------------------------------------------------------------ reads
+
+PROFILE_SECTIONS = ("avatar", "privacy", "contacts", "newsletters")
+PICTURE_FOUND_SECONDS = 3600  # WhatsApp's picture links last longer than this
+PICTURE_MISSING_SECONDS = 300  # no picture, or the number was not reachable: ask again a little later
+
+
+def _read_device(organization, device):
+    """The device of a read, which the page found through the organization: checked again, without a query."""
+    if device is None or device.organization_id != organization.pk:
+        raise Http404("No such device in this organization.")
+    return device
+
+
+def read_profile_section(*, organization, device, section: str):
+    """One section of the number's own profile, read live: its avatar (None while not linked), its privacy
+    settings, its contacts (by name) or the newsletters it follows."""
+    device = _read_device(organization, device)
+    if section not in PROFILE_SECTIONS:
+        raise Http404("No such section.")
+    if section == "avatar":
+        return gateway.call(device, "avatar", jid=device.jid) if device.jid else None
+    if section == "privacy":
+        return gateway.call(device, "privacy")
+    if section == "contacts":
+        return sorted(
+            gateway.call(device, "contacts"), key=lambda c: (c.full_name or c.push_name or c.jid).lower()
+        )
+    return gateway.call(device, "newsletters")
+
+
+@dataclass
+class NumberLookup:
+    check: object = None  # protocol.NumberCheck, None for a group
+    info: object = None  # protocol.UserInfo
+    avatar: object = None  # protocol.Avatar
+
+
+def look_up_number(*, organization, device, jid: str) -> NumberLookup:
+    """Whether a number is on WhatsApp, then (if it is, or it is a group) its user info and picture."""
+    device = _read_device(organization, device)
+    found = NumberLookup()
+    checks = (
+        gateway.call(device, "check_numbers", phones=[protocol.jid_user(jid)])
+        if not protocol.is_group(jid)
+        else []
+    )
+    found.check = check = checks[0] if checks else None
+    if check is None or check.is_in:  # nothing more to learn about a number that is not on WhatsApp
+        infos = gateway.call(device, "user_info", jids=[check.jid if check and check.jid else jid])
+        found.info = infos[0] if infos else None
+        found.avatar = gateway.call(device, "avatar", jid=jid)
+    return found
+
+
+def picture_url(*, organization, device, jid: str) -> str:
+    """The picture of a chat or a person ("" for none), for the dashboard's avatars: cached per number and JID
+    (a group's picture depends on who asks), asked of WhatsApp once an hour at most. Never raises on WhatsApp's
+    side: offline, hidden or unknown, the initials do."""
+    device = _read_device(organization, device)
+    key = f"avatar:{device.pk}:{jid}"
+    url = cache.get(key)
+    if url is None:
+        try:
+            found = gateway.call(device, "avatar", jid=jid, preview=True)
+        except Exception:  # noqa: BLE001 - offline, hidden, unknown: the initials do
+            logger.debug("no avatar of %s through device %s", jid, device.pk, exc_info=True)
+            found = None
+        url = (found.url if found is not None else "") or ""
+        cache.set(key, url, PICTURE_FOUND_SECONDS if url else PICTURE_MISSING_SECONDS)
+    return url

@@ -9,7 +9,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
-from messaging import gateway
 from messaging.views.common import (
     WRITE_ERRORS,
     done,
@@ -23,7 +22,7 @@ from messaging.whatsapp import protocol
 from waportal.i18n import localize
 
 PROFILE = "messaging.services.profile"
-SECTIONS = ("avatar", "privacy", "contacts", "newsletters")
+SECTIONS = ("avatar", "privacy", "contacts", "newsletters")  # as messaging.services.profile.PROFILE_SECTIONS
 
 
 @member_required()
@@ -31,18 +30,6 @@ SECTIONS = ("avatar", "privacy", "contacts", "newsletters")
 def profile(request, device_id: int):
     device = org_device(request, device_id)
     return render(request, "messaging/profile.html", page_context(request, device=device, sections=SECTIONS))
-
-
-def _read(device, section: str):
-    if section == "avatar":
-        return gateway.call(device, "avatar", jid=device.jid) if device.jid else None
-    if section == "privacy":
-        return gateway.call(device, "privacy")
-    if section == "contacts":
-        return sorted(
-            gateway.call(device, "contacts"), key=lambda c: (c.full_name or c.push_name or c.jid).lower()
-        )
-    return gateway.call(device, "newsletters")
 
 
 @member_required()
@@ -54,7 +41,9 @@ def profile_section(request, device_id: int, section: str):
         raise Http404("No such section.")
     error, value = "", None
     try:
-        value = _read(device, section)
+        value = service(PROFILE).read_profile_section(
+            organization=request.organization, device=device, section=section
+        )
     except WRITE_ERRORS as exc:
         error = error_text(exc)
     return render(
@@ -77,16 +66,8 @@ def profile_lookup(request, device_id: int):
         context["lookup_error"] = localize(str(exc))
         return render(request, "messaging/profile.html#lookup_result", context)
     try:
-        checks = (
-            gateway.call(device, "check_numbers", phones=[protocol.jid_user(jid)])
-            if not protocol.is_group(jid)
-            else []
-        )
-        context["check"] = check = checks[0] if checks else None
-        if check is None or check.is_in:  # nothing more to learn about a number that is not on WhatsApp
-            infos = gateway.call(device, "user_info", jids=[check.jid if check and check.jid else jid])
-            context["info"] = infos[0] if infos else None
-            context["avatar"] = gateway.call(device, "avatar", jid=jid)
+        found = service(PROFILE).look_up_number(organization=request.organization, device=device, jid=jid)
+        context.update(check=found.check, info=found.info, avatar=found.avatar)
     except WRITE_ERRORS as exc:
         context["lookup_error"] = error_text(exc)
     return render(request, "messaging/profile.html#lookup_result", context)

@@ -73,6 +73,25 @@ def test_no_pairing_code_for_another_organizations_number(wa, org, other_org, ot
     assert body["message"].startswith("phone: ") and org.name not in body["message"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_login_while_the_session_workers_cannot_be_reached_says_so(wa, org, api_key, monkeypatch):
+    """Not "Linking started": a 503 to retry after, as the dashboard says it; the device stays wanted, so a
+    worker's heartbeat starts it once the channel layer is back."""
+    from tests.messaging.test_outbox import _channel_layer_down
+
+    device = Device.objects.create(organization=org, name="Phone")
+    api = ApiClient(api_key)
+    with monkeypatch.context() as down:
+        _channel_layer_down(down)
+        answer = api.get("/app/login")
+        by_id = api.get(f"/devices/{device.pk}/login")
+    for response in (answer, by_id):
+        body = error(response, 503, "SERVICE_UNAVAILABLE")
+        assert "session workers cannot be reached" in body["message"] and response["Retry-After"] == "5"
+    device.refresh_from_db()
+    assert device.wanted and device.status == "connecting"
+
+
 @pytest.mark.django_db
 def test_malformed_phone_for_pairing_is_400(api):
     error(api.get("/app/login-with-code", {"phone": "my phone"}), 400, "VALIDATION_ERROR", "phone")

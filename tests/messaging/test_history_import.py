@@ -227,6 +227,51 @@ def test_a_message_in_the_history_before_its_live_delivery_is_still_announced_on
     assert Message.objects.filter(device=device, wa_id="BOTH1").count() == 1
 
 
+PEER_LID = "987654321012@lid"
+
+
+@pytest.mark.django_db
+def test_a_history_message_with_a_lid_and_a_number_teaches_the_map_and_merges_the_lid_chat(org):
+    from messaging.models import LidMapping
+
+    org.history_days = None
+    org.save()
+    device = _device(org)
+    now = timezone.now().timestamp()
+    # Live, WhatsApp named the person by their LID only: a chat under the LID.
+    events.persist(
+        p.MessageEvent(
+            device_id=device.pk,
+            message=p.IncomingMessage(id="LIVE1", chat=PEER_LID, sender=PEER_LID, text="live", timestamp=now),
+        )
+    )
+    theirs = _message("H1", PEER, at=now - 60)
+    theirs.chat_lid = theirs.sender_lid = PEER_LID
+    mine = _message("H2", PEER, at=now - 30, from_me=True)
+    mine.sender, mine.chat_lid = device.jid, PEER_LID
+    outcomes = _receive_and_import(_chunk(device, 1, _conversation(PEER, theirs, mine), final=True))
+    assert list(LidMapping.objects.filter(device=device).values_list("lid", "phone")) == [(PEER_LID, PEER)]
+    [chat] = Chat.objects.filter(device=device)  # the LID chat became the number's, with the history in it
+    assert (chat.jid, chat.lid) == (PEER, PEER_LID)
+    assert set(chat.messages.values_list("wa_id", flat=True)) == {"LIVE1", "H1", "H2"}
+    assert [o.name for o in outcomes if o.name == "chat.merged"] == ["chat.merged"]
+
+
+@pytest.mark.django_db
+def test_history_does_not_change_the_number_a_live_event_gave_a_lid(org):
+    from messaging.models import LidMapping
+
+    org.history_days = None
+    org.save()
+    device = _device(org)
+    newer = "15550002222@s.whatsapp.net"
+    LidMapping.objects.create(organization=org, device=device, lid=PEER_LID, phone=newer)
+    old = _message("H1", PEER, at=timezone.now().timestamp() - 86_400)
+    old.chat_lid = old.sender_lid = PEER_LID
+    _receive_and_import(_chunk(device, 1, _conversation(PEER, old), final=True))
+    assert list(LidMapping.objects.filter(device=device).values_list("lid", "phone")) == [(PEER_LID, newer)]
+
+
 @pytest.mark.django_db
 def test_unread_counts_only_move_forward(org):
     org.history_days = None

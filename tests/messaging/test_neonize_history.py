@@ -167,6 +167,30 @@ async def test_the_history_is_stored_as_the_inbox_shows_it(neonize_client, neo, 
     assert contacts == {PEER: "Ayşe", OTHER: "Mehmet"}
 
 
+async def test_a_conversation_named_by_its_lid_and_number_gives_its_messages_both(
+    neonize_client, neo, emitted
+):
+    lid = "987654321012@lid"
+    by_lid = hs.Conversation(
+        ID=lid,
+        pnJID=PEER,
+        messages=[
+            hs.HistorySyncMsg(message=_web("L1", e2e.Message(conversation="hello"), chat=lid)),
+            hs.HistorySyncMsg(
+                message=_web("L2", e2e.Message(conversation="hi"), chat=lid, from_me=True, at=NOW + 1)
+            ),
+        ],
+    )
+    data = hs.HistorySync(syncType=hs.HistorySync.RECENT, chunkOrder=1, progress=100, conversations=[by_lid])
+    await neonize_client.on_event(neo, np.HistorySync(Data=data))
+    [event] = emitted.of(p.HistorySyncEvent)
+    [chat] = event.conversations
+    theirs, mine = chat.messages
+    assert chat.jid == PEER
+    assert (theirs.chat, theirs.chat_lid, theirs.sender, theirs.sender_lid) == (PEER, lid, PEER, lid)
+    assert (mine.chat_lid, mine.sender, mine.sender_lid) == (lid, ME, "")
+
+
 @pytest.mark.parametrize(
     ("days", "full", "limit"),
     [(None, True, 0), (90, True, 90), (7, True, 7), (0, False, 0)],

@@ -63,6 +63,17 @@ def _chat_jid(conversation) -> str:
     return f"{user.split(':', 1)[0]}@{server}"
 
 
+def _chat_lid(conversation, chat: str) -> str:
+    """The hidden id (@lid) of a 1:1 conversation with the number `chat`, when WhatsApp said both ("" if not)."""
+    if not chat.endswith("@" + p.USER_SERVER):
+        return ""
+    for jid in (conversation.ID or conversation.newJID, conversation.lidJID):
+        user, _, server = (jid or "").partition("@")
+        if server == p.LID_SERVER and user:
+            return f"{user.split(':', 1)[0]}@{server}"
+    return ""
+
+
 def convert_web_message(info, *, chat: str, own_jid: str) -> p.IncomingMessage | None:
     """One WebMessageInfo of a conversation as an IncomingMessage (None for a system stub or protocol noise)."""
     np = neonize_lib().np
@@ -116,6 +127,11 @@ def convert_history(data, *, own_jid: str) -> p.HistorySyncEvent:
             if (message := convert_web_message(item.message, chat=chat, own_jid=own_jid)) is not None
         ]
         messages.sort(key=lambda m: m.timestamp)
+        if lid := _chat_lid(conversation, chat):  # the import learns the pair, as from a live message
+            for message in messages:
+                message.chat_lid = lid
+                if not message.from_me:
+                    message.sender_lid = lid
         conversations.append(
             p.HistoryConversation(
                 jid=chat,
