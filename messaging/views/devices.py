@@ -69,8 +69,9 @@ def _link_new(request, device):
     says why there is none: linking could not start, or WhatsApp cannot be reached)."""
     to = reverse("messaging:device", args=[device.pk])
     try:
+        # With the channel layer down the page could not be told the QR code either: say so, not "in a moment".
         device = service(DEVICES).start_linking(
-            organization=request.organization, device=device, actor=request.user
+            organization=request.organization, device=device, actor=request.user, say_unavailable=True
         )
     except WRITE_ERRORS as exc:
         return done(
@@ -135,7 +136,9 @@ def device_link(request, device_id: int):
     device = org_device(request, device_id)
     error = ""
     try:
-        service(DEVICES).start_linking(organization=request.organization, device=device, actor=request.user)
+        service(DEVICES).start_linking(
+            organization=request.organization, device=device, actor=request.user, say_unavailable=True
+        )
     except WRITE_ERRORS as exc:
         error = error_text(exc)
     device.refresh_from_db()

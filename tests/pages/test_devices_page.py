@@ -294,6 +294,24 @@ def test_pairing_while_the_session_workers_cannot_be_reached_says_so_next_to_the
     assert "The session workers cannot be reached right now" in response.content.decode()
 
 
+def test_linking_while_the_session_workers_cannot_be_reached_says_so_not_linking_started(
+    operator_client, org
+):
+    from unittest import mock
+
+    device = make_device(org)
+    with mock.patch("messaging.gateway.run_sync", side_effect=ConnectionRefusedError("redis is down")):
+        response = operator_client.post(
+            reverse("messaging:device_link", args=[device.pk]), HTTP_HX_REQUEST="true"
+        )
+        added = operator_client.post(reverse("messaging:device_create"), {"name": "Second line"}, follow=True)
+    body = response.content.decode()
+    assert "The session workers cannot be reached right now" in body and "Linking started" not in body
+    assert "Number added, but linking did not start: The session workers cannot be reached" in (
+        added.content.decode()
+    )
+
+
 def test_a_held_connected_number_is_online_now_with_its_number_formatted_and_no_worker_id(
     owner_client, device
 ):
