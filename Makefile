@@ -23,11 +23,14 @@ run: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
-# Browser tests drive Debian's Chromium; install it when we can (root on Debian), else they skip.
+# Browser tests drive Debian's Chromium; install it when we can (root on Debian), else they skip. The emoji font
+# too: without it headless Chromium draws the dashboard's emoji as missing-glyph boxes in the screenshots.
+EMOJI_FONT := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 browser-deps:
-	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
-		|| echo "chromium not installed: browser tests will be skipped"; }
+	@{ test -x /usr/bin/chromium && test -f $(EMOJI_FONT); } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			fonts-noto-color-emoji >/dev/null) \
+		|| echo "chromium or its emoji font not installed: browser tests may be skipped or draw emoji as boxes"; }
 
 test: setup browser-deps
 	$(PY) -m ruff check .

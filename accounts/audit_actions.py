@@ -77,3 +77,22 @@ LABELS = {
 
 def label(action: str) -> str:
     return str(LABELS.get(action, action))
+
+
+# What an entry is about (its `object_type`, a model's label), as a word; a kind not named here is not shown.
+OBJECT_TYPES = {
+    "accounts.organization": _("Organization"),
+    "accounts.membership": _("Member"),
+    "accounts.invitation": _("Invitation"),
+    "accounts.apikey": _("API key"),
+    "messaging.device": _("Number"),
+    "messaging.message": _("Message"),
+    "messaging.chat": _("Chat"),
+    "messaging.label": _("Label"),
+    "messaging.webhookendpoint": _("Webhook"),
+    "groups.group": _("Group"),
+}
+
+
+def object_type_label(object_type: str) -> str:
+    return str(OBJECT_TYPES.get(object_type, ""))

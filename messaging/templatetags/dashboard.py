@@ -66,6 +66,14 @@ def audit_action(code: str) -> str:
 
 
 @register.filter
+def audit_object_type(object_type: str) -> str:
+    """What an audit entry is about as a word ("messaging.device" → "Number"); "" for a kind with no word."""
+    from accounts.audit_actions import object_type_label
+
+    return object_type_label(object_type)
+
+
+@register.filter
 def jid_or_text(value) -> str:
     """A value that is a person's JID as their formatted number; anything else as it is."""
     if isinstance(value, str) and value.endswith(USER_SERVERS_SUFFIXES):

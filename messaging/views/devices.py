@@ -98,7 +98,7 @@ def device_detail(request, device_id: int):
         from messaging.views.sandbox import groups_of, peers
 
         device.sandbox_groups = groups_of(device)
-        context.update(peers=peers())
+        context.update(peers=peers(request.organization))
     context["history_sync"] = HistorySync.objects.filter(device=device).first()
     return render(request, "messaging/device_detail.html", context)
 

@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.tenancy import member_required
@@ -24,11 +25,26 @@ def _require_sandbox():
         raise Http404("The simulated phone exists only on the sandbox backend.")
 
 
-def peers() -> list[str]:
+def peers(organization) -> list[dict]:
+    """The simulated contacts the phone may write or call as: {"phone": digits (the value a form sends),
+    "label": "Zeynep Schmidt (+1 555-776-3170)"}. Named as the other pages name them: the name the team saved
+    for the contact, else the name the contact gives itself on the simulated network."""
+    from messaging.selectors import names_for
+    from messaging.templatetags.dashboard import phone as formatted
+
     try:
-        return list(service(SANDBOX).peer_phones())
+        sandbox = service(SANDBOX)
+        phones = list(sandbox.peer_phones())
+        own_names = {p["phone"]: p["name"] for p in sandbox.network_summary()["peers"]}
     except Exception:  # the simulated network is seeded by the worker; an empty list is fine meanwhile
         return []
+    known = names_for(organization, [f"{digits}@s.whatsapp.net" for digits in phones])
+    choices = []
+    for digits in phones:
+        name = known.get(f"{digits}@s.whatsapp.net") or own_names.get(digits, "")
+        number = formatted(digits)
+        choices.append({"phone": digits, "label": f"{name} ({number})" if name else number})
+    return choices
 
 
 def groups_of(device) -> list[dict]:
@@ -55,7 +71,11 @@ def sandbox_panel(request):
     devices = list(request.organization.devices.select_related("lease").order_by("created_at", "id"))
     for device in devices:
         device.sandbox_groups = groups_of(device)
-    return render(request, "messaging/sandbox.html", page_context(request, devices=devices, peers=peers()))
+    return render(
+        request,
+        "messaging/sandbox.html",
+        page_context(request, devices=devices, peers=peers(request.organization)),
+    )
 
 
 @member_required(write=True)
@@ -68,7 +88,10 @@ def sandbox_phone(request, device_id: int):
     device.sandbox_groups = groups_of(device)
     page = urlsplit(request.htmx.current_url if request.htmx and request.htmx.current_url else "").path
     context = page_context(
-        request, device=device, peers=peers(), back=page if page.startswith("/dashboard/") else ""
+        request,
+        device=device,
+        peers=peers(request.organization),
+        back=page if page.startswith("/dashboard/") else "",
     )
     return render(request, "messaging/sandbox.html#phone", context)
 
@@ -178,7 +201,7 @@ def sandbox_enter_code(request, device_id: int):
 def sandbox_peer_send(request, device_id: int):
     _require_sandbox()
     device = org_device(request, device_id)
-    label = _("From")
+    label = pgettext("sender of a message", "From")  # Kimden, not the audit log's Nereden (where from)
     from_phone = (request.POST.get("from_phone") or "").strip()
     text = (request.POST.get("text") or "").strip()
     if not device.jid:

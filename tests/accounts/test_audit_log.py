@@ -1,5 +1,8 @@
 """The audit log page: owners and admins read their organization's writes, paginated and filterable."""
 
+import re
+from html import unescape
+
 import pytest
 from django.urls import reverse
 
@@ -94,3 +97,36 @@ def test_actions_read_as_words_in_both_languages(owner_client, owner, org):
     assert '<option value="message.queue" >Sent a message</option>' in page
     owner_client.cookies["django_language"] = "tr"
     assert "Mesaj gönderdi" in owner_client.get(reverse("accounts:audit_log")).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", ["Message", "Number", "Group", "Webhook", "API key", "Member", "Organization"]),
+        ("tr", ["Mesaj", "Numara", "Grup", "Webhook", "API anahtarı", "Üye", "Kuruluş"]),
+    ],
+)
+def test_the_object_says_what_kind_of_thing_it_is_in_words_not_model_labels(
+    owner_client, org, language, words
+):
+    types = [
+        "messaging.message",
+        "messaging.device",
+        "groups.group",
+        "messaging.webhookendpoint",
+        "accounts.apikey",
+        "accounts.membership",
+        "accounts.organization",
+    ]
+    for i, object_type in enumerate(types):
+        record_audit(
+            organization=org, action="device.rename", object_type=object_type, object_repr=f"thing {i}"
+        )
+    record_audit(
+        organization=org, action="device.rename", object_type="messaging.somethingnew", object_repr="new"
+    )
+    page = owner_client.get(reverse("accounts:audit_log"), HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    table = page[page.index('id="audit-events"') :]
+    kinds = re.findall(r'<small class="audit-kind">([^<]*)</small>', table)
+    assert sorted(unescape(k) for k in kinds) == sorted(words)
+    assert not any(t in table for t in [*types, "messaging.somethingnew"])  # no model labels, named or not

@@ -55,6 +55,20 @@ def test_members_page_lists_members_with_roles(owner_client, owner, viewer, org)
     assert "Invite someone" in page
 
 
+def test_a_member_without_a_name_shows_no_dash_just_the_email(owner_client, owner, viewer, org):
+    """An empty name cell, not "—" (on a phone that was a lone dash on its own line above the email)."""
+    viewer.first_name, viewer.last_name = "Ayşe", "Yılmaz"
+    viewer.save()
+    page = owner_client.get(reverse("accounts:organization")).content.decode()
+    assert not owner.get_full_name()
+    members = page[page.index("<tbody>") : page.index("</tbody>")]
+    assert "—" not in members
+    row = members[members.index(f'id="member-{membership_of(owner, org).pk}"') :]
+    assert row.split("<td", 2)[1] == ' class="member-name"></td>\n      '
+    assert owner.email in row
+    assert '<td class="member-name">Ayşe Yılmaz</td>' in members
+
+
 def test_viewer_sees_members_but_no_management_forms(viewer_client, owner):
     page = viewer_client.get(reverse("accounts:organization")).content.decode()
     assert owner.email in page

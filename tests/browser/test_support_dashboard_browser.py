@@ -21,6 +21,13 @@ HEADER_MIDDLES = """() => [...document.querySelectorAll('.site-nav > ul > li, .s
   .filter(e => e.offsetParent !== null)
   .map(e => { const r = e.getBoundingClientRect(); return Math.round(r.top + r.height / 2); })"""
 
+# A text field + select + button group (create a key, invite someone): where each part sits and how wide it is.
+FIELD_SELECT_BUTTON = """() => { const g = document.querySelector('fieldset.stack-on-phone'); if (!g) return null;
+  const box = e => e.getBoundingClientRect();
+  const [group, field, select, button] = [g, g.querySelector('input'), g.querySelector('select'), g.querySelector('button')].map(box);
+  return {group: group.width, field: field.width, fieldTop: field.top, fieldBottom: field.bottom,
+          selectTop: select.top, select: select.width, buttonTop: button.top}; }"""
+
 
 def _sign_in(context, base, email, password):
     page = context.new_page()
@@ -154,6 +161,22 @@ def test_inbox_names_layouts_errors_and_roles(asgi_server, chromium):
                     middles = view.evaluate(HEADER_MIDDLES)
                     if max(middles) - min(middles) > 12:
                         problems.append(f"{language} {width}px {name}: the header wraps ({middles})")
+                parts = view.evaluate(FIELD_SELECT_BUTTON) if name in ("api-keys", "organization") else None
+                if name in ("api-keys", "organization") and parts is None:
+                    problems.append(f"{language} {width}px {name}: no field + select + button form")
+                elif parts and width == 390:
+                    # On a phone the field has the whole line; the select and the button go under it, the select
+                    # wide enough for "Full access" or "Operatör" (they were cut to "Full acc", "Operatö").
+                    if (
+                        parts["field"] < parts["group"] - 2
+                        or min(parts["selectTop"], parts["buttonTop"]) < parts["fieldBottom"]
+                        or parts["select"] < 150
+                    ):
+                        problems.append(
+                            f"{language} {width}px {name}: the form's field is squeezed ({parts})"
+                        )
+                elif parts and not (parts["fieldTop"] == parts["selectTop"] == parts["buttonTop"]):
+                    problems.append(f"{language} {width}px {name}: the form is not on one line ({parts})")
                 shot(view, f"10-{language}-{width}-{name}")
             if width == 390:
                 # On a phone the menu folds; opened, everything is reachable, Sign out included.

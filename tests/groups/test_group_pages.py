@@ -104,3 +104,29 @@ def test_an_admin_is_offered_everything(wa, org, op):
     page = op.get(created["Location"]).content.decode()
     assert 'id="group-info-controls"' in page and 'id="group-admin-controls"' in page
     assert "data-not-admin" not in page and "data-promote" in page
+
+
+def test_the_list_says_how_many_members_in_words(wa, org, op):
+    """ "3 members", not a bare "3" (on a phone the column's heading is hidden, so the number stood alone)."""
+    device = wa.linked_device(org)
+    a, b = wa.peers[0], wa.peers[1]
+    created = op.post(
+        reverse("groups:create", args=[device.pk]), {"name": "Three of us", "participants": f"{a}, {b}"}
+    )
+    group = created["Location"].rstrip("/").split("/")[-1]
+    for language, said in (("en", "3 members"), ("tr", "3 üye")):
+        page = op.get(
+            reverse("groups:list", args=[device.pk]), HTTP_ACCEPT_LANGUAGE=language
+        ).content.decode()
+        row = page[page.index(f'data-group="{group}"') :]
+        cell = row[
+            row.index('class="group-members"') : row.index("</td>", row.index('class="group-members"'))
+        ]
+        assert cell.endswith(f">{said}"), cell
+    op.post(
+        reverse("groups:participants", args=[device.pk, group]),
+        {"action": "remove", "participants": f"{a}@s.whatsapp.net, {b}@s.whatsapp.net"},
+    )
+    page = op.get(reverse("groups:list", args=[device.pk])).content.decode()
+    row = page[page.index(f'data-group="{group}"') :]
+    assert ">1 member</td>" in row[: row.index("</tr>")]

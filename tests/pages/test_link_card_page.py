@@ -1,12 +1,14 @@
 """The link card when this server cannot reach WhatsApp, and "Add and link" landing on the QR code (issue 16)."""
 
+from datetime import timedelta
 from html import unescape
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from messaging import events, live
-from messaging.models import Device
+from messaging.models import Device, DeviceLease
 from messaging.whatsapp import protocol
 from tests.pages.conftest import make_device
 
@@ -87,3 +89,23 @@ def test_add_and_link_without_a_worker_still_adds_the_number(operator_client, or
     assert response.redirect_chain[-1][0] == reverse("messaging:device", args=[device.pk])
     assert device.wanted  # a worker that starts takes it up and shows the QR code live
     assert "The QR code appears in a moment." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_connected_card_shows_the_number_formatted_as_everywhere_else(owner_client, org):
+    """ "Connected. +1 999-000-0003 (Sandbox 0003)", as the numbers page writes it; not "+19990000003"."""
+    device = make_device(org, name="Sandbox", status="connected", phone="19990000003")
+    Device.objects.filter(pk=device.pk).update(push_name="Sandbox 0003")
+    # Held by a live session worker, so the card says connected (not "no session worker holds it").
+    DeviceLease.objects.create(
+        device=device, worker_id="worker-a", expires_at=timezone.now() + timedelta(seconds=60)
+    )
+    body = owner_client.get(reverse("messaging:device", args=[device.pk])).content.decode()
+    card = body[body.index(f'id="device-{device.pk}-link"') :]
+    card = unescape(card[: card.index("</div>")])
+    assert "Connected. +1 999-000-0003 (Sandbox 0003)" in card
+    assert "+19990000003" not in card
+    # The same card pushed live to an open page.
+    device.refresh_from_db()
+    pushed = "".join(live.render_event(event="device.connected", device=device, data={}))
+    assert "+1 999-000-0003" in unescape(pushed) and "+19990000003" not in pushed

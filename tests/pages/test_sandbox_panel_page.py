@@ -160,3 +160,50 @@ def test_only_this_numbers_groups_can_be_touched(wa, org):
         response = op.post(reverse(f"messaging:{name}", args=[device.pk]), data, follow=True)
         assert "Group: pick one of this number's groups." in unescape(response.content.decode())
     assert not SandboxGroup.objects.get(jid=elsewhere).join_approval
+
+
+def _options(html: str, select_start: str) -> list[str]:
+    """The texts of the options of the first <select> whose opening tag begins with `select_start`."""
+    import re
+
+    start = html.index(select_start)
+    select = html[start : html.index("</select>", start)]
+    return [unescape(text) for text in re.findall(r"<option [^>]*>([^<]*)</option>", select)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("language", "from_word"), [("en", "From"), ("tr", "Kimden")])
+def test_the_phone_names_its_contacts_as_the_other_pages_do(
+    owner_client, org, sandbox_on, language, from_word
+):
+    """ "Zeynep Schmidt (+1 555-776-3170)", not "+15557763170"; a name the team saved for a contact wins; the
+    sender select has a label a person sees ("From")."""
+    from messaging.models import Contact
+    from messaging.templatetags.dashboard import phone
+    from messaging.whatsapp import sandbox
+    from tests.pages.conftest import make_device
+
+    device = make_device(org, name="Support", status="connected")
+    peers = {
+        p["phone"]: p["name"]
+        for p in sandbox.network_summary()["peers"]
+        if p["phone"] in sandbox.peer_phones()
+    }
+    first, second = list(peers)[:2]
+    Contact.objects.create(organization=org, device=device, jid=f"{second}@s.whatsapp.net", name="Saved Name")
+    for url in (reverse("messaging:sandbox"), reverse("messaging:device", args=[device.pk])):
+        page = owner_client.get(url, HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        phone_card = page[page.index(f'id="sandbox-phone-{device.pk}"') :]
+        sender = _options(phone_card, '<select name="from_phone"')
+        assert sender[0] == f"{peers[first]} ({phone(first)})", sender
+        assert f"Saved Name ({phone(second)})" in sender
+        assert not any(text.startswith("+") and text[1:].isdigit() for text in sender), sender
+        for select in (
+            '<select name="chat"',
+            '<select name="from_phone" aria-label="',
+        ):  # label, number, call
+            assert _options(phone_card, select)[0] == f"{peers[first]} ({phone(first)})"
+        assert (
+            f'<label for="sandbox-from-{device.pk}" class="sandbox-from">{from_word}</label>' in phone_card
+            and f'<select name="from_phone" id="sandbox-from-{device.pk}">' in phone_card
+        )
