@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from datetime import timedelta
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -137,17 +139,50 @@ def release_held(delivery_ids: list[int], payload: dict | None = None) -> None:
             enqueue_on_commit(delivery.endpoint_id, delivery.device_id)
 
 
+# The drains enqueued in this process and not started yet, when this process also runs them (the embedded
+# default's memory broker): one waiting drain per queue is enough, since it sends all that is due when it starts.
+# Without this, every event enqueued a drain; the in-process worker ran them slower than 25 events a second
+# came (most found nothing left to send), and the broker's queue grew without end (the soak: +2 MB a minute).
+# A mark older than WAITING_STALE_SECONDS is not trusted (a drain lost with a worker stopped and started again in
+# the same process): the queue gets another drain.
+WAITING_STALE_SECONDS = 10.0
+_waiting: dict[tuple[int, int | None], float] = {}
+_waiting_lock = threading.Lock()
+
+
+def _in_process_broker() -> bool:
+    from waportal.tasks_embedded import uses_memory_broker
+
+    return uses_memory_broker()
+
+
 def enqueue(endpoint_id: int, device_id: int | None, *, countdown: float | None = None) -> None:
     """Ask the task worker to drain this (endpoint, device) queue. A broker failure is only logged: the
     delivery is stored, and `requeue_stalled` picks up what was never enqueued."""
     from waportal.celery import app
 
+    key = (endpoint_id, device_id)
+    coalesce = not countdown and _in_process_broker()  # (a retry later is its own drain)
+    if coalesce:
+        now = time.monotonic()
+        with _waiting_lock:
+            if now - _waiting.get(key, -WAITING_STALE_SECONDS) < WAITING_STALE_SECONDS:
+                return  # the drain waiting to start will send this too
+            _waiting[key] = now
     # WEBHOOK_TASK_QUEUE: a dedicated queue (workers started with -Q); unset, Celery's default queue.
     queue = setting("WEBHOOK_TASK_QUEUE", None) or None
     try:
         app.send_task(DELIVER_TASK, (endpoint_id, device_id), countdown=countdown, queue=queue)
     except Exception:
+        if coalesce:
+            draining(endpoint_id, device_id)
         logger.exception("could not enqueue webhook delivery for endpoint %s", endpoint_id)
+
+
+def draining(endpoint_id: int, device_id: int | None) -> None:
+    """A drain of this queue starts (before it claims anything): a delivery stored from now on needs a new one."""
+    with _waiting_lock:
+        _waiting.pop((endpoint_id, device_id), None)
 
 
 def enqueue_on_commit(endpoint_id: int, device_id: int | None) -> None:

@@ -10,8 +10,9 @@ from waportal.celery import app
 @app.task(name="messaging.deliver_webhooks", ignore_result=True)
 def deliver_webhooks(endpoint_id: int, device_id: int | None) -> int:
     """Send what is due to one endpoint for one device, in order (see messaging.webhooks.delivery.drain)."""
-    from messaging.webhooks import delivery
+    from messaging.webhooks import delivery, queueing
 
+    queueing.draining(endpoint_id, device_id)
     return delivery.drain(endpoint_id, device_id)
 
 
