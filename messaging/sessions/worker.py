@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -67,6 +68,10 @@ class SessionWorker(OwnershipMixin, OutboxMixin, ChannelsMixin):
         self._loops: list[asyncio.Task] = []
         self._draining: set[int] = set()
         self._drain_again: set[int] = set()
+        # Devices whose nudge from another thread is scheduled on the loop and has not run yet (see
+        # `nudge_threadsafe`), and the lock that makes its look-and-add one step.
+        self._nudges_pending: set[int] = set()
+        self._nudges_lock = threading.Lock()
         self._device_locks: dict[int, asyncio.Lock] = {}
         self._heartbeat_lock = asyncio.Lock()
         self._stopped = asyncio.Event()
@@ -162,13 +167,25 @@ class SessionWorker(OwnershipMixin, OutboxMixin, ChannelsMixin):
         (the message stays queued: a heartbeat, a claim or the next nudge sends it)."""
         if self._stopping or self._loop is None:
             return False
+        # One nudge scheduled at a time per device: one that has not run yet drains what was committed before
+        # it runs, this message included (it was stored before this call, and the nudge is taken out of the
+        # pending set before its drain claims). Each call_soon_threadsafe writes to the loop's wake-up socket:
+        # a system call, and a let-go and take-back of the GIL, on every send of a busy device.
+        with self._nudges_lock:
+            if device_id in self._nudges_pending:
+                return not self._loop.is_closed()  # (closed: that nudge will never run)
+            self._nudges_pending.add(device_id)
         try:
             self._loop.call_soon_threadsafe(self._nudged, device_id)
         except RuntimeError:  # the loop is closed
+            with self._nudges_lock:
+                self._nudges_pending.discard(device_id)
             return False
         return True
 
     def _nudged(self, device_id: int) -> None:
+        with self._nudges_lock:
+            self._nudges_pending.discard(device_id)
         if not self._stopping:
             self._spawn(self.dispatch({"type": gateway.OUTBOX, "device_id": device_id}))
 

@@ -7,7 +7,6 @@ import re
 import secrets
 from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_noop as _noop
 
 from messaging.whatsapp import protocol as p
@@ -59,6 +58,8 @@ class _Actor(_GroupActor):
         # accounts by phone (the fields sending needs) and the linked devices of phones.
         self._accounts: dict[str, object] = {}
         self._linked: dict[str, list[int]] = {}
+        self._sent_at: float | None = None  # the network's time of this trip's first send (`_send_time`)
+        self._sends = 0
 
     # -- plumbing
 
@@ -71,6 +72,15 @@ class _Actor(_GroupActor):
                 _noop("%(phone)s is not on the simulated WhatsApp network.") % {"phone": self.phone}
             )
         return account
+
+    def _send_time(self) -> float:
+        """The network's time of a message sent now. The clock is read once per actor (one trip to the database,
+        however many messages it sends); each later message of the trip is a microsecond later, so that the
+        order of a batch's messages stays the order of their timestamps."""
+        if self._sent_at is None:
+            self._sent_at = now()
+        self._sends += 1
+        return self._sent_at + (self._sends - 1) * 1e-6
 
     def _deliver(self, phones, event: p.Event, *, include_self: bool = False) -> None:
         from messaging.models import SandboxDelivery, SandboxSession
@@ -220,7 +230,10 @@ class _Actor(_GroupActor):
     # -- sending
 
     def send(self, message: OutgoingMessage) -> tuple[SendResult, list[dict]]:
-        """Store and deliver; returns the result and which simulated peers should answer (for the client)."""
+        """Store and deliver; returns the result and which simulated peers should answer (for the client).
+
+        A refusal (a WhatsAppError) is raised before anything is written: `SandboxClient.send_many` sends a batch
+        in one transaction with no savepoint per message, and a refused message must leave nothing behind."""
         from messaging.models import SandboxAccount, SandboxMedia, SandboxMessage, SandboxNewsletter
 
         if not message.id:
@@ -299,20 +312,17 @@ class _Actor(_GroupActor):
                 poll_options=list(message.poll_options),
                 poll_max_answer=message.poll_max_answer,
             )
-        stamp = now()
-        try:
-            with transaction.atomic():
-                row = SandboxMessage.objects.create(
-                    msg_id=message.id,
-                    sender=self.jid,
-                    to=to,
-                    kind=str(kind),
-                    text=message.text,
-                    caption=message.caption,
-                    data=data,
-                    timestamp=stamp,
-                )
-        except IntegrityError:  # sent before (or concurrently) with the same ID: the first one counts
+        row = SandboxMessage(
+            msg_id=message.id,
+            sender=self.jid,
+            to=to,
+            kind=str(kind),
+            text=message.text,
+            caption=message.caption,
+            data=data,
+            timestamp=self._send_time(),
+        )
+        if not _insert_new(row):  # sent before (or concurrently) with the same ID: the first one counts
             row = SandboxMessage.objects.get(sender=self.jid, msg_id=message.id)
             return SendResult(id=row.msg_id, timestamp=row.timestamp), []
         if name is None:
@@ -555,3 +565,38 @@ def _outgoing_from(actor: _Actor, to_jid: str, text: str, kind: MessageKind, ext
         poll_options=list(extra.get("poll_options", [])),
         poll_max_answer=int(extra.get("poll_max_answer", 1)),
     )
+
+
+_INSERT_NEW: tuple[str, list] | None = None  # the statement and the fields it writes, built once
+
+
+def _insert_new(row) -> bool:
+    """Insert `row`, a new SandboxMessage, unless its sender has sent its ID before; whether it was inserted (its
+    pk set). One statement, INSERT ... ON CONFLICT DO NOTHING RETURNING (SQLite and PostgreSQL alike), where
+    create() would need a savepoint around it (two statements more on every message sent) to survive the
+    IntegrityError of a resend."""
+    global _INSERT_NEW
+    from django.db import connection
+
+    from messaging.models import SandboxMessage
+
+    if _INSERT_NEW is None:
+        q = connection.ops.quote_name
+        fields = [f for f in SandboxMessage._meta.concrete_fields if not f.primary_key]
+        sql = (
+            f"INSERT INTO {q(SandboxMessage._meta.db_table)} ({', '.join(q(f.column) for f in fields)})"
+            f" VALUES ({', '.join(['%s'] * len(fields))})"
+            f" ON CONFLICT ({q('sender')}, {q('msg_id')}) DO NOTHING RETURNING {q('id')}"
+        )
+        _INSERT_NEW = sql, fields
+    sql, fields = _INSERT_NEW
+    values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    row.pk = inserted[0]
+    row._state.adding = False
+    row._state.db = connection.alias
+    return True
