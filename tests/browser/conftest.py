@@ -164,6 +164,48 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
+# How long each page may take to leave for about:blank when its context closes (ms).
+LEAVE_TIMEOUT = 10_000
+
+
+class CheckedContext:
+    """A browser context of a test, whose `close` cannot be held up by what the test left open.
+
+    A context closed with live pages (each with a WebSocket the server keeps pushing on, console listeners that
+    call into Python) once hung for 120 s in Chromium's disposal after every assertion had passed, and the sync
+    API gives `close` no timeout. So `close` first takes away the listeners the test added (no event reaches
+    Python meanwhile), then sends each page to about:blank with a deadline (its socket and requests end there,
+    as the page unloads; a page that does not leave in time is closed all the same), then closes the pages
+    one by one, then the context, which by then holds nothing live."""
+
+    def __init__(self, context):
+        self._context = context
+        self._listeners: list[tuple[str, object]] = []
+        self.closed = False
+
+    def on(self, event: str, handler) -> None:
+        self._listeners.append((event, handler))
+        self._context.on(event, handler)
+
+    def close(self) -> None:
+        from playwright.sync_api import Error
+
+        self.closed = True
+        for event, handler in self._listeners:
+            self._context.remove_listener(event, handler)
+        self._listeners.clear()
+        for page in list(self._context.pages):
+            try:
+                page.goto("about:blank", wait_until="commit", timeout=LEAVE_TIMEOUT)
+            except Error:
+                pass
+            page.close()
+        self._context.close()
+
+    def __getattr__(self, name):
+        return getattr(self._context, name)
+
+
 class CspCheckedBrowser:
     """The Chromium a test drives: every context it opens reports Content-Security-Policy violations, which
     fail the test (`violations`, checked when the test ends)."""
@@ -171,9 +213,10 @@ class CspCheckedBrowser:
     def __init__(self, browser):
         self._browser = browser
         self.violations: list[str] = []
+        self.contexts: list[CheckedContext] = []
 
     def new_context(self, **kwargs):
-        context = self._browser.new_context(**kwargs)
+        context = CheckedContext(self._browser.new_context(**kwargs))
         context.add_init_script(REPORT_VIOLATIONS)
 
         def on_console(message):
@@ -184,6 +227,7 @@ class CspCheckedBrowser:
                 self.violations.append(f"{message.page.url if message.page else '?'}: {text}")
 
         context.on("console", on_console)
+        self.contexts.append(context)
         return context
 
     def __getattr__(self, name):
@@ -194,6 +238,9 @@ class CspCheckedBrowser:
 def chromium(chromium_browser):
     browser = CspCheckedBrowser(chromium_browser)
     yield browser
+    for context in browser.contexts:  # those a failing test left open, so that they cannot hold up the next
+        if not context.closed:
+            context.close()
     assert not browser.violations, "Content-Security-Policy violations:\n" + "\n".join(browser.violations)
 
 

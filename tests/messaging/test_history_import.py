@@ -117,6 +117,22 @@ def test_a_phone_without_history_sends_one_empty_final_chunk(wa, org):
     assert HistorySync.objects.get(device=device).state == "finished"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_message_sent_right_after_the_link_arrives_live_and_is_not_in_the_history(wa, org):
+    # The phone sends what it held when linked, however late a busy machine gets to reading it.
+    org.history_days = None
+    org.save()
+    ids = wa.sandbox.seed_phone_history(PHONE, peers=1)
+    device = wa.linked_device(org, phone=PHONE)
+    peer = wa.sandbox.network_summary()["peers"][0]["phone"]
+    new = wa.sandbox.peer_send(from_phone=peer, to_jid=device.jid, text="Just after the link")
+    live = wa.wait_event("message", device=device, predicate=lambda d: d["id"] == new)
+    synced = _synced(wa, device)
+    assert live["text"] == "Just after the link"
+    assert synced["messages"] == len(ids)  # the history's alone
+    assert Message.objects.filter(device=device).count() == len(ids) + 1
+
+
 # ---------------------------------------------------------------------------------------------- the service
 
 

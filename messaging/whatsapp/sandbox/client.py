@@ -179,10 +179,10 @@ class SandboxClient(p.WhatsAppClient):
         await self._emit(p.ConnectedEvent(jid=session["jid"], push_name=session["push_name"]))
         await self._drain()
         if session["announce"]:  # a new link: the phone sends what it holds, as WhatsApp's phones do
-            self._spawn(self._send_history(session["phone"]))
+            self._spawn(self._send_history(session["phone"], session["history_upto"]))
 
-    async def _send_history(self, phone: str) -> None:
-        for chunk in await runtime.db(history_chunks, phone):
+    async def _send_history(self, phone: str, upto_id: int) -> None:
+        for chunk in await runtime.db(history_chunks, phone, upto_id=upto_id):
             if not self._connected:
                 return
             await self._emit(chunk)

@@ -21,8 +21,14 @@ from messaging.whatsapp.sandbox.seeding import _network
 CHUNK_MESSAGES = 50
 
 
-def history_chunks(phone: str, *, chunk_messages: int = CHUNK_MESSAGES) -> list[p.HistorySyncEvent]:
-    """The chunks the phone `phone` sends a device it has just linked (sync; the device's DB thread)."""
+def history_chunks(
+    phone: str, *, upto_id: int | None = None, chunk_messages: int = CHUNK_MESSAGES
+) -> list[p.HistorySyncEvent]:
+    """The chunks the phone `phone` sends a device it has just linked (sync; the device's DB thread): what it
+    held when linked, the network's messages up to id `upto_id` (None: all so far). They are read after the
+    device is connected, on a DB thread a busy machine may run late: without the cut, a message sent right
+    after the link would be in them or not by chance (and the history, by number, could file it before its
+    live delivery, by LID, did)."""
     from messaging.models import SandboxAccount, SandboxGroup, SandboxMessage
 
     me = _user_jid(phone)
@@ -30,6 +36,8 @@ def history_chunks(phone: str, *, chunk_messages: int = CHUNK_MESSAGES) -> list[
     rows = SandboxMessage.objects.filter(timestamp__lte=now(), revoked=False).filter(
         _mine(me) | _in_groups(list(groups))
     )
+    if upto_id is not None:
+        rows = rows.filter(id__lte=upto_id)
     names = dict(SandboxAccount.objects.values_list("phone", "push_name"))
     by_chat: dict[str, list[p.IncomingMessage]] = {}
     unread: dict[str, int] = {}

@@ -164,8 +164,9 @@ def store_session(*, device_id: int, phone: str, push_name: str = "") -> dict:
 
 
 def _session_state(device_id: int) -> dict | None:
-    """The device's session, marking it announced; "announce" says whether PairedEvent is still due."""
-    from messaging.models import SandboxSession
+    """The device's session, marking it announced; "announce" says whether PairedEvent is still due, and
+    then "history_upto" which messages the phone holds now (its history is what it held when linked)."""
+    from messaging.models import SandboxMessage, SandboxSession
 
     _network()
     with transaction.atomic():
@@ -181,6 +182,10 @@ def _session_state(device_id: int) -> dict | None:
             "phone": session.phone,
             "push_name": session.push_name,
             "announce": announce,
+            # Read before the client says it is connected: whatever is sent after that arrives live only.
+            "history_upto": (SandboxMessage.objects.order_by("-id").values_list("id", flat=True).first() or 0)
+            if announce
+            else None,
         }
 
 
