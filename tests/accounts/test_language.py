@@ -50,11 +50,16 @@ def test_turkish_catalog_is_complete_and_compiled():
     for block in po.split("\n\n")[1:]:
         if "msgid_plural" in block or block.startswith("#~"):
             continue
-        parts = re.findall(r'^(msgid|msgstr) ((?:".*"\n?)+)', block + "\n", flags=re.M)
+        parts = re.findall(r'^(msgctxt|msgid|msgstr) ((?:".*"\n?)+)', block + "\n", flags=re.M)
         fields = {k: "".join(ast.literal_eval(s) for s in v.strip().split("\n")) for k, v in parts}
         if "msgid" not in fields:
             continue
         assert fields["msgstr"], f"untranslated: {fields['msgid']!r}"
-        assert catalog.gettext(fields["msgid"]) == fields["msgstr"], (
+        translated = (
+            catalog.pgettext(fields["msgctxt"], fields["msgid"])
+            if "msgctxt" in fields
+            else catalog.gettext(fields["msgid"])
+        )
+        assert translated == fields["msgstr"], (
             f"the .mo is stale for {fields['msgid']!r}"
         )
