@@ -209,6 +209,10 @@ def sqlite_connections(pid: int) -> int:
     return count
 
 
+# How long both backlogs must stay at 0 to count as drained.
+QUIET_SECONDS = 3.0
+
+
 def backlog(db: Path) -> tuple[int, int]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
         outbox = conn.execute(
@@ -302,11 +306,18 @@ def run(*, minutes: float, numbers: int = 20, rate: float = 5.0, drain_seconds: 
         soak.stop.set()
         for sender in senders:
             sender.join(40)
+        # Drained: both backlogs at 0 and still at 0 QUIET_SECONDS later (the echo peers' answers to the last
+        # sends, and their receipts, are still coming for a moment after the senders stop: each stores events).
         drained_in = None
+        zero_since = None
         t0 = time.monotonic()
         while time.monotonic() - t0 < drain_seconds:
-            if backlog(db) == (0, 0):
-                drained_in = time.monotonic() - t0
+            if backlog(db) != (0, 0):
+                zero_since = None
+            elif zero_since is None:
+                zero_since = time.monotonic()
+            elif time.monotonic() - zero_since >= QUIET_SECONDS:
+                drained_in = zero_since - t0
                 break
             time.sleep(0.5)
         end_sample = sample()
