@@ -9,10 +9,10 @@ numbers (the demo organization's and more), one webhook endpoint (every event) o
 
 Each minute it prints p99 of the send answer, of webhook delay (the envelope's timestamp -> the receiver having
 it) and of the socket's ping -> pong, with the server's RSS, file descriptors, threads and SQLite connections.
-At the end (the load stopped) it waits, bounded, for the outbox and the webhook backlog to drain and checks,
-against the figures after warm-up (the first minute; a fifth of a shorter run): RSS grew < 10%, no more file
-descriptors, threads or database connections than then (a small slack), both backlogs at 0, no 5xx, the
-socket never dropped. Exits 1 if a check fails.
+At the end (the load stopped) it waits, bounded, for the outbox and the webhook backlog to drain (0 for 3 s)
+and checks, against the figures after warm-up (a sixth of the run; of a run under 6 minutes a fifth, at most a
+minute): RSS grew < 10%, no more file descriptors, threads or database connections than then (a small slack),
+both backlogs at 0, no 5xx, the socket never dropped. Exits 1 if a check fails.
 
     .venv/bin/python benchmarks/soak.py --minutes 60 [--numbers 20] [--rate 5]
 """
@@ -272,7 +272,10 @@ def run(*, minutes: float, numbers: int = 20, rate: float = 5.0, drain_seconds: 
             }
 
         started = time.monotonic()
-        warmup = min(60.0, minutes * 60 / 5)
+        # A long run's caches fill for many minutes (SQLite's page cache, 2 MB per connection and ten of them,
+        # the live sockets' bounded queues): an hour's RSS rose 172 -> 205 MB in its first 19 minutes and then
+        # stayed flat. So warm-up is a sixth of a run of 6 minutes or more, else a fifth, at most a minute.
+        warmup = minutes * 60 / 6 if minutes >= 6 else min(60.0, minutes * 60 / 5)
         first = sample()
         print(f"soak: {numbers} numbers, {rate:g} sends/s, {minutes:g} min; load average {load_average()}")
         print(
