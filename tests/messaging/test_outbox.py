@@ -203,6 +203,8 @@ def test_a_send_the_worker_does_not_finish_in_time_answers_queued_and_still_goes
     from messaging import events
 
     device = wa.linked_device(org)
+    # The drain the connection started (it sends what was queued before) must be over, or it would send this.
+    wa.run(wa.worker.settle())
     peer = wa.peers[1]
     settings.WA_SEND_WAIT_SECONDS = 0.2
 
