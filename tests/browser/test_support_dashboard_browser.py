@@ -113,6 +113,9 @@ def test_inbox_names_layouts_errors_and_roles(asgi_server, chromium):
     sent = page.wait_for_selector(".msg-out:has-text('Line one')")
     assert "line two" in sent.inner_text()
     page.wait_for_function("() => document.querySelector('#send-form textarea').value === ''")
+    # A is the simulated echo peer: its answer comes first, or it could land after the next message and be the
+    # row's preview in its place.
+    page.wait_for_selector("#conversation-pane .msg-in:has-text('Echo: Line one')")
     # A message from A while the chat is open arrives in it.
     _peer_says(phone, device_id, a, "Third from A")
     page.wait_for_selector("#conversation-pane .msg-in:has-text('Third from A')")
