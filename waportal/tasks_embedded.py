@@ -29,10 +29,14 @@ def periodic() -> dict[str, float]:
     return {entry["task"]: float(entry["schedule"]) for entry in settings.CELERY_BEAT_SCHEDULE.values()}
 
 
-def _close_db_connections(**kwargs) -> None:
+def _close_db_connections(task=None, **kwargs) -> None:
     """After each task, on its thread: a pool thread keeps no connection between tasks (a test database
-    can then be dropped, and a restarted database is simply reconnected)."""
+    can then be dropped, and a restarted database is simply reconnected). Not after a task run eagerly
+    (`apply()`): it ran in its caller's thread, whose connections (and open transaction) are the caller's."""
     from django.db import connections
+
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
 
     connections.close_all()
 

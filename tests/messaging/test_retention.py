@@ -98,8 +98,17 @@ def test_retention_is_scheduled_and_its_task_runs(settings, org):
     assert {"messaging.apply_retention", "messaging.cleanup_expired"} <= tasks
     settings.MEDIA_RETENTION_DAYS = 1
     message = message_with_file(make_chat(make_device(org)), age_days=2)
-    # (.result, not .get(): a Celery worker started earlier in this test process makes .get() refuse to block)
+    # (.result, not .get(): a Celery worker started earlier in this test process makes .get() refuse to block;
+    # that worker's clean-up after each task must leave an eager task's caller its connection)
+    from celery.signals import task_postrun
+
+    from waportal import tasks_embedded
+
+    # (what an embedded worker made earlier in this process leaves connected)
+    task_postrun.connect(
+        tasks_embedded._close_db_connections, weak=False, dispatch_uid="waportal-embedded-close-db"
+    )
     ran = apply_retention.apply()
-    assert ran.successful() and ran.result == {"media_files": 1, "audit_events": 0}
+    assert ran.successful() and ran.result == {"media_files": 1, "audit_events": 0}, ran.traceback
     message.refresh_from_db()
     assert not message.media
