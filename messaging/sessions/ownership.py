@@ -114,15 +114,7 @@ class OwnershipMixin:
             )
             if not taken:
                 return False
-            try:
-                await self._start_client(device_id)
-            except Exception:
-                logger.exception(
-                    "session worker %s could not make a client for device %s", self.worker_id, device_id
-                )
-                await runtime.db(release_leases, worker_id=self.worker_id, device_ids=[device_id])
-                return False
-            return True
+            return await self._start_or_let_go(device_id)
 
     async def restart(self, device_id: int) -> None:
         """(Re)start the device's client: after linking was asked for again, or a reconnect."""
@@ -131,13 +123,19 @@ class OwnershipMixin:
             return
         async with self._lock(device_id):
             await self._stop_client(device_id)
-            try:
-                await self._start_client(device_id)
-            except Exception:
-                logger.exception(
-                    "session worker %s could not make a client for device %s", self.worker_id, device_id
-                )
-                await runtime.db(release_leases, worker_id=self.worker_id, device_ids=[device_id])
+            await self._start_or_let_go(device_id)
+
+    async def _start_or_let_go(self, device_id: int) -> bool:
+        """Start the device's client (its lock held); if that fails, give its lease up for another worker."""
+        try:
+            await self._start_client(device_id)
+        except Exception:
+            logger.exception(
+                "session worker %s could not make a client for device %s", self.worker_id, device_id
+            )
+            await runtime.db(release_leases, worker_id=self.worker_id, device_ids=[device_id])
+            return False
+        return True
 
     async def _fair_share(self) -> int:
         return await runtime.db(
