@@ -6,7 +6,8 @@ the naive `ORDER BY ... OFFSET n` plus `COUNT(*)` reads every row twice per requ
 - a page is a *deferred join*: the ids are chosen with OFFSET on a narrow index that holds exactly what the
   filter and the order need (messaging/models/chat.py: one partial index per filter), an index-only walk that
   never touches the rows; then only the page's rows are fetched by primary key. A deep offset still walks the
-  index up to it (a B-tree cannot skip), but it walks ids, not rows;
+  index up to it (a B-tree cannot skip), but it walks ids, not rows; and a deep offset of a chat's messages
+  (unless searched) first skips whole hours by their counts (messaging.tallies), walking one hour's ids;
 - the same ids query reads up to TOTAL_LOOKAHEAD ids past the page, so `total` comes with it: exact when the
   history ends within that many rows after the page, otherwise the lower bound `offset + limit +
   TOTAL_LOOKAHEAD` (a client that pages `while offset < total` still reaches the end: the bound moves with it).
@@ -26,7 +27,7 @@ from django.db import connection
 from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from messaging import sqlite_fts
+from messaging import sqlite_fts, tallies
 from messaging.models import Chat, Message
 from messaging.models.chat import MEDIA_KIND_NAMES, SEARCH_VECTOR, VISIBLE
 
@@ -96,7 +97,29 @@ def chat_messages(
         rows = rows.filter(timestamp__lte=filters.end_time)
     if filters.search.strip():
         rows = search_messages(rows, filters.search.strip())
-    messages, total = offset_page(rows, ("-timestamp", "-id"), offset=offset, limit=limit)
+        skipped = None
+    else:
+        skipped = tallies.skip(
+            rows,
+            chat.pk,
+            offset=offset,
+            media_only=filters.media_only,
+            is_from_me=filters.is_from_me,
+            start_time=filters.start_time,
+            end_time=filters.end_time,
+        )
+    if skipped is None:
+        messages, total = offset_page(rows, ("-timestamp", "-id"), offset=offset, limit=limit)
+    elif skipped.before is None:  # past the last message
+        return [], skipped.total
+    else:
+        messages, total = offset_page(
+            rows.filter(timestamp__lt=skipped.before),
+            ("-timestamp", "-id"),
+            offset=skipped.offset,
+            limit=limit,
+        )
+        total += skipped.skipped
     for message in messages:
         message.chat = chat
     return messages, total

@@ -6,4 +6,5 @@ from messaging.models.history import *  # noqa: F401,F403
 from messaging.models.idempotency import IdempotencyKey  # noqa: F401
 from messaging.models.lid import LidMapping  # noqa: F401
 from messaging.models.sandbox import *  # noqa: F401,F403
+from messaging.models.tally import MessageTally  # noqa: F401
 from messaging.models.webhook import *  # noqa: F401,F403
