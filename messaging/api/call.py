@@ -5,9 +5,9 @@ from __future__ import annotations
 from ninja import Router, Schema
 from pydantic import Field
 
-from messaging import gateway
 from messaging.api.common import AUTH, Envelope, acting, ok
 from messaging.api.fields import Jid
+from messaging.services import calls
 
 router = Router(tags=["call"], auth=AUTH)
 
@@ -23,5 +23,5 @@ class RejectIn(Schema):
 def reject(request, payload: RejectIn):
     caller = payload.caller_jid
     ctx = acting(request, write=True)
-    gateway.call(ctx.device, "reject_call", caller=caller, call_id=payload.call_id)
+    calls.reject_call(caller=caller, call_id=payload.call_id, **ctx.service_kwargs())
     return ok({"caller_jid": caller, "call_id": payload.call_id}, "Call rejected.")

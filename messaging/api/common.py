@@ -373,6 +373,10 @@ class Acting:
             "api_key": self.api_key,
         }
 
+    def reader_kwargs(self) -> dict:
+        """What a service's read takes: who reads, through which number."""
+        return {"organization": self.organization, "device": self.device}
+
 
 def _device_choice(request) -> str:
     """The device named by the X-Device-Id header, else by the device_id query parameter ("" for none).

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from messaging import gateway
 from messaging.api.common import AUTH, Envelope, acting, done, ok
 from messaging.api.fields import NewsletterJid
 from messaging.services import profile
@@ -57,7 +56,7 @@ def _post_row(post) -> dict:
 @router.get("/newsletter/messages", response=Envelope, summary="A newsletter's latest posts, from WhatsApp")
 def messages(request, query: Query[MessagesQuery]):
     ctx = acting(request)
-    posts = gateway.call(
-        ctx.device, "newsletter_messages", jid=query.newsletter_id, count=query.count, before=query.before
+    posts = profile.newsletter_posts(
+        newsletter=query.newsletter_id, count=query.count, before=query.before, **ctx.reader_kwargs()
     )
     return ok({"data": [_post_row(post) for post in posts]})

@@ -8,7 +8,6 @@ from ninja import File, Form, Router, Schema
 from ninja.files import UploadedFile
 from pydantic import ConfigDict, Field
 
-from messaging import gateway
 from messaging.api.common import (
     AUTH,
     ApiError,
@@ -34,12 +33,9 @@ def _rows(items) -> list[dict]:
 def user_info(request, phone: Jid):
     target = phone
     ctx = acting(request)
-    found = gateway.call(ctx.device, "user_info", jids=[target])
-    if not found:
+    info, name = profile.user_info(jid=target, **ctx.reader_kwargs())
+    if info is None:
         raise ApiError(400, "INVALID_JID", f"phone: {target} is not on WhatsApp.", field="phone")
-    info = found[0]
-    contact = ctx.device.contacts.filter(jid=info.jid).first()
-    name = (contact.name or contact.push_name or contact.business_name) if contact else ""
     user = protocol.jid_user(info.jid) if info.jid.endswith(f"@{protocol.USER_SERVER}") else ""
     return ok(
         {
@@ -79,7 +75,7 @@ def _jid_fields(jid: str) -> dict:
 def user_avatar(request, phone: Jid, is_preview: bool = False, is_community: bool = False):
     target = phone
     ctx = acting(request)
-    avatar = gateway.call(ctx.device, "avatar", jid=target, preview=is_preview, community=is_community)
+    avatar = profile.avatar_of(jid=target, preview=is_preview, community=is_community, **ctx.reader_kwargs())
     if avatar is None:
         raise ApiError(
             404, "NOT_FOUND", f"phone: {target} has no profile picture (or hides it).", field="phone"
@@ -131,33 +127,32 @@ def set_push_name(request, payload: PushNameIn):
 @router.get("/user/my/privacy", response=Envelope, summary="This number's privacy settings")
 def my_privacy(request):
     ctx = acting(request)
-    return ok(asdict(gateway.call(ctx.device, "privacy")))
+    return ok(asdict(profile.read_own(what="privacy", **ctx.reader_kwargs())))
 
 
 @router.get("/user/my/groups", response=Envelope, summary="Groups this number is in")
 def my_groups(request):
     ctx = acting(request)
-    return ok({"data": _rows(gateway.call(ctx.device, "joined_groups"))})
+    return ok({"data": _rows(profile.read_own(what="groups", **ctx.reader_kwargs()))})
 
 
 @router.get("/user/my/newsletters", response=Envelope, summary="Newsletters this number follows")
 def my_newsletters(request):
     ctx = acting(request)
-    return ok({"data": _rows(gateway.call(ctx.device, "newsletters"))})
+    return ok({"data": _rows(profile.read_own(what="newsletters", **ctx.reader_kwargs()))})
 
 
 @router.get("/user/my/contacts", response=Envelope, summary="This number's contacts")
 def my_contacts(request):
     ctx = acting(request)
-    return ok({"data": _rows(gateway.call(ctx.device, "contacts"))})
+    return ok({"data": _rows(profile.read_own(what="contacts", **ctx.reader_kwargs()))})
 
 
 @router.get("/user/check", response=Envelope, summary="Is this number on WhatsApp?")
 def check(request, phone: PhoneDigits):
     digits = phone
     ctx = acting(request)
-    found = gateway.call(ctx.device, "check_numbers", phones=[digits])
-    row = found[0] if found else None
+    row = profile.check_number(phone=digits, **ctx.reader_kwargs())
     return ok(
         {
             "phone": digits,
@@ -173,4 +168,4 @@ def check(request, phone: PhoneDigits):
 def business_profile(request, phone: Jid):
     target = phone
     ctx = acting(request)
-    return ok(asdict(gateway.call(ctx.device, "business_profile", jid=target)))
+    return ok(asdict(profile.business_profile(jid=target, **ctx.reader_kwargs())))

@@ -6,8 +6,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import record_audit
-from messaging import events
+from messaging import events, gateway
 from messaging.models import Chat, Device, Message, MessageStatus
+from messaging.services.messages import device_of
 from messaging.services.outbox import _touch_chat
 from messaging.whatsapp import protocol
 
@@ -104,3 +105,18 @@ async def answer_call(client: protocol.WhatsAppClient, event: protocol.CallOffer
         )
     )
     return event.reply_sent
+
+
+def reject_call(*, organization, device, caller: str, call_id: str, actor=None, api_key=None) -> None:
+    """Decline a ringing call on the number (POST /call/reject): WhatsApp is told, then the audit entry."""
+    device = device_of(organization, device)
+    gateway.call(device, "reject_call", caller=caller, call_id=call_id)
+    with transaction.atomic():
+        record_audit(
+            organization=organization,
+            action="call.reject",
+            actor=actor,
+            api_key=api_key,
+            obj=device,
+            details={"caller": caller, "call_id": call_id},
+        )

@@ -33,6 +33,13 @@ __all__ = [
     "NumberLookup",
     "look_up_number",
     "picture_url",
+    "user_info",
+    "avatar_of",
+    "check_number",
+    "business_profile",
+    "OWN_LISTS",
+    "read_own",
+    "newsletter_posts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -194,3 +201,62 @@ def picture_url(*, organization, device, jid: str) -> str:
         url = (found.url if found is not None else "") or ""
         cache.set(key, url, PICTURE_FOUND_SECONDS if url else PICTURE_MISSING_SECONDS)
     return url
+
+
+# ------------------------------------------------------------------------------------------ reads (the API)
+
+
+def user_info(*, organization, device, jid: str) -> tuple[object, str]:
+    """WhatsApp's info on `jid` (protocol.UserInfo; None when it is not on WhatsApp) and the name this number
+    knows it by ("" for none)."""
+    device = _read_device(organization, device)
+    found = gateway.call(device, "user_info", jids=[jid])
+    if not found:
+        return None, ""
+    info = found[0]
+    contact = device.contacts.filter(jid=info.jid).first()
+    name = (contact.name or contact.push_name or contact.business_name) if contact else ""
+    return info, name
+
+
+def avatar_of(*, organization, device, jid: str, preview: bool = False, community: bool = False):
+    """A person's or group's profile picture (protocol.Avatar), None when there is none or it is hidden."""
+    device = _read_device(organization, device)
+    return gateway.call(device, "avatar", jid=jid, preview=preview, community=community)
+
+
+def check_number(*, organization, device, phone: str):
+    """Whether `phone` (digits) is on WhatsApp: protocol.NumberCheck, None when WhatsApp said nothing of it."""
+    device = _read_device(organization, device)
+    found = gateway.call(device, "check_numbers", phones=[phone])
+    return found[0] if found else None
+
+
+def business_profile(*, organization, device, jid: str):
+    """A business account's profile (protocol.BusinessProfile)."""
+    device = _read_device(organization, device)
+    return gateway.call(device, "business_profile", jid=jid)
+
+
+# The number's own lists, by the name the API reads them under: what the gateway is asked.
+OWN_LISTS = {
+    "privacy": "privacy",
+    "groups": "joined_groups",
+    "newsletters": "newsletters",
+    "contacts": "contacts",
+}
+
+
+def read_own(*, organization, device, what: str):
+    """One of the number's own lists, as WhatsApp gives it (OWN_LISTS; privacy is one settings object)."""
+    device = _read_device(organization, device)
+    if what not in OWN_LISTS:
+        raise Http404("No such list.")
+    return gateway.call(device, OWN_LISTS[what])
+
+
+def newsletter_posts(*, organization, device, newsletter: str, count: int = 50, before: int = 0) -> list:
+    """A newsletter's latest posts (protocol.NewsletterPost), newest first, from WhatsApp."""
+    device = _read_device(organization, device)
+    jid = normalize_chat(newsletter, field="newsletter_id")
+    return gateway.call(device, "newsletter_messages", jid=jid, count=count, before=before)

@@ -13,6 +13,7 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from accounts.models import AuditEvent
 from messaging.models import Chat, Message
 from tests.api.conftest import PEER, ApiClient
 from tests.api.endpoints import PNG, upload
@@ -653,10 +654,14 @@ def test_call_reject_names_a_bad_caller(api):
 
 @pytest.mark.django_db
 def test_call_reject_is_sent_to_the_worker(api, device):
-    with mock.patch("messaging.api.call.gateway.call") as call:
+    with mock.patch("messaging.services.calls.gateway.call") as call:
         answer = shape(api.post("/call/reject", {"caller_jid": "905551112233", "call_id": "C1"}))
     call.assert_called_once_with(mock.ANY, "reject_call", caller=PEER, call_id="C1")
     assert answer == {"caller_jid": PEER, "call_id": "C1"}
+    entry = AuditEvent.objects.get(
+        organization=device.organization, action="call.reject"
+    )  # through the service
+    assert entry.details == {"caller": PEER, "call_id": "C1"}
 
 
 # ------------------------------------------------------------------------------------------ user
