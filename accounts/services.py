@@ -36,6 +36,7 @@ from accounts.models import (
     User,
     hash_api_key,
 )
+from waportal import fast_insert
 
 INVITATION_DAYS = 7
 # last_used_at is written at most this often per key, so a busy key does not write on every call.
@@ -66,16 +67,18 @@ def record_audit(
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)[:200]
-    return AuditEvent.objects.create(
-        organization=organization,
-        actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
-        api_key=api_key,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        object_repr=object_repr[:200],
-        ip_address=ip_address,
-        details=details or {},
+    return fast_insert.insert(
+        AuditEvent(
+            organization=organization,
+            actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
+            api_key=api_key,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            object_repr=object_repr[:200],
+            ip_address=ip_address,
+            details=details or {},
+        )
     )
 
 

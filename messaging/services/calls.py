@@ -11,6 +11,7 @@ from messaging.models import Chat, Device, Message, MessageStatus
 from messaging.services.messages import device_of
 from messaging.services.outbox import _touch_chat
 from messaging.whatsapp import protocol
+from waportal import fast_insert
 
 
 def call_settings(device_id: int) -> tuple[bool, str]:
@@ -59,7 +60,7 @@ def queue_call_reply(device_id: int, *, caller: str, call_id: str, text: str) ->
             )
             chat_id = chat.pk if created else _touch_chat(device.pk, to, now, preview)
         message.chat_id = chat_id
-        message.save()
+        fast_insert.insert(message)
         record_audit(
             organization=device.organization,
             action="call.reply",

@@ -20,6 +20,7 @@ from messaging.models import Chat, Device, Message, MessageStatus
 from messaging.services import downloads, lids
 from messaging.services import text as text_rules
 from messaging.whatsapp import protocol
+from waportal import fast_insert
 from waportal.i18n import localize
 
 __all__ = ["queue_message"]
@@ -161,7 +162,7 @@ def queue_message(*, organization, device, outgoing: dict, actor=None, api_key=N
                 )
                 chat_id = chat.pk if created else _touch_chat(device.pk, to, now, preview)
             message.chat_id = chat_id
-            message.save()
+            fast_insert.insert(message)
             record_audit(
                 organization=organization,
                 action="message.queue",
