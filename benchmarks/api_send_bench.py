@@ -12,11 +12,17 @@ organization (`manage.py demo`): one linked device. Then, over keep-alive HTTP c
   process (routed only because this benchmark sets WAPORTAL_BENCH_FLOOR=1: see waportal/asgi.py): what the
   server stack and the client cost by themselves.
 
+With `--stack production` the same three are asked of daphne with a `runsessions` process of its own, on
+PostgreSQL + Redis (benchmarks/production_stack.py), as the README's production section runs them; the session
+worker's CPU is then printed apart.
+
 The three alternate in `--rounds` rounds (a machine whose speed drifts weighs on all alike). Prints requests per
 second and p50/p99 latency of each, and the ratios of their throughputs (send / cheapest, target >= 0.7;
 cheapest / floor, target >= 0.5), overall and by round:
 
     .venv/bin/python benchmarks/api_send_bench.py [--requests 400] [--concurrency 8] [--rounds 4] [--port 8765]
+    .venv/bin/python benchmarks/api_send_bench.py --stack production \
+        --database-url postgres://postgres@127.0.0.1:5432/NAME --redis-url redis://127.0.0.1:6379/N
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from benchmarks.harness import EmbeddedServer, cpu_seconds, load_average, percentile  # noqa: E402
+from benchmarks.production_stack import Stack  # noqa: E402
 
 QUIET_PEER = "from messaging.whatsapp import sandbox; print(sandbox.peer_phones('quiet')[0])"
 
@@ -114,9 +121,17 @@ def main() -> None:
     )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
+        "--stack",
+        choices=("embedded", "production"),
+        default="embedded",
+        help="embedded: one `manage.py serve` process (the default); production: daphne and a `runsessions` "
+        "process of their own (needs --database-url and --redis-url), as the README's production section runs "
+        "them: the web process's figures then leave out the WhatsApp side of a send, which the worker's CPU shows.",
+    )
+    parser.add_argument(
         "--database-url",
         default="",
-        help="Run on this (empty, throw-away) PostgreSQL database instead of SQLite; with --redis-url: production mode.",
+        help="Run on this (empty, throw-away) PostgreSQL database instead of SQLite.",
     )
     parser.add_argument(
         "--redis-url", default="", help="Channel layer (and broker) on Redis; use a database of its own."
@@ -124,16 +139,27 @@ def main() -> None:
     args = parser.parse_args()
 
     extra = {"WAPORTAL_BENCH_FLOOR": "1"}  # the embedded default, unless asked otherwise
-    if args.database_url:
-        extra["DATABASE_URL"] = args.database_url
-    if args.redis_url:
-        extra["REDIS_URL"] = args.redis_url
-    mode = "PostgreSQL" if args.database_url else "SQLite"
-    mode += " + Redis" if args.redis_url else " + in-memory channel layer"
-    server = EmbeddedServer(prefix="waportal-api-bench-", port=args.port, env=extra, setup=[QUIET_PEER])
-    log_path = server.log_path
+    if args.stack == "production":
+        if not (args.database_url and args.redis_url):
+            parser.error("--stack production needs --database-url and --redis-url")
+        mode = "daphne + a `runsessions` process, PostgreSQL + Redis"
+        server = Stack(database_url=args.database_url, redis_url=args.redis_url, env=extra)
+    else:
+        if args.database_url:
+            extra["DATABASE_URL"] = args.database_url
+        if args.redis_url:
+            extra["REDIS_URL"] = args.redis_url
+        mode = "PostgreSQL" if args.database_url else "SQLite"
+        mode += " + Redis" if args.redis_url else " + in-memory channel layer"
+        mode = f"one `manage.py serve` process ({mode})"
+        server = EmbeddedServer(prefix="waportal-api-bench-", port=args.port, env=extra, setup=[QUIET_PEER])
     with server:
-        quiet = server.setup_output[0].strip().splitlines()[-1]
+        if args.stack == "production":
+            quiet, log_path = server.peer, server.data_dir
+            pids = {"web": server.processes["web"].pid, "worker": server.processes["sessions-0"].pid}
+        else:
+            quiet, log_path = server.setup_output[0].strip().splitlines()[-1], server.log_path
+            pids = {"web": server.pid}
         key, base = server.key, server.base
 
         def cheapest(client, n):
@@ -152,13 +178,16 @@ def main() -> None:
         per_round = max(1, args.requests // args.rounds)
         rounds: dict[str, list[dict]] = {name: [] for name, _ in loads}
         cpu: dict[str, float] = {name: 0.0 for name, _ in loads}
+        worker_cpu: dict[str, float] = {name: 0.0 for name, _ in loads}
         for _ in range(args.rounds):
             for name, make in loads:
-                before = cpu_seconds(server.pid)
+                before = {role: cpu_seconds(pid) for role, pid in pids.items()}
                 rounds[name].append(
                     run_load(base, key, requests=per_round, concurrency=args.concurrency, make_request=make)
                 )
-                cpu[name] += cpu_seconds(server.pid) - before
+                cpu[name] += cpu_seconds(pids["web"]) - before["web"]
+                if "worker" in pids:
+                    worker_cpu[name] += cpu_seconds(pids["worker"]) - before["worker"]
         load_after = load_average()
         results = {name: combined(runs) for name, runs in rounds.items()}
         round_ratios = [s["rps"] / c["rps"] for c, s in zip(rounds["cheapest"], rounds["send"], strict=True)]
@@ -167,7 +196,7 @@ def main() -> None:
     print(
         f"API benchmark: {per_round * args.rounds} requests each in {args.rounds} alternating rounds, "
         f"{args.concurrency} concurrent clients, "
-        f"one `manage.py serve` process ({mode}), sandbox backend"
+        f"{mode}, sandbox backend"
     )
     print(f"  load average (1/5/15 min) before: {load_before}, after: {load_after}")
     labels = {
@@ -179,6 +208,13 @@ def main() -> None:
         print(
             f"  {labels[name]:<50} {r['rps']:8.1f} req/s   p50 {r['p50_ms']:7.1f} ms   p99 {r['p99_ms']:7.1f} ms"
             f"   server CPU {cpu[name] / r['requests'] * 1000:5.2f} ms/req   answers: {r['outcomes']}"
+        )
+    if "worker" in pids:
+        print(
+            "  the session worker's CPU (a process of its own) per request: "
+            + ", ".join(
+                f"{name} {worker_cpu[name] / results[name]['requests'] * 1000:.2f} ms" for name in results
+            )
         )
     print(f"  server log: {log_path}")
     ratio = results["send"]["rps"] / results["cheapest"]["rps"]

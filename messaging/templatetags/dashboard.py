@@ -9,6 +9,7 @@ from __future__ import annotations
 import phonenumbers
 from django import template
 from django.conf import settings
+from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -18,6 +19,23 @@ from waportal.i18n import localize
 register = template.Library()
 
 USER_SERVERS = ("s.whatsapp.net", "c.us")
+_MESSAGE_URL_PATTERNS: dict[str, str] = {}
+
+
+@register.simple_tag
+def message_url(message, action: str) -> str:
+    """The URL of one of a message's actions ("download" for its file), as {% url %} would give it: the pattern
+    is reversed once (per script prefix) and filled in, where a conversation page reversed about seven URLs for
+    each of its messages, a fifth of its time."""
+    prefix = get_script_prefix()
+    pattern = _MESSAGE_URL_PATTERNS.get(prefix)
+    if pattern is None:
+        marks = (9999999901, 9999999902, 9999999903)
+        url = reverse("messaging:message_action", args=[*marks, "ACTION"])
+        for mark, name in zip(marks, ("device", "chat", "message"), strict=True):
+            url = url.replace(str(mark), "{" + name + "}")
+        pattern = _MESSAGE_URL_PATTERNS[prefix] = url.replace("ACTION", "{action}")
+    return pattern.format(device=message.device_id, chat=message.chat_id, message=message.pk, action=action)
 
 
 @register.simple_tag

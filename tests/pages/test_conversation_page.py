@@ -9,7 +9,7 @@ from messaging import live
 from messaging.models import Contact, Message
 from messaging.services import downloads
 from tests.conftest import add_member, client_for
-from tests.pages.conftest import make_chat, make_message
+from tests.pages.conftest import make_chat, make_device, make_message
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"\0" * 64
@@ -313,3 +313,21 @@ def test_initials_of_names():
     assert initials("Kitchen") == "K"
     assert initials("+90 555 111 00 02") == "#"
     assert initials("") == "#"
+
+
+@pytest.mark.parametrize("action", ["download", "react", "star", "revoke"])
+def test_a_messages_action_urls_are_those_the_url_conf_gives(action, org):
+    from django.urls import set_script_prefix
+
+    from messaging.templatetags.dashboard import message_url
+
+    message = make_message(make_chat(make_device(org, status="connected")))
+    name = "messaging:message_download" if action == "download" else "messaging:message_action"
+    args = [message.device_id, message.chat_id, message.pk] + ([] if action == "download" else [action])
+    assert message_url(message, action) == reverse(name, args=args)
+    set_script_prefix("/mounted/")  # behind a proxy that mounts the app under a path
+    try:
+        assert message_url(message, action) == reverse(name, args=args)
+        assert message_url(message, action).startswith("/mounted/")
+    finally:
+        set_script_prefix("/")
