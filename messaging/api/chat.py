@@ -65,7 +65,13 @@ class MessageQuery(Page):
     @field_validator("start_time", "end_time")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+        """In UTC: PostgreSQL refuses an offset past 15:59 (RFC 3339 allows 23:59), and the time itself is kept."""
+        if value is None:
+            return None
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # the year 1 with an offset east of UTC: before any time a message can have
+            raise ValueError("is not a time a message can have") from None
 
 
 @router.get(

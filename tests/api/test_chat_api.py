@@ -193,6 +193,7 @@ def test_chats_offset_pages_most_recent_first(api, device):
     [
         ({"start_time": "yesterday"}, "start_time"),
         ({"end_time": "2025-13-01T00:00:00Z"}, "end_time"),
+        ({"end_time": "0001-01-01T00:30:00+23:30"}, "end_time"),  # before the year 1 in UTC
         ({"media_only": "maybe"}, "media_only"),
         ({"is_from_me": "perhaps"}, "is_from_me"),
     ],
@@ -201,6 +202,18 @@ def test_bad_filters_are_400_naming_the_field(api, device, params, field):
     _history(device, 3)
     answer = error(api.get(f"/chat/{PEER}/messages", params), 400, "VALIDATION_ERROR")
     assert answer["message"].startswith(f"{field}:"), answer
+
+
+@pytest.mark.django_db
+def test_an_offset_past_what_postgresql_allows_is_a_time_like_any_other(api, device):
+    _history(device, 3)  # (PostgreSQL refuses an offset over 15:59 in a time it is sent: a 500 once)
+    found = api.get(
+        f"/chat/{PEER}/messages", {"start_time": "0057-09-04T07:20:18+23:28", "media_only": "true"}
+    )
+    assert found.status_code == 200
+    assert [m["text"] for m in found.json()["results"]["data"]] == ["message 0"]
+    found = api.get(f"/chat/{PEER}/messages", {"end_time": "2025-03-02T23:00:00+23:59"})
+    assert len(found.json()["results"]["data"]) == 3
 
 
 @pytest.mark.django_db
