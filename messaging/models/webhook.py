@@ -4,10 +4,12 @@ import secrets
 import uuid
 
 from django.db import models
+from django.db.models import F, Lookup, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 __all__ = [
+    "UNFINISHED",
     "WEBHOOK_EVENTS",
     "WebhookAttempt",
     "WebhookDelivery",
@@ -118,6 +120,33 @@ class WebhookDeliveryStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+class LiteralIn(Lookup):
+    """`expression IN ('a', 'b')` with the values written into the SQL, not sent as parameters (see UNFINISHED).
+    A lookup, so that a filter takes it as the condition itself (an expression would be compared to true), and
+    its column is named with whatever alias the query gives its table, a subquery's too."""
+
+    lookup_name = "literal_in"
+    prepare_rhs = False
+
+    def __init__(self, lhs, values: tuple[str, ...]):
+        if not all(isinstance(v, str) and v.isidentifier() for v in values):
+            raise ValueError("LiteralIn takes plain words only: they are written into the SQL")
+        super().__init__(lhs, tuple(values))
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} IN ({', '.join(f"'{v}'" for v in self.rhs)})", params
+
+
+# The deliveries still to send (pending, retrying, sending): a few, however many sent ones the log keeps. Their
+# partial index (webhook_unfinished) is what every claim, drain and sweep reads; a query names it with this
+# condition, written as the index's is, because SQLite uses a partial index only when the query repeats its
+# condition and a Django `status__in` sends the statuses as parameters. Without it, SQLite walked every
+# delivery of the endpoint in id order (an hour of a 20-number soak: 68,000 rows, 35 ms a claim).
+_UNFINISHED_STATUSES = ("pending", "retrying", "sending")
+UNFINISHED = LiteralIn(F("status"), _UNFINISHED_STATUSES)
+
+
 class WebhookDelivery(models.Model):
     """One event for one endpoint: the exact signed body, and where it is in its retries."""
 
@@ -157,7 +186,16 @@ class WebhookDelivery(models.Model):
         verbose_name = _("webhook delivery")
         verbose_name_plural = _("webhook deliveries")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["endpoint", "device", "status", "next_attempt_at"])]
+        # One index for what is still to send (the log's pages read by endpoint, through its foreign key's): a
+        # wider one on (endpoint, device, status, next_attempt_at) over every delivery was the planner's pick for
+        # "sending now?" and walked all the sent ones of the endpoint.
+        indexes = [
+            models.Index(
+                fields=["endpoint", "id"],
+                condition=Q(status__in=_UNFINISHED_STATUSES),
+                name="webhook_unfinished",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.event} → {self.endpoint_id} ({self.status})"

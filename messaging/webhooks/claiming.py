@@ -59,10 +59,11 @@ def claim_batch(endpoint_id: int, device_id: int | None, *, limit: int = 1, cap:
     from django.db.models import F
 
     from messaging.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
+    from messaging.models.webhook import UNFINISHED
 
     S = WebhookDeliveryStatus
     in_flight = WebhookDelivery.objects.filter(
-        key_filter(endpoint_id, device_id), status=S.SENDING, locked_until__gt=timezone.now()
+        UNFINISHED, key_filter(endpoint_id, device_id), status=S.SENDING, locked_until__gt=timezone.now()
     )
     if in_flight.exists():
         # Read without the write lock, so the many tasks of a busy queue leave quickly: its sender claims
@@ -74,7 +75,8 @@ def claim_batch(endpoint_id: int, device_id: int | None, *, limit: int = 1, cap:
         if endpoint is None:
             return []
         now = timezone.now()
-        queue = WebhookDelivery.objects.filter(key_filter(endpoint_id, device_id))
+        # Every read of the queue here is of what is still to send: through the partial index of those.
+        queue = WebhookDelivery.objects.filter(UNFINISHED, key_filter(endpoint_id, device_id))
         if queue.filter(status=S.SENDING, locked_until__gt=now).exists():
             return []  # its sender takes ours next
         due = queue.filter(
@@ -116,7 +118,7 @@ def claim_batch(endpoint_id: int, device_id: int | None, *, limit: int = 1, cap:
             if claimed and cap and endpoint.receiving:
                 others = (
                     WebhookDelivery.objects.filter(
-                        endpoint_id=endpoint_id, status=S.SENDING, locked_until__gt=now
+                        UNFINISHED, endpoint_id=endpoint_id, status=S.SENDING, locked_until__gt=now
                     )
                     .exclude(key_filter(endpoint_id, device_id))
                     .values("device_id")
@@ -172,13 +174,15 @@ def waiting_queue(endpoint_id: int, *, besides: set, older_than=_NO_DEVICE) -> i
     """The device of the endpoint's queue whose oldest due delivery is the oldest, among queues nobody is
     sending (and not in `besides`); with `older_than`, only if it waited longer than that device's queue."""
     from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+    from messaging.models.webhook import UNFINISHED
 
     S = WebhookDeliveryStatus
     now = timezone.now()
     busy = WebhookDelivery.objects.filter(
-        endpoint_id=endpoint_id, status=S.SENDING, locked_until__gt=now, device__isnull=False
+        UNFINISHED, endpoint_id=endpoint_id, status=S.SENDING, locked_until__gt=now, device__isnull=False
     ).values("device_id")
     due = WebhookDelivery.objects.filter(
+        UNFINISHED,
         endpoint_id=endpoint_id,
         status__in=[S.PENDING, S.RETRYING],
         next_attempt_at__lte=now,

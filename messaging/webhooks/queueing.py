@@ -209,8 +209,10 @@ def enqueue_on_commit(endpoint_id: int, device_id: int | None) -> None:
 
 def _sender_at_work(endpoint_id: int, device_id: int | None) -> bool:
     from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+    from messaging.models.webhook import UNFINISHED
 
     return WebhookDelivery.objects.filter(
+        UNFINISHED,
         key_filter(endpoint_id, device_id),
         status=WebhookDeliveryStatus.SENDING,
         locked_until__gt=timezone.now(),
@@ -235,14 +237,16 @@ def requeue_stalled() -> int:
     """Enqueue a drain for every queue with due work nobody is working on (lost tasks, dead senders,
     a broker that was down, the in-memory queue of a restarted embedded process)."""
     from messaging.models import WebhookDelivery, WebhookDeliveryStatus
+    from messaging.models.webhook import UNFINISHED
 
     S = WebhookDeliveryStatus
     now = timezone.now()
     keys = (
         WebhookDelivery.objects.filter(
+            UNFINISHED,
             Q(status__in=[S.PENDING, S.RETRYING], next_attempt_at__lte=now - timedelta(seconds=30))
             | Q(status__in=[S.PENDING, S.RETRYING], endpoint__next_probe_at__lte=now)
-            | Q(status=S.SENDING, locked_until__lte=now)
+            | Q(status=S.SENDING, locked_until__lte=now),
         )
         .exclude(held_until__gt=now)  # release_held enqueues it, or this does once the hold has passed
         # An inactive endpoint's queue waits (update_endpoint enqueues it), a paused one's until its next
