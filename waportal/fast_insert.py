@@ -4,8 +4,8 @@ its audit entry).
 `Model.save()` compiles the same INSERT on every call: about 0.3 ms of the interpreter for a Message, paid on
 every message sent. `insert` writes the statement once per model and database vendor and fills it as `save()`
 does (each field's `pre_save` and `get_db_prep_save`, the new primary key read back with RETURNING, which SQLite
-and PostgreSQL both have). A model with pre_save or post_save receivers is saved by `save()` as before: this
-sends no signals.
+and PostgreSQL both have). A model with its own `save()`, or with pre_save or post_save receivers, is saved by
+`save()` as before: this sends no signals.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def insert(obj: Model) -> Model:
     """Store `obj`, a new row (its primary key set by the database), as `obj.save()` would."""
     model = type(obj)
     if (
-        signals.pre_save.has_listeners(model)
+        model.save is not Model.save  # a model with its own save() keeps it
+        or signals.pre_save.has_listeners(model)
         or signals.post_save.has_listeners(model)
         or model._meta.parents
         or not obj._state.adding

@@ -1,7 +1,7 @@
 """fast_insert stores exactly the row save() would, and leaves models with signal receivers to save()."""
 
 import pytest
-from django.db.models import signals
+from django.db.models import Model, signals
 from django.forms.models import model_to_dict
 
 from accounts.models import AuditEvent
@@ -51,3 +51,15 @@ def test_a_model_with_receivers_is_saved_with_its_signals(org):
         signals.post_save.disconnect(receiver, sender=AuditEvent)
     assert seen == [("test.signal", True)]
     assert AuditEvent.objects.filter(organization=org, action="test.signal").exists()
+
+
+def test_a_model_with_its_own_save_keeps_it(org, monkeypatch):
+    calls = []
+
+    def own_save(self, *args, **kwargs):
+        calls.append(self.action)
+        return Model.save(self, *args, **kwargs)
+
+    monkeypatch.setattr(AuditEvent, "save", own_save)
+    fast_insert.insert(AuditEvent(organization=org, action="test.own_save"))
+    assert calls == ["test.own_save"]
