@@ -4,9 +4,11 @@ import secrets
 import uuid
 
 from django.db import models
-from django.db.models import F, Lookup, Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from messaging.models.lookups import LiteralIn
 
 __all__ = [
     "UNFINISHED",
@@ -118,24 +120,6 @@ class WebhookDeliveryStatus(models.TextChoices):
     RETRYING = "retrying", _("Retrying")
     SUCCEEDED = "succeeded", _("Delivered")
     FAILED = "failed", _("Failed")
-
-
-class LiteralIn(Lookup):
-    """`expression IN ('a', 'b')` with the values written into the SQL, not sent as parameters (see UNFINISHED).
-    A lookup, so that a filter takes it as the condition itself (an expression would be compared to true), and
-    its column is named with whatever alias the query gives its table, a subquery's too."""
-
-    lookup_name = "literal_in"
-    prepare_rhs = False
-
-    def __init__(self, lhs, values: tuple[str, ...]):
-        if not all(isinstance(v, str) and v.isidentifier() for v in values):
-            raise ValueError("LiteralIn takes plain words only: they are written into the SQL")
-        super().__init__(lhs, tuple(values))
-
-    def as_sql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} IN ({', '.join(f"'{v}'" for v in self.rhs)})", params
 
 
 # The deliveries still to send (pending, retrying, sending): a few, however many sent ones the log keeps. Their
