@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 
 import pytest
@@ -102,7 +103,24 @@ def task_worker(transactional_db, fast_retries, settings, _embedded_task_worker)
     One per test session; its tasks only touch the database while a test that uses it runs."""
     if _embedded_task_worker.test_queue:
         settings.WEBHOOK_TASK_QUEUE = _embedded_task_worker.test_queue
-    return _embedded_task_worker
+    yield _embedded_task_worker
+    # Before the test's tables are emptied: a task still in its transaction (the drain after a test's last
+    # awaited attempt) and PostgreSQL's TRUNCATE take the same tables in opposite orders, a deadlock.
+    _wait_until_idle()
+
+
+def _wait_until_idle(timeout: float = 10.0, quiet: float = 0.2) -> None:
+    """Until no task has run for `quiet` seconds (bounded): the worker's own count of tasks in hand."""
+    from celery.worker import state
+
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if state.active_requests:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet:
+            return
+        time.sleep(0.01)
 
 
 def make_device(organization, name="Phone"):
