@@ -38,6 +38,7 @@ from messaging.api.fields import DEVICE_PATTERN
 from messaging.models import Device, DeviceStatus
 from messaging.services import media, text
 from messaging.whatsapp import protocol
+from waportal.prepared import Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -310,20 +311,23 @@ def install_error_handlers(api) -> None:
 LAST_USED_RESOLUTION = timedelta(seconds=30)
 
 
+# (key_hash is unique: no ORDER BY to build; SQL compiled once, as every API request runs it: see prepared.py)
+_active_key = Prepared(
+    lambda key_hash: (
+        ApiKey.objects.select_related("organization")
+        .filter(key_hash=key_hash, revoked_at__isnull=True)
+        .order_by()[:1]
+    ),
+    str,
+)
+
+
 def key_for(raw: str | None) -> ApiKey | None:
     """The active key with this raw value, or None (wrong or revoked). Stamps last_used_at."""
     raw = (raw or "").strip()
     if not raw or len(raw) > 200:
         return None
-    # (key_hash is unique: no ORDER BY to build, on every request)
-    key = next(
-        iter(
-            ApiKey.objects.select_related("organization")
-            .filter(key_hash=hash_api_key(raw), revoked_at__isnull=True)
-            .order_by()[:1]
-        ),
-        None,
-    )
+    key = next(iter(_active_key(hash_api_key(raw))), None)
     if key is not None:
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
@@ -391,6 +395,29 @@ def _device_choice(request) -> str:
     return (header or "").strip() or (query or "").strip()
 
 
+# The two device reads of most API requests, their SQL compiled once (see prepared.py).
+_first_devices = Prepared(
+    lambda organization_id: (
+        Device.objects.select_related("lease").filter(organization_id=organization_id).order_by()[:2]
+    ),
+    int,
+)
+_device_by_id = Prepared(
+    lambda organization_id, pk: (
+        Device.objects.select_related("lease").filter(organization_id=organization_id, pk=pk).order_by()[:1]
+    ),
+    int,
+    int,
+)
+
+
+def _of_organization(devices: list[Device], organization) -> list[Device]:
+    """The devices read for `organization`, each knowing it (as `organization.devices` would set it)."""
+    for device in devices:
+        device.organization = organization
+    return devices
+
+
 def find_device(organization, raw: str) -> Device:
     """The organization's device named by its ID, its JID or its phone number in any usual form
     (905551000000, +90 555 100 00 00); 400 for none of these, 404 for no such device here."""
@@ -401,7 +428,7 @@ def find_device(organization, raw: str) -> Device:
     device = None
     digits = raw.isascii() and raw.isdigit()  # ("³".isdigit() is true, and int() refuses it)
     if digits and len(raw) < 19:
-        device = devices.filter(pk=int(raw)).first()
+        device = next(iter(_of_organization(_device_by_id(organization.pk, int(raw)), organization)), None)
     if device is None and not (digits and len(raw) < 7):  # too short for a number: an ID, not here
         try:
             jid = protocol.normalize_jid(raw)
@@ -430,7 +457,7 @@ def choose_device(organization, raw: str | int | None) -> Device:
     raw = str(raw if raw is not None else "").strip()
     if raw:
         return find_device(organization, raw)
-    devices = list(organization.devices.select_related("lease").order_by()[:2])  # (one, or "which?")
+    devices = _of_organization(_first_devices(organization.pk), organization)  # (one, or "which?")
     if len(devices) == 1:
         return devices[0]
     if not devices:
