@@ -124,3 +124,62 @@ def test_django_answers_with_its_middleware_and_view_in_one_kept_thread(settings
     assert first[0]["status"] == 200 and second[0]["status"] == 200
     assert [what for what, _ in seen] == ["started", "view", "finished"] * 2
     assert len({thread for _, thread in seen}) == 1
+
+
+def _probe(settings, view):
+    from django.urls import path
+
+    settings.ROOT_URLCONF = type("urls", (), {"urlpatterns": [path("probe", view)]})
+    settings.ALLOWED_HOSTS = ["localhost"]
+
+
+def test_a_whole_answer_takes_one_trip_to_the_request_thread(settings, monkeypatch):
+    """The request_started receivers, the middleware and view, and the answer's close() (request_finished) are
+    one call in the request's thread, not three handoffs between it and the event loop."""
+    from django.core.signals import request_finished
+    from django.http import HttpResponse
+
+    trips, seen = [], []
+    submit = asgi.RequestThread.submit
+
+    def counting_submit(self, fn, /, *args, **kwargs):
+        trips.append(fn)
+        return submit(self, fn, *args, **kwargs)
+
+    def finished(**kwargs):
+        seen.append("finished")
+
+    monkeypatch.setattr(asgi.RequestThread, "submit", counting_submit)
+    _probe(settings, lambda request: HttpResponse("ok"))
+    request_finished.connect(finished)
+    try:
+        sent = asyncio.run(_django_get("/probe"))
+    finally:
+        request_finished.disconnect(finished)
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"ok"
+    assert len(trips) == 1 and seen == ["finished"]
+
+
+def test_a_streamed_answer_is_closed_once_it_is_sent(settings):
+    from django.core.signals import request_finished
+    from django.http import StreamingHttpResponse
+
+    order = []
+
+    async def chunks():
+        order.append("streamed")
+        yield b"one "
+        yield b"two"
+
+    def finished(**kwargs):
+        order.append("finished")
+
+    _probe(settings, lambda request: StreamingHttpResponse(chunks()))
+    request_finished.connect(finished)
+    try:
+        sent = asyncio.run(_django_get("/probe"))
+    finally:
+        request_finished.disconnect(finished)
+    assert sent[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"one two"
+    assert order == ["streamed", "finished"]
