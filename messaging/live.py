@@ -96,11 +96,7 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
         if message is not None:
             from messaging.selectors import message_names
 
-            context = {
-                "message": message,
-                "reactions": _reactions(),
-                "names": message_names(device, [message]),
-            }
+            context = {"message": message, "names": message_names(device, [message])}
             html = render_to_string("messaging/conversation.html#message", context)
             if event in NEW_MESSAGE_EVENTS:
                 fragments.append(
@@ -173,12 +169,6 @@ def render_event(*, event: str, device, data: dict, can_write: bool = False) -> 
                 )
             )
     return fragments
-
-
-def _reactions():
-    from messaging.views.inbox import REACTIONS
-
-    return REACTIONS
 
 
 def _rows(html: str) -> str:

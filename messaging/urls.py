@@ -46,6 +46,11 @@ urlpatterns = [
         inbox.message_download,
         name="message_download",
     ),
+    path(  # (before the actions: {% message_url message 'menu' %} gives this path)
+        "devices/<int:device_id>/chats/<int:chat_id>/messages/<int:message_id>/menu/",
+        inbox.message_menu,
+        name="message_menu",
+    ),
     path(
         "devices/<int:device_id>/chats/<int:chat_id>/messages/<int:message_id>/<str:action>/",
         inbox.message_action,

@@ -331,3 +331,46 @@ def test_a_messages_action_urls_are_those_the_url_conf_gives(action, org):
         assert message_url(message, action).startswith("/mounted/")
     finally:
         set_script_prefix("/")
+
+
+# ------------------------------------------------------------------ the ⋯ menu, fetched when opened
+
+
+def _menu_url(message) -> str:
+    return reverse("messaging:message_menu", args=[message.device_id, message.chat_id, message.pk])
+
+
+def test_the_menu_is_fetched_when_opened_with_the_actions_that_fit_the_message(operator_client, device):
+    chat = make_chat(device)
+    mine = make_message(chat, from_me=True, text="my words", starred=True)
+    theirs = make_message(chat, from_me=False, text="their words")
+    page = _page(operator_client, chat)
+    # On the page, each message has only the ⋯ that loads its menu (the page was a fifth menus before).
+    assert page.count('class="msg-actions write-only"') == 2 and "Delete for everyone" not in page
+    assert f'hx-get="{_menu_url(mine)}" hx-trigger="toggle once"' in page
+
+    menu = operator_client.get(_menu_url(mine)).content.decode()
+    action = lambda name: reverse("messaging:message_action", args=[device.pk, chat.pk, mine.pk, name])  # noqa: E731
+    assert f'hx-post="{action("revoke")}"' in menu and f'hx-post="{action("unstar")}"' in menu
+    assert 'value="my words"' in menu and 'data-reply-to="' in menu and 'value="👍"' in menu
+    assert "Mark read" not in menu and f'hx-post="{action("star")}"' not in menu
+
+    theirs_menu = operator_client.get(_menu_url(theirs)).content.decode()
+    assert (
+        "Mark read" in theirs_menu
+        and "Delete for everyone" not in theirs_menu
+        and 'name="text"' not in theirs_menu
+    )
+
+
+def test_the_menu_is_refused_to_viewers_and_to_other_organizations(
+    viewer_client, owner_client, device, other_device
+):
+    message = make_message(make_chat(device), from_me=True)
+    theirs = make_message(make_chat(other_device), from_me=True)
+    assert viewer_client.get(_menu_url(message)).status_code == 403
+    assert owner_client.get(_menu_url(theirs)).status_code == 404
+    # their message under our number's URL is not found either
+    wrong = reverse("messaging:message_menu", args=[device.pk, theirs.chat_id, theirs.pk])
+    assert owner_client.get(wrong).status_code == 404
+    assert owner_client.post(_menu_url(message)).status_code == 405
