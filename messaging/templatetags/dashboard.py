@@ -19,23 +19,43 @@ from waportal.i18n import localize
 register = template.Library()
 
 USER_SERVERS = ("s.whatsapp.net", "c.us")
-_MESSAGE_URL_PATTERNS: dict[str, str] = {}
+_URL_PATTERNS: dict[tuple[str, str], str] = {}
+
+
+def _url_pattern(name: str, fields: tuple[str, ...]) -> str:
+    """The URL named `name` as a str.format pattern of `fields` (its int arguments in order, a last str one
+    allowed): reversed once per script prefix, where {% url %} reverses on every use."""
+    key = (get_script_prefix(), name)
+    pattern = _URL_PATTERNS.get(key)
+    if pattern is None:
+        marks = [str(9999999901 + i) for i in range(len(fields))]
+        args = [int(mark) for mark in marks]
+        if fields[-1] == "action":
+            marks[-1] = args[-1] = "ACTION"
+        url = reverse(name, args=args)
+        for mark, field in zip(marks, fields, strict=True):
+            url = url.replace(mark, "{" + field + "}")
+        pattern = _URL_PATTERNS[key] = url
+    return pattern
 
 
 @register.simple_tag
 def message_url(message, action: str) -> str:
-    """The URL of one of a message's actions ("download" for its file), as {% url %} would give it: the pattern
-    is reversed once (per script prefix) and filled in, where a conversation page reversed about seven URLs for
-    each of its messages, a fifth of its time."""
-    prefix = get_script_prefix()
-    pattern = _MESSAGE_URL_PATTERNS.get(prefix)
-    if pattern is None:
-        marks = (9999999901, 9999999902, 9999999903)
-        url = reverse("messaging:message_action", args=[*marks, "ACTION"])
-        for mark, name in zip(marks, ("device", "chat", "message"), strict=True):
-            url = url.replace(str(mark), "{" + name + "}")
-        pattern = _MESSAGE_URL_PATTERNS[prefix] = url.replace("ACTION", "{action}")
-    return pattern.format(device=message.device_id, chat=message.chat_id, message=message.pk, action=action)
+    """The URL of one of a message's actions ("download" for its file, "menu" for its ⋯ menu), as {% url %}
+    would give it, from a pattern reversed once: a conversation page reversed about seven URLs for each of its
+    messages, a fifth of its time."""
+    return _url_pattern("messaging:message_action", ("device", "chat", "message", "action")).format(
+        device=message.device_id, chat=message.chat_id, message=message.pk, action=action
+    )
+
+
+@register.simple_tag
+def conversation_url(chat) -> str:
+    """{% url 'messaging:conversation' chat.device_id chat.pk %}, from a pattern reversed once (two for each
+    row of the chat list)."""
+    return _url_pattern("messaging:conversation", ("device", "chat")).format(
+        device=chat.device_id, chat=chat.pk
+    )
 
 
 @register.simple_tag

@@ -315,20 +315,27 @@ def test_initials_of_names():
     assert initials("") == "#"
 
 
-@pytest.mark.parametrize("action", ["download", "react", "star", "revoke"])
+@pytest.mark.parametrize("action", ["download", "menu", "react", "star", "revoke"])
 def test_a_messages_action_urls_are_those_the_url_conf_gives(action, org):
     from django.urls import set_script_prefix
 
-    from messaging.templatetags.dashboard import message_url
+    from messaging.templatetags.dashboard import conversation_url, message_url
 
     message = make_message(make_chat(make_device(org, status="connected")))
-    name = "messaging:message_download" if action == "download" else "messaging:message_action"
-    args = [message.device_id, message.chat_id, message.pk] + ([] if action == "download" else [action])
+    name = {"download": "messaging:message_download", "menu": "messaging:message_menu"}.get(
+        action, "messaging:message_action"
+    )
+    args = [message.device_id, message.chat_id, message.pk] + (
+        [] if action in ("download", "menu") else [action]
+    )
+    chat_args = [message.device_id, message.chat_id]
     assert message_url(message, action) == reverse(name, args=args)
+    assert conversation_url(message.chat) == reverse("messaging:conversation", args=chat_args)
     set_script_prefix("/mounted/")  # behind a proxy that mounts the app under a path
     try:
         assert message_url(message, action) == reverse(name, args=args)
         assert message_url(message, action).startswith("/mounted/")
+        assert conversation_url(message.chat) == reverse("messaging:conversation", args=chat_args)
     finally:
         set_script_prefix("/")
 
