@@ -122,6 +122,9 @@ def chat_messages(
     return messages, total
 
 
+CHAT_SEARCH = ("name", "jid")  # what GET /chats?search= looks in (the peer's: its name and number)
+
+
 def device_chats(
     device,
     *,
@@ -140,5 +143,8 @@ def device_chats(
         rows = rows.filter(Exists(Message.objects.filter(chat=OuterRef("pk"), kind__in=MEDIA_KIND_NAMES)))
     if search.strip():
         term = search.strip()
-        rows = rows.filter(Q(name__icontains=term) | Q(jid__icontains=term))
+        if sqlite_fts.CHATS.usable(term, CHAT_SEARCH, rows.db):
+            rows = rows.filter(sqlite_fts.CHATS.matching(term, CHAT_SEARCH))
+        else:
+            rows = rows.filter(Q(name__icontains=term) | Q(jid__icontains=term))
     return offset_page(rows, ("-last_message_at", "-id"), offset=offset, limit=limit)

@@ -279,7 +279,7 @@ def test_chats_queries_do_not_grow_with_the_chats(api, device, params):
     small = _queries(api, "/chats", {"limit": 10, **params})
     add(1500, 30)
     assert _queries(api, "/chats", {"limit": 10, **params}) == small
-    assert small <= 5
+    assert small <= (6 if "search" in params else 5)  # SQLite asks the FTS index first how common the term is
 
 
 # ------------------------------------------------------------------------------------------ assigned member

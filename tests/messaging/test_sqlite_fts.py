@@ -52,9 +52,77 @@ def test_short_and_common_terms_take_the_like_walk_with_the_same_answer(chat, mo
 
 def test_triggers_lost_to_a_table_remake_are_put_back_and_the_index_rebuilt(chat):
     with connection.cursor() as cursor:  # what a SQLite ALTER through a table remake does to triggers
-        for name in sqlite_fts._TRIGGERS:
+        for name in sqlite_fts.MESSAGES.triggers:
             cursor.execute(f"DROP TRIGGER {name}")
     make_message(chat, text="written while the triggers were gone")
     assert sqlite_fts.ensure() is True
     assert _found(chat, "triggers were gone") == ["written while the triggers were gone"]
     assert sqlite_fts.ensure() is False  # nothing left to do
+
+
+# ------------------------------------------------------------------ chats (the inbox search, GET /chats?search=)
+
+
+@pytest.fixture
+def chats(org):
+    from messaging.models import Chat
+
+    device = make_device(org, status="connected")
+    made = [
+        ("Ayşe Yılmaz", "905551110001@s.whatsapp.net", "see you tomorrow"),
+        ("Kitchen", "905551110002@s.whatsapp.net", "the oven is broken"),
+        ("Mehmet", "905551119999@s.whatsapp.net", "Broken glass, again"),
+    ]
+    for name, jid, preview in made:
+        Chat.objects.create(organization=org, device=device, name=name, jid=jid, last_message_preview=preview)
+    return device
+
+
+def _inbox(device, term):
+    from messaging.views.inbox import chats_page
+
+    return sorted(chat.name for chat in chats_page(device, search=term)[0])
+
+
+def _api(device, term):
+    return sorted(chat.name for chat in history.device_chats(device, search=term, offset=0, limit=25)[0])
+
+
+def test_a_rare_chat_term_is_found_through_the_index_by_name_number_and_last_message(chats):
+    assert sqlite_fts.CHATS.usable("kitchen")
+    assert _inbox(chats, "KITCHEN") == _api(chats, "KITCHEN") == ["Kitchen"]
+    assert _inbox(chats, "ayşe") == _api(chats, "AYŞE") == ["Ayşe Yılmaz"]  # any case beyond ASCII
+    assert _inbox(chats, "5551119999") == _api(chats, "5551119999") == ["Mehmet"]  # part of the number
+    # The inbox also looks in the last message; GET /chats, as the peer's, only in the name and number.
+    assert _inbox(chats, "broken") == ["Kitchen", "Mehmet"] and _api(chats, "broken") == []
+    assert _inbox(chats, '"oven"') == []  # quotes are part of the term
+
+
+def test_a_renamed_chat_and_a_new_last_message_are_found_by_their_new_words_only(chats):
+    chat = chats.chats.get(name="Kitchen")
+    chat.name, chat.last_message_preview = "Cafeteria", "lunch is served"
+    chat.save()
+    assert _inbox(chats, "kitchen") == [] and _inbox(chats, "oven") == []
+    assert _inbox(chats, "cafeteria") == _inbox(chats, "lunch is") == ["Cafeteria"]
+    chat.delete()
+    assert _inbox(chats, "cafeteria") == []
+
+
+def test_short_and_common_chat_terms_take_the_like_walk_with_the_same_answer(chats, monkeypatch):
+    assert not sqlite_fts.CHATS.usable("me")
+    assert _inbox(chats, "me") == ["Mehmet"]
+    monkeypatch.setattr(sqlite_fts, "COMMON_MATCHES", 1)
+    assert not sqlite_fts.CHATS.usable("555111")
+    assert _api(chats, "555111") == ["Ayşe Yılmaz", "Kitchen", "Mehmet"]
+
+
+def test_lost_chat_triggers_are_put_back_and_the_chat_index_rebuilt(chats):
+    from messaging.models import Chat
+
+    with connection.cursor() as cursor:
+        for name in sqlite_fts.CHATS.triggers:
+            cursor.execute(f"DROP TRIGGER {name}")
+    Chat.objects.create(organization=chats.organization, device=chats, name="Night shift", jid="1@g.us")
+    assert sqlite_fts.ensure() is True
+    assert _inbox(chats, "night shift") == ["Night shift"]
+    assert sqlite_fts.ensure() is False
