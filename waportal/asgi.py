@@ -14,7 +14,7 @@ from django.core import signals  # noqa: E402
 from django.core.exceptions import RequestAborted  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
 from django.http import FileResponse  # noqa: E402
-from django.urls import set_script_prefix  # noqa: E402
+from django.urls import get_resolver, set_script_prefix  # noqa: E402
 
 
 class SyncStackHandler(ASGIHandler):
@@ -100,6 +100,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from messaging.mcp.server import McpApp  # noqa: E402
 from waportal import daphne_uploads  # noqa: E402
+from waportal.gc_freeze import freeze_startup_objects  # noqa: E402
 from waportal.routing import websocket_urlpatterns  # noqa: E402
 
 daphne_uploads.install()
@@ -207,3 +208,6 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+get_resolver().url_patterns  # noqa: B018 (the URLconf, and with it every view and API module, loaded now)
+freeze_startup_objects()  # everything loaded so far is loaded for good: see gc_freeze.py

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waportal.settings")
 
@@ -20,3 +21,10 @@ if str(app.conf.broker_url or "").startswith("memory://"):
 
 # Periodic work: settings.CELERY_BEAT_SCHEDULE (`celery -A waportal beat` or `worker -B`; the embedded
 # task worker runs the same schedule itself).
+
+
+@worker_process_init.connect
+def _freeze_startup_objects(**kwargs):
+    from waportal.gc_freeze import freeze_startup_objects
+
+    freeze_startup_objects()  # (each worker process, its tasks imported: see gc_freeze.py)

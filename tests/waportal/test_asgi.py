@@ -183,3 +183,20 @@ def test_a_streamed_answer_is_closed_once_it_is_sent(settings):
     assert sent[0]["status"] == 200
     assert b"".join(m.get("body", b"") for m in sent[1:]) == b"one two"
     assert order == ["streamed", "finished"]
+
+
+def test_the_served_process_leaves_its_start_up_objects_out_of_full_collections():
+    """Loading the ASGI application loads every view and API module, then freezes what is loaded (gc_freeze):
+    a full collection in a request no longer walks the ~200,000 objects of Django and the apps."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc, sys; import waportal.asgi; "
+        "print(gc.get_freeze_count(), 'messaging.api.send' in sys.modules, 'messaging.views.inbox' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=os.environ, check=True
+    ).stdout.split()
+    assert int(out[-3]) > 50_000 and out[-2:] == ["True", "True"]

@@ -22,6 +22,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, worker_id=None, **options):
+        from messaging import runtime, sessions  # noqa: F401 (loaded before the freeze)
+        from waportal.gc_freeze import freeze_startup_objects
+
+        freeze_startup_objects()
         asyncio.run(self._run(worker_id))
 
     async def _run(self, worker_id):
