@@ -236,6 +236,13 @@ def main() -> None:
     from messaging.views.inbox import encode_cursor
 
     built = build(args.messages, args.chats)
+    # As a server process does once loaded (waportal/asgi.py): what is loaded is left out of full collections.
+    from django.urls import get_resolver
+
+    from waportal.gc_freeze import freeze_startup_objects
+
+    get_resolver().url_patterns  # noqa: B018
+    freeze_startup_objects()
     device, big = built["device"], built["big"]
     api = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {built['demo']['api_key']}")
     pages = Client(HTTP_HOST="127.0.0.1")
