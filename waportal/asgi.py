@@ -36,10 +36,10 @@ class SyncStackHandler(ASGIHandler):
 
         Django's goes to the thread three times: for the request_started signal's receivers, for the middleware
         and the view, and for the response's close() (the request_finished receivers), each trip a handoff
-        between the event loop and the thread and back (a third of the cheapest API request's cost over the
-        floor). Here the signal, the request, the middleware, the view and, for an answer already whole, its
-        close() run in one call; then the event loop sends it. A streamed answer is closed once it is sent, as
-        before. A client that leaves mid-request ends the wait, as in Django's, not the thread's work."""
+        between the event loop and the thread and back. Here the signal, the request, the middleware, the view
+        and, for an answer already whole, its close() run in one call; then the event loop sends it. A streamed
+        answer is closed once it is sent, as before. A client that leaves mid-request ends the wait, as in
+        Django's, not the thread's work (request_finished then runs once that work is done, in its thread)."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
