@@ -6,11 +6,15 @@ The names come from the view, looked up in bulk (`messaging.selectors.names.name
 
 from __future__ import annotations
 
+import functools
+from urllib.parse import quote
+
 import phonenumbers
 from django import template
 from django.conf import settings
 from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html
+from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -20,18 +24,20 @@ register = template.Library()
 
 USER_SERVERS = ("s.whatsapp.net", "c.us")
 _URL_PATTERNS: dict[tuple[str, str], str] = {}
+_STR_FIELDS = {"action", "jid"}  # a URL's last argument may be a str (<str:...>); the others are ints
+_PATH_SAFE = RFC3986_SUBDELIMS + "/~:@"  # what reverse() leaves unquoted in a path (django.urls.resolvers)
 
 
 def _url_pattern(name: str, fields: tuple[str, ...]) -> str:
     """The URL named `name` as a str.format pattern of `fields` (its int arguments in order, a last str one
-    allowed): reversed once per script prefix, where {% url %} reverses on every use."""
+    allowed, see _STR_FIELDS): reversed once per script prefix, where {% url %} reverses on every use."""
     key = (get_script_prefix(), name)
     pattern = _URL_PATTERNS.get(key)
     if pattern is None:
         marks = [str(9999999901 + i) for i in range(len(fields))]
         args = [int(mark) for mark in marks]
-        if fields[-1] == "action":
-            marks[-1] = args[-1] = "ACTION"
+        if fields[-1] in _STR_FIELDS:
+            marks[-1] = args[-1] = "STRFIELD"
         url = reverse(name, args=args)
         for mark, field in zip(marks, fields, strict=True):
             url = url.replace(mark, "{" + field + "}")
@@ -67,9 +73,14 @@ def sandbox_enabled() -> bool:
 def phone(jid: str) -> str:
     """`905551234567@s.whatsapp.net` (or a bare number) as `+90 555 123 45 67`; a group, a LID or a
     newsletter as "" (they have no number), anything unparsable as its digits with a "+"."""
-    if not jid:
-        return ""
-    user, _at, server = str(jid).partition("@")
+    return _formatted_number(str(jid)) if jid else ""
+
+
+@functools.lru_cache(maxsize=16384)
+def _formatted_number(jid: str) -> str:
+    """(Remembered: a chat row asks it up to four times, for its title, avatar and subtitle, and the
+    phonenumbers library parses the number anew each time.)"""
+    user, _at, server = jid.partition("@")
     if server and server not in USER_SERVERS:
         return ""
     digits = user.split(":", 1)[0].split(".", 1)[0]
@@ -263,14 +274,17 @@ def avatar(device_id, jid: str, name: str = "", css_class: str = ""):
     lazily) over the initials of `name`, which show where there is no picture (or where it fails to load:
     static/js/waportal.js drops an <img> that errs). Decoration: hidden from screen readers, which read the
     name beside it. Nothing here asks WhatsApp: a page of a hundred rows renders as fast without pictures."""
-    from django.urls import reverse
-
     classes = f"avatar-badge {css_class}".strip()
     if not jid:
         return format_html(
             '<span class="{}" aria-hidden="true"><span>{}</span></span>', classes, initials(name)
         )
-    url = reverse("messaging:avatar", args=[device_id, jid])
+    if "/" in jid:  # (no JID has one; reverse() says what the URL cannot hold)
+        url = reverse("messaging:avatar", args=[device_id, jid])
+    else:  # a pattern reversed once, filled as reverse() fills it: one per row of the chat list
+        url = _url_pattern("messaging:avatar", ("device", "jid")).format(
+            device=device_id, jid=quote(jid, safe=_PATH_SAFE)
+        )
     return format_html(
         '<span class="{}" aria-hidden="true"><span>{}</span>'
         '<img src="{}" alt="" loading="lazy" decoding="async" width="40" height="40"></span>',

@@ -381,3 +381,27 @@ def test_the_menu_is_refused_to_viewers_and_to_other_organizations(
     wrong = reverse("messaging:message_menu", args=[device.pk, theirs.chat_id, theirs.pk])
     assert owner_client.get(wrong).status_code == 404
     assert owner_client.post(_menu_url(message)).status_code == 405
+
+
+@pytest.mark.parametrize(
+    "jid",
+    [
+        "905551112233@s.whatsapp.net",
+        "120363025246125486@g.us",
+        "123456789@lid",
+        "a b%?#&é@weird",
+        "x/y@s.whatsapp.net",
+    ],
+)
+def test_an_avatars_url_is_the_one_the_url_conf_gives_for_any_jid(jid):
+    from django.urls import NoReverseMatch
+
+    from messaging.templatetags.dashboard import avatar
+
+    try:
+        expected = reverse("messaging:avatar", args=[7, jid])
+    except NoReverseMatch:  # (a "/" no JID has: refused as reverse() refuses it)
+        with pytest.raises(NoReverseMatch):
+            avatar(7, jid, "Name")
+        return
+    assert f'src="{expected}"' in avatar(7, jid, "Name").replace("&amp;", "&")
