@@ -122,9 +122,6 @@ def chat_messages(
     return messages, total
 
 
-CHAT_SEARCH = ("name", "jid")  # what GET /chats?search= looks in (the peer's: its name and number)
-
-
 def device_chats(
     device,
     *,
@@ -143,8 +140,8 @@ def device_chats(
         rows = rows.filter(Exists(Message.objects.filter(chat=OuterRef("pk"), kind__in=MEDIA_KIND_NAMES)))
     if search.strip():
         term = search.strip()
-        if sqlite_fts.CHATS.usable(term, CHAT_SEARCH, rows.db):
-            rows = rows.filter(sqlite_fts.CHATS.matching(term, CHAT_SEARCH))
+        if sqlite_fts.CHATS.usable(term, using=rows.db):
+            rows = rows.filter(sqlite_fts.CHATS.matching(term))
         else:
             rows = rows.filter(Q(name__icontains=term) | Q(jid__icontains=term))
     return offset_page(rows, ("-last_message_at", "-id"), offset=offset, limit=limit)
