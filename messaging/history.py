@@ -74,8 +74,8 @@ def search_messages(rows: QuerySet, term: str) -> QuerySet:
         # guess that sent a rare word down the walk of all 1M messages (1.7 s). \w+ tokens carry no operators.
         query = SearchQuery(" & ".join(words), config="simple", search_type="raw")
         return rows.annotate(document=SEARCH_VECTOR).filter(document=query)
-    if sqlite_fts.usable(term, rows.db):
-        return rows.filter(sqlite_fts.matching(term))
+    if sqlite_fts.MESSAGES.usable(term, using=rows.db):
+        return rows.filter(sqlite_fts.MESSAGES.matching(term))
     return rows.filter(Q(text__icontains=term) | Q(caption__icontains=term))
 
 

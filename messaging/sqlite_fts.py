@@ -114,13 +114,3 @@ def ensure(using: str = "default") -> bool:
 
 def ensure_after_migrate(sender, using="default", **kwargs) -> None:
     ensure(using)
-
-
-# The message search's (messaging.history.search_messages).
-def matching(term: str) -> Q:
-    """Messages whose text or caption holds `term` (any case), found through the index."""
-    return MESSAGES.matching(term)
-
-
-def usable(term: str, using: str = "default") -> bool:
-    return MESSAGES.usable(term, using=using)

@@ -27,7 +27,7 @@ def chat(org):
 
 
 def test_a_rare_term_is_found_through_the_index_in_any_case(chat):
-    assert sqlite_fts.usable("needle")
+    assert sqlite_fts.MESSAGES.usable("needle")
     assert _found(chat, "NEEDLE in") == ["Needle in a haystack"]
     assert _found(chat, "eedl") == ["Needle in a haystack"]  # any part of a word, as LIKE found it
     assert _found(chat, "DÜNYA") == ["Dünya'ya merhaba"]  # and any case beyond ASCII
@@ -43,10 +43,10 @@ def test_an_edited_or_deleted_message_is_found_by_its_new_text_only(chat):
 
 
 def test_short_and_common_terms_take_the_like_walk_with_the_same_answer(chat, monkeypatch):
-    assert not sqlite_fts.usable("ha")
+    assert not sqlite_fts.MESSAGES.usable("ha")
     assert _found(chat, "ha") == ["Dünya'ya merhaba", "Needle in a haystack", "hay again", "just hay"]
     monkeypatch.setattr(sqlite_fts, "COMMON_MATCHES", 2)
-    assert not sqlite_fts.usable("hay")
+    assert not sqlite_fts.MESSAGES.usable("hay")
     assert _found(chat, "hay") == ["Needle in a haystack", "hay again", "just hay"]
 
 
