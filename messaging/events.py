@@ -334,7 +334,11 @@ def _persist_addressed_message(device, msg: protocol.IncomingMessage) -> list[Ou
 
     org, dev = device.organization_id, device.pk
     chat_jid = msg.chat
-    chat, _ = Chat.objects.get_or_create(
+    # The chat row is locked before the message is written, as a send (`outbox.queue_message`) and a LID merge
+    # lock it: the message's INSERT locks the chat's hourly tally row (messaging.tallies), so a writer taking
+    # the tally first and the chat second deadlocks with one going the other way on PostgreSQL. And the
+    # unread count incremented below is the one read under the lock, not one a reader reset meanwhile.
+    chat, _ = Chat.objects.select_for_update(no_key=True).get_or_create(
         device=device,
         jid=chat_jid,
         defaults={"organization_id": org, "is_group": protocol.is_group(chat_jid), "lid": msg.chat_lid},

@@ -1,5 +1,7 @@
-"""A merge of a LID chat into the number's, with a send and a received message arriving while it runs
-(PostgreSQL: the writers really overlap there). Nothing is lost, and both end up in the number's chat."""
+"""Writers of one chat at once (PostgreSQL: they really overlap there; SQLite runs one write at a time).
+
+A merge of a LID chat into the number's, with a send and a received message arriving while it runs; a send and
+a received message in one chat. Nothing is lost, and no writer is aborted as a deadlock's victim."""
 
 import threading
 import time
@@ -102,3 +104,74 @@ def test_a_send_and_a_message_arriving_during_a_merge_are_not_lost(org, monkeypa
     late = Message.objects.get(wa_id="LID2")
     assert (late.sender_jid, late.sender_lid) == (PEER, LID)
     assert chat.last_message_preview in {"hâlâ", "orada mısın"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_and_a_received_message_in_one_chat_at_once_are_both_stored(org, monkeypatch):
+    """The received message is paused after its INSERT (which holds the chat's hourly tally row) while a send to
+    the same chat is stored. Both write the chat and the tally: taken in two orders, PostgreSQL would abort one."""
+    if connection.vendor != "postgresql":
+        pytest.skip("writers overlap on PostgreSQL only (SQLite runs one write transaction at a time)")
+    device = Device.objects.create(
+        organization=org, name="Shop", jid=ME, phone=ME.split("@")[0], status=DeviceStatus.DISCONNECTED
+    )
+    first = p.IncomingMessage(
+        id="IN1", chat=PEER, sender=PEER, sender_name="Ayşe", text="merhaba", timestamp=time.time()
+    )
+    events.persist(p.MessageEvent(device_id=device.pk, message=first))
+
+    inserted, go = threading.Event(), threading.Event()
+    preview_of = events.preview_of
+
+    def paused_preview(*args, **kwargs):  # the received message's row is written; its chat is not yet
+        if threading.current_thread().name == "receive":
+            inserted.set()
+            assert go.wait(30)
+        return preview_of(*args, **kwargs)
+
+    monkeypatch.setattr(events, "preview_of", paused_preview)
+    results: dict[str, object] = {}
+
+    def run(name, work):
+        try:
+            results[name] = work()
+        except BaseException as exc:  # reported by the assertion below
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    second = p.IncomingMessage(
+        id="IN2", chat=PEER, sender=PEER, sender_name="Ayşe", text="orada mısın", timestamp=time.time()
+    )
+    receive = threading.Thread(
+        target=run,
+        name="receive",
+        args=("receive", lambda: events.persist(p.MessageEvent(device_id=device.pk, message=second))),
+    )
+    receive.start()
+    assert inserted.wait(30)
+    send = threading.Thread(
+        target=run,
+        name="send",
+        args=(
+            "send",
+            lambda: outbox.queue_message(
+                organization=org, device=device, outgoing={"to": PEER, "text": "buradayım"}
+            ),
+        ),
+    )
+    send.start()
+    _until_waiting_on_locks(1)  # the send waits for what the received message holds
+    go.set()
+    for thread in (receive, send):
+        thread.join(30)
+    assert not [r for r in results.values() if isinstance(r, BaseException)], results
+
+    (chat,) = Chat.objects.filter(device=device)
+    assert chat.unread_count == 2
+    assert set(Message.objects.filter(chat=chat).values_list("text", flat=True)) == {
+        "merhaba",
+        "orada mısın",
+        "buradayım",
+    }
+    assert chat.last_message_preview in {"orada mısın", "buradayım"}
