@@ -309,6 +309,14 @@ def _import_batch(device, batch, push_names: dict[str, str]) -> None:
     for jid, row in rows:
         row.chat_id = chats[jid].pk
     with transaction.atomic():
+        # The chats first (in id order, as a LID merge locks its two), then their messages: a send or a received
+        # message locks its chat before its INSERT locks the chat's tally row, and the other order deadlocks.
+        list(
+            Chat.objects.select_for_update(no_key=True)
+            .filter(pk__in=sorted({chat.pk for chat in chats.values()}))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         if rows:
             Message.objects.bulk_create([row for _, row in rows], ignore_conflicts=True)
         for conversation, messages, _ in batch:

@@ -175,3 +175,72 @@ def test_a_send_and_a_received_message_in_one_chat_at_once_are_both_stored(org, 
         "buradayım",
     }
     assert chat.last_message_preview in {"orada mısın", "buradayım"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_during_a_history_import_into_its_chat_is_stored(org, monkeypatch):
+    """A batch of the phone's history (this hour's messages) is stored while a send goes to one of its chats."""
+    from messaging.services import history_import
+
+    if connection.vendor != "postgresql":
+        pytest.skip("writers overlap on PostgreSQL only (SQLite runs one write transaction at a time)")
+    device = Device.objects.create(
+        organization=org, name="Shop", jid=ME, phone=ME.split("@")[0], status=DeviceStatus.DISCONNECTED
+    )
+    now = time.time()
+    old = [
+        p.IncomingMessage(id=f"H{i}", chat=PEER, sender=PEER, text=f"eski {i}", timestamp=now - i)
+        for i in range(3)
+    ]
+    batch = [(p.HistoryConversation(jid=PEER, name="Ayşe", messages=old), old, set())]
+    Chat.objects.create(organization=org, device=device, jid=PEER)
+
+    inserted, go = threading.Event(), threading.Event()
+    move_forward = history_import._move_chat_forward
+
+    def paused_move(*args, **kwargs):  # the batch's messages are written; its chats are not moved yet
+        inserted.set()
+        assert go.wait(30)
+        return move_forward(*args, **kwargs)
+
+    monkeypatch.setattr(history_import, "_move_chat_forward", paused_move)
+    monkeypatch.setattr(history_import, "BATCH_PAUSE", 0)
+    results: dict[str, object] = {}
+
+    def run(name, work):
+        try:
+            results[name] = work()
+        except BaseException as exc:  # reported by the assertion below
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    importing = threading.Thread(
+        target=run, args=("import", lambda: history_import._import_batch(device, batch, {}))
+    )
+    importing.start()
+    assert inserted.wait(30)
+    send = threading.Thread(
+        target=run,
+        args=(
+            "send",
+            lambda: outbox.queue_message(
+                organization=org, device=device, outgoing={"to": PEER, "text": "yeni"}
+            ),
+        ),
+    )
+    send.start()
+    _until_waiting_on_locks(1)  # the send waits for what the import holds
+    go.set()
+    for thread in (importing, send):
+        thread.join(30)
+    assert not [r for r in results.values() if isinstance(r, BaseException)], results
+
+    (chat,) = Chat.objects.filter(device=device)
+    assert set(Message.objects.filter(chat=chat).values_list("text", flat=True)) == {
+        "eski 0",
+        "eski 1",
+        "eski 2",
+        "yeni",
+    }
+    assert chat.last_message_preview == "yeni"  # the send is newer than anything the phone had
