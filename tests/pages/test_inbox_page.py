@@ -85,28 +85,34 @@ def test_search_finds_chats_by_name_and_number(owner_client, device):
 
 
 def test_chats_page_by_keyset_with_no_repeats(owner_client, device):
+    from messaging.views.inbox import CHATS_PER_PAGE as N
+
     now = timezone.now()
-    chats = [make_chat(device, name=f"Chat {i:02d}", when=now - timedelta(minutes=i)) for i in range(45)]
+    chats = [make_chat(device, name=f"Chat {i:02d}", when=now - timedelta(minutes=i)) for i in range(N + 15)]
     first = owner_client.get(reverse("messaging:inbox", args=[device.pk])).content.decode()
-    assert "Chat 00" in first and "Chat 29" in first and "Chat 30" not in first
+    assert "Chat 00" in first and f"Chat {N - 1:02d}" in first and f"Chat {N:02d}" not in first
+    assert 'hx-trigger="click, intersect once"' in first  # the next page loads as the list is scrolled to it
     cursor = first.split("?after=")[1].split("&")[0]
     from urllib.parse import unquote
 
     second = owner_client.get(
         reverse("messaging:inbox", args=[device.pk]), {"after": unquote(cursor)}, HTTP_HX_REQUEST="true"
     ).content.decode()
-    assert "Chat 30" in second and "Chat 44" in second and "Chat 29" not in second
+    assert f"Chat {N:02d}" in second and f"Chat {N + 14:02d}" in second and f"Chat {N - 1:02d}" not in second
     assert "More chats" not in second
-    assert len(chats) == 45
+    assert len(chats) == N + 15
 
 
 def test_conversation_opens_on_the_newest_page_and_pages_back(owner_client, device):
+    from messaging.views.inbox import MESSAGES_PER_PAGE as N
+
     chat = make_chat(device)
     make_history(chat, 100)
     body = owner_client.get(reverse("messaging:conversation", args=[device.pk, chat.pk])).content.decode()
-    assert "message number 99" in body and "message number 60" in body
-    assert "message number 59<" not in body
-    assert body.index("message number 60") < body.index("message number 99")  # oldest first on screen
+    first, second = 100 - N, 100 - 2 * N  # the oldest message of each page
+    assert "message number 99" in body and f"message number {first}<" in body
+    assert f"message number {first - 1}<" not in body
+    assert body.index(f"message number {first}<") < body.index("message number 99")  # oldest first on screen
     cursor = body.split("?before=")[1].split('"')[0]
     from urllib.parse import unquote
 
@@ -115,9 +121,8 @@ def test_conversation_opens_on_the_newest_page_and_pages_back(owner_client, devi
         {"before": unquote(cursor)},
         HTTP_HX_REQUEST="true",
     ).content.decode()
-    assert (
-        "message number 59<" in older and "message number 20<" in older and "message number 60<" not in older
-    )
+    assert f"message number {first - 1}<" in older and f"message number {second}<" in older
+    assert f"message number {second - 1}<" not in older and f"message number {first}<" not in older
     assert "Older messages" in older
 
 
@@ -224,8 +229,11 @@ def test_deep_older_page_is_the_right_one(owner_client, device):
         {"before": encode_cursor(deep.timestamp, deep.pk)},
         HTTP_HX_REQUEST="true",
     ).content.decode()
-    assert "message number 198<" in older and "message number 159<" in older
-    assert "message number 199<" not in older and "message number 158<" not in older
+    from messaging.views.inbox import MESSAGES_PER_PAGE as N
+
+    oldest = 199 - N  # the page holds the N messages before number 199
+    assert "message number 198<" in older and f"message number {oldest}<" in older
+    assert "message number 199<" not in older and f"message number {oldest - 1}<" not in older
 
 
 def test_inbox_query_count_is_the_same_for_few_and_many_chats(owner_client, device):
