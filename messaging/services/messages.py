@@ -225,9 +225,14 @@ def mark_read(
 
 def clear_unread(*, organization, chat) -> bool:
     """Someone opened the chat on the dashboard: its unread count goes to 0 (no read receipt is sent; that is
-    mark_read). One conditional UPDATE, so two people opening it at once do no harm; True when it changed."""
+    mark_read). One conditional UPDATE, so two people opening it at once do no harm; True when it changed.
+
+    A chat read as having none unread is not written at all: the page shows what was read, and a write statement
+    (even one that changes no row) waits for SQLite's one write lock behind whatever the worker is storing."""
     from messaging.models import Chat
 
+    if not chat.unread_count:
+        return False
     changed = Chat.objects.filter(organization=organization, pk=chat.pk, unread_count__gt=0).update(
         unread_count=0
     )

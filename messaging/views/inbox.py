@@ -233,7 +233,7 @@ def _render_message(request, device, message, *, error: str = ""):
 @require_GET
 def message_menu(request, device_id: int, chat_id: int, message_id: int):
     """A message's ⋯ menu (reply, react, edit, delete, star), fetched when it is opened: drawn for each of the
-    forty messages of a page it was a fifth of the conversation page's time and most of its HTML."""
+    messages of a page it was a fifth of the conversation page's time and most of its HTML."""
     device = org_device(request, device_id)
     message = _message(device, _chat(device, chat_id), message_id)
     return render(
