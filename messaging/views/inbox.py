@@ -232,8 +232,8 @@ def _render_message(request, device, message, *, error: str = ""):
 @member_required(write=True)
 @require_GET
 def message_menu(request, device_id: int, chat_id: int, message_id: int):
-    """A message's ⋯ menu (reply, react, edit, delete, star), fetched when it is opened: drawn for each of the
-    messages of a page it was a fifth of the conversation page's time and most of its HTML."""
+    """A message's ⋯ menu (reply, react, edit, delete, star), fetched when it is opened: drawn for every message
+    of a page, it was a fifth of the conversation page's time and most of its HTML."""
     device = org_device(request, device_id)
     message = _message(device, _chat(device, chat_id), message_id)
     return render(
