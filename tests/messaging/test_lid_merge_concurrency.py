@@ -3,6 +3,7 @@
 A merge of a LID chat into the number's, with a send and a received message arriving while it runs; a send and
 a received message in one chat. Nothing is lost, and no writer is aborted as a deadlock's victim."""
 
+import functools
 import threading
 import time
 
@@ -24,6 +25,16 @@ def _received(msg_id: str, text: str, device: Device, **addressed) -> list:
         id=msg_id, chat=LID, sender=LID, sender_name="Ayşe", text=text, timestamp=time.time(), **addressed
     )
     return events.persist(p.MessageEvent(device_id=device.pk, message=message))
+
+
+def _run(results: dict, name: str, work) -> None:
+    """A writer's thread: `work()`'s result, or what it raised, in results[name]; its connection closed."""
+    try:
+        results[name] = work()
+    except BaseException as exc:  # reported by the test's assertion
+        results[name] = exc
+    finally:
+        connections.close_all()
 
 
 def _until_waiting_on_locks(count: int, timeout: float = 30) -> None:
@@ -62,14 +73,7 @@ def test_a_send_and_a_message_arriving_during_a_merge_are_not_lost(org, monkeypa
 
     monkeypatch.setattr(lids, "_fold", paused_fold)
     results: dict[str, object] = {}
-
-    def run(name, work):
-        try:
-            results[name] = work()
-        except BaseException as exc:  # reported by the assertion below
-            results[name] = exc
-        finally:
-            connections.close_all()
+    run = functools.partial(_run, results)
 
     merge = threading.Thread(
         target=run,
@@ -131,14 +135,7 @@ def test_a_send_and_a_received_message_in_one_chat_at_once_are_both_stored(org, 
 
     monkeypatch.setattr(events, "preview_of", paused_preview)
     results: dict[str, object] = {}
-
-    def run(name, work):
-        try:
-            results[name] = work()
-        except BaseException as exc:  # reported by the assertion below
-            results[name] = exc
-        finally:
-            connections.close_all()
+    run = functools.partial(_run, results)
 
     second = p.IncomingMessage(
         id="IN2", chat=PEER, sender=PEER, sender_name="Ayşe", text="orada mısın", timestamp=time.time()
@@ -206,14 +203,7 @@ def test_a_send_during_a_history_import_into_its_chat_is_stored(org, monkeypatch
     monkeypatch.setattr(history_import, "_move_chat_forward", paused_move)
     monkeypatch.setattr(history_import, "BATCH_PAUSE", 0)
     results: dict[str, object] = {}
-
-    def run(name, work):
-        try:
-            results[name] = work()
-        except BaseException as exc:  # reported by the assertion below
-            results[name] = exc
-        finally:
-            connections.close_all()
+    run = functools.partial(_run, results)
 
     importing = threading.Thread(
         target=run, args=("import", lambda: history_import._import_batch(device, batch, {}))
